@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// The `paddock` command: runs the TypeScript CLI through tsx's loader.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../cli/main.ts');

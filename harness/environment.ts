@@ -1,0 +1,35 @@
+/**
+ * Tool providers: plug-ins that give an episode tools beyond the sandbox's own (a
+ * browser, MCP servers). The loop opens one session per episode for each provider the
+ * task uses, and closes them all when the episode ends, whatever happened.
+ */
+import type { Sandbox, SandboxLabels } from './sandbox.ts';
+import type { Task } from './task.ts';
+import type { Tool } from './tool.ts';
+
+export interface ToolSession {
+  /** Tools this session adds to the agent's list. Names must not collide with others. */
+  readonly tools: readonly Tool[];
+  /**
+   * Trajectory scores read from the session's state after the agent stopped (a page
+   * predicate, an MCP server's state), by name. Optional.
+   */
+  score?(options: { signal: AbortSignal }): Promise<Record<string, number>>;
+  /** Text appended to the first user message (e.g. the page's first snapshot). Optional. */
+  initialObservation?(options: { signal: AbortSignal }): Promise<string | undefined>;
+  /** Releases everything the session holds. Idempotent; never rejects. */
+  close(): Promise<void>;
+}
+
+export interface ToolProvider {
+  /** The task extension key this provider reads, e.g. `browser`, `mcp`. */
+  readonly name: string;
+  /**
+   * Opens a session for `task`, or returns undefined when the task does not use this
+   * provider. Rejects with a retryable PaddockError on infrastructure faults.
+   */
+  open(
+    task: Task,
+    context: { sandbox?: Sandbox; labels: SandboxLabels; signal: AbortSignal },
+  ): Promise<ToolSession | undefined>;
+}

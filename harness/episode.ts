@@ -1,0 +1,105 @@
+/**
+ * The Episode contract: one agent on one task with one seed — the record that is stored,
+ * reported, exported and trained on, and the events streamed while it runs.
+ */
+import type { Message, TokenRecord, ToolCall, Usage } from './agent.ts';
+import type { RewardBreakdown, VerifierResult } from './reward.ts';
+import type { ImagePart } from './tool.ts';
+
+/**
+ * How an episode ended:
+ * - `completed`: the agent submitted or stopped calling tools, and was verified;
+ * - `limit`: a limit ended the agent's part (it was still verified); `limit` says which;
+ * - `agent-error`: the agent's backend failed (e.g. the model API kept failing);
+ * - `infra-error`: the sandbox or another part of the infrastructure failed (retryable).
+ */
+export type EpisodeStatus = 'completed' | 'limit' | 'agent-error' | 'infra-error';
+
+export type LimitKind = 'turns' | 'time' | 'tokens' | 'model-calls' | 'cost';
+
+/** Why a tool call produced an error observation. */
+export type ToolCallProblem = 'unknown-tool' | 'invalid-json' | 'invalid-arguments' | 'tool-error';
+
+export interface ToolResultRecord {
+  callId: string;
+  name: string;
+  /** The output text the agent saw. */
+  output: string;
+  images?: ImagePart[];
+  isError: boolean;
+  /** Set when the call failed, saying how. */
+  problem?: ToolCallProblem;
+  durationMs: number;
+}
+
+export interface TurnRecord {
+  index: number;
+  /** The assistant's text. */
+  text: string | null;
+  toolCalls: ToolCall[];
+  toolResults: ToolResultRecord[];
+  finishReason?: string;
+  usage?: Usage;
+  tokens?: TokenRecord;
+  costUsd?: number;
+  /** Turn-level reward components, by name. */
+  rewards: Record<string, number>;
+  /** Weighted sum of `rewards`. */
+  reward: number;
+  startedAt: string;
+  /** Time spent in the agent (model call) and in tools, in ms. */
+  agentMs: number;
+  toolMs: number;
+}
+
+export interface EpisodeStats {
+  toolCalls: number;
+  /** Calls that produced an error observation, by kind. */
+  toolProblems: Record<ToolCallProblem, number>;
+  /** Turns with neither text nor tool calls. */
+  emptyTurns: number;
+}
+
+export interface EpisodeRecord {
+  runId: string;
+  episodeId: string;
+  taskId: string;
+  /** 0-based epoch (repeat) index of this task in the run. */
+  epoch: number;
+  seed: number;
+  /** 1-based attempt number; > 1 after infrastructure retries. */
+  attempt: number;
+  agent: string;
+  status: EpisodeStatus;
+  /** Which limit ended the episode, when status is `limit`. */
+  limit?: LimitKind;
+  /** The fault, when status is `agent-error` or `infra-error`. */
+  error?: { code: string; message: string };
+  /** Errors of earlier attempts that were retried. */
+  previousAttempts: { code: string; message: string }[];
+  /** The whole conversation in chat-completions shape. */
+  messages: Message[];
+  turns: TurnRecord[];
+  /** What the agent submitted, if it used `submit` with an answer. */
+  answer?: string;
+  verifier?: VerifierResult;
+  reward: RewardBreakdown;
+  usage: Usage;
+  stats: EpisodeStats;
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+}
+
+/** Events streamed while an episode runs, named `<noun>-<action>`. */
+export type EpisodeEvent =
+  | { type: 'episode-start'; episodeId: string; taskId: string; attempt: number }
+  | { type: 'turn-start'; episodeId: string; turnIndex: number }
+  | { type: 'tool-call'; episodeId: string; turnIndex: number; call: ToolCall }
+  | { type: 'tool-result'; episodeId: string; turnIndex: number; result: ToolResultRecord }
+  | { type: 'turn-end'; episodeId: string; turn: TurnRecord }
+  | { type: 'verify-start'; episodeId: string }
+  | { type: 'verify-end'; episodeId: string; result: VerifierResult }
+  | { type: 'episode-end'; episode: EpisodeRecord };
+
+export type EpisodeEventListener = (event: EpisodeEvent) => void;

@@ -1,0 +1,80 @@
+/**
+ * paddock's one error type. Every fault paddock raises is a `PaddockError` with a
+ * documented string `code`; wrapping always keeps the original as `cause`.
+ *
+ * An agent's mistake (an unknown tool, bad arguments, a failing command) is never an
+ * exception: it becomes an observation the agent sees. Exceptions are for faults of
+ * the infrastructure or of the user's input.
+ */
+export const ERROR_CODES = {
+  /** A task file is invalid: `details.file` and `details.issues` say where and what. */
+  TASK_INVALID: 'TASK_INVALID',
+  /** A path given as a task or a suite holds nothing paddock can load. */
+  TASK_NOT_FOUND: 'TASK_NOT_FOUND',
+  /** A configuration value (CLI flag, run config, agent spec) is invalid. */
+  CONFIG_INVALID: 'CONFIG_INVALID',
+  /** The container engine could not be reached. */
+  ENGINE_UNAVAILABLE: 'ENGINE_UNAVAILABLE',
+  /** An image named by a task is not present and cannot be pulled or built. */
+  IMAGE_NOT_FOUND: 'IMAGE_NOT_FOUND',
+  /** Building a task's image failed. */
+  IMAGE_BUILD_FAILED: 'IMAGE_BUILD_FAILED',
+  /** A sandbox could not be created or started. */
+  SANDBOX_START_FAILED: 'SANDBOX_START_FAILED',
+  /** A running sandbox broke (its control channel died, the container vanished). */
+  SANDBOX_FAILED: 'SANDBOX_FAILED',
+  /** A call on a sandbox that was already closed. */
+  SANDBOX_CLOSED: 'SANDBOX_CLOSED',
+  /** The agent's backend failed (HTTP error, bad response) after its retries. */
+  MODEL_CALL_FAILED: 'MODEL_CALL_FAILED',
+  /** The verifier could not run or produced no reward. */
+  VERIFIER_FAILED: 'VERIFIER_FAILED',
+  /** The run store could not be read or written. */
+  STORE_FAILED: 'STORE_FAILED',
+  /** A run named for `resume` does not exist. */
+  RUN_NOT_FOUND: 'RUN_NOT_FOUND',
+  /** The operation was aborted through its AbortSignal. */
+  ABORTED: 'ABORTED',
+} as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+export interface PaddockErrorOptions {
+  cause?: unknown;
+  /** Whether repeating the same operation may succeed (engine hiccup, HTTP 5xx). @default false */
+  retryable?: boolean;
+  /** Structured details for programs (file, field path, image name…). */
+  details?: Record<string, unknown>;
+}
+
+export class PaddockError extends Error {
+  override readonly name = 'PaddockError';
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: PaddockErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.details = options.details ?? {};
+  }
+}
+
+/** True when `error` is a PaddockError, optionally of one code. */
+export function isPaddockError(error: unknown, code?: ErrorCode): error is PaddockError {
+  return error instanceof PaddockError && (code === undefined || error.code === code);
+}
+
+/** A short one-line description of any thrown value, for records and observations. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/** Throws a PaddockError with code ABORTED when `signal` is aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: signal.reason });
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Rewards: every episode records a breakdown of named components, their weights and the
+ * combined value, so that reports and trainers can see where a reward came from.
+ */
+import type { Sandbox } from './sandbox.ts';
+import type { Task } from './task.ts';
+import type { EpisodeRecord, TurnRecord } from './episode.ts';
+
+/** What the verifier did and what it found. */
+export interface VerifierResult {
+  /** The reward read from the verifier's output; `null` when none could be read (a failure). */
+  reward: number | null;
+  /** Named scores (a `reward.json` object); `{ reward }` for a single number. */
+  scores: Record<string, number>;
+  exitCode: number;
+  /** The tail of the command's output. */
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  durationMs: number;
+  /** Why no reward could be read, when `reward` is null. */
+  error?: string;
+  /** Things worth a look that did not stop scoring (e.g. pytest refused its flags). */
+  warnings: string[];
+}
+
+export interface RewardComponent {
+  value: number;
+  weight: number;
+}
+
+export interface RewardBreakdown {
+  /** Weighted sum of the components. */
+  total: number;
+  /** Each component by name, e.g. `verifier`, `judge`, `tool_error`. */
+  components: Record<string, RewardComponent>;
+  /** Constraint values (costs) kept apart from the reward, with their limits. */
+  constraints: Record<string, { value: number; limit?: number }>;
+}
+
+/** Combines weighted components into a breakdown. */
+export function combineRewards(
+  components: Record<string, RewardComponent>,
+  constraints: RewardBreakdown['constraints'] = {},
+): RewardBreakdown {
+  let total = 0;
+  for (const component of Object.values(components)) total += component.value * component.weight;
+  return { total, components, constraints };
+}
+
+/** A reward given after each turn. */
+export interface TurnRewardFunction {
+  readonly name: string;
+  /** @default 1 */
+  readonly weight: number;
+  score(context: {
+    task: Task;
+    turn: TurnRecord;
+    previousTurns: readonly TurnRecord[];
+    sandbox?: Sandbox;
+    signal: AbortSignal;
+  }): Promise<number>;
+}
+
+/** A reward given once, after the episode (and its verifier) ended. */
+export interface TrajectoryRewardFunction {
+  readonly name: string;
+  /** @default 1 */
+  readonly weight: number;
+  score(context: {
+    task: Task;
+    episode: Omit<EpisodeRecord, 'reward'>;
+    sandbox?: Sandbox;
+    signal: AbortSignal;
+  }): Promise<number>;
+}

@@ -1,0 +1,75 @@
+/**
+ * The Sandbox contract: a running isolated environment in which an episode's commands
+ * run. `sandboxes/docker` implements it; the harness only ever sees this interface.
+ */
+import type { EnvironmentSpec } from './task.ts';
+
+export interface ExecOptions {
+  /** Kill the command after this many ms; the sandbox stays usable. @default 120_000 */
+  timeoutMs?: number;
+  /** Aborting kills the command and the call rejects with code ABORTED. */
+  signal?: AbortSignal;
+  /** Working directory. @default the sandbox's workdir */
+  cwd?: string;
+  /** Extra environment variables for this command only. */
+  env?: Record<string, string>;
+  /** Bytes given to the command on its standard input; otherwise it reads an empty stdin. */
+  stdin?: string | Uint8Array;
+  /** User to run as. @default the sandbox's user */
+  user?: string;
+  /** Cap on each of stdout and stderr, in bytes; the rest is dropped. @default 65_536 */
+  maxOutputBytes?: number;
+}
+
+export interface ExecResult {
+  /** The command's exit status; 137 when it was killed (timeout). Non-zero is data, not an error. */
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** True when the command was killed because it ran past its timeout. */
+  timedOut: boolean;
+  /** True when stdout or stderr was cut at `maxOutputBytes`. */
+  truncated: boolean;
+  /** Wall time of the command in ms. */
+  durationMs: number;
+}
+
+export interface Sandbox {
+  /** Stable id (the container id for Docker). */
+  readonly id: string;
+  /** The working directory commands start in. */
+  readonly workdir: string;
+  /**
+   * Runs `command` with `bash -c` semantics. Resolves with the result whatever the exit
+   * status; rejects only on infrastructure faults (SANDBOX_FAILED, SANDBOX_CLOSED) or abort.
+   */
+  exec(command: string, options?: ExecOptions): Promise<ExecResult>;
+  /** Reads a file. Rejects with SANDBOX_FAILED when it does not exist. */
+  readFile(path: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /** Writes a file, creating parent folders; `mode` defaults to 0o644. */
+  writeFile(path: string, data: string | Uint8Array, options?: { mode?: number; signal?: AbortSignal }): Promise<void>;
+  /** Copies a host file or folder (recursively) to `sandboxPath`, creating parent folders. */
+  upload(hostPath: string, sandboxPath: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /** Stops and removes the sandbox. Idempotent; never rejects. */
+  close(): Promise<void>;
+}
+
+/** Labels that identify a sandbox's run and episode, so that orphans can be reaped. */
+export interface SandboxLabels {
+  runId: string;
+  episodeId: string;
+}
+
+/** Starts sandboxes of one kind. */
+export interface SandboxProvider {
+  /** A short name for logs, e.g. `docker`. */
+  readonly kind: string;
+  /**
+   * Creates and starts a sandbox for `spec`, with its files copied in. Rejects with
+   * IMAGE_NOT_FOUND / IMAGE_BUILD_FAILED / SANDBOX_START_FAILED / ENGINE_UNAVAILABLE.
+   * Errors marked `retryable` are worth another attempt.
+   */
+  start(spec: EnvironmentSpec, options: { labels: SandboxLabels; signal?: AbortSignal }): Promise<Sandbox>;
+  /** Prepares what `start` needs (builds images) ahead of time. Optional. */
+  prepare?(spec: EnvironmentSpec, options?: { signal?: AbortSignal }): Promise<void>;
+}
