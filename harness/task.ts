@@ -101,10 +101,12 @@ export interface Task {
   instruction: string;
   /** Optional system prompt; agents use their own default when absent. */
   systemPrompt?: string;
-  environment: EnvironmentSpec;
+  /** The sandbox; absent for tasks that need none (e.g. a web page served on loopback). */
+  environment?: EnvironmentSpec;
   tools: BuiltinToolName[];
   limits: TaskLimits;
-  verifier: VerifierSpec;
+  /** The verifier; absent when plug-ins score the episode (page predicates, MCP state). */
+  verifier?: VerifierSpec;
   solution?: SolutionSpec;
   /** Free-form metadata (tags, difficulty, category, dataset row index…). */
   metadata: Record<string, unknown>;
