@@ -74,7 +74,7 @@ export interface EpisodeRecord {
   /** Which limit ended the episode, when status is `limit`. */
   limit?: LimitKind;
   /** The fault, when status is `agent-error` or `infra-error`. */
-  error?: { code: string; message: string };
+  error?: { code: string; message: string; retryable: boolean };
   /** Errors of earlier attempts that were retried. */
   previousAttempts: { code: string; message: string }[];
   /** The whole conversation in chat-completions shape. */

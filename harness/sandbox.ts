@@ -47,7 +47,11 @@ export interface Sandbox {
   /** Reads a file. Rejects with SANDBOX_FAILED when it does not exist. */
   readFile(path: string, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
   /** Writes a file, creating parent folders; `mode` defaults to 0o644. */
-  writeFile(path: string, data: string | Uint8Array, options?: { mode?: number; signal?: AbortSignal }): Promise<void>;
+  writeFile(
+    path: string,
+    data: string | Uint8Array,
+    options?: { mode?: number; signal?: AbortSignal },
+  ): Promise<void>;
   /** Copies a host file or folder (recursively) to `sandboxPath`, creating parent folders. */
   upload(hostPath: string, sandboxPath: string, options?: { signal?: AbortSignal }): Promise<void>;
   /** Stops and removes the sandbox. Idempotent; never rejects. */

@@ -20,6 +20,8 @@ export interface ToolOutput {
   images?: ImagePart[];
   /** True when the call failed (bad arguments, a failing command, a tool error). */
   isError?: boolean;
+  /** True when the call failed because its arguments did not fit the tool's schema. */
+  invalidArguments?: boolean;
   /** True when this call ends the agent's part of the episode (the `submit` tool). */
   stop?: boolean;
   /** The agent's final answer, when the call submitted one. */
@@ -68,7 +70,9 @@ export function toolSpec(tool: Tool): ToolSpec {
 /** Formats zod issues as `field.path: message` lines for an observation or an error. */
 export function formatZodIssues(issues: readonly z.core.$ZodIssue[]): string {
   return issues
-    .map((issue) => `${issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`)
+    .map(
+      (issue) => `${issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`,
+    )
     .join('\n');
 }
 
@@ -93,6 +97,7 @@ export function defineTool<Schema extends z.ZodObject>(definition: {
         return {
           text: `Invalid arguments for ${definition.name}:\n${formatZodIssues(parsed.error.issues)}`,
           isError: true,
+          invalidArguments: true,
         };
       }
       return definition.execute(parsed.data, context);

@@ -1,0 +1,413 @@
+/**
+ * The episode loop: one agent on one task with one seed.
+ *
+ *   start sandbox + tool sessions → [agent turn → tool calls → observations → turn rewards]*
+ *   → stop (submit, no tool calls, a limit) → verify → trajectory reward → close everything
+ *
+ * An agent's mistakes (unknown tools, invalid JSON, bad arguments, failing commands) are
+ * observations; infrastructure faults end the episode as `infra-error` (retryable by the
+ * scheduler); a failing agent backend ends it as `agent-error`. Every resource is closed
+ * whatever happens. Aborting `signal` (the run is stopping) rejects with ABORTED and
+ * records nothing, so that `resume` runs the episode again.
+ */
+import type { Agent, AssistantTurn, Message, ToolCall, Usage } from './agent.ts';
+import type { ToolProvider, ToolSession } from './environment.ts';
+import type {
+  EpisodeEvent,
+  EpisodeEventListener,
+  EpisodeRecord,
+  EpisodeStats,
+  EpisodeStatus,
+  LimitKind,
+  ToolResultRecord,
+  TurnRecord,
+} from './episode.ts';
+import { ERROR_CODES, PaddockError, describeError, isPaddockError } from './errors.ts';
+import {
+  combineRewards,
+  type RewardComponent,
+  type TrajectoryRewardFunction,
+  type TurnRewardFunction,
+  type VerifierResult,
+} from './reward.ts';
+import type { Sandbox, SandboxProvider } from './sandbox.ts';
+import type { Task } from './task.ts';
+import { toolSpec, type Tool, type ToolOutput } from './tool.ts';
+import { builtinTools } from './tools/index.ts';
+import { runVerifier } from './verify.ts';
+
+export interface EpisodeOptions {
+  task: Task;
+  agent: Agent;
+  runId: string;
+  episodeId: string;
+  /** @default 0 */
+  epoch?: number;
+  /** @default 0 */
+  seed?: number;
+  /** 1-based attempt number. @default 1 */
+  attempt?: number;
+  /** Starts the task's sandbox; required when the task has an environment. */
+  sandboxProvider?: SandboxProvider;
+  /** Plug-ins offering more tools (browser, MCP). */
+  toolProviders?: readonly ToolProvider[];
+  /** Rewards scored after each turn. */
+  turnRewards?: readonly TurnRewardFunction[];
+  /** Rewards scored after the episode, besides the verifier's and the tool sessions' scores. */
+  trajectoryRewards?: readonly TrajectoryRewardFunction[];
+  /** Aborting stops the episode; it then rejects with ABORTED and nothing is recorded. */
+  signal?: AbortSignal;
+  /** Receives events as they happen; must not throw. */
+  onEvent?: EpisodeEventListener;
+  /** Clock, injectable for tests. @default () => new Date() */
+  now?: () => Date;
+}
+
+/** Raised inside the loop to end the agent phase on a limit. */
+class LimitReached extends Error {
+  constructor(readonly limit: LimitKind) {
+    super(`limit reached: ${limit}`);
+  }
+}
+
+const EMPTY_STATS = (): EpisodeStats => ({
+  toolCalls: 0,
+  toolProblems: { 'unknown-tool': 0, 'invalid-json': 0, 'invalid-arguments': 0, 'tool-error': 0 },
+  emptyTurns: 0,
+});
+
+/** Runs one episode to its end and returns its record. See the module comment. */
+export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord> {
+  const { task, agent } = options;
+  const now = options.now ?? (() => new Date());
+  const emit = (event: EpisodeEvent): void => options.onEvent?.(event);
+  const outer = options.signal ?? new AbortController().signal;
+  const startedAt = now();
+  const started = performance.now();
+  const attempt = options.attempt ?? 1;
+
+  const messages: Message[] = [];
+  const turns: TurnRecord[] = [];
+  const usage: Usage = { promptTokens: 0, completionTokens: 0 };
+  const stats = EMPTY_STATS();
+  let status: EpisodeStatus = 'completed';
+  let limit: LimitKind | undefined;
+  let failure: EpisodeRecord['error'];
+  let answer: string | undefined;
+  let verifier: VerifierResult | undefined;
+  const sessionScores: Record<string, RewardComponent> = {};
+
+  let sandbox: Sandbox | undefined;
+  const sessions: ToolSession[] = [];
+  emit({ type: 'episode-start', episodeId: options.episodeId, taskId: task.id, attempt });
+
+  try {
+    // --- set-up: sandbox and tool sessions -------------------------------------------
+    const labels = { runId: options.runId, episodeId: options.episodeId };
+    if (task.environment) {
+      if (!options.sandboxProvider) {
+        throw new PaddockError(
+          ERROR_CODES.CONFIG_INVALID,
+          `task ${task.id} needs a sandbox, but no sandbox provider was given`,
+        );
+      }
+      sandbox = await options.sandboxProvider.start(task.environment, { labels, signal: outer });
+    }
+    for (const provider of options.toolProviders ?? []) {
+      const session = await provider.open(task, { labels, signal: outer, ...(sandbox ? { sandbox } : {}) });
+      if (session) sessions.push(session);
+    }
+    const tools = collectTools(task, sessions);
+    const specs = tools.map(toolSpec);
+
+    if (task.systemPrompt) messages.push({ role: 'system', content: task.systemPrompt });
+    const firstObservations: string[] = [];
+    for (const session of sessions) {
+      const text = await session.initialObservation?.({ signal: outer });
+      if (text) firstObservations.push(text);
+    }
+    messages.push({ role: 'user', content: [task.instruction, ...firstObservations].join('\n\n') });
+
+    // --- agent phase --------------------------------------------------------------
+    const deadline = AbortSignal.any([outer, AbortSignal.timeout(task.limits.timeoutMs)]);
+    try {
+      for (let turnIndex = 0; ; turnIndex++) {
+        if (turnIndex >= task.limits.maxTurns) throw new LimitReached('turns');
+        emit({ type: 'turn-start', episodeId: options.episodeId, turnIndex });
+        const turnStarted = now();
+        const agentStarted = performance.now();
+        const reply = await callAgent(
+          agent,
+          { task, messages, tools: specs, turnIndex, seed: options.seed ?? 0 },
+          deadline,
+          outer,
+        );
+        const agentMs = performance.now() - agentStarted;
+        const calls = normaliseCalls(reply, turnIndex);
+        messages.push({
+          role: 'assistant',
+          content: reply.text,
+          ...(calls.length > 0 ? { toolCalls: calls } : {}),
+        });
+        if (reply.usage) {
+          usage.promptTokens += reply.usage.promptTokens;
+          usage.completionTokens += reply.usage.completionTokens;
+        }
+        if (calls.length === 0 && !reply.text) stats.emptyTurns++;
+
+        const toolStarted = performance.now();
+        const results: ToolResultRecord[] = [];
+        let stop = calls.length === 0;
+        for (const call of calls) {
+          if (stop) {
+            const skipped = {
+              callId: call.id,
+              name: call.name,
+              output: 'Not run: the episode was submitted.',
+              isError: true,
+              durationMs: 0,
+            };
+            results.push(skipped);
+            messages.push({ role: 'tool', toolCallId: call.id, name: call.name, content: skipped.output });
+            continue;
+          }
+          emit({ type: 'tool-call', episodeId: options.episodeId, turnIndex, call });
+          const result = await executeCall(
+            call,
+            tools,
+            { signal: deadline, episodeId: options.episodeId, turnIndex, ...(sandbox ? { sandbox } : {}) },
+            outer,
+          );
+          stats.toolCalls++;
+          if (result.record.problem) stats.toolProblems[result.record.problem]++;
+          if (result.output.stop) {
+            stop = true;
+            if (result.output.answer !== undefined) answer = result.output.answer;
+          }
+          results.push(result.record);
+          messages.push({
+            role: 'tool',
+            toolCallId: call.id,
+            name: call.name,
+            content: result.record.output,
+            ...(result.record.images ? { images: result.record.images } : {}),
+          });
+          emit({ type: 'tool-result', episodeId: options.episodeId, turnIndex, result: result.record });
+        }
+        const turn: TurnRecord = {
+          index: turnIndex,
+          text: reply.text,
+          toolCalls: calls,
+          toolResults: results,
+          ...(reply.finishReason === undefined ? {} : { finishReason: reply.finishReason }),
+          ...(reply.usage ? { usage: reply.usage } : {}),
+          ...(reply.tokens ? { tokens: reply.tokens } : {}),
+          ...(reply.costUsd === undefined ? {} : { costUsd: reply.costUsd }),
+          rewards: {},
+          reward: 0,
+          startedAt: turnStarted.toISOString(),
+          agentMs,
+          toolMs: performance.now() - toolStarted,
+        };
+        await scoreTurn(turn, turns, options.turnRewards ?? [], {
+          task,
+          signal: deadline,
+          ...(sandbox ? { sandbox } : {}),
+        });
+        turns.push(turn);
+        emit({ type: 'turn-end', episodeId: options.episodeId, turn });
+        if (stop) break;
+        if (
+          task.limits.maxTokens !== undefined &&
+          usage.promptTokens + usage.completionTokens >= task.limits.maxTokens
+        ) {
+          throw new LimitReached('tokens');
+        }
+      }
+    } catch (error) {
+      if (error instanceof LimitReached) {
+        status = 'limit';
+        limit = error.limit;
+      } else if (deadline.aborted && !outer.aborted) {
+        status = 'limit';
+        limit = 'time';
+      } else {
+        throw error;
+      }
+    }
+
+    // --- verification and trajectory rewards ---------------------------------------
+    if (task.verifier && sandbox) {
+      emit({ type: 'verify-start', episodeId: options.episodeId });
+      verifier = await runVerifier(task.verifier, sandbox, { signal: outer });
+      emit({ type: 'verify-end', episodeId: options.episodeId, result: verifier });
+    }
+    for (const session of sessions) {
+      const scores = (await session.score?.({ signal: outer })) ?? {};
+      for (const [name, value] of Object.entries(scores)) sessionScores[name] = { value, weight: 1 };
+    }
+  } catch (error) {
+    if (outer.aborted)
+      throw new PaddockError(ERROR_CODES.ABORTED, 'the episode was aborted', { cause: error });
+    const agentFault = error instanceof AgentFailure;
+    const cause = agentFault ? error.cause : error;
+    status = agentFault ? 'agent-error' : 'infra-error';
+    failure = {
+      code: isPaddockError(cause) ? cause.code : agentFault ? ERROR_CODES.MODEL_CALL_FAILED : 'UNEXPECTED',
+      message: describeError(cause),
+      retryable: !agentFault && (!isPaddockError(cause) || cause.retryable),
+    };
+  } finally {
+    await Promise.all(sessions.map((session) => session.close()));
+    await sandbox?.close();
+  }
+
+  const partial: Omit<EpisodeRecord, 'reward'> = {
+    runId: options.runId,
+    episodeId: options.episodeId,
+    taskId: task.id,
+    epoch: options.epoch ?? 0,
+    seed: options.seed ?? 0,
+    attempt,
+    agent: agent.name,
+    status,
+    ...(limit ? { limit } : {}),
+    ...(failure ? { error: failure } : {}),
+    previousAttempts: [],
+    messages,
+    turns,
+    ...(answer === undefined ? {} : { answer }),
+    ...(verifier ? { verifier } : {}),
+    usage,
+    stats,
+    startedAt: startedAt.toISOString(),
+    endedAt: now().toISOString(),
+    durationMs: performance.now() - started,
+  };
+  const components: Record<string, RewardComponent> = { ...sessionScores };
+  if (verifier) components.verifier = { value: verifier.reward ?? 0, weight: 1 };
+  if (status === 'completed' || status === 'limit') {
+    for (const fn of options.trajectoryRewards ?? []) {
+      components[fn.name] = {
+        value: await fn.score({ task, episode: partial, signal: outer }),
+        weight: fn.weight,
+      };
+    }
+  }
+  const episode: EpisodeRecord = { ...partial, reward: combineRewards(components) };
+  emit({ type: 'episode-end', episode });
+  return episode;
+}
+
+/** Marks a failure of the agent's backend, as opposed to the infrastructure's. */
+class AgentFailure extends Error {
+  constructor(cause: unknown) {
+    super(describeError(cause), { cause });
+  }
+}
+
+async function callAgent(
+  agent: Agent,
+  input: Parameters<Agent['act']>[0],
+  deadline: AbortSignal,
+  outer: AbortSignal,
+): Promise<AssistantTurn> {
+  try {
+    return await agent.act(input, { signal: deadline });
+  } catch (error) {
+    // A deadline or an outer abort is handled by the caller; anything else is the agent's fault.
+    if (deadline.aborted || outer.aborted) throw error;
+    throw new AgentFailure(error);
+  }
+}
+
+function collectTools(task: Task, sessions: readonly ToolSession[]): Tool[] {
+  const tools = builtinTools(task);
+  const names = new Set(tools.map((tool) => tool.name));
+  for (const session of sessions) {
+    for (const tool of session.tools) {
+      if (names.has(tool.name)) {
+        throw new PaddockError(
+          ERROR_CODES.CONFIG_INVALID,
+          `task ${task.id}: two tools are named ${tool.name}`,
+        );
+      }
+      names.add(tool.name);
+      tools.push(tool);
+    }
+  }
+  return tools;
+}
+
+/** Gives every call a unique non-empty id, so that tool results can answer them. */
+function normaliseCalls(reply: AssistantTurn, turnIndex: number): ToolCall[] {
+  const seen = new Set<string>();
+  return reply.toolCalls.map((call, index) => {
+    let id = call.id;
+    if (!id || seen.has(id)) id = `call_${turnIndex}_${index}`;
+    seen.add(id);
+    return id === call.id ? call : { ...call, id };
+  });
+}
+
+async function executeCall(
+  call: ToolCall,
+  tools: readonly Tool[],
+  context: Parameters<Tool['execute']>[1],
+  outer: AbortSignal,
+): Promise<{ output: ToolOutput; record: ToolResultRecord }> {
+  const started = performance.now();
+  const finish = (output: ToolOutput, problem?: ToolResultRecord['problem']) => ({
+    output,
+    record: {
+      callId: call.id,
+      name: call.name,
+      output: output.text,
+      ...(output.images ? { images: output.images } : {}),
+      isError: output.isError ?? false,
+      ...(problem ? { problem } : {}),
+      durationMs: performance.now() - started,
+    },
+  });
+  const tool = tools.find((candidate) => candidate.name === call.name);
+  if (!tool) {
+    const known = tools.map((candidate) => candidate.name).join(', ');
+    return finish(
+      { text: `Unknown tool "${call.name}". Available tools: ${known}.`, isError: true },
+      'unknown-tool',
+    );
+  }
+  let args: unknown;
+  try {
+    args = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
+  } catch (error) {
+    return finish(
+      { text: `The arguments of ${call.name} are not valid JSON: ${describeError(error)}`, isError: true },
+      'invalid-json',
+    );
+  }
+  try {
+    const output = await tool.execute(args, context);
+    const problem = output.invalidArguments ? 'invalid-arguments' : output.isError ? 'tool-error' : undefined;
+    return finish(output, problem);
+  } catch (error) {
+    // Aborts and infrastructure faults end the episode; a plain error of the tool is the agent's observation.
+    if (context.signal.aborted || outer.aborted || isPaddockError(error)) throw error;
+    return finish({ text: `${call.name} failed: ${describeError(error)}`, isError: true }, 'tool-error');
+  }
+}
+
+async function scoreTurn(
+  turn: TurnRecord,
+  previousTurns: readonly TurnRecord[],
+  functions: readonly TurnRewardFunction[],
+  context: { task: Task; sandbox?: Sandbox; signal: AbortSignal },
+): Promise<void> {
+  let total = 0;
+  for (const fn of functions) {
+    const value = await fn.score({ ...context, turn, previousTurns });
+    turn.rewards[fn.name] = value;
+    total += value * fn.weight;
+  }
+  turn.reward = total;
+}

@@ -1,0 +1,67 @@
+/** paddock's core: the contracts every plug-in implements, the episode loop, runs and the run store. */
+export type { Agent, AgentInput, AssistantTurn, Message, TokenRecord, ToolCall, Usage } from './agent.ts';
+export type { ToolProvider, ToolSession } from './environment.ts';
+export type {
+  EpisodeEvent,
+  EpisodeEventListener,
+  EpisodeRecord,
+  EpisodeStats,
+  EpisodeStatus,
+  LimitKind,
+  ToolCallProblem,
+  ToolResultRecord,
+  TurnRecord,
+} from './episode.ts';
+export { runEpisode, type EpisodeOptions } from './episode-loop.ts';
+export {
+  ERROR_CODES,
+  PaddockError,
+  describeError,
+  isPaddockError,
+  throwIfAborted,
+  type ErrorCode,
+  type PaddockErrorOptions,
+} from './errors.ts';
+export {
+  combineRewards,
+  type RewardBreakdown,
+  type RewardComponent,
+  type TrajectoryRewardFunction,
+  type TurnRewardFunction,
+  type VerifierResult,
+} from './reward.ts';
+export { episodeSeed, planEpisodes, runEpisodes, type RunEpisodesOptions } from './run.ts';
+export type { ExecOptions, ExecResult, Sandbox, SandboxLabels, SandboxProvider } from './sandbox.ts';
+export { RunStore, type PlannedEpisode, type RunManifest } from './store.ts';
+export { formatSummary, isErrorEpisode, summariseRun, type RunSummary, type TaskSummary } from './summary.ts';
+export type {
+  BuiltinToolName,
+  EnvironmentSpec,
+  FileMount,
+  ReferenceAction,
+  SolutionSpec,
+  Task,
+  TaskLimits,
+  VerifierSpec,
+} from './task.ts';
+export {
+  defineTool,
+  formatZodIssues,
+  toolSpec,
+  type ImagePart,
+  type JsonSchema,
+  type Tool,
+  type ToolContext,
+  type ToolOutput,
+  type ToolSpec,
+} from './tool.ts';
+export {
+  builtinTools,
+  bashTool,
+  editFileTool,
+  formatExecResult,
+  readFileTool,
+  submitTool,
+  writeFileTool,
+} from './tools/index.ts';
+export { pytestPassed, readRewardFiles, runVerifier } from './verify.ts';

@@ -1,0 +1,149 @@
+/**
+ * Runs: many episodes of many tasks, `concurrency` at a time, each finished episode
+ * recorded in the run store before the next slot opens. Infrastructure failures are
+ * retried up to `maxAttempts`; every attempt's error is kept on the final record.
+ */
+import { createHash } from 'node:crypto';
+import type { Agent } from './agent.ts';
+import type { ToolProvider } from './environment.ts';
+import type { EpisodeEventListener, EpisodeRecord } from './episode.ts';
+import { runEpisode } from './episode-loop.ts';
+import { ERROR_CODES, PaddockError } from './errors.ts';
+import type { TrajectoryRewardFunction, TurnRewardFunction } from './reward.ts';
+import type { SandboxProvider } from './sandbox.ts';
+import type { PlannedEpisode, RunStore } from './store.ts';
+import type { Task } from './task.ts';
+
+/** A deterministic 31-bit seed for one episode, from the run's base seed, the task and the epoch. */
+export function episodeSeed(baseSeed: number, taskId: string, epoch: number): number {
+  return createHash('sha256').update(`${baseSeed}:${taskId}:${epoch}`).digest().readUInt32BE(0) >>> 1;
+}
+
+/** Plans `epochs` episodes of every task, with ids `<taskId>#<epoch>`. */
+export function planEpisodes(
+  tasks: readonly Task[],
+  options: { epochs?: number; seed?: number } = {},
+): PlannedEpisode[] {
+  const epochs = options.epochs ?? 1;
+  const plan: PlannedEpisode[] = [];
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    for (const task of tasks) {
+      plan.push({
+        episodeId: `${task.id}#${epoch}`,
+        taskId: task.id,
+        epoch,
+        seed: episodeSeed(options.seed ?? 0, task.id, epoch),
+      });
+    }
+  }
+  return plan;
+}
+
+export interface RunEpisodesOptions {
+  runId: string;
+  tasks: readonly Task[];
+  /** The episodes to run. @default planEpisodes(tasks) */
+  plan?: readonly PlannedEpisode[];
+  agent: Agent;
+  sandboxProvider?: SandboxProvider;
+  toolProviders?: readonly ToolProvider[];
+  turnRewards?: readonly TurnRewardFunction[];
+  trajectoryRewards?: readonly TrajectoryRewardFunction[];
+  /** Episodes running at once. @default 4 */
+  concurrency?: number;
+  /** Attempts per episode when infrastructure fails. @default 3 */
+  maxAttempts?: number;
+  /** Delay before a retry, in ms, multiplied by the attempt number. @default 1_000 */
+  retryDelayMs?: number;
+  /** Where finished episodes go; episodes already in it are skipped (resume). */
+  store?: RunStore;
+  /** Aborting stops starting episodes and aborts the running ones (which are not recorded). */
+  signal?: AbortSignal;
+  onEvent?: EpisodeEventListener;
+  now?: () => Date;
+}
+
+/**
+ * Runs the planned episodes that are not in the store yet and returns the records of
+ * those it ran. Rejects with ABORTED when `signal` aborts (finished episodes stay stored).
+ */
+export async function runEpisodes(options: RunEpisodesOptions): Promise<EpisodeRecord[]> {
+  const tasks = new Map(options.tasks.map((task) => [task.id, task]));
+  const recorded = new Set(options.store?.episodes().map((episode) => episode.episodeId));
+  const queue = (options.plan ?? planEpisodes(options.tasks)).filter(
+    (planned) => !recorded.has(planned.episodeId),
+  );
+  for (const planned of queue) {
+    if (!tasks.has(planned.taskId)) {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `the plan names task ${planned.taskId}, which was not loaded`,
+      );
+    }
+  }
+  const concurrency = Math.max(1, options.concurrency ?? 4);
+  const maxAttempts = Math.max(1, options.maxAttempts ?? 3);
+  const signal = options.signal ?? new AbortController().signal;
+  const results: EpisodeRecord[] = [];
+  const onEvent: EpisodeEventListener = (event) => {
+    options.store?.appendEvent(event);
+    options.onEvent?.(event);
+  };
+
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < queue.length && !signal.aborted) {
+      const planned = queue[next++]!;
+      const task = tasks.get(planned.taskId)!;
+      const previousAttempts: EpisodeRecord['previousAttempts'] = [];
+      for (let attempt = 1; ; attempt++) {
+        const episode = await runEpisode({
+          task,
+          agent: options.agent,
+          runId: options.runId,
+          episodeId: planned.episodeId,
+          epoch: planned.epoch,
+          seed: planned.seed,
+          attempt,
+          signal,
+          onEvent,
+          ...(options.sandboxProvider ? { sandboxProvider: options.sandboxProvider } : {}),
+          ...(options.toolProviders ? { toolProviders: options.toolProviders } : {}),
+          ...(options.turnRewards ? { turnRewards: options.turnRewards } : {}),
+          ...(options.trajectoryRewards ? { trajectoryRewards: options.trajectoryRewards } : {}),
+          ...(options.now ? { now: options.now } : {}),
+        });
+        episode.previousAttempts = [...previousAttempts];
+        const retry =
+          episode.status === 'infra-error' && episode.error?.retryable === true && attempt < maxAttempts;
+        if (!retry) {
+          options.store?.appendEpisode(episode);
+          results.push(episode);
+          break;
+        }
+        previousAttempts.push({ code: episode.error!.code, message: episode.error!.message });
+        await delay((options.retryDelayMs ?? 1_000) * attempt, signal);
+      }
+    }
+  };
+  const workers = Array.from({ length: Math.min(concurrency, queue.length) }, () => worker());
+  const settled = await Promise.allSettled(workers);
+  const rejected = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (rejected) throw rejected.reason;
+  if (signal.aborted)
+    throw new PaddockError(ERROR_CODES.ABORTED, 'the run was aborted', { cause: signal.reason });
+  return results;
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,92 @@
+/**
+ * Run summaries: one row per task (dataset rows are grouped under their task), with
+ * episodes, mean reward, pass rate and errors, plus the mean of every reward component.
+ */
+import type { EpisodeRecord } from './episode.ts';
+
+export interface TaskSummary {
+  /** The task id; dataset instances (`task@row`) are grouped under `task`. */
+  task: string;
+  episodes: number;
+  meanReward: number;
+  /** Share of episodes whose reward reached 1. */
+  passRate: number;
+  /** Episodes that ended in agent-error or infra-error, or whose verifier produced no reward. */
+  errors: number;
+  /** Episodes ended by a limit. */
+  limits: number;
+  /** Mean value of each reward component. */
+  components: Record<string, number>;
+}
+
+export interface RunSummary {
+  tasks: TaskSummary[];
+  total: TaskSummary;
+}
+
+/** True when an episode counts as an error in summaries. */
+export function isErrorEpisode(episode: EpisodeRecord): boolean {
+  return (
+    episode.status === 'agent-error' ||
+    episode.status === 'infra-error' ||
+    (episode.verifier !== undefined && episode.verifier.reward === null)
+  );
+}
+
+function summarise(name: string, episodes: readonly EpisodeRecord[]): TaskSummary {
+  const count = episodes.length;
+  const mean = (values: number[]): number =>
+    values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
+  const componentValues: Record<string, number[]> = {};
+  for (const episode of episodes) {
+    for (const [key, component] of Object.entries(episode.reward.components))
+      (componentValues[key] ??= []).push(component.value);
+  }
+  return {
+    task: name,
+    episodes: count,
+    meanReward: mean(episodes.map((episode) => episode.reward.total)),
+    passRate: count === 0 ? 0 : episodes.filter((episode) => episode.reward.total >= 1 - 1e-9).length / count,
+    errors: episodes.filter(isErrorEpisode).length,
+    limits: episodes.filter((episode) => episode.status === 'limit').length,
+    components: Object.fromEntries(
+      Object.entries(componentValues).map(([key, values]) => [key, mean(values)]),
+    ),
+  };
+}
+
+/** Summarises episodes per task and in total. */
+export function summariseRun(episodes: readonly EpisodeRecord[]): RunSummary {
+  const groups = new Map<string, EpisodeRecord[]>();
+  for (const episode of episodes) {
+    const key = episode.taskId.split('@')[0]!;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = []));
+    group.push(episode);
+  }
+  const tasks = [...groups.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([key, group]) => summarise(key, group));
+  return { tasks, total: summarise('total', episodes) };
+}
+
+/** Renders a summary as a plain-text table. */
+export function formatSummary(summary: RunSummary): string {
+  const header = ['task', 'episodes', 'mean reward', 'pass rate', 'errors', 'limits'];
+  const row = (s: TaskSummary): string[] => [
+    s.task,
+    String(s.episodes),
+    s.meanReward.toFixed(3),
+    `${(s.passRate * 100).toFixed(1)}%`,
+    String(s.errors),
+    String(s.limits),
+  ];
+  const rows = [header, ...summary.tasks.map(row), row(summary.total)];
+  const widths = header.map((_, column) => Math.max(...rows.map((cells) => cells[column]!.length)));
+  const render = (cells: string[]): string =>
+    cells
+      .map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)))
+      .join('  ');
+  const rule = widths.map((width) => '-'.repeat(width)).join('  ');
+  return [render(header), rule, ...rows.slice(1, -1).map(render), rule, render(rows.at(-1)!)].join('\n');
+}

@@ -1,0 +1,186 @@
+/**
+ * Verification: after the agent has stopped, stop whatever it left running, clear the
+ * reward location, upload the verifier's files, run its command with its own timeout,
+ * and read the reward. Nothing the agent wrote before can reach the reward: the
+ * reward folder and the verifier's target paths are emptied first.
+ */
+import { z } from 'zod';
+import { describeError } from './errors.ts';
+import type { VerifierResult } from './reward.ts';
+import type { Sandbox } from './sandbox.ts';
+import type { VerifierSpec } from './task.ts';
+
+/** Bytes of verifier output kept in the record. */
+const OUTPUT_TAIL_BYTES = 8 * 1024;
+
+/** Harbor's log folders; tests expect them to exist. */
+const LOG_DIRS = ['/logs/verifier', '/logs/agent', '/logs/artifacts'];
+
+/**
+ * Kills every process in the sandbox except this script's ancestors (the init process
+ * and the sandbox's control channel), so that nothing the agent left running can write
+ * the reward while the verifier runs. Run twice to catch processes forked meanwhile.
+ */
+const STOP_AGENT_PROCESSES = String.raw`
+keep=" 1 "; p=$$
+while [ -n "$p" ] && [ "$p" -gt 1 ] 2>/dev/null; do keep="$keep$p "; p=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f2); done
+for round in 1 2; do
+  for d in /proc/[0-9]*; do pid=\${d#/proc/}; case "$keep" in *" $pid "*) ;; *) kill -9 "$pid" 2>/dev/null;; esac; done
+done
+true`;
+
+/** A reward.json: one number, or an object of named numbers (other keys are diagnostics). */
+const RewardJsonSchema = z.union([z.number(), z.record(z.string(), z.unknown())]);
+
+function tail(text: string): string {
+  return text.length <= OUTPUT_TAIL_BYTES ? text : `…${text.slice(-OUTPUT_TAIL_BYTES)}`;
+}
+
+function quote(path: string): string {
+  return `'${path.replace(/'/g, `'\\''`)}'`;
+}
+
+export async function runVerifier(
+  spec: VerifierSpec,
+  sandbox: Sandbox,
+  options: { signal: AbortSignal },
+): Promise<VerifierResult> {
+  const started = performance.now();
+  const rewardDir = spec.reward.kind === 'files' ? spec.reward.dir : undefined;
+  const cleared = [...spec.files.map((file) => file.sandboxPath), ...(rewardDir ? [rewardDir] : [])];
+  const prepare = [
+    STOP_AGENT_PROCESSES,
+    ...cleared.map((path) => `rm -rf ${quote(path)}`),
+    `mkdir -p ${[...LOG_DIRS, ...(rewardDir ? [rewardDir] : [])].map(quote).join(' ')}`,
+    `chmod 777 ${[...LOG_DIRS, ...(rewardDir ? [rewardDir] : [])].map(quote).join(' ')}`,
+  ].join('\n');
+  const prepared = await sandbox.exec(prepare, {
+    user: 'root',
+    timeoutMs: 60_000,
+    signal: options.signal,
+    cwd: '/',
+  });
+  if (prepared.exitCode !== 0) {
+    return failed(`could not prepare the sandbox for verification: ${prepared.stderr.trim()}`, started);
+  }
+  for (const file of spec.files) await sandbox.upload(file.hostPath, file.sandboxPath, options);
+
+  const run = await sandbox.exec(spec.command, {
+    timeoutMs: spec.timeoutMs,
+    signal: options.signal,
+    env: spec.env,
+    user: spec.user ?? 'root',
+    maxOutputBytes: 256 * 1024,
+    ...(spec.cwd === undefined ? {} : { cwd: spec.cwd }),
+  });
+  const output = `${run.stdout}\n${run.stderr}`;
+  const warnings = pytestWarnings(output);
+  const base = {
+    exitCode: run.exitCode,
+    stdout: tail(run.stdout),
+    stderr: tail(run.stderr),
+    timedOut: run.timedOut,
+    durationMs: performance.now() - started,
+    warnings,
+  };
+  if (run.timedOut)
+    return { ...base, reward: null, scores: {}, error: `the verifier timed out after ${spec.timeoutMs} ms` };
+
+  switch (spec.reward.kind) {
+    case 'exit-code': {
+      const reward = run.exitCode === 0 ? 1 : 0;
+      return { ...base, reward, scores: { reward } };
+    }
+    case 'pytest-output': {
+      const reward = pytestPassed(output) ? 1 : 0;
+      return { ...base, reward, scores: { reward } };
+    }
+    case 'files': {
+      const read = await readRewardFiles(sandbox, spec.reward.dir, options.signal);
+      return { ...base, ...read };
+    }
+  }
+}
+
+function failed(error: string, started: number): VerifierResult {
+  return {
+    reward: null,
+    scores: {},
+    exitCode: -1,
+    stdout: '',
+    stderr: '',
+    timedOut: false,
+    durationMs: performance.now() - started,
+    error,
+    warnings: [],
+  };
+}
+
+async function readText(sandbox: Sandbox, path: string, signal: AbortSignal): Promise<string | undefined> {
+  try {
+    return Buffer.from(await sandbox.readFile(path, { signal })).toString('utf8');
+  } catch {
+    // A missing file is an expected outcome here: the caller tries the next location.
+    return undefined;
+  }
+}
+
+/**
+ * Reads `<dir>/reward.json` (a number, `{reward, …}`, or named scores whose mean is the
+ * reward) or else `<dir>/reward.txt` (one number).
+ */
+export async function readRewardFiles(
+  sandbox: Sandbox,
+  dir: string,
+  signal: AbortSignal,
+): Promise<Pick<VerifierResult, 'reward' | 'scores' | 'error'>> {
+  const json = await readText(sandbox, `${dir}/reward.json`, signal);
+  if (json !== undefined) {
+    let value: unknown;
+    try {
+      value = JSON.parse(json);
+    } catch (error) {
+      return { reward: null, scores: {}, error: `reward.json is not valid JSON: ${describeError(error)}` };
+    }
+    const parsed = RewardJsonSchema.safeParse(value);
+    if (!parsed.success)
+      return { reward: null, scores: {}, error: 'reward.json must be a number or an object of numbers' };
+    if (typeof parsed.data === 'number') return { reward: parsed.data, scores: { reward: parsed.data } };
+    const scores: Record<string, number> = {};
+    for (const [key, score] of Object.entries(parsed.data)) {
+      if (typeof score === 'number' && Number.isFinite(score)) scores[key] = score;
+    }
+    const values = Object.values(scores);
+    if (values.length === 0) return { reward: null, scores: {}, error: 'reward.json holds no numeric score' };
+    const reward = scores.reward ?? values.reduce((sum, score) => sum + score, 0) / values.length;
+    return { reward, scores };
+  }
+  const text = await readText(sandbox, `${dir}/reward.txt`, signal);
+  if (text === undefined)
+    return { reward: null, scores: {}, error: `no reward file in ${dir} after the verifier ran` };
+  const reward = Number(text.trim());
+  if (text.trim() === '' || !Number.isFinite(reward)) {
+    return {
+      reward: null,
+      scores: {},
+      error: `reward.txt does not hold a number: ${JSON.stringify(text.slice(0, 80))}`,
+    };
+  }
+  return { reward, scores: { reward } };
+}
+
+/** True when pytest output reports passing tests and no failures or errors. */
+export function pytestPassed(output: string): boolean {
+  const summary = output.match(/=+ (.*(?:passed|failed|error).*) in [\d.]+s.*=+/g)?.at(-1);
+  if (!summary) return false;
+  return /\d+ passed/.test(summary) && !/\d+ (failed|errors?)\b/.test(summary);
+}
+
+function pytestWarnings(output: string): string[] {
+  if (/pytest: error: unrecognized arguments|ERROR: usage: .*pytest/i.test(output)) {
+    return [
+      'pytest refused its arguments (a plugin flag such as --ctrf may be missing from the image): tests did not run',
+    ];
+  }
+  return [];
+}
