@@ -83,6 +83,10 @@ export interface TaskLimits {
   timeoutMs: number;
   /** Maximum tokens (prompt + completion) summed over the episode; `undefined` = none. */
   maxTokens?: number;
+  /** Maximum model calls (assistant turns that reached the backend); `undefined` = none. */
+  maxModelCalls?: number;
+  /** Maximum spend in USD, from the agents' `costUsd`; `undefined` = none. */
+  maxCostUsd?: number;
   /** Default timeout of one bash tool call, in ms. @default 120_000 */
   commandTimeoutMs: number;
 }

@@ -1,0 +1,154 @@
+/**
+ * Evaluations as library functions: `evaluate` starts a run, `resume` finishes one. The
+ * CLI is a thin shell over these.
+ */
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import {
+  RunStore,
+  planEpisodes,
+  runEpisodes,
+  summariseRun,
+  type Agent,
+  type EpisodeEventListener,
+  type EpisodeRecord,
+  type RunSummary,
+  type Task,
+} from '../harness/index.ts';
+import { DockerSandboxProvider, reapContainers } from '../sandboxes/docker/index.ts';
+import { loadTasks } from '../tasks/index.ts';
+import { createAgent } from './agents.ts';
+
+/** Where runs are stored unless told otherwise. */
+export const DEFAULT_RUNS_DIR = 'runs';
+
+export interface EvaluateOptions {
+  /** Task folders or suites. */
+  taskPaths: string[];
+  /** Agent spec, e.g. `oracle`. */
+  agent: string;
+  /** @default 4 */
+  concurrency?: number;
+  /** Episodes per task. @default 1 */
+  epochs?: number;
+  /** Base seed of the run. @default 0 */
+  seed?: number;
+  /** Attempts per episode on infrastructure failure. @default 3 */
+  maxAttempts?: number;
+  /** Registry image → local image substitutions. */
+  imageMap?: Record<string, string>;
+  /** @default 'runs' */
+  runsDir?: string;
+  /** @default a timestamp plus random suffix */
+  runId?: string;
+  signal?: AbortSignal;
+  onEvent?: EpisodeEventListener;
+  /** Called once before episodes start: how many are planned and how many still have to run. */
+  onStart?: (run: { runId: string; planned: number; missing: number }) => void;
+}
+
+export interface EvaluationResult {
+  runId: string;
+  dir: string;
+  /** Every episode of the run, including those of earlier sessions when resumed. */
+  episodes: EpisodeRecord[];
+  summary: RunSummary;
+}
+
+/** A new run id: UTC time plus a random suffix, e.g. `20261121-201502-a3f9`. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${stamp}-${randomBytes(2).toString('hex')}`;
+}
+
+interface StoredConfig {
+  taskPaths: string[];
+  agent: string;
+  concurrency: number;
+  maxAttempts: number;
+  imageMap: Record<string, string>;
+  epochs: number;
+  seed: number;
+}
+
+async function execute(
+  store: RunStore,
+  tasks: Task[],
+  agent: Agent,
+  config: StoredConfig,
+  options: Pick<EvaluateOptions, 'signal' | 'onEvent' | 'onStart'>,
+): Promise<EvaluationResult> {
+  const sandboxProvider = new DockerSandboxProvider({ imageMap: config.imageMap });
+  store.openForWrite();
+  options.onStart?.({
+    runId: store.manifest.runId,
+    planned: store.manifest.plan.length,
+    missing: store.missing().length,
+  });
+  try {
+    await runEpisodes({
+      runId: store.manifest.runId,
+      tasks,
+      plan: store.manifest.plan,
+      agent,
+      sandboxProvider,
+      store,
+      concurrency: config.concurrency,
+      maxAttempts: config.maxAttempts,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    });
+  } finally {
+    await store.close();
+    await agent.close?.();
+  }
+  const episodes = store.episodes();
+  return { runId: store.manifest.runId, dir: store.dir, episodes, summary: summariseRun(episodes) };
+}
+
+/** Loads the tasks, plans the episodes, and runs them into a new run folder. */
+export async function evaluate(options: EvaluateOptions): Promise<EvaluationResult> {
+  const config: StoredConfig = {
+    taskPaths: options.taskPaths.map((path) => resolve(path)),
+    agent: options.agent,
+    concurrency: options.concurrency ?? 4,
+    maxAttempts: options.maxAttempts ?? 3,
+    imageMap: options.imageMap ?? {},
+    epochs: options.epochs ?? 1,
+    seed: options.seed ?? 0,
+  };
+  const tasks = await loadTasks(config.taskPaths);
+  const agent = await createAgent(config.agent);
+  const plan = planEpisodes(tasks, { epochs: config.epochs, seed: config.seed });
+  const runId = options.runId ?? newRunId();
+  const store = RunStore.create(options.runsDir ?? DEFAULT_RUNS_DIR, {
+    runId,
+    createdAt: new Date().toISOString(),
+    config: { ...config },
+    plan,
+  });
+  return execute(store, tasks, agent, config, options);
+}
+
+/**
+ * Finishes a run: removes containers its crashed process left, then runs only the
+ * planned episodes that have no record. Rejects with RUN_NOT_FOUND for an unknown run.
+ */
+export async function resume(
+  runId: string,
+  options: Pick<EvaluateOptions, 'runsDir' | 'signal' | 'onEvent' | 'onStart' | 'concurrency'> = {},
+): Promise<EvaluationResult> {
+  const store = RunStore.open(options.runsDir ?? DEFAULT_RUNS_DIR, runId);
+  const config = store.manifest.config as unknown as StoredConfig;
+  store.openForWrite(); // takes the lock first, so no live process owns the containers reaped below
+  await reapContainers({ runId });
+  const tasks = await loadTasks(config.taskPaths);
+  const agent = await createAgent(config.agent);
+  return execute(
+    store,
+    tasks,
+    agent,
+    { ...config, concurrency: options.concurrency ?? config.concurrency },
+    options,
+  );
+}

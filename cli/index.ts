@@ -1,0 +1,19 @@
+/**
+ * The package's public entry: the core contracts and loop, the task loaders, the
+ * sandbox and agent plug-ins, and the high-level `evaluate` / `resume` functions.
+ */
+export * from '../harness/index.ts';
+export * from '../tasks/index.ts';
+export * from '../sandboxes/docker/index.ts';
+export { OracleAgent } from '../agents/oracle/index.ts';
+export { ScriptedAgent, ScriptSchema, type Script } from '../agents/scripted/index.ts';
+export { AGENT_SPECS, createAgent } from './agents.ts';
+export {
+  DEFAULT_RUNS_DIR,
+  evaluate,
+  newRunId,
+  resume,
+  type EvaluateOptions,
+  type EvaluationResult,
+} from './evaluate.ts';
+export { renderEpisode, viewRun } from './view.ts';

@@ -1,0 +1,243 @@
+/**
+ * The `paddock` command. A thin shell over the library: parse flags, call a function,
+ * print the result. Exit codes: 0 ok; 1 the run itself failed (infrastructure errors
+ * after retries, engine down); 2 invalid input (task files, flags, agent spec); 130 interrupted.
+ */
+import { parseArgs } from 'node:util';
+import { isPaddockError, formatSummary, describeError, type EpisodeEvent } from '../harness/index.ts';
+import { bootstrapBaseImage, checkEngine, reapContainers } from '../sandboxes/docker/index.ts';
+import { validateTasks } from '../tasks/index.ts';
+import { AGENT_SPECS } from './agents.ts';
+import { DEFAULT_RUNS_DIR, evaluate, resume, type EvaluationResult } from './evaluate.ts';
+import { viewRun } from './view.ts';
+
+const USAGE = `paddock — run LLM agents on tasks in sandboxes
+
+Usage:
+  paddock run <tasks…> --agent <spec> [--concurrency N] [--epochs N] [--seed N]
+                [--max-attempts N] [--image-map IMAGE=LOCAL]… [--runs-dir DIR] [--json]
+  paddock resume <run-id> [--runs-dir DIR] [--json]
+  paddock view [run-id] [--episode ID] [--runs-dir DIR]
+  paddock tasks validate <tasks…>
+  paddock tasks list <tasks…> [--json]
+  paddock images bootstrap [--force]
+  paddock sandbox gc [--run RUN-ID]
+
+Agents: ${AGENT_SPECS.join(', ')}
+`;
+
+const INPUT_ERRORS = new Set(['TASK_INVALID', 'TASK_NOT_FOUND', 'CONFIG_INVALID', 'RUN_NOT_FOUND']);
+
+class UsageError extends Error {}
+
+type Flags = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
+
+function parse(
+  args: string[],
+  options: Flags,
+): { values: Record<string, string | boolean | (string | boolean)[] | undefined>; positionals: string[] } {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(describeError(error));
+  }
+}
+
+function integer(value: unknown, flag: string, min = 1): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < min)
+    throw new UsageError(`--${flag} expects an integer ≥ ${min}, got "${String(value)}"`);
+  return number;
+}
+
+function imageMap(values: unknown): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const entry of (values as string[] | undefined) ?? []) {
+    const [from, to] = entry.split('=');
+    if (!from || !to) throw new UsageError(`--image-map expects IMAGE=LOCAL_IMAGE, got "${entry}"`);
+    map[from] = to;
+  }
+  return map;
+}
+
+/** Prints one line per finished episode on stderr. */
+function progress(total: () => number): (event: EpisodeEvent) => void {
+  let done = 0;
+  return (event) => {
+    if (event.type !== 'episode-end') return;
+    done++;
+    const episode = event.episode;
+    const detail = episode.error
+      ? ` — ${episode.error.message}`
+      : episode.limit
+        ? ` (limit: ${episode.limit})`
+        : '';
+    process.stderr.write(
+      `[${done}/${total()}] ${episode.episodeId} ${episode.status} reward=${episode.reward.total.toFixed(3)} ` +
+        `${(episode.durationMs / 1000).toFixed(1)}s${detail}\n`,
+    );
+  };
+}
+
+function report(result: EvaluationResult, json: boolean): number {
+  const failed = result.episodes.filter((episode) => episode.status === 'infra-error').length;
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify({ runId: result.runId, dir: result.dir, summary: result.summary }, null, 2)}\n`,
+    );
+  } else {
+    process.stdout.write(`\nrun ${result.runId} (${result.dir})\n${formatSummary(result.summary)}\n`);
+    if (failed > 0) process.stdout.write(`${failed} episode(s) failed on infrastructure errors\n`);
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const controller = new AbortController();
+  const interrupt = (): void => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+
+  switch (command) {
+    case 'run': {
+      const { values, positionals } = parse(rest, {
+        agent: { type: 'string' },
+        concurrency: { type: 'string' },
+        epochs: { type: 'string' },
+        seed: { type: 'string' },
+        'max-attempts': { type: 'string' },
+        'image-map': { type: 'string', multiple: true },
+        'runs-dir': { type: 'string' },
+        json: { type: 'boolean' },
+      });
+      if (positionals.length === 0)
+        throw new UsageError('paddock run needs at least one task folder or suite');
+      if (typeof values.agent !== 'string')
+        throw new UsageError(`paddock run needs --agent (${AGENT_SPECS.join(', ')})`);
+      let total = 0;
+      const concurrency = integer(values.concurrency, 'concurrency');
+      const epochs = integer(values.epochs, 'epochs');
+      const seed = integer(values.seed, 'seed', 0);
+      const maxAttempts = integer(values['max-attempts'], 'max-attempts');
+      await checkEngine();
+      const result = await evaluate({
+        taskPaths: positionals,
+        agent: values.agent,
+        imageMap: imageMap(values['image-map']),
+        signal: controller.signal,
+        onStart: (run) => {
+          total = run.missing;
+          process.stderr.write(`run ${run.runId}: ${run.missing} episode(s)\n`);
+        },
+        onEvent: progress(() => total),
+        ...(concurrency === undefined ? {} : { concurrency }),
+        ...(epochs === undefined ? {} : { epochs }),
+        ...(seed === undefined ? {} : { seed }),
+        ...(maxAttempts === undefined ? {} : { maxAttempts }),
+        ...(typeof values['runs-dir'] === 'string' ? { runsDir: values['runs-dir'] } : {}),
+      });
+      return report(result, values.json === true);
+    }
+    case 'resume': {
+      const { values, positionals } = parse(rest, {
+        'runs-dir': { type: 'string' },
+        json: { type: 'boolean' },
+      });
+      const [runId] = positionals;
+      if (!runId) throw new UsageError('paddock resume needs a run id');
+      await checkEngine();
+      let total = 0;
+      const result = await resume(runId, {
+        signal: controller.signal,
+        onStart: (run) => {
+          total = run.missing;
+          process.stderr.write(
+            `run ${run.runId}: ${run.planned - run.missing} episode(s) recorded, ${run.missing} to run\n`,
+          );
+        },
+        onEvent: progress(() => total),
+        ...(typeof values['runs-dir'] === 'string' ? { runsDir: values['runs-dir'] } : {}),
+      });
+      return report(result, values.json === true);
+    }
+    case 'view': {
+      const { values, positionals } = parse(rest, {
+        'runs-dir': { type: 'string' },
+        episode: { type: 'string' },
+      });
+      process.stdout.write(
+        viewRun({
+          runsDir: typeof values['runs-dir'] === 'string' ? values['runs-dir'] : DEFAULT_RUNS_DIR,
+          ...(positionals[0] ? { runId: positionals[0] } : {}),
+          ...(typeof values.episode === 'string' ? { episodeId: values.episode } : {}),
+        }),
+      );
+      return 0;
+    }
+    case 'tasks': {
+      const [sub, ...paths] = rest;
+      const { values, positionals } = parse(paths, { json: { type: 'boolean' } });
+      if ((sub !== 'validate' && sub !== 'list') || positionals.length === 0)
+        throw new UsageError('usage: paddock tasks validate|list <tasks…>');
+      const { tasks, problems } = await validateTasks(positionals);
+      if (sub === 'list') {
+        if (values.json === true) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
+        else
+          for (const task of tasks)
+            process.stdout.write(
+              `${task.id}\t${task.format}\t${task.environment?.image ?? task.environment?.build?.dockerfile ?? '-'}\n`,
+            );
+      } else {
+        for (const problem of problems) process.stderr.write(`${problem.message}\n`);
+        process.stdout.write(`${tasks.length} task(s) valid, ${problems.length} problem(s)\n`);
+      }
+      return problems.length > 0 ? 2 : 0;
+    }
+    case 'images': {
+      const { values, positionals } = parse(rest, { force: { type: 'boolean' } });
+      if (positionals[0] !== 'bootstrap') throw new UsageError('usage: paddock images bootstrap [--force]');
+      await checkEngine();
+      const result = await bootstrapBaseImage({
+        force: values.force === true,
+        onProgress: (line: string) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+      return 0;
+    }
+    case 'sandbox': {
+      const { values, positionals } = parse(rest, { run: { type: 'string' } });
+      if (positionals[0] !== 'gc') throw new UsageError('usage: paddock sandbox gc [--run RUN-ID]');
+      await checkEngine();
+      const removed = await reapContainers(typeof values.run === 'string' ? { runId: values.run } : {});
+      process.stdout.write(`removed ${removed} container(s)\n`);
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof UsageError) {
+    process.stderr.write(`paddock: ${error.message}\n\n${USAGE}`);
+    process.exitCode = 2;
+  } else if (isPaddockError(error)) {
+    process.stderr.write(`paddock: ${error.message}\n`);
+    process.exitCode = error.code === 'ABORTED' ? 130 : INPUT_ERRORS.has(error.code) ? 2 : 1;
+  } else {
+    process.stderr.write(
+      `paddock: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = 1;
+  }
+}

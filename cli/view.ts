@@ -1,0 +1,71 @@
+/**
+ * `paddock view`: a plain-text view of runs — the list of runs, one run's table and
+ * episodes, or one episode's whole transcript.
+ */
+import { RunStore, formatSummary, summariseRun, type EpisodeRecord } from '../harness/index.ts';
+
+const CLIP = 2_000;
+
+function clip(text: string): string {
+  return text.length <= CLIP ? text : `${text.slice(0, CLIP)}… [${text.length - CLIP} more characters]`;
+}
+
+/** Renders one episode's conversation, tool results, verifier output and reward breakdown. */
+export function renderEpisode(episode: EpisodeRecord): string {
+  const lines = [
+    `episode ${episode.episodeId} — task ${episode.taskId}, agent ${episode.agent}, attempt ${episode.attempt}`,
+    `status ${episode.status}${episode.limit ? ` (${episode.limit})` : ''}${episode.error ? ` — ${episode.error.code}: ${episode.error.message}` : ''}`,
+    `reward ${episode.reward.total.toFixed(3)}  ${Object.entries(episode.reward.components)
+      .map(([name, component]) => `${name}=${component.value}×${component.weight}`)
+      .join(' ')}`,
+    '',
+  ];
+  for (const message of episode.messages) {
+    if (message.role === 'assistant') {
+      lines.push(`── assistant`, ...(message.content ? [clip(message.content)] : []));
+      for (const call of message.toolCalls ?? []) lines.push(`  → ${call.name}(${clip(call.arguments)})`);
+    } else if (message.role === 'tool') {
+      lines.push(`── tool ${message.name}`, clip(message.content));
+    } else {
+      lines.push(`── ${message.role}`, clip(message.content));
+    }
+  }
+  if (episode.verifier) {
+    const verifier = episode.verifier;
+    lines.push(
+      '',
+      `── verifier: reward ${verifier.reward ?? 'none'} exit ${verifier.exitCode}${verifier.error ? ` — ${verifier.error}` : ''}`,
+    );
+    for (const warning of verifier.warnings) lines.push(`warning: ${warning}`);
+    if (verifier.stdout.trim()) lines.push(clip(verifier.stdout.trimEnd()));
+    if (verifier.stderr.trim()) lines.push(clip(verifier.stderr.trimEnd()));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function viewRun(options: { runsDir: string; runId?: string; episodeId?: string }): string {
+  if (!options.runId) {
+    const runs = RunStore.list(options.runsDir);
+    if (runs.length === 0) return `no runs in ${options.runsDir}\n`;
+    return `${runs
+      .map((runId) => {
+        const store = RunStore.open(options.runsDir, runId);
+        const episodes = store.episodes();
+        const { total } = summariseRun(episodes);
+        return `${runId}  ${String(store.manifest.config.agent)}  ${episodes.length}/${store.manifest.plan.length} episodes  mean reward ${total.meanReward.toFixed(3)}`;
+      })
+      .join('\n')}\n`;
+  }
+  const store = RunStore.open(options.runsDir, options.runId);
+  const episodes = store.episodes();
+  if (options.episodeId) {
+    const episode = episodes.find((candidate) => candidate.episodeId === options.episodeId);
+    return episode ? renderEpisode(episode) : `no episode ${options.episodeId} in run ${options.runId}\n`;
+  }
+  const rows = episodes.map(
+    (episode) =>
+      `${episode.episodeId}\t${episode.status}\treward ${episode.reward.total.toFixed(3)}\t${episode.turns.length} turns`,
+  );
+  const missing = store.missing().length;
+  return `${formatSummary(summariseRun(episodes))}\n\n${rows.join('\n')}\n${missing > 0 ? `${missing} planned episode(s) not run yet (paddock resume ${options.runId})\n` : ''}`;
+}
