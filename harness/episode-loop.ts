@@ -94,6 +94,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
   let limit: LimitKind | undefined;
   let failure: EpisodeRecord['error'];
   let answer: string | undefined;
+  let costUsd = 0;
   let verifier: VerifierResult | undefined;
   const sessionScores: Record<string, RewardComponent> = {};
 
@@ -217,12 +218,9 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
         turns.push(turn);
         emit({ type: 'turn-end', episodeId: options.episodeId, turn });
         if (stop) break;
-        if (
-          task.limits.maxTokens !== undefined &&
-          usage.promptTokens + usage.completionTokens >= task.limits.maxTokens
-        ) {
-          throw new LimitReached('tokens');
-        }
+        costUsd += reply.costUsd ?? 0;
+        const limit = limitReached(task, usage, turns.length, costUsd);
+        if (limit) throw new LimitReached(limit);
       }
     } catch (error) {
       if (error instanceof LimitReached) {
@@ -297,6 +295,15 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
   const episode: EpisodeRecord = { ...partial, reward: combineRewards(components) };
   emit({ type: 'episode-end', episode });
   return episode;
+}
+
+/** The budget limit an episode has reached after a turn, if any. */
+function limitReached(task: Task, usage: Usage, modelCalls: number, costUsd: number): LimitKind | undefined {
+  const { maxTokens, maxModelCalls, maxCostUsd } = task.limits;
+  if (maxTokens !== undefined && usage.promptTokens + usage.completionTokens >= maxTokens) return 'tokens';
+  if (maxModelCalls !== undefined && modelCalls >= maxModelCalls) return 'model-calls';
+  if (maxCostUsd !== undefined && costUsd >= maxCostUsd) return 'cost';
+  return undefined;
 }
 
 /** Marks a failure of the agent's backend, as opposed to the infrastructure's. */
