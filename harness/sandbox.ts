@@ -34,6 +34,18 @@ export interface ExecResult {
   durationMs: number;
 }
 
+/** A long-lived process inside a sandbox with piped stdio (an MCP server, a language server). */
+export interface SandboxProcess {
+  /** Bytes written here reach the process's standard input. */
+  readonly stdin: NodeJS.WritableStream;
+  readonly stdout: NodeJS.ReadableStream;
+  readonly stderr: NodeJS.ReadableStream;
+  /** Resolves with the exit code when the process ends. */
+  readonly exited: Promise<number>;
+  /** Kills the process (SIGTERM, then SIGKILL after a grace period). Idempotent. */
+  kill(): Promise<void>;
+}
+
 export interface Sandbox {
   /** Stable id (the container id for Docker). */
   readonly id: string;
@@ -54,6 +66,11 @@ export interface Sandbox {
   ): Promise<void>;
   /** Copies a host file or folder (recursively) to `sandboxPath`, creating parent folders. */
   upload(hostPath: string, sandboxPath: string, options?: { signal?: AbortSignal }): Promise<void>;
+  /**
+   * Starts a long-lived process with piped stdin/stdout/stderr, outside the shell session.
+   * Optional: sandboxes that cannot do it leave it out.
+   */
+  spawn?(command: string, options?: { cwd?: string; env?: Record<string, string>; user?: string }): Promise<SandboxProcess>;
   /** Stops and removes the sandbox. Idempotent; never rejects. */
   close(): Promise<void>;
 }
