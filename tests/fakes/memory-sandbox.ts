@@ -1,0 +1,83 @@
+/**
+ * Test fakes at the edge of the harness: an in-memory Sandbox whose commands are answered
+ * by a handler, and a provider that starts them (or fails, on cue). No Docker needed.
+ */
+import type {
+  EnvironmentSpec,
+  ExecOptions,
+  ExecResult,
+  Sandbox,
+  SandboxLabels,
+  SandboxProvider,
+} from '../../harness/index.ts';
+import { PaddockError } from '../../harness/index.ts';
+
+export type CommandHandler = (
+  command: string,
+  sandbox: MemorySandbox,
+  options: ExecOptions,
+) => Partial<ExecResult> | Promise<Partial<ExecResult>>;
+
+export class MemorySandbox implements Sandbox {
+  readonly workdir = '/app';
+  readonly files = new Map<string, Uint8Array>();
+  readonly commands: { command: string; options: ExecOptions }[] = [];
+  closed = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly handler: CommandHandler,
+  ) {}
+
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.closed > 0) throw new PaddockError('SANDBOX_CLOSED', 'closed');
+    this.commands.push({ command, options });
+    const result = await this.handler(command, this, options);
+    return {
+      exitCode: 0,
+      stdout: '',
+      stderr: '',
+      timedOut: false,
+      truncated: false,
+      durationMs: 0,
+      ...result,
+    };
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    const data = this.files.get(path);
+    if (!data) throw new PaddockError('SANDBOX_FAILED', `no such file: ${path}`);
+    return data;
+  }
+
+  async writeFile(path: string, data: string | Uint8Array): Promise<void> {
+    this.files.set(path, typeof data === 'string' ? Buffer.from(data) : data);
+  }
+
+  async upload(hostPath: string, sandboxPath: string): Promise<void> {
+    this.files.set(sandboxPath, Buffer.from(`uploaded from ${hostPath}`));
+  }
+
+  async close(): Promise<void> {
+    this.closed++;
+  }
+}
+
+export class MemorySandboxProvider implements SandboxProvider {
+  readonly kind = 'memory';
+  readonly started: { sandbox: MemorySandbox; labels: SandboxLabels; spec: EnvironmentSpec }[] = [];
+  /** Start failures still to produce (each a retryable SANDBOX_START_FAILED). */
+  failuresLeft = 0;
+
+  constructor(private readonly handler: CommandHandler = () => ({})) {}
+
+  async start(spec: EnvironmentSpec, options: { labels: SandboxLabels }): Promise<MemorySandbox> {
+    if (this.failuresLeft > 0) {
+      this.failuresLeft--;
+      throw new PaddockError('SANDBOX_START_FAILED', 'engine hiccup', { retryable: true });
+    }
+    const sandbox = new MemorySandbox(`mem-${this.started.length}`, this.handler);
+    this.started.push({ sandbox, labels: options.labels, spec });
+    return sandbox;
+  }
+}
