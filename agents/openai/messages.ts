@@ -1,0 +1,107 @@
+/**
+ * Conversion of paddock's conversation and tools to the OpenAI chat-completions shape —
+ * used for requests by {@link OpenAIAgent} and for training exports.
+ */
+import type { ImagePart, Message, ToolSpec } from '../../harness/index.ts';
+
+/** A content part of a user message. */
+export type OpenAIContentPart =
+  { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string } };
+
+/** A chat-completions message, as the API takes it. */
+export type OpenAIMessage =
+  | { role: 'system'; content: string }
+  | { role: 'user'; content: string | OpenAIContentPart[] }
+  | {
+      role: 'assistant';
+      content: string | null;
+      tool_calls?: { id: string; type: 'function'; function: { name: string; arguments: string } }[];
+    }
+  | { role: 'tool'; tool_call_id: string; content: string };
+
+/** A chat-completions tool. */
+export interface OpenAITool {
+  type: 'function';
+  function: { name: string; description: string; parameters: Record<string, unknown> };
+}
+
+/** A `data:` URL for an image part. */
+export function imageDataUrl(image: ImagePart): string {
+  return `data:${image.mimeType};base64,${image.dataBase64}`;
+}
+
+function userContent(text: string, images: readonly ImagePart[] | undefined): string | OpenAIContentPart[] {
+  if (!images || images.length === 0) return text;
+  return [
+    ...(text === '' ? [] : [{ type: 'text' as const, text }]),
+    ...images.map((image) => ({ type: 'image_url' as const, image_url: { url: imageDataUrl(image) } })),
+  ];
+}
+
+/**
+ * Converts paddock messages to chat-completions messages, keeping their order: an
+ * assistant message's `tool_calls` are followed directly by one `tool` message per call
+ * (with its `tool_call_id`), as the API requires. Tool messages cannot carry images, so
+ * the images of a run of tool results follow it in one user message that names the calls
+ * they came from. An assistant message with neither text nor calls gets `content: ''`
+ * (the API refuses `null` there).
+ */
+export function toOpenAIMessages(messages: readonly Message[]): OpenAIMessage[] {
+  const out: OpenAIMessage[] = [];
+  let pendingImages: { callId: string; name: string; images: ImagePart[] }[] = [];
+  const flushImages = (): void => {
+    if (pendingImages.length === 0) return;
+    const parts: OpenAIContentPart[] = [];
+    for (const entry of pendingImages) {
+      parts.push({ type: 'text', text: `Images from the result of ${entry.name} (${entry.callId}):` });
+      for (const image of entry.images)
+        parts.push({ type: 'image_url', image_url: { url: imageDataUrl(image) } });
+    }
+    out.push({ role: 'user', content: parts });
+    pendingImages = [];
+  };
+  for (const message of messages) {
+    if (message.role !== 'tool') flushImages();
+    switch (message.role) {
+      case 'system':
+        out.push({ role: 'system', content: message.content });
+        break;
+      case 'user':
+        out.push({ role: 'user', content: userContent(message.content, message.images) });
+        break;
+      case 'assistant': {
+        const calls = message.toolCalls ?? [];
+        out.push(
+          calls.length === 0
+            ? { role: 'assistant', content: message.content ?? '' }
+            : {
+                role: 'assistant',
+                content: message.content,
+                tool_calls: calls.map((call) => ({
+                  id: call.id,
+                  type: 'function' as const,
+                  function: { name: call.name, arguments: call.arguments },
+                })),
+              },
+        );
+        break;
+      }
+      case 'tool':
+        out.push({ role: 'tool', tool_call_id: message.toolCallId, content: message.content });
+        if (message.images && message.images.length > 0) {
+          pendingImages.push({ callId: message.toolCallId, name: message.name, images: message.images });
+        }
+        break;
+    }
+  }
+  flushImages();
+  return out;
+}
+
+/** Converts tool specs to chat-completions `tools`. */
+export function toOpenAITools(tools: readonly ToolSpec[]): OpenAITool[] {
+  return tools.map((tool) => ({
+    type: 'function',
+    function: { name: tool.name, description: tool.description, parameters: tool.inputSchema },
+  }));
+}

@@ -1,0 +1,108 @@
+/**
+ * Agent spec strings of the model-backed agents, as users give them to `--agent`:
+ *
+ *   openai:<model>[?option=value&…]      base URL and key from OPENAI_BASE_URL / OPENAI_API_KEY
+ *   anthropic:<model>[?option=value&…]   base URL and key from ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY
+ *
+ * The model is everything after the first colon up to `?` (so `openai:qwen2.5:7b` names
+ * Ollama's `qwen2.5:7b`). Options: `temperature`, `top_p`, `max_tokens`, `seed`,
+ * `timeout_ms`, `max_attempts`, `input_per_mtok` + `output_per_mtok` (a price table),
+ * and for `openai:` also `token_exact` (`true`, `false`, `auto`).
+ * Example: `openai:Qwen/Qwen3-8B?temperature=1&token_exact=true`.
+ */
+import { z } from 'zod';
+import { ERROR_CODES, PaddockError, formatZodIssues, type Agent } from '../../harness/index.ts';
+import {
+  AnthropicAgent,
+  DEFAULT_ANTHROPIC_BASE_URL,
+  type AnthropicAgentOptions,
+} from '../anthropic/index.ts';
+import { DEFAULT_OPENAI_BASE_URL, OpenAIAgent, type OpenAIAgentOptions } from './agent.ts';
+
+/** The spec forms {@link parseModelAgentSpec} understands, for help texts. */
+export const MODEL_AGENT_SPECS = ['openai:<model>', 'anthropic:<model>'] as const;
+
+const number = z.coerce.number().refine(Number.isFinite, 'expected a number');
+const integer = z.coerce.number().int().min(0);
+
+const SpecOptionsSchema = z
+  .object({
+    temperature: number.optional(),
+    top_p: number.optional(),
+    max_tokens: integer.min(1).optional(),
+    seed: integer.optional(),
+    timeout_ms: integer.min(1).optional(),
+    max_attempts: integer.min(1).optional(),
+    input_per_mtok: number.optional(),
+    output_per_mtok: number.optional(),
+    token_exact: z.enum(['true', 'false', 'auto']).optional(),
+  })
+  .strict()
+  .refine((o) => (o.input_per_mtok === undefined) === (o.output_per_mtok === undefined), {
+    message: 'input_per_mtok and output_per_mtok go together',
+  });
+
+/** True when `spec` names a model-backed agent (`openai:…` or `anthropic:…`). */
+export function isModelAgentSpec(spec: string): boolean {
+  return /^(openai|anthropic):./.test(spec);
+}
+
+/**
+ * Creates the agent an `openai:<model>` or `anthropic:<model>` spec names (see the
+ * module comment), with base URL and key from `env`; `overrides` (e.g. from CLI flags)
+ * win over both. Rejects with CONFIG_INVALID for another spec, an unknown or invalid
+ * option, or a hosted API without its key.
+ */
+export function parseModelAgentSpec(
+  spec: string,
+  env: Record<string, string | undefined> = process.env,
+  overrides: Partial<OpenAIAgentOptions & AnthropicAgentOptions> = {},
+): Agent {
+  const invalid = (message: string): PaddockError =>
+    new PaddockError(ERROR_CODES.CONFIG_INVALID, `agent "${spec}": ${message}`, { details: { spec } });
+  const match = /^(openai|anthropic):([^?]+)(?:\?(.*))?$/.exec(spec);
+  if (!match) throw invalid(`expected one of ${MODEL_AGENT_SPECS.join(', ')}`);
+  const kind = match[1] as 'openai' | 'anthropic';
+  const model = match[2]!;
+  const query = Object.fromEntries(new URLSearchParams(match[3] ?? ''));
+  const parsed = SpecOptionsSchema.safeParse(query);
+  if (!parsed.success) throw invalid(`invalid option:\n${formatZodIssues(parsed.error.issues)}`);
+  const o = parsed.data;
+  const common = {
+    model,
+    env,
+    ...(o.temperature === undefined ? {} : { temperature: o.temperature }),
+    ...(o.top_p === undefined ? {} : { topP: o.top_p }),
+    ...(o.max_tokens === undefined ? {} : { maxTokens: o.max_tokens }),
+    ...(o.timeout_ms === undefined ? {} : { timeoutMs: o.timeout_ms }),
+    ...(o.max_attempts === undefined ? {} : { retry: { maxAttempts: o.max_attempts } }),
+    ...(o.input_per_mtok === undefined || o.output_per_mtok === undefined
+      ? {}
+      : { price: { inputPerMTok: o.input_per_mtok, outputPerMTok: o.output_per_mtok } }),
+  };
+  if (kind === 'anthropic') {
+    if (o.token_exact !== undefined || o.seed !== undefined) {
+      throw invalid('token_exact and seed are options of openai: agents only');
+    }
+    const options: AnthropicAgentOptions = { ...common, name: spec, ...overrides };
+    const baseUrl = options.baseUrl ?? (env.ANTHROPIC_BASE_URL || DEFAULT_ANTHROPIC_BASE_URL);
+    if (baseUrl === DEFAULT_ANTHROPIC_BASE_URL && !(options.apiKey ?? env.ANTHROPIC_API_KEY)) {
+      throw invalid('set ANTHROPIC_API_KEY (or ANTHROPIC_BASE_URL for a server that needs no key)');
+    }
+    return new AnthropicAgent(options);
+  }
+  const options: OpenAIAgentOptions = {
+    ...common,
+    name: spec,
+    ...(o.seed === undefined ? {} : { seed: o.seed }),
+    ...(o.token_exact === undefined
+      ? {}
+      : { tokenExact: o.token_exact === 'auto' ? ('auto' as const) : o.token_exact === 'true' }),
+    ...overrides,
+  };
+  const baseUrl = options.baseUrl ?? (env.OPENAI_BASE_URL || DEFAULT_OPENAI_BASE_URL);
+  if (baseUrl === DEFAULT_OPENAI_BASE_URL && !(options.apiKey ?? env.OPENAI_API_KEY)) {
+    throw invalid('set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server such as vLLM or Ollama)');
+  }
+  return new OpenAIAgent(options);
+}

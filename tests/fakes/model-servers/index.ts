@@ -1,0 +1,4 @@
+/** Loopback model servers for tests and benchmarks: real HTTP, scripted answers, recorded requests. */
+export * from './scripted-server.ts';
+export * from './openai.ts';
+export * from './anthropic.ts';
