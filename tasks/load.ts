@@ -1,0 +1,217 @@
+/**
+ * Finding and loading tasks: a path names a task folder (or its task file) or a suite
+ * folder holding task folders at any depth. Each folder is loaded by its format (paddock
+ * `task.yaml`, Harbor `task.toml`, Terminal-Bench 1 `task.yaml`); every problem of every
+ * file is collected, so a user fixes them all in one pass.
+ */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { z } from 'zod';
+import { ERROR_CODES, PaddockError } from '../harness/errors.ts';
+import type { Task } from '../harness/task.ts';
+import { kindOf, parseYamlText, readText } from './files.ts';
+import { loadHarborTask } from './harbor.ts';
+import { loadNativeTask } from './native.ts';
+import { displayPath, taskInvalidError, type TaskProblem } from './problems.ts';
+import { TaskFileSchema } from './schema.ts';
+import { isTerminalBench1, loadTerminalBenchTask } from './terminal-bench.ts';
+
+/** Options of `loadTasks` and `validateTasks`. */
+export interface LoadTasksOptions {
+  /**
+   * Plug-in sections of `task.yaml` by top-level key (`browser`, `mcp_servers`…): a
+   * registered key is validated by its schema and its parsed value is stored in
+   * `Task.extensions[key]`; an unregistered unknown key is an error. A key may not shadow
+   * a built-in field (that throws CONFIG_INVALID).
+   */
+  extensions?: Record<string, z.ZodType>;
+  /** Host environment for `${VAR}` in Harbor env tables. @default process.env */
+  hostEnv?: Readonly<Record<string, string | undefined>>;
+  /** Folder that relative paths are resolved against and messages are relative to. @default process.cwd() */
+  cwd?: string;
+}
+
+/** What `validateTasks` found: the tasks that loaded, and every problem of the others. */
+export interface TaskValidation {
+  /** Tasks whose files are valid, in the order their paths were given (folders sorted by name). */
+  tasks: Task[];
+  /** Every problem of every task file; empty when all loaded. */
+  problems: TaskProblem[];
+}
+
+/** Folder names never searched for tasks inside a suite (besides dot-folders). */
+const SKIPPED_FOLDERS = new Set(['environment', 'tests', 'solution', 'node_modules']);
+
+interface FoundTask {
+  /** The task folder (absolute). */
+  dir: string;
+  /** `<suite>/<sub folders>/` or `''`. */
+  idPrefix: string;
+}
+
+async function isTaskFolder(dir: string): Promise<boolean> {
+  return (
+    (await kindOf(path.join(dir, 'task.yaml'))) === 'file' ||
+    (await kindOf(path.join(dir, 'task.toml'))) === 'file'
+  );
+}
+
+async function walkSuite(dir: string, idPrefix: string, found: FoundTask[]): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  const folders = entries
+    .filter((entry) => entry.isDirectory() && !entry.name.startsWith('.') && !SKIPPED_FOLDERS.has(entry.name))
+    .map((entry) => entry.name)
+    .sort();
+  for (const name of folders) {
+    const child = path.join(dir, name);
+    if (await isTaskFolder(child)) found.push({ dir: child, idPrefix });
+    else await walkSuite(child, `${idPrefix}${name}/`, found);
+  }
+}
+
+/** The task folders a command-line path names. Throws TASK_NOT_FOUND when it names none. */
+async function discover(given: string, cwd: string): Promise<FoundTask[]> {
+  const absolute = path.resolve(cwd, given);
+  const kind = await kindOf(absolute);
+  const notFound = (why: string) =>
+    new PaddockError(ERROR_CODES.TASK_NOT_FOUND, `${given}: ${why}`, { details: { path: absolute } });
+  if (kind === undefined) throw notFound('no such file or folder');
+  if (kind === 'file') {
+    const name = path.basename(absolute);
+    if (name !== 'task.yaml' && name !== 'task.toml')
+      throw notFound('not a task folder, suite folder or task file');
+    return [{ dir: path.dirname(absolute), idPrefix: '' }];
+  }
+  if (await isTaskFolder(absolute)) return [{ dir: absolute, idPrefix: '' }];
+  const found: FoundTask[] = [];
+  await walkSuite(absolute, `${path.basename(absolute)}/`, found);
+  if (found.length === 0) throw notFound('no task.yaml or task.toml in this folder or below');
+  return found;
+}
+
+/** TaskFileSchema with the registered plug-in sections added. */
+function schemaWith(extensions: Record<string, z.ZodType>): z.ZodType {
+  const keys = Object.keys(extensions);
+  const clash = keys.filter((key) => key in TaskFileSchema.shape);
+  if (clash.length > 0) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `task extension ${clash.map((key) => `"${key}"`).join(', ')} would shadow a built-in task.yaml field`,
+      { details: { keys: clash } },
+    );
+  }
+  if (keys.length === 0) return TaskFileSchema;
+  return TaskFileSchema.extend(Object.fromEntries(keys.map((key) => [key, extensions[key]?.optional()])));
+}
+
+type Loaded = { tasks: Task[]; problems: TaskProblem[]; file: string };
+
+async function loadFolder(
+  found: FoundTask,
+  schema: z.ZodType,
+  extensionKeys: readonly string[],
+  hostEnv: Readonly<Record<string, string | undefined>>,
+): Promise<Loaded> {
+  const { dir, idPrefix } = found;
+  const yamlFile = path.join(dir, 'task.yaml');
+  const tomlFile = path.join(dir, 'task.toml');
+  const hasYaml = (await kindOf(yamlFile)) === 'file';
+  const hasToml = (await kindOf(tomlFile)) === 'file';
+  if (hasYaml && hasToml) {
+    return {
+      file: yamlFile,
+      tasks: [],
+      problems: [
+        { file: yamlFile, path: '', message: 'the folder has both task.yaml and task.toml: keep one' },
+      ],
+    };
+  }
+  if (hasToml)
+    return { file: tomlFile, ...(await loadHarborTask({ dir, file: tomlFile, idPrefix, hostEnv })) };
+
+  const read = await readText(yamlFile);
+  if (!read.ok) return { file: yamlFile, tasks: [], problems: read.problems };
+  const parsed = parseYamlText(yamlFile, read.text);
+  if (!parsed.ok) return { file: yamlFile, tasks: [], problems: parsed.problems };
+  if (await isTerminalBench1(parsed.value, dir)) {
+    return {
+      file: yamlFile,
+      ...(await loadTerminalBenchTask({ dir, file: yamlFile, raw: parsed.value, idPrefix })),
+    };
+  }
+  return {
+    file: yamlFile,
+    ...(await loadNativeTask({ dir, file: yamlFile, raw: parsed.value, idPrefix, schema, extensionKeys })),
+  };
+}
+
+/**
+ * Loads every task under `paths` and collects every problem instead of stopping at the
+ * first: the tasks that are valid, and the problems of those that are not (each naming
+ * its file, field path and what was expected). Duplicate task ids are problems too.
+ *
+ * @param paths task folders, task files (`task.yaml`, `task.toml`) or suite folders.
+ * @throws PaddockError TASK_NOT_FOUND when a path holds no task; CONFIG_INVALID when an
+ *   extension key shadows a built-in field.
+ */
+export async function validateTasks(
+  paths: string | readonly string[],
+  options: LoadTasksOptions = {},
+): Promise<TaskValidation> {
+  const cwd = options.cwd ?? process.cwd();
+  const extensions = options.extensions ?? {};
+  const schema = schemaWith(extensions);
+  const hostEnv = options.hostEnv ?? process.env;
+
+  const folders: FoundTask[] = [];
+  const seenDirs = new Set<string>();
+  for (const given of typeof paths === 'string' ? [paths] : paths) {
+    for (const found of await discover(given, cwd)) {
+      // The same folder reached through two paths loads once.
+      if (seenDirs.has(found.dir)) continue;
+      seenDirs.add(found.dir);
+      folders.push(found);
+    }
+  }
+
+  const loaded = await Promise.all(
+    folders.map((found) => loadFolder(found, schema, Object.keys(extensions), hostEnv)),
+  );
+  const tasks: Task[] = [];
+  const problems: TaskProblem[] = [];
+  const owners = new Map<string, string>();
+  for (const result of loaded) {
+    problems.push(...result.problems);
+    for (const task of result.tasks) {
+      const owner = owners.get(task.id);
+      if (owner !== undefined) {
+        problems.push({
+          file: result.file,
+          path: 'id',
+          message: `duplicate task id "${task.id}" (also used by ${displayPath(owner, cwd)})`,
+        });
+        continue;
+      }
+      owners.set(task.id, task.dir);
+      tasks.push(task);
+    }
+  }
+  return { tasks, problems };
+}
+
+/**
+ * Loads every task under `paths`, all or nothing: when any file has a problem, throws one
+ * TASK_INVALID listing them all (`details.file`, `details.issues[]` with `file`, `path`,
+ * `message` and `line` where known) and loads none.
+ *
+ * @param paths task folders, task files (`task.yaml`, `task.toml`) or suite folders.
+ * @throws PaddockError TASK_INVALID, TASK_NOT_FOUND, CONFIG_INVALID (see `validateTasks`).
+ */
+export async function loadTasks(
+  paths: string | readonly string[],
+  options: LoadTasksOptions = {},
+): Promise<Task[]> {
+  const { tasks, problems } = await validateTasks(paths, options);
+  if (problems.length > 0) throw taskInvalidError(problems, options.cwd);
+  return tasks;
+}
