@@ -155,7 +155,10 @@ export async function loadNativeTask(
   if (!environment) {
     const needSandbox = tools.filter((tool) => tool !== 'submit');
     if (needSandbox.length > 0)
-      problem('tools', `${needSandbox.join(', ')} need a sandbox, but environment is false`);
+      problem(
+        'tools',
+        `${needSandbox.join(', ')} ${needSandbox.length === 1 ? 'needs' : 'need'} a sandbox, but environment is false`,
+      );
   }
 
   const limits = {
