@@ -1,0 +1,201 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { OpenAIAgent } from '../../../agents/openai/index.ts';
+import { runEpisode, type EpisodeRecord } from '../../../harness/index.ts';
+import { exportRun, type ExportRow } from '../../../trainers/export/index.ts';
+import { reply, startOpenAIServer, type FakeTokens } from '../../fakes/model-servers/openai.ts';
+import { fakeTask, mathTools } from '../../fakes/model-servers/tasks.ts';
+
+/**
+ * An independent Parquet reader, when installed (`hyparquet`, a devDependency): the
+ * writer is paddock's own, so the file is checked by code that is not. The specifier is
+ * a variable so that type-checking does not need the package.
+ */
+const READER = 'hyparquet';
+type Reader = { parquetReadObjects(options: { file: ArrayBuffer }): Promise<Record<string, unknown>[]> };
+const reader = (await import(READER).catch(() => undefined)) as Reader | undefined;
+
+const dir = mkdtempSync(join(tmpdir(), 'paddock-export-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// Three turns as a chat-templating server renders them: each prompt extends the last
+// prompt + completion with observation tokens; odd logprobs test exact doubles.
+const P0 = [100, 101, 102, 103, 104, 105, 106, 107, 108, 109];
+const C0 = [200, 201, 202, 203];
+const P1 = [...P0, ...C0, 300, 301, 302];
+const C1 = [210, 211];
+const P2 = [...P1, ...C1, 310, 311];
+const C2 = [220, 221, 222];
+const TURNS: FakeTokens[] = [
+  { promptIds: P0, completionIds: C0, logprobs: [-0.1234567890123456, -1e-12, -2.5, -0.0000152587890625] },
+  { promptIds: P1, completionIds: C1, logprobs: [-9999, -0.3333333333333333], promptIdsOn: 'choice' },
+  {
+    promptIds: P2,
+    completionIds: C2,
+    logprobs: [-1.7976931348623157e308, -5e-324, -0.75],
+    idsOnlyInLogprobs: true,
+  },
+];
+
+async function recordEpisode(): Promise<EpisodeRecord> {
+  const server = await startOpenAIServer([
+    reply({
+      toolCalls: [{ id: 'a', name: 'add', arguments: { a: 2, b: 3 } }],
+      tokens: TURNS[0]!,
+      usage: { prompt: 10, completion: 4 },
+    }),
+    reply({
+      text: 'Checking.',
+      toolCalls: [{ id: 'b', name: 'echo', arguments: { text: '5' } }],
+      tokens: TURNS[1]!,
+    }),
+    reply({ toolCalls: [{ id: 'c', name: 'submit', arguments: { answer: '5' } }], tokens: TURNS[2]! }),
+  ]);
+  try {
+    const agent = new OpenAIAgent({ model: 'policy', baseUrl: server.baseUrl, tokenExact: true, env: {} });
+    return await runEpisode({
+      task: fakeTask(),
+      agent,
+      runId: 'run-x',
+      episodeId: 'fake/task#0',
+      seed: 3,
+      toolProviders: [mathTools],
+      turnRewards: [{ name: 'step', weight: 0.5, score: async ({ turn }) => turn.index + 1 }],
+      trajectoryRewards: [
+        { name: 'answer', weight: 1, score: async ({ episode }) => (episode.answer === '5' ? 1 : 0) },
+      ],
+    });
+  } finally {
+    await server.close();
+  }
+}
+
+const episode = await recordEpisode();
+
+const expectedIds = [...P2, ...C2];
+const expectedMask = expectedIds.map((_, i) =>
+  (i >= 10 && i < 14) || (i >= 17 && i < 19) || (i >= 21 && i < 24) ? 1 : 0,
+);
+const expectedLogprobs = expectedIds.map(() => 0);
+[
+  [10, TURNS[0]!],
+  [17, TURNS[1]!],
+  [21, TURNS[2]!],
+].forEach(([start, turn]) => {
+  (turn as FakeTokens).logprobs.forEach((logprob, k) => (expectedLogprobs[(start as number) + k] = logprob));
+});
+
+function checkRow(row: Record<string, unknown>, json: (value: unknown) => unknown): void {
+  expect(row.run_id).toBe('run-x');
+  expect(row.episode_id).toBe('fake/task#0');
+  expect(row.task_id).toBe('fake/task');
+  expect(row.status).toBe('completed');
+  expect(row.token_ids).toEqual(expectedIds);
+  expect(row.loss_mask).toEqual(expectedMask);
+  // Byte for byte: every double as the server sent it (including the extremes).
+  const logprobs = row.logprobs as number[];
+  expect(Buffer.from(new Float64Array(logprobs).buffer)).toEqual(
+    Buffer.from(new Float64Array(expectedLogprobs).buffer),
+  );
+  expect(row.prompt_length).toBe(10);
+  expect(row.turn_rewards).toEqual([0.5, 1, 1.5]);
+  expect(row.reward).toBe(1);
+  expect(json(row.token_spans)).toEqual([
+    { turn: 0, start: 10, end: 14 },
+    { turn: 1, start: 17, end: 19 },
+    { turn: 2, start: 21, end: 24 },
+  ]);
+  expect(row.token_mismatched_turns).toEqual([]);
+  const messages = json(row.messages) as { role: string; tool_call_id?: string; tool_calls?: unknown[] }[];
+  expect(messages.map((m) => m.role)).toEqual([
+    'user',
+    'assistant',
+    'tool',
+    'assistant',
+    'tool',
+    'assistant',
+    'tool',
+  ]);
+  expect(messages[1]!.tool_calls).toEqual([
+    { id: 'a', type: 'function', function: { name: 'add', arguments: '{"a":2,"b":3}' } },
+  ]);
+  expect(messages[2]!.tool_call_id).toBe('a');
+  expect(json(row.reward_breakdown)).toEqual(episode.reward);
+}
+
+describe('exportRun', () => {
+  it('records the server’s token ids and logprobs on every turn of the episode', () => {
+    expect(episode.turns.map((turn) => turn.tokens)).toEqual(
+      TURNS.map((t) => ({
+        promptIds: t.promptIds,
+        completionIds: t.completionIds,
+        completionLogprobs: t.logprobs,
+      })),
+    );
+  });
+
+  it('exports JSONL with ids, logprobs and loss mask that match what the server sent', async () => {
+    const out = join(dir, 'episodes.jsonl');
+    const result = await exportRun([episode], { format: 'jsonl', out });
+    expect(result.rows).toBe(1);
+    const lines = readFileSync(out, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(1);
+    checkRow(JSON.parse(lines[0]!), (value) => value);
+  });
+
+  it('exports the tools when it is given them', async () => {
+    const out = join(dir, 'tools.jsonl');
+    await exportRun([episode], {
+      format: 'jsonl',
+      out,
+      tools: { 'fake/task': [{ name: 'submit', description: 'Submit.', inputSchema: { type: 'object' } }] },
+    });
+    const row = JSON.parse(readFileSync(out, 'utf8')) as ExportRow;
+    expect(row.tools).toEqual([
+      {
+        type: 'function',
+        function: { name: 'submit', description: 'Submit.', parameters: { type: 'object' } },
+      },
+    ]);
+  });
+
+  it.skipIf(!reader)(
+    'exports Parquet that an independent reader (hyparquet) reads back exactly',
+    async () => {
+      const out = join(dir, 'episodes.parquet');
+      const other = {
+        ...episode,
+        episodeId: 'fake/task#1',
+        turns: episode.turns.map(({ tokens: _t, ...turn }) => turn),
+      };
+      await exportRun([episode, other], { format: 'parquet', out, rowGroupSize: 1 });
+      const bytes = readFileSync(out);
+      const rows = await reader!.parquetReadObjects({
+        file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+      });
+      expect(rows).toHaveLength(2);
+      const plain = (row: Record<string, unknown>) =>
+        Object.fromEntries(
+          Object.entries(row).map(([key, value]) => [
+            key,
+            value === undefined // hyparquet reads a null list as undefined
+              ? null
+              : typeof value === 'bigint'
+                ? Number(value)
+                : Array.isArray(value)
+                  ? value.map((v: unknown) => (typeof v === 'bigint' ? Number(v) : v))
+                  : value,
+          ]),
+        );
+      checkRow(plain(rows[0]!), (value) => JSON.parse(value as string));
+      expect(plain(rows[1]!)).toMatchObject({
+        episode_id: 'fake/task#1',
+        token_ids: null,
+        loss_mask: null,
+        logprobs: null,
+      });
+    },
+  );
+});
