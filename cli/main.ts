@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { isPaddockError, formatSummary, describeError, type EpisodeEvent } from '../harness/index.ts';
 import { bootstrapBaseImage, checkEngine, reapContainers } from '../sandboxes/docker/index.ts';
-import { validateTasks } from '../tasks/index.ts';
+import { formatTaskProblem, validateTasks } from '../tasks/index.ts';
 import { AGENT_SPECS } from './agents.ts';
 import { DEFAULT_RUNS_DIR, evaluate, resume, type EvaluationResult } from './evaluate.ts';
 import { viewRun } from './view.ts';
@@ -190,7 +190,7 @@ async function main(argv: string[]): Promise<number> {
               `${task.id}\t${task.format}\t${task.environment?.image ?? task.environment?.build?.dockerfile ?? '-'}\n`,
             );
       } else {
-        for (const problem of problems) process.stderr.write(`${problem.message}\n`);
+        for (const problem of problems) process.stderr.write(`${formatTaskProblem(problem)}\n`);
         process.stdout.write(`${tasks.length} task(s) valid, ${problems.length} problem(s)\n`);
       }
       return problems.length > 0 ? 2 : 0;
