@@ -63,8 +63,10 @@ export interface OpenAIAgentOptions {
    * - `true`: always ask the server for token ids and logprobs; a response without them
    *   leaves `tokens` unset and counts in {@link OpenAIAgent.tokenExactUnavailable};
    * - `false`: never ask;
-   * - `'auto'`: ask any server but api.openai.com (which refuses the extra fields) and
-   *   fill `tokens` when they come; a 400 naming them switches them off for the agent.
+   * - `'auto'`: ask servers reached over plain `http://` (local and cluster servers: vLLM,
+   *   SGLang, Ollama, llama.cpp) but not hosted `https://` APIs, some of which refuse
+   *   unknown fields; fill `tokens` when they come. A 400 naming the fields switches them
+   *   off for the agent. (A vLLM behind https needs `tokenExact: true`.)
    * @default 'auto'
    */
   tokenExact?: boolean | 'auto';
@@ -156,7 +158,7 @@ export class OpenAIAgent implements Agent {
     this.apiKey = options.apiKey ?? (env.OPENAI_API_KEY || undefined);
     this.name = options.name ?? `openai:${options.model}`;
     const mode = options.tokenExact ?? 'auto';
-    this.askTokens = mode === true || (mode === 'auto' && !isOpenAIHosted(this.baseUrl));
+    this.askTokens = mode === true || (mode === 'auto' && this.baseUrl.startsWith('http://'));
   }
 
   /** Turns where token-exact data was required but the server sent none. */

@@ -43,6 +43,20 @@ describe('parseModelAgentSpec', () => {
     });
   });
 
+  it('asks a hosted https API for no token fields in auto mode, and uses max_completion_tokens with OpenAI', () => {
+    const agent = parseModelAgentSpec('openai:gpt-4.1?max_tokens=64', { OPENAI_API_KEY: 'k' }) as OpenAIAgent;
+    const body = agent.requestBody({
+      task: {} as never,
+      messages: [{ role: 'user', content: 'hi' }],
+      tools: [],
+      turnIndex: 0,
+      seed: 9,
+    });
+    expect(body).not.toHaveProperty('logprobs');
+    expect(body).not.toHaveProperty('max_tokens');
+    expect(body.max_completion_tokens).toBe(64);
+  });
+
   it('makes an Anthropic agent', () => {
     const agent = parseModelAgentSpec('anthropic:claude-sonnet-4-5?input_per_mtok=3&output_per_mtok=15', {
       ANTHROPIC_API_KEY: 'k',
