@@ -1,0 +1,166 @@
+/**
+ * The browser plug-in: a ToolProvider that gives every episode of a task with a
+ * `browser:` section its own isolated context in one shared Chromium, its own origin
+ * (static files or the task's app on a fresh loopback port, or a given URL), the browser
+ * tools, a first observation, and a score read from the page at the end.
+ */
+import type { Task, ToolProvider, TurnRewardFunction } from '../../harness/index.ts';
+import { ERROR_CODES, PaddockError } from '../../harness/index.ts';
+import { BrowserPool, type BrowserPoolOptions } from './browser-pool.ts';
+import { OriginPolicy, originOf } from './origins.ts';
+import { resolveBrowserConfig } from './schema.ts';
+import { loadScorer } from './scorer.ts';
+import { BrowserSession } from './session.ts';
+import { serveStaticSite, startApp, type RunningSite } from './site-server.ts';
+
+/** Options of the provider: those of its shared browser. */
+export type BrowserToolProviderOptions = BrowserPoolOptions;
+
+export class BrowserToolProvider implements ToolProvider {
+  /** Reads `task.extensions.browser`. */
+  readonly name = 'browser';
+  /** The shared browser (exposed for benchmarks and diagnostics). */
+  readonly pool: BrowserPool;
+  private readonly live = new Map<string, { task: Task; session: BrowserSession }>();
+
+  constructor(options: BrowserToolProviderOptions = {}) {
+    this.pool = new BrowserPool(options);
+  }
+
+  /**
+   * Opens the episode's browser session, or returns undefined when the task has no
+   * `browser:` section. The browser is launched on first use (and again after a crash).
+   *
+   * @throws PaddockError CONFIG_INVALID (the section, the scorer file or the start URL is
+   *   wrong; not retryable); SANDBOX_START_FAILED (retryable: the browser, the site, the
+   *   app or the start page failed); ABORTED.
+   */
+  async open(
+    task: Task,
+    context: { labels: { episodeId: string }; signal: AbortSignal },
+  ): Promise<BrowserSession | undefined> {
+    const section = task.extensions[this.name];
+    if (section === undefined) return undefined;
+    const config = resolveBrowserConfig(section, task.dir);
+    const scorer = config.scorer ? await loadScorer(config.scorer) : undefined;
+    const { signal } = context;
+    let site: RunningSite | undefined;
+    try {
+      let base: string;
+      if (config.source.kind === 'site') {
+        // The scorer is never served, even when an author puts it inside site/.
+        site = await serveStaticSite(config.source.root, {
+          deny: config.scorer?.kind === 'file' ? [config.scorer.path] : [],
+        });
+        base = `${site.origin}/`;
+      } else if (config.source.kind === 'app') {
+        site = await startApp(config.source, { signal });
+        base = `${site.origin}/`;
+      } else {
+        base = config.source.url;
+      }
+      const policy = new OriginPolicy([originOf(base)!, ...config.allowedOrigins]);
+      const startUrl =
+        config.source.kind === 'url' && config.start === '/'
+          ? config.source.url
+          : new URL(config.start, base).href;
+      if (!policy.allows(startUrl)) {
+        throw new PaddockError(
+          ERROR_CODES.CONFIG_INVALID,
+          `task ${task.id}: browser.start ${config.start} is not on an allowed origin (${policy.list().join(', ')})`,
+        );
+      }
+      const lease = await this.pool.acquire(signal);
+      const episodeId = context.labels.episodeId;
+      const session = await BrowserSession.open(
+        {
+          episodeId,
+          lease,
+          config,
+          policy,
+          startUrl,
+          ...(site ? { site } : {}),
+          ...(scorer ? { scorer } : {}),
+          onClose: () => {
+            if (this.live.get(episodeId)?.session === session) this.live.delete(episodeId);
+          },
+        },
+        signal,
+      );
+      this.live.set(episodeId, { task, session });
+      return session;
+    } catch (error) {
+      await site?.close();
+      throw error;
+    }
+  }
+
+  /** The open session of an episode, if any. */
+  session(episodeId: string): BrowserSession | undefined {
+    return this.live.get(episodeId)?.session;
+  }
+
+  /** The open sessions of a task. */
+  sessionsOf(task: Task): BrowserSession[] {
+    return [...this.live.values()].filter((entry) => entry.task === task).map((entry) => entry.session);
+  }
+
+  /** Closes every open session and the browser. Never rejects; a later `open` launches a new browser. */
+  async close(): Promise<void> {
+    await Promise.all([...this.live.values()].map((entry) => entry.session.close()));
+    await this.pool.close();
+  }
+}
+
+/** Options of `browserTurnReward`. */
+export interface BrowserTurnRewardOptions {
+  /** @default 'browser' */
+  name?: string;
+  /** @default 1 */
+  weight?: number;
+  /**
+   * `delta`: the change of the page's score since the previous turn (0 before the first),
+   * so that the turn rewards of an episode sum to its final page score; `value`: the score
+   * itself after every turn. @default 'delta'
+   */
+  mode?: 'delta' | 'value';
+}
+
+/**
+ * A turn reward that runs the task's scorer on the page after every turn. Turns of
+ * episodes without a browser session or scorer score 0.
+ *
+ * The episode is found by `episodeId` in the reward's context. Until the episode loop
+ * passes it, the session is found by task, which works only while one episode of the
+ * task is open at a time; with several it rejects with CONFIG_INVALID.
+ */
+export function browserTurnReward(
+  provider: BrowserToolProvider,
+  options: BrowserTurnRewardOptions = {},
+): TurnRewardFunction {
+  const mode = options.mode ?? 'delta';
+  return {
+    name: options.name ?? 'browser',
+    weight: options.weight ?? 1,
+    async score(context) {
+      const episodeId = (context as { episodeId?: unknown }).episodeId;
+      let session: BrowserSession | undefined;
+      if (typeof episodeId === 'string') {
+        session = provider.session(episodeId);
+      } else {
+        const sessions = provider.sessionsOf(context.task);
+        if (sessions.length > 1) {
+          throw new PaddockError(
+            ERROR_CODES.CONFIG_INVALID,
+            `browserTurnReward: ${sessions.length} episodes of ${context.task.id} are open and the turn-reward context names no episodeId`,
+          );
+        }
+        session = sessions[0];
+      }
+      if (!session) return 0;
+      const before = session.lastScore ?? 0;
+      const value = (await session.scoreNow(context.signal)) ?? 0;
+      return mode === 'delta' ? value - before : value;
+    },
+  };
+}

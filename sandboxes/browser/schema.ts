@@ -1,0 +1,254 @@
+/**
+ * The `browser:` section of a task file: where the pages come from, where the agent
+ * starts, which origins the page may reach, how the episode is scored, and how the
+ * browser behaves. Snake_case and strict, like the rest of `task.yaml`; paths are
+ * relative to the task folder. `resolveBrowserConfig` turns a parsed section into the
+ * absolute paths and millisecond units the provider uses.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { ERROR_CODES, PaddockError, formatZodIssues } from '../../harness/index.ts';
+
+/** A path inside the task folder, relative to it. */
+const TaskPathSchema = z
+  .string()
+  .min(1)
+  .regex(/^[^/]/, { error: 'expected a path relative to the task folder (not absolute)' })
+  .refine((value) => !value.split(/[\\/]/).includes('..'), {
+    error: 'expected a path inside the task folder (no "..")',
+  });
+
+/** A positive number of seconds. */
+function secondsSchema(max: number) {
+  return z.number().positive().max(max);
+}
+
+/** `http(s)://host[:port]` with nothing after it. */
+const OriginSchema = z
+  .string()
+  .regex(/^https?:\/\/[^/?#\s]+$/, { error: 'expected an origin such as http://127.0.0.1:8080 (no path)' });
+
+/** An http(s) URL. */
+const HttpUrlSchema = z
+  .string()
+  .regex(/^https?:\/\/[^/?#\s]+/, { error: 'expected an http:// or https:// URL' })
+  .refine((value) => URL.canParse(value), { error: 'expected a valid URL' });
+
+/** `app:` — a small web server the task ships, started on a fresh loopback port per episode. */
+export const BrowserAppSchema = z
+  .strictObject({
+    command: z.string().min(1).meta({
+      description:
+        'Shell command started in the task folder with PORT=<fresh port> (and HOST=127.0.0.1); it must serve on 127.0.0.1:$PORT.',
+    }),
+    ready_path: z
+      .string()
+      .regex(/^\//, { error: 'expected a path starting with /' })
+      .default('/')
+      .meta({ description: 'Path polled until it answers (any status below 500). Default "/".' }),
+    ready_timeout_sec: secondsSchema(600)
+      .default(20)
+      .meta({ description: 'How long the app may take to answer, in seconds. Default 20.' }),
+    env: z
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected a variable name' }),
+        z.union([z.string(), z.number(), z.boolean()]),
+      )
+      .default({})
+      .meta({ description: 'Extra environment variables of the command.' }),
+  })
+  .meta({ description: 'A web app the task ships, started per episode and killed after.' });
+
+/**
+ * The zod schema of a task's `browser:` section (register it with the task loader as
+ * `extensions: { browser: browserTaskExtension }`). Exactly one of `site`, `app`, `url`.
+ */
+export const browserTaskExtension = z
+  .strictObject({
+    site: TaskPathSchema.optional().meta({
+      description: 'A folder of static files served on 127.0.0.1 on a fresh port per episode (e.g. site/).',
+    }),
+    app: BrowserAppSchema.optional(),
+    url: HttpUrlSchema.optional().meta({
+      description:
+        'An already-running site (e.g. a port inside the task sandbox made reachable by the task). Its origin is allowed.',
+    }),
+    start: z
+      .string()
+      .regex(/^(\/|https?:\/\/)/, { error: 'expected a path starting with / or an http(s) URL' })
+      .default('/')
+      .meta({
+        description:
+          'First page: a path on the site/app/url origin, or a URL on an allowed origin. Default "/".',
+      }),
+    score: z
+      .union([TaskPathSchema, z.strictObject({ expression: z.string().min(1) })], {
+        error: 'expected a scorer file (relative to the task folder) or { expression: "…" }',
+      })
+      .optional()
+      .meta({
+        description:
+          'A JavaScript expression or function (a file, or inline) evaluated in an isolated world of the page at the end: true/1 solved, false/0 not, a number for partial credit. Never served to the page.',
+      }),
+    allowed_origins: z
+      .array(OriginSchema)
+      .default([])
+      .meta({ description: 'Origins the page may reach besides its own. Everything else is blocked.' }),
+    screenshot: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'Attach a PNG screenshot to every browser tool result. Default false.' }),
+    viewport: z
+      .strictObject({
+        width: z.number().int().min(200).max(4000),
+        height: z.number().int().min(200).max(4000),
+      })
+      .default({ width: 1280, height: 720 })
+      .meta({ description: 'Viewport size in CSS pixels. Default 1280×720.' }),
+    max_snapshot_chars: z
+      .number()
+      .int()
+      .min(500)
+      .max(500_000)
+      .default(12_000)
+      .meta({
+        description:
+          'Longest page snapshot shown; longer pages are trimmed around the viewport. Default 12000.',
+      }),
+    popups: z.enum(['block', 'follow']).default('block').meta({
+      description:
+        'Windows the page opens: block (closed at once, reported) or follow (the newest becomes the page the agent sees). Default block.',
+    }),
+    dialogs: z
+      .enum(['accept', 'dismiss'])
+      .default('accept')
+      .meta({
+        description: 'What happens to alert/confirm/prompt dialogs (always reported). Default accept.',
+      }),
+    action_timeout_sec: secondsSchema(60)
+      .default(3)
+      .meta({
+        description: 'How long an action waits for its element to be actionable, in seconds. Default 3.',
+      }),
+    load_timeout_sec: secondsSchema(300)
+      .default(10)
+      .meta({ description: 'How long a navigation may take to commit and load, in seconds. Default 10.' }),
+    settle_timeout_sec: secondsSchema(60).default(2).meta({
+      description:
+        'Longest wait after an action for the page to settle (load, network idle, DOM quiet), in seconds. Default 2.',
+    }),
+  })
+  .superRefine((value, context) => {
+    const sources = (['site', 'app', 'url'] as const).filter((key) => value[key] !== undefined);
+    if (sources.length !== 1) {
+      context.addIssue({
+        code: 'custom',
+        path: sources.length > 1 ? [sources[1]!] : [],
+        message:
+          sources.length === 0
+            ? 'expected exactly one of site, app or url'
+            : `give only one of site, app or url (found ${sources.join(', ')})`,
+      });
+    }
+  })
+  .meta({ description: 'A web task: pages shown in a real Chromium, browser tools, a page-state scorer.' });
+
+/** A task's `browser:` section as written (defaults optional). */
+export type BrowserTaskExtensionInput = z.input<typeof browserTaskExtension>;
+/** A task's `browser:` section as parsed (defaults applied), as the loader stores it. */
+export type BrowserTaskExtension = z.output<typeof browserTaskExtension>;
+
+/** Where an episode's pages come from. */
+export type PageSource =
+  /** Static files served from `root` (absolute). */
+  | { kind: 'site'; root: string }
+  /** A command started in `cwd` with `PORT`, polled at `readyPath` until it answers. */
+  | {
+      kind: 'app';
+      command: string;
+      cwd: string;
+      readyPath: string;
+      readyTimeoutMs: number;
+      env: Record<string, string>;
+    }
+  /** An already-running site. */
+  | { kind: 'url'; url: string };
+
+/** The scorer: a file on the host (read at episode start) or inline source. */
+export type ScorerSource = { kind: 'file'; path: string } | { kind: 'expression'; source: string };
+
+/** A `browser:` section resolved against its task folder, in the units the provider uses. */
+export interface BrowserTaskConfig {
+  source: PageSource;
+  /** Path (on the source's origin) or absolute URL of the first page. */
+  start: string;
+  scorer?: ScorerSource;
+  /** Extra origins the page may reach (normalised `scheme://host:port`). */
+  allowedOrigins: string[];
+  screenshot: boolean;
+  viewport: { width: number; height: number };
+  maxSnapshotChars: number;
+  popups: 'block' | 'follow';
+  dialogs: 'accept' | 'dismiss';
+  actionTimeoutMs: number;
+  loadTimeoutMs: number;
+  settleTimeoutMs: number;
+}
+
+/**
+ * Validates a task's `browser:` section (raw or already parsed) and resolves its paths
+ * against `taskDir`.
+ *
+ * @throws PaddockError CONFIG_INVALID listing each bad field.
+ */
+export function resolveBrowserConfig(section: unknown, taskDir: string): BrowserTaskConfig {
+  const parsed = browserTaskExtension.safeParse(section);
+  if (!parsed.success) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `invalid browser section:\n${formatZodIssues(parsed.error.issues)}`,
+      {
+        details: {
+          issues: parsed.error.issues.map((issue) => ({
+            path: issue.path.map(String).join('.'),
+            message: issue.message,
+          })),
+        },
+      },
+    );
+  }
+  const value = parsed.data;
+  const seconds = (sec: number) => Math.round(sec * 1000);
+  let source: PageSource;
+  if (value.site !== undefined) source = { kind: 'site', root: path.resolve(taskDir, value.site) };
+  else if (value.app !== undefined) {
+    source = {
+      kind: 'app',
+      command: value.app.command,
+      cwd: taskDir,
+      readyPath: value.app.ready_path,
+      readyTimeoutMs: seconds(value.app.ready_timeout_sec),
+      env: Object.fromEntries(Object.entries(value.app.env).map(([key, item]) => [key, String(item)])),
+    };
+  } else source = { kind: 'url', url: value.url! };
+  const scorer: ScorerSource | undefined =
+    value.score === undefined
+      ? undefined
+      : typeof value.score === 'string'
+        ? { kind: 'file', path: path.resolve(taskDir, value.score) }
+        : { kind: 'expression', source: value.score.expression };
+  return {
+    source,
+    start: value.start,
+    ...(scorer ? { scorer } : {}),
+    allowedOrigins: value.allowed_origins.map((origin) => new URL(origin).origin),
+    screenshot: value.screenshot,
+    viewport: value.viewport,
+    maxSnapshotChars: value.max_snapshot_chars,
+    popups: value.popups,
+    dialogs: value.dialogs,
+    actionTimeoutMs: seconds(value.action_timeout_sec),
+    loadTimeoutMs: seconds(value.load_timeout_sec),
+    settleTimeoutMs: seconds(value.settle_timeout_sec),
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * Scoring an episode from the state of its page.
+ *
+ * A scorer is one JavaScript expression, read from the task folder on the host (or
+ * written inline in the task file): a value (`document.title === 'Done'`) or a function,
+ * sync or async, that is called with no arguments (`() => { …; return 0.5; }`). An
+ * optional leading `export default` is ignored. Its result is the score: `true`/`false`
+ * count as 1/0, a finite number counts as itself; any other result is a fault of the task.
+ * A scorer that throws (an element it expects is missing) scores 0.
+ *
+ * What the agent cannot do to it:
+ * - read it: it is read on the host and never served (the static server refuses it, and
+ *   anything outside `site/`), and it is only evaluated after the agent acted;
+ * - change it, or what it sees through JavaScript: it runs in an isolated world created
+ *   through the DevTools protocol for this evaluation. An isolated world shares the DOM,
+ *   storage, cookies and origin with the page, but none of its JavaScript: globals the
+ *   page defines (a `score` of its own), prototypes it patches (`querySelector`,
+ *   `JSON.parse`, `Storage.prototype.getItem`) are not seen by the scorer. The scorer
+ *   reads what the page *shows and stores*, not what its scripts claim.
+ * The agent itself has no way to run JavaScript: there is no eval tool, and `goto`
+ * refuses `javascript:` URLs.
+ */
+import { readFile } from 'node:fs/promises';
+import type { BrowserContext, CDPSession, Page } from 'playwright-core';
+import { ERROR_CODES, PaddockError, describeError } from '../../harness/index.ts';
+import type { ScorerSource } from './schema.ts';
+
+/** A scorer ready to run: its program and where it came from (for messages). */
+export interface Scorer {
+  /** An expression that evaluates to a promise of the scorer's raw result. */
+  program: string;
+  /** The file, or `inline`. */
+  origin: string;
+}
+
+/** The name of the isolated world scorers run in. */
+export const SCORER_WORLD = 'paddock-scorer';
+
+/** Wraps a scorer's source into a program: an async IIFE that calls it if it is a function. */
+export function scorerProgram(source: string): string {
+  const body = source
+    .trim()
+    .replace(/^export\s+default\s+/, '')
+    .replace(/;\s*$/, '');
+  return `(async () => {\nconst scorer = (\n${body}\n);\nreturn typeof scorer === 'function' ? await scorer() : await scorer;\n})()`;
+}
+
+/** Reads a scorer from its file or inline text. @throws PaddockError CONFIG_INVALID when the file cannot be read. */
+export async function loadScorer(source: ScorerSource): Promise<Scorer> {
+  if (source.kind === 'expression') return { program: scorerProgram(source.source), origin: 'inline' };
+  try {
+    return { program: scorerProgram(await readFile(source.path, 'utf8')), origin: source.path };
+  } catch (error) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `cannot read the scorer ${source.path}: ${describeError(error)}`,
+      {
+        cause: error,
+        details: { file: source.path },
+      },
+    );
+  }
+}
+
+/** The score a scorer's result stands for, or undefined when it is no score. */
+export function scoreValue(result: unknown): number | undefined {
+  if (typeof result === 'boolean') return result ? 1 : 0;
+  if (typeof result === 'number' && Number.isFinite(result)) return result;
+  return undefined;
+}
+
+/** What one evaluation gave. */
+export type ScorerOutcome =
+  | { kind: 'score'; value: number }
+  /** The scorer threw or timed out: scored 0, with the reason. */
+  | { kind: 'threw'; message: string }
+  /** The scorer returned something that is not a score. */
+  | { kind: 'invalid'; message: string };
+
+interface EvaluateResponse {
+  result?: { type?: string; value?: unknown; description?: string };
+  exceptionDetails?: { text?: string; exception?: { description?: string } };
+}
+
+/**
+ * Evaluates `scorer` in a fresh isolated world of `page`'s main frame. Rejects only when
+ * the page or browser is gone (the caller decides whether that is an infrastructure
+ * fault) or on abort.
+ */
+export async function evaluateScorer(
+  context: BrowserContext,
+  page: Page,
+  scorer: Scorer,
+  options: { timeoutMs: number; signal?: AbortSignal },
+): Promise<ScorerOutcome> {
+  let session: CDPSession | undefined;
+  try {
+    session = await context.newCDPSession(page);
+    const tree = await session.send('Page.getFrameTree');
+    const world = await session.send('Page.createIsolatedWorld', {
+      frameId: tree.frameTree.frame.id,
+      worldName: SCORER_WORLD,
+      grantUniveralAccess: false,
+    });
+    const evaluation = session.send('Runtime.evaluate', {
+      expression: scorer.program,
+      contextId: world.executionContextId,
+      awaitPromise: true,
+      returnByValue: true,
+      // Stops a scorer stuck in a synchronous loop.
+      timeout: options.timeoutMs,
+    });
+    const signals = [AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])];
+    const deadline = AbortSignal.any(signals);
+    const response = await new Promise<EvaluateResponse | 'timeout'>((resolve, reject) => {
+      const onAbort = () =>
+        options.signal?.aborted
+          ? reject(new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: options.signal.reason }))
+          : resolve('timeout');
+      deadline.addEventListener('abort', onAbort, { once: true });
+      evaluation.then(
+        (value) => {
+          deadline.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (error: unknown) => {
+          deadline.removeEventListener('abort', onAbort);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
+    if (response === 'timeout')
+      return { kind: 'threw', message: `the scorer did not finish within ${options.timeoutMs} ms` };
+    if (response.exceptionDetails) {
+      const details = response.exceptionDetails;
+      return { kind: 'threw', message: details.exception?.description ?? details.text ?? 'the scorer threw' };
+    }
+    const value = scoreValue(response.result?.value);
+    if (value === undefined) {
+      const shown =
+        response.result?.description ?? JSON.stringify(response.result?.value) ?? response.result?.type;
+      return {
+        kind: 'invalid',
+        message: `the scorer ${scorer.origin} returned ${shown}, not a number or boolean`,
+      };
+    }
+    return { kind: 'score', value };
+  } finally {
+    await session?.detach().catch(() => undefined);
+  }
+}

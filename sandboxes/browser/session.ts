@@ -1,0 +1,468 @@
+/**
+ * One episode's browser: an isolated context in the shared browser, the page the agent
+ * sees, the origin its pages come from, and the scorer. Every action runs through `act`,
+ * which turns the agent's mistakes (a stale ref, a covered button, a forbidden URL) into
+ * observations, waits for the page to settle, and observes it; a browser that crashed or
+ * disconnected becomes a retryable SANDBOX_FAILED error, which ends the episode as an
+ * infrastructure error that `runEpisodes` retries.
+ */
+import type { Locator, Page } from 'playwright-core';
+import {
+  ERROR_CODES,
+  PaddockError,
+  describeError,
+  throwIfAborted,
+  type ImagePart,
+  type Tool,
+  type ToolOutput,
+  type ToolSession,
+} from '../../harness/index.ts';
+import type { Lease } from './browser-pool.ts';
+import {
+  describeRef,
+  formatObservation,
+  summarizeActionError,
+  trimSnapshot,
+  type ObservationParts,
+} from './observation.ts';
+import type { OriginPolicy } from './origins.ts';
+import type { BrowserTaskConfig } from './schema.ts';
+import { evaluateScorer, type Scorer } from './scorer.ts';
+import { PageActivity, settle } from './settle.ts';
+import type { RunningSite } from './site-server.ts';
+import { browserTools } from './tools.ts';
+
+/** Longest wait for a snapshot, the title or a screenshot of a page that stopped answering, in ms. */
+const OBSERVE_TIMEOUT_MS = 5_000;
+/** Longest a scorer may run, in ms. */
+const SCORE_TIMEOUT_MS = 10_000;
+
+/** A mistake of the agent's, told back to it as the action's result. */
+export class ActionRefused extends Error {
+  override readonly name = 'ActionRefused';
+}
+
+/** Where an action points: a ref from the snapshot, or a selector. */
+export interface Target {
+  ref?: string | undefined;
+  selector?: string | undefined;
+}
+
+/** A located element and how to name it in a result. */
+export interface Located {
+  locator: Locator;
+  label: string;
+}
+
+/** What a session is made of; the provider builds it. */
+export interface SessionParts {
+  episodeId: string;
+  lease: Lease;
+  config: BrowserTaskConfig;
+  policy: OriginPolicy;
+  /** The first page's URL. */
+  startUrl: string;
+  /** The site or app serving the pages, stopped on close. */
+  site?: RunningSite;
+  scorer?: Scorer;
+  /** Called once when the session closes. */
+  onClose?: () => void;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
+
+const CLOSED_PATTERN = /has been closed|Target closed|browser has disconnected|crash/i;
+
+export class BrowserSession implements ToolSession {
+  readonly tools: readonly Tool[];
+  readonly episodeId: string;
+  readonly config: BrowserTaskConfig;
+  readonly policy: OriginPolicy;
+  private readonly parts: SessionParts;
+  private readonly activity: PageActivity;
+  private current: Page;
+  private events: string[] = [];
+  private readonly blockedOrigins = new Set<string>();
+  private crashed = false;
+  private contextClosed = false;
+  private closing: Promise<void> | undefined;
+  private lastSnapshot = '';
+  /** The last score `scoreNow` gave, for turn rewards that pay progress. */
+  lastScore: number | undefined;
+
+  private constructor(parts: SessionParts) {
+    this.parts = parts;
+    this.episodeId = parts.episodeId;
+    this.config = parts.config;
+    this.policy = parts.policy;
+    this.current = parts.lease.page;
+    this.activity = new PageActivity(parts.lease.context);
+    this.tools = browserTools(this);
+  }
+
+  /**
+   * Sets the context up (blocked origins, dialogs, pop-ups, crash detection) and opens
+   * the start page. On failure everything is closed before it rejects.
+   *
+   * @throws PaddockError SANDBOX_START_FAILED (retryable) when the start page cannot be
+   *   opened; ABORTED.
+   */
+  static async open(parts: SessionParts, signal: AbortSignal): Promise<BrowserSession> {
+    const session = new BrowserSession(parts);
+    try {
+      await session.setUp(signal);
+      return session;
+    } catch (error) {
+      await session.close();
+      if (signal.aborted) throw new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: error });
+      if (error instanceof PaddockError) throw error;
+      throw new PaddockError(
+        ERROR_CODES.SANDBOX_START_FAILED,
+        `could not open the start page ${parts.startUrl}: ${summarizeActionError(describeError(error))}`,
+        { cause: error, retryable: true, details: { url: parts.startUrl } },
+      );
+    }
+  }
+
+  private async setUp(signal: AbortSignal): Promise<void> {
+    const { context } = this.parts.lease;
+    const config = this.config;
+    context.setDefaultTimeout(config.actionTimeoutMs);
+    context.setDefaultNavigationTimeout(config.loadTimeoutMs);
+    context.on('close', () => {
+      this.contextClosed = true;
+    });
+    context.on('dialog', (dialog) => {
+      const accept = config.dialogs === 'accept' || dialog.type() === 'beforeunload';
+      this.events.push(
+        `${dialog.type()} dialog "${dialog.message()}" (${accept ? 'accepted' : 'dismissed'})`,
+      );
+      // A dialog answered after its page closed rejects; nothing is left to answer then.
+      void (accept ? dialog.accept() : dialog.dismiss()).catch(() => undefined);
+    });
+    context.on('weberror', (webError) => {
+      this.events.push(`page error: ${webError.error().message}`);
+    });
+    context.on('page', (page) => this.onNewPage(page));
+    this.watch(this.current);
+    await context.route(
+      (url) => !this.policy.allows(url.href),
+      async (route) => {
+        const url = route.request().url();
+        const origin = new URL(url).origin;
+        if (!this.blockedOrigins.has(origin)) {
+          this.blockedOrigins.add(origin);
+          this.events.push(
+            `blocked a request to ${origin === 'null' ? url.slice(0, 80) : origin} (not an allowed origin)`,
+          );
+        }
+        await route.abort('blockedbyclient').catch(() => undefined);
+      },
+    );
+    await context.routeWebSocket(
+      (url) => !this.policy.allows(url.href.replace(/^ws/, 'http')),
+      async (socket) => {
+        this.events.push(`blocked a WebSocket to ${new URL(socket.url()).host} (not an allowed origin)`);
+        await socket.close().catch(() => undefined);
+      },
+    );
+    const { width, height } = config.viewport;
+    const viewport = this.current.viewportSize();
+    if (viewport?.width !== width || viewport?.height !== height)
+      await this.current.setViewportSize({ width, height });
+    throwIfAborted(signal);
+    await this.current.goto(this.parts.startUrl, {
+      waitUntil: 'commit',
+      timeout: config.loadTimeoutMs,
+      signal,
+    });
+    await settle(this.current, this.activity, {
+      timeoutMs: config.loadTimeoutMs,
+      navigationsBefore: -1,
+      signal,
+    });
+  }
+
+  private watch(page: Page): void {
+    page.on('crash', () => {
+      this.crashed = true;
+    });
+  }
+
+  private onNewPage(page: Page): void {
+    if (page === this.parts.lease.page) return;
+    if (this.config.popups === 'block') {
+      this.events.push(
+        `blocked a pop-up window${page.url() && page.url() !== 'about:blank' ? ` (${page.url()})` : ''}`,
+      );
+      void page.close().catch(() => undefined);
+      return;
+    }
+    this.watch(page);
+    this.current = page;
+    this.events.push(
+      'a pop-up window opened: it is now the page shown (closing it returns to the previous one)',
+    );
+  }
+
+  /** The page the agent sees: the current one, or the newest still open, or a new blank one. */
+  async page(): Promise<Page> {
+    if (!this.current.isClosed()) return this.current;
+    const open = this.parts.lease.context.pages().filter((page) => !page.isClosed());
+    const last = open[open.length - 1];
+    if (last) {
+      this.current = last;
+      this.events.push('the page closed: back to the previous page');
+    } else {
+      this.current = await this.parts.lease.context.newPage();
+      this.watch(this.current);
+      this.events.push(
+        `the page closed itself: a blank page was opened (the task started at ${this.parts.startUrl})`,
+      );
+    }
+    return this.current;
+  }
+
+  /** Whether the browser, the context or the page's renderer is gone. */
+  get broken(): boolean {
+    return !this.parts.lease.browser.isConnected() || this.crashed || (this.contextClosed && !this.closing);
+  }
+
+  /**
+   * The retryable infrastructure error `error` stands for, if any: the browser died, the
+   * context was closed under the episode, or the page's renderer crashed. Playwright may
+   * report a closed target before the browser's disconnect event arrives, so such an
+   * error is looked at again a moment later.
+   */
+  async infrastructureFault(error: unknown): Promise<PaddockError | undefined> {
+    if (!this.broken && CLOSED_PATTERN.test(describeError(error))) {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    if (!this.broken) return undefined;
+    const what = !this.parts.lease.browser.isConnected()
+      ? 'the browser disconnected (crashed or was killed)'
+      : this.crashed
+        ? "the page's renderer crashed"
+        : 'the browser context was closed';
+    return new PaddockError(ERROR_CODES.SANDBOX_FAILED, `${what}: ${describeError(error)}`, {
+      cause: error,
+      retryable: true,
+      details: { episodeId: this.episodeId },
+    });
+  }
+
+  private async rethrowFault(error: unknown, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: error });
+    const fault = await this.infrastructureFault(error);
+    if (fault) throw fault;
+  }
+
+  /**
+   * Finds the element a ref or selector names, on the page the agent sees.
+   *
+   * @throws ActionRefused when the ref is malformed or stale, or the selector matches no
+   *   element or several.
+   */
+  async locate(page: Page, target: Target): Promise<Located> {
+    if (target.ref !== undefined) {
+      const ref = target.ref
+        .trim()
+        .replace(/^\[?ref=/, '')
+        .replace(/\]$/, '');
+      if (!/^(f\d+)?e\d+$/.test(ref)) {
+        throw new ActionRefused(
+          `"${target.ref}" is not an element ref: use a ref such as e12 from the page snapshot`,
+        );
+      }
+      const locator = page.getByRef(ref);
+      if ((await locator.count()) === 0) {
+        throw new ActionRefused(
+          `element ${ref} is not on the page any more (the page changed since the snapshot that showed it): use a ref from the snapshot below`,
+        );
+      }
+      const description = describeRef(this.lastSnapshot, ref);
+      return { locator, label: description ? `${ref} (${description})` : ref };
+    }
+    const selector = target.selector ?? '';
+    const locator = page.locator(selector);
+    const count = await locator.count();
+    if (count === 0) throw new ActionRefused(`no element matches the selector ${selector}`);
+    if (count > 1) {
+      throw new ActionRefused(
+        `the selector ${selector} matches ${count} elements: make it match exactly one, or use a ref`,
+      );
+    }
+    return { locator, label: selector };
+  }
+
+  /**
+   * Runs one action on the page the agent sees, waits for the page to settle and
+   * observes it. `action` returns what it did, in a sentence; it throws ActionRefused (or
+   * any Playwright error) for what the agent should read as a failed action.
+   *
+   * @throws PaddockError SANDBOX_FAILED (retryable) when the browser broke; ABORTED.
+   */
+  async act(
+    signal: AbortSignal,
+    action: (page: Page) => Promise<string>,
+    options: { settleTimeoutMs?: number } = {},
+  ): Promise<ToolOutput> {
+    throwIfAborted(signal);
+    let page: Page;
+    try {
+      page = await this.page();
+    } catch (error) {
+      await this.rethrowFault(error, signal);
+      throw error;
+    }
+    const navigationsBefore = this.activity.navigationCount(page);
+    let result: { ok: boolean; text: string };
+    try {
+      result = { ok: true, text: await action(page) };
+    } catch (error) {
+      await this.rethrowFault(error, signal);
+      result = {
+        ok: false,
+        text: error instanceof ActionRefused ? error.message : summarizeActionError(describeError(error)),
+      };
+    }
+    const after = await this.page().catch(() => page);
+    await settle(after, this.activity, {
+      timeoutMs: options.settleTimeoutMs ?? this.config.settleTimeoutMs,
+      navigationsBefore: after === page ? navigationsBefore : -1,
+      signal,
+    });
+    return this.observe(signal, result);
+  }
+
+  /**
+   * Observes the page the agent sees: the result of the last action, URL, title, events
+   * since the last observation, the trimmed snapshot and, when the task asks, a screenshot.
+   *
+   * @throws PaddockError SANDBOX_FAILED (retryable) when the browser broke; ABORTED.
+   */
+  async observe(signal: AbortSignal, result?: { ok: boolean; text: string }): Promise<ToolOutput> {
+    throwIfAborted(signal);
+    let page: Page;
+    try {
+      page = await this.page();
+    } catch (error) {
+      await this.rethrowFault(error, signal);
+      throw error;
+    }
+    const [snapshot, info, screenshot] = await Promise.allSettled([
+      page.ariaSnapshot({ mode: 'ai', boxes: true, timeout: OBSERVE_TIMEOUT_MS, signal }),
+      withTimeout(
+        page.evaluate<[string, string]>('[document.title, document.readyState]'),
+        OBSERVE_TIMEOUT_MS,
+        'the page',
+      ),
+      this.config.screenshot
+        ? page.screenshot({ type: 'png', timeout: OBSERVE_TIMEOUT_MS, caret: 'hide' })
+        : Promise.resolve(undefined),
+    ]);
+    for (const outcome of [snapshot, info, screenshot]) {
+      if (outcome.status === 'rejected') await this.rethrowFault(outcome.reason, signal);
+    }
+    let shown: ObservationParts['snapshot'];
+    if (snapshot.status === 'fulfilled') {
+      this.lastSnapshot = snapshot.value;
+      shown = trimSnapshot(snapshot.value, { maxChars: this.config.maxSnapshotChars });
+    } else {
+      this.lastSnapshot = '';
+      shown = { error: summarizeActionError(describeError(snapshot.reason)) };
+    }
+    const events = this.events;
+    this.events = [];
+    const [title, readyState] = info.status === 'fulfilled' ? info.value : ['', 'complete'];
+    const text = formatObservation({
+      ...(result ? { result } : {}),
+      url: page.url(),
+      title,
+      events,
+      loading: readyState !== 'complete',
+      snapshot: shown,
+    });
+    const images: ImagePart[] =
+      screenshot.status === 'fulfilled' && screenshot.value
+        ? [{ mimeType: 'image/png', dataBase64: screenshot.value.toString('base64') }]
+        : [];
+    return {
+      text,
+      ...(images.length > 0 ? { images } : {}),
+      ...(result && !result.ok ? { isError: true } : {}),
+    };
+  }
+
+  /** The first page as the agent's first message shows it. */
+  async initialObservation(options: { signal: AbortSignal }): Promise<string> {
+    const output = await this.observe(options.signal);
+    return `The browser shows this page (act on elements by their ref, e.g. ref "e5"):\n${output.text}`;
+  }
+
+  /**
+   * The scorer's value on the page as it is now (see scorer.ts). A scorer that throws
+   * scores 0. Undefined when the task has no scorer.
+   *
+   * @throws PaddockError SANDBOX_FAILED (retryable) when the browser broke;
+   *   VERIFIER_FAILED when the scorer returned something that is not a score; ABORTED.
+   */
+  async scoreNow(signal: AbortSignal): Promise<number | undefined> {
+    const scorer = this.parts.scorer;
+    if (!scorer) return undefined;
+    throwIfAborted(signal);
+    let outcome;
+    try {
+      const page = await this.page();
+      outcome = await evaluateScorer(this.parts.lease.context, page, scorer, {
+        timeoutMs: SCORE_TIMEOUT_MS,
+        signal,
+      });
+    } catch (error) {
+      await this.rethrowFault(error, signal);
+      // The page navigated away while the scorer ran, or could not host a world: nothing to score.
+      outcome = { kind: 'threw' as const, message: describeError(error) };
+    }
+    if (outcome.kind === 'invalid') {
+      throw new PaddockError(ERROR_CODES.VERIFIER_FAILED, outcome.message, {
+        details: { scorer: scorer.origin },
+      });
+    }
+    const value = outcome.kind === 'score' ? outcome.value : 0;
+    this.lastScore = value;
+    return value;
+  }
+
+  /** The page's score under the name `browser`; nothing when the task has no scorer. */
+  async score(options: { signal: AbortSignal }): Promise<Record<string, number>> {
+    const value = await this.scoreNow(options.signal);
+    return value === undefined ? {} : { browser: value };
+  }
+
+  /** Closes the context (and every page in it) and stops the site. Idempotent; never rejects. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.activity.dispose();
+      await withTimeout(this.parts.lease.context.close(), 10_000, 'closing the context').catch(
+        () => undefined,
+      );
+      await this.parts.site?.close().catch(() => undefined);
+      this.parts.onClose?.();
+    })();
+    return this.closing;
+  }
+}

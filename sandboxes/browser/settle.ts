@@ -1,0 +1,177 @@
+/**
+ * Waiting for a page to settle after an action, without a fixed sleep. The wait ends as
+ * soon as the page shows no more pending work, and never later than its bound:
+ *
+ * 1. network: no request of the page still in flight (a navigation's document request
+ *    included; WebSockets, EventSource and requests older than `longRequestMs` — long
+ *    polls — are not waited for);
+ * 2. load: when the main frame navigated since the action began, its `load` event;
+ * 3. DOM quiet: one macrotask turn in the page (so `setTimeout(0)` and message-channel
+ *    work scheduled by the action runs) and, if the DOM changed meanwhile, until it has
+ *    stayed unchanged for `quietMs`.
+ *
+ * In the common case — a click whose handler updates the DOM synchronously — the whole
+ * wait is one round trip to the page.
+ */
+import type { BrowserContext, Page, Request } from 'playwright-core';
+
+/** Resource types that stay open by design and are never waited for. */
+const LONG_LIVED = new Set(['websocket', 'eventsource']);
+
+/** Tracks, per page, the requests in flight and the main-frame navigations. */
+export class PageActivity {
+  private readonly inflight = new Map<Request, { page: Page; startedAt: number }>();
+  private readonly navigations = new WeakMap<Page, number>();
+  private readonly waiters = new Set<() => void>();
+  private readonly detach: () => void;
+  /** Requests older than this are not waited for (long polls, hung resources), in ms. @default 5_000 */
+  readonly longRequestMs: number;
+
+  constructor(context: BrowserContext, options: { longRequestMs?: number } = {}) {
+    this.longRequestMs = options.longRequestMs ?? 5_000;
+    const onRequest = (request: Request) => {
+      if (LONG_LIVED.has(request.resourceType())) return;
+      let page: Page | null;
+      try {
+        page = request.frame().page();
+      } catch {
+        // Service-worker requests have no frame; they are blocked anyway.
+        return;
+      }
+      if (page) this.inflight.set(request, { page, startedAt: performance.now() });
+    };
+    const onDone = (request: Request) => {
+      if (this.inflight.delete(request)) this.notify();
+    };
+    const onNavigated = (frame: { page(): Page; parentFrame(): unknown }) => {
+      if (frame.parentFrame() !== null) return;
+      const page = frame.page();
+      this.navigations.set(page, (this.navigations.get(page) ?? 0) + 1);
+    };
+    context.on('request', onRequest);
+    context.on('requestfinished', onDone);
+    context.on('requestfailed', onDone);
+    const pages = new Set<Page>();
+    const watch = (page: Page) => {
+      pages.add(page);
+      page.on('framenavigated', onNavigated);
+      page.on('close', () => {
+        for (const [request, entry] of this.inflight) if (entry.page === page) this.inflight.delete(request);
+        this.notify();
+      });
+    };
+    for (const page of context.pages()) watch(page);
+    context.on('page', watch);
+    this.detach = () => {
+      context.off('request', onRequest);
+      context.off('requestfinished', onDone);
+      context.off('requestfailed', onDone);
+      context.off('page', watch);
+      for (const page of pages) page.off('framenavigated', onNavigated);
+      this.inflight.clear();
+      this.notify();
+    };
+  }
+
+  private notify(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  /** How many main-frame navigations `page` has committed so far (compare two readings). */
+  navigationCount(page: Page): number {
+    return this.navigations.get(page) ?? 0;
+  }
+
+  /** Requests of `page` in flight that are worth waiting for. */
+  pending(page: Page): number {
+    const now = performance.now();
+    let count = 0;
+    for (const entry of this.inflight.values()) {
+      if (entry.page === page && now - entry.startedAt < this.longRequestMs) count++;
+    }
+    return count;
+  }
+
+  /** Resolves when `page` has no request worth waiting for, or after `timeoutMs`. Never rejects. */
+  async networkIdle(page: Page, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.pending(page) === 0 || timeoutMs <= 0) return;
+    await new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        clearInterval(ager);
+        this.waiters.delete(check);
+        signal?.removeEventListener('abort', finish);
+        resolve();
+      };
+      const check = () => {
+        if (this.pending(page) === 0) finish();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      // Requests age out of `pending` without an event: look again now and then.
+      const ager = setInterval(check, 250);
+      this.waiters.add(check);
+      signal?.addEventListener('abort', finish, { once: true });
+    });
+  }
+
+  /** Stops listening. */
+  dispose(): void {
+    this.detach();
+  }
+}
+
+/** Bounds of one settle wait. */
+export interface SettleOptions {
+  /** Longest the whole wait may take, in ms. */
+  timeoutMs: number;
+  /** How long the DOM must stay unchanged once it started changing, in ms. @default 50 */
+  quietMs?: number;
+  /** The page's navigation count before the action (from `PageActivity.navigationCount`). */
+  navigationsBefore: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs in the page: resolves after one macrotask turn when the DOM did not change during
+ * it, else once it has not changed for `quietMs`; never later than `maxMs`. A string, so
+ * that no compiler helper (e.g. a name-keeping wrapper) leaks into the page.
+ */
+export const DOM_QUIET_SCRIPT = `({ quietMs, maxMs }) => new Promise((resolve) => {
+  const started = performance.now();
+  let lastChange = -Infinity;
+  const observer = new MutationObserver(() => { lastChange = performance.now(); });
+  observer.observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+  const check = () => {
+    const now = performance.now();
+    if (now - lastChange >= quietMs || now - started >= maxMs) { observer.disconnect(); resolve(); }
+    else setTimeout(check, Math.min(quietMs, 16));
+  };
+  setTimeout(check, 0);
+})`;
+
+/**
+ * Waits until `page` settles after an action (see the module comment). Never rejects:
+ * a page that does not settle in time is observed as it is (the observation says when it
+ * is still loading); a browser that died is noticed by the observation that follows.
+ */
+export async function settle(page: Page, activity: PageActivity, options: SettleOptions): Promise<void> {
+  const deadline = performance.now() + options.timeoutMs;
+  const left = () => Math.max(0, deadline - performance.now());
+  const signal = options.signal;
+  try {
+    await activity.networkIdle(page, left(), signal);
+    if (activity.navigationCount(page) !== options.navigationsBefore && left() > 0) {
+      await page.waitForLoadState('load', { timeout: left() }).catch(() => undefined);
+      await activity.networkIdle(page, left(), signal);
+    }
+    if (left() > 0 && !signal?.aborted && !page.isClosed()) {
+      const quietMs = options.quietMs ?? 50;
+      await page.evaluate(
+        `(${DOM_QUIET_SCRIPT})(${JSON.stringify({ quietMs, maxMs: Math.min(left(), 1_000) })})`,
+      );
+    }
+  } catch {
+    // A navigation destroyed the context the wait ran in, or the page closed: the
+    // observation that follows shows the state the page is in.
+  }
+}

@@ -1,0 +1,345 @@
+/**
+ * The browser tools an agent calls. Every one acts on the page the agent sees, waits for
+ * the page to settle, and returns the new observation (URL, title, events, snapshot,
+ * optionally a screenshot); a failed action returns the same observation with `isError`.
+ *
+ * Elements are named by `ref` — `e12` from the latest snapshot, stable while the element
+ * lives and keeps its role and name — or by `selector` (CSS, or Playwright's `role=button
+ * [name="Buy"]`, `text=…`), which reference solutions written ahead of time use. A ref
+ * that went stale, or a selector matching no element or several, is an observation.
+ */
+import { z } from 'zod';
+import { defineTool, type Tool } from '../../harness/index.ts';
+import { resolveGotoTarget } from './origins.ts';
+import { ActionRefused, type BrowserSession, type Target } from './session.ts';
+
+/** Tool names, all prefixed `browser_`. */
+export const BROWSER_TOOL_NAMES = [
+  'browser_click',
+  'browser_fill',
+  'browser_press',
+  'browser_select',
+  'browser_check',
+  'browser_hover',
+  'browser_scroll',
+  'browser_goto',
+  'browser_back',
+  'browser_wait_for',
+  'browser_snapshot',
+] as const;
+
+const refField = z
+  .string()
+  .min(1)
+  .optional()
+  .describe('The element\'s ref from the latest page snapshot, e.g. "e12".');
+const selectorField = z
+  .string()
+  .min(1)
+  .optional()
+  .describe(
+    'Instead of a ref: a CSS selector, or role=button[name="Buy"], or text=Buy. Must match one element.',
+  );
+
+function exactlyOneTarget(value: Target): boolean {
+  return (value.ref === undefined) !== (value.selector === undefined);
+}
+const ONE_TARGET = { error: 'give exactly one of ref or selector', path: ['ref'] };
+
+/**
+ * Builds a function from its source text, so that Playwright sends exactly that text to
+ * the page: a function compiled from TypeScript here would carry compiler helpers (such
+ * as the `__name` wrapper of name-keeping builds) that do not exist in the page.
+ */
+function pageFunction<Arg, Result>(source: string): (element: never, arg: Arg) => Result {
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- page code is kept as text on purpose (see above)
+  return new Function(`return (${source});`)() as (element: never, arg: Arg) => Result;
+}
+
+/**
+ * Scrolls the element's nearest scrollable ancestor (itself included; the document when
+ * there is none) instantly, then waits one frame so that scroll handlers have run.
+ */
+const SCROLL_ELEMENT = pageFunction<{ dx: number; dy: number }, Promise<void>>(`(element, { dx, dy }) => {
+  let node = element;
+  while (node && node !== document.documentElement) {
+    const style = getComputedStyle(node);
+    const canY = dy !== 0 && node.scrollHeight > node.clientHeight && /(auto|scroll|overlay)/.test(style.overflowY);
+    const canX = dx !== 0 && node.scrollWidth > node.clientWidth && /(auto|scroll|overlay)/.test(style.overflowX);
+    if (canY || canX) break;
+    node = node.parentElement;
+  }
+  if (!node || node === document.documentElement) node = document.scrollingElement || document.documentElement;
+  node.scrollBy({ left: dx, top: dy, behavior: 'instant' });
+  return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+}`);
+
+/** The same for the whole page. */
+const SCROLL_PAGE = (dx: number, dy: number) =>
+  `(() => { (document.scrollingElement || document.documentElement).scrollBy({ left: ${dx}, top: ${dy}, behavior: 'instant' }); return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0))); })()`;
+
+/** The browser tools of one session. */
+export function browserTools(session: BrowserSession): Tool[] {
+  const timeout = () => session.config.actionTimeoutMs;
+
+  const click = defineTool({
+    name: 'browser_click',
+    description:
+      'Click an element (by ref from the page snapshot, or by selector). Returns the page after the click.',
+    args: z
+      .strictObject({
+        ref: refField,
+        selector: selectorField,
+        button: z.enum(['left', 'right', 'middle']).optional().describe('Mouse button. Default left.'),
+        double: z.boolean().optional().describe('Double-click instead. Default false.'),
+      })
+      .refine(exactlyOneTarget, ONE_TARGET),
+    execute: (args, context) =>
+      session.act(context.signal, async (page) => {
+        const { locator, label } = await session.locate(page, args);
+        const options = {
+          timeout: timeout(),
+          signal: context.signal,
+          ...(args.button ? { button: args.button } : {}),
+        };
+        if (args.double) await locator.dblclick(options);
+        else await locator.click(options);
+        return `${args.double ? 'Double-clicked' : 'Clicked'} ${label}.`;
+      }),
+  });
+
+  const fill = defineTool({
+    name: 'browser_fill',
+    description:
+      'Replace the text of an input, textarea or editable element with `text`; with submit: true, press Enter afterwards.',
+    args: z
+      .strictObject({
+        ref: refField,
+        selector: selectorField,
+        text: z.string().describe('The text to type into the field (replaces what is there).'),
+        submit: z.boolean().optional().describe('Press Enter after filling. Default false.'),
+      })
+      .refine(exactlyOneTarget, ONE_TARGET),
+    execute: (args, context) =>
+      session.act(context.signal, async (page) => {
+        const { locator, label } = await session.locate(page, args);
+        await locator.fill(args.text, { timeout: timeout(), signal: context.signal });
+        if (args.submit) await locator.press('Enter', { timeout: timeout(), signal: context.signal });
+        return `Filled ${label} with ${JSON.stringify(args.text)}${args.submit ? ' and pressed Enter' : ''}.`;
+      }),
+  });
+
+  const press = defineTool({
+    name: 'browser_press',
+    description:
+      'Press a key or key combination (Enter, Tab, Escape, ArrowDown, Control+A…) on an element, or on whatever has focus when no element is given.',
+    args: z
+      .strictObject({
+        key: z
+          .string()
+          .min(1)
+          .describe('Key name as in KeyboardEvent.key, with modifiers joined by +, e.g. "Shift+Tab".'),
+        ref: refField,
+        selector: selectorField,
+      })
+      .refine((value) => value.ref === undefined || value.selector === undefined, ONE_TARGET),
+    execute: (args, context) =>
+      session.act(context.signal, async (page) => {
+        if (args.ref === undefined && args.selector === undefined) {
+          await page.keyboard.press(args.key);
+          return `Pressed ${args.key}.`;
+        }
+        const { locator, label } = await session.locate(page, args);
+        await locator.press(args.key, { timeout: timeout(), signal: context.signal });
+        return `Pressed ${args.key} on ${label}.`;
+      }),
+  });
+
+  const select = defineTool({
+    name: 'browser_select',
+    description: 'Choose option(s) of a <select> element, by their value or visible label.',
+    args: z
+      .strictObject({
+        ref: refField,
+        selector: selectorField,
+        option: z
+          .union([z.string(), z.array(z.string()).min(1)])
+          .describe("The option's value or label; a list selects several in a multiple select."),
+      })
+      .refine(exactlyOneTarget, ONE_TARGET),
+    execute: (args, context) =>
+      session.act(context.signal, async (page) => {
+        const { locator, label } = await session.locate(page, args);
+        const chosen = await locator.selectOption(args.option, {
+          timeout: timeout(),
+          signal: context.signal,
+        });
+        return `Selected ${chosen.map((value) => JSON.stringify(value)).join(', ')} in ${label}.`;
+      }),
+  });
+
+  const check = defineTool({
+    name: 'browser_check',
+    description: 'Check (or with checked: false, uncheck) a checkbox, radio button or switch.',
+    args: z
+      .strictObject({
+        ref: refField,
+        selector: selectorField,
+        checked: z.boolean().optional().describe('The state wanted. Default true.'),
+      })
+      .refine(exactlyOneTarget, ONE_TARGET),
+    execute: (args, context) =>
+      session.act(context.signal, async (page) => {
+        const { locator, label } = await session.locate(page, args);
+        const checked = args.checked ?? true;
+        await locator.setChecked(checked, { timeout: timeout(), signal: context.signal });
+        return `${checked ? 'Checked' : 'Unchecked'} ${label}.`;
+      }),
+  });
+
+  const hover = defineTool({
+    name: 'browser_hover',
+    description: 'Move the mouse over an element (opens hover menus and tooltips).',
+    args: z.strictObject({ ref: refField, selector: selectorField }).refine(exactlyOneTarget, ONE_TARGET),
+    execute: (args, context) =>
+      session.act(context.signal, async (page) => {
+        const { locator, label } = await session.locate(page, args);
+        await locator.hover({ timeout: timeout(), signal: context.signal });
+        return `Hovered over ${label}.`;
+      }),
+  });
+
+  const scroll = defineTool({
+    name: 'browser_scroll',
+    description:
+      'Scroll the page, or the scrollable area containing an element, by about one screen (or `amount` pixels). Long pages are shown around the viewport, so scrolling reveals the rest.',
+    args: z
+      .strictObject({
+        direction: z.enum(['up', 'down', 'left', 'right']).optional().describe('Default down.'),
+        amount: z
+          .number()
+          .int()
+          .positive()
+          .max(100_000)
+          .optional()
+          .describe('Pixels. Default: 80% of the viewport.'),
+        ref: refField,
+        selector: selectorField,
+      })
+      .refine((value) => value.ref === undefined || value.selector === undefined, ONE_TARGET),
+    execute: (args, context) =>
+      session.act(context.signal, async (page) => {
+        const direction = args.direction ?? 'down';
+        const vertical = direction === 'up' || direction === 'down';
+        const { width, height } = session.config.viewport;
+        const amount = args.amount ?? Math.round((vertical ? height : width) * 0.8);
+        const sign = direction === 'up' || direction === 'left' ? -1 : 1;
+        const dx = vertical ? 0 : sign * amount;
+        const dy = vertical ? sign * amount : 0;
+        if (args.ref === undefined && args.selector === undefined) {
+          await page.evaluate(SCROLL_PAGE(dx, dy));
+          return `Scrolled the page ${direction} by ${amount} px.`;
+        }
+        const { locator, label } = await session.locate(page, args);
+        await locator.evaluate(SCROLL_ELEMENT, { dx, dy }, { timeout: timeout() });
+        return `Scrolled ${direction} by ${amount} px in the area of ${label}.`;
+      }),
+  });
+
+  const goto = defineTool({
+    name: 'browser_goto',
+    description:
+      "Open a URL (absolute, or a path relative to the current page). Only the task's own site and its allowed origins can be opened.",
+    args: z.strictObject({
+      url: z.string().min(1).describe('e.g. /cart.html or http://127.0.0.1:8080/cart.html'),
+    }),
+    execute: (args, context) =>
+      session.act(
+        context.signal,
+        async (page) => {
+          const target = resolveGotoTarget(args.url, page.url(), session.policy);
+          if (!target.ok) throw new ActionRefused(`cannot open ${args.url}: ${target.reason}`);
+          await page.goto(target.url, {
+            waitUntil: 'commit',
+            timeout: session.config.loadTimeoutMs,
+            signal: context.signal,
+          });
+          return `Opened ${target.url}.`;
+        },
+        { settleTimeoutMs: session.config.loadTimeoutMs },
+      ),
+  });
+
+  const back = defineTool({
+    name: 'browser_back',
+    description: "Go back to the previous page in this tab's history.",
+    args: z.strictObject({}),
+    execute: (_args, context) =>
+      session.act(
+        context.signal,
+        async (page) => {
+          const before = page.url();
+          const response = await page.goBack({
+            waitUntil: 'commit',
+            timeout: session.config.loadTimeoutMs,
+            signal: context.signal,
+          });
+          // null: no history entry to go back to, or one in the same document (a #hash).
+          if (response === null && page.url() === before) {
+            throw new ActionRefused('there is no previous page in this tab');
+          }
+          return 'Went back.';
+        },
+        { settleTimeoutMs: session.config.loadTimeoutMs },
+      ),
+  });
+
+  const waitFor = defineTool({
+    name: 'browser_wait_for',
+    description:
+      'Wait until a text appears on the page (or an element by ref/selector appears), or with gone: true until it disappears. Use when the page is still loading or updating.',
+    args: z
+      .strictObject({
+        text: z.string().min(1).optional().describe('Text to wait for (case-insensitive, substring).'),
+        ref: refField,
+        selector: selectorField,
+        gone: z.boolean().optional().describe('Wait for it to disappear instead. Default false.'),
+        timeout_sec: z.number().positive().max(30).optional().describe('Longest wait in seconds. Default 5.'),
+      })
+      .refine(
+        (value) => [value.text, value.ref, value.selector].filter((item) => item !== undefined).length === 1,
+        { error: 'give exactly one of text, ref or selector', path: ['text'] },
+      ),
+    execute: (args, context) =>
+      session.act(context.signal, async (page) => {
+        const timeoutMs = Math.round((args.timeout_sec ?? 5) * 1000);
+        const state = args.gone ? 'hidden' : 'visible';
+        let label: string;
+        if (args.text !== undefined) {
+          label = JSON.stringify(args.text);
+          await page
+            .getByText(args.text)
+            .first()
+            .waitFor({ state, timeout: timeoutMs, signal: context.signal });
+        } else if (args.ref !== undefined && args.gone) {
+          label = args.ref;
+          await page.getByRef(args.ref).waitFor({ state, timeout: timeoutMs, signal: context.signal });
+        } else {
+          const located = args.ref !== undefined ? await session.locate(page, args) : undefined;
+          const locator = located?.locator ?? page.locator(args.selector ?? '').first();
+          label = located?.label ?? args.selector ?? '';
+          await locator.waitFor({ state, timeout: timeoutMs, signal: context.signal });
+        }
+        return `${label} ${args.gone ? 'is gone' : 'is there'}.`;
+      }),
+  });
+
+  const snapshot = defineTool({
+    name: 'browser_snapshot',
+    description: 'Look at the page again without acting (URL, title, snapshot with refs).',
+    args: z.strictObject({}),
+    execute: (_args, context) => session.observe(context.signal),
+  });
+
+  return [click, fill, press, select, check, hover, scroll, goto, back, waitFor, snapshot];
+}
