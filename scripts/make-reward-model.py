@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Makes the tiny byte-level ONNX reward model that tests, examples and the benchmark use.
+
+    python3 scripts/make-reward-model.py [out_dir ...]
+
+Default output folders: tests/fixtures/rewards/byte-reward and
+trainers/rewards/examples/onnx-reward/rewards. Each receives `model.onnx` and `spec.json`
+(the paddock reward-model spec read by trainers/rewards/onnx-model.ts).
+
+The model: byte embedding (257 x 16, id 0 = padding, zero vector) -> Conv1d (k=5) -> ReLU
+-> mean over the unmasked positions -> Linear -> sigmoid; one score in [0, 1] per row.
+Padding embeds to zeros, which is what the convolution's own zero padding sees, so a
+row scores the same alone or padded inside a batch.
+
+It is trained for a few seconds on synthetic turns so that its scores mean something:
+outputs that look like progress ("5 passed", "OK", "done") score high, outputs that look
+like failure (tracebacks, "error", "failed") score low. Runs with Debian's python3-torch
+(1.13, CPU) and with current PyTorch; needs no `onnx` package. Seeded: the same torch
+version gives the same bytes.
+"""
+
+import json
+import os
+import random
+import re
+import sys
+
+import torch
+from torch import nn
+
+MAX_LENGTH = 512
+EMBED = 16
+
+GOOD = [
+    "{n} passed in 0.{n}2s",
+    "All tests passed.",
+    "OK",
+    "Ran {n} tests\n\nOK",
+    "done: wrote {n} bytes",
+    "Build succeeded.",
+    "success: {n} files updated",
+    "test result: ok. {n} passed; 0 failed",
+]
+BAD = [
+    "Traceback (most recent call last):\n  File \"main.py\", line {n}\nNameError: name 'x' is not defined",
+    "{n} failed, 1 passed in 0.3s",
+    "error: command not found",
+    "FAILED tests/test_main.py::test_{n} - AssertionError",
+    "bash: syntax error near unexpected token",
+    "Permission denied",
+    "SyntaxError: invalid syntax",
+    "E   assert {n} == 0",
+]
+FILLER = [
+    "I will run the tests now.",
+    "Let me look at the file.",
+    "$ python3 -m pytest -q",
+    "Checking the output.",
+    "",
+]
+
+
+class ByteReward(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(257, EMBED, padding_idx=0)
+        self.conv = nn.Conv1d(EMBED, EMBED, kernel_size=5, padding=2)
+        self.head = nn.Linear(EMBED, 1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.to(torch.float32)  # [B, L]
+        x = self.embed(input_ids).transpose(1, 2)  # [B, E, L]
+        x = torch.relu(self.conv(x)) * mask.unsqueeze(1)
+        pooled = x.sum(dim=2) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+        return torch.sigmoid(self.head(pooled)).squeeze(1)  # [B]
+
+
+def encode(text: str) -> list:
+    return [b + 1 for b in text.encode("utf-8")[:MAX_LENGTH]] or [0]
+
+
+def sample(rng: random.Random) -> tuple:
+    good = rng.random() < 0.5
+    body = rng.choice(GOOD if good else BAD).format(n=rng.randint(1, 9))
+    text = "\n".join(filter(None, [rng.choice(FILLER), body, rng.choice(FILLER)]))
+    return text, 1.0 if good else 0.0
+
+
+def batch(rows: list) -> tuple:
+    ids = [encode(text) for text, _ in rows]
+    length = max(len(row) for row in ids)
+    input_ids = torch.zeros(len(ids), length, dtype=torch.int64)
+    mask = torch.zeros(len(ids), length, dtype=torch.int64)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    labels = torch.tensor([label for _, label in rows])
+    return input_ids, mask, labels
+
+
+def spec_json(spec: dict) -> str:
+    """JSON as prettier writes it: two-space indent, short lists of numbers on one line."""
+    text = json.dumps(spec, indent=2)
+    text = re.sub(
+        r"\[\s+([^\[\]{}\"]*?)\s+\]",
+        lambda match: "[" + ", ".join(item.strip() for item in match.group(1).split(",")) + "]",
+        text,
+    )
+    return text + "\n"
+
+
+def main() -> None:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    outs = sys.argv[1:] or [
+        os.path.join(root, "tests", "fixtures", "rewards", "byte-reward"),
+        os.path.join(root, "trainers", "rewards", "examples", "onnx-reward", "rewards"),
+    ]
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    model = ByteReward()
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
+    loss_fn = nn.BCELoss()
+    for _ in range(300):
+        input_ids, mask, labels = batch([sample(rng) for _ in range(32)])
+        loss = loss_fn(model(input_ids, mask), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+    input_ids, mask, labels = batch([sample(rng) for _ in range(256)])
+    with torch.no_grad():
+        accuracy = ((model(input_ids, mask) > 0.5).float() == labels).float().mean().item()
+    print(f"held-out accuracy {accuracy:.3f}")
+
+    spec = {
+        "format": "paddock-reward-model/1",
+        "description": "Byte-level toy reward model: high for outputs that look like progress, low for failures.",
+        "tokenizer": {"kind": "bytes"},
+        "maxLength": MAX_LENGTH,
+        "truncate": "left",
+        "inputs": {"ids": "input_ids", "mask": "attention_mask"},
+        "output": "score",
+        "range": [0, 1],
+    }
+    example_ids, example_mask, _ = batch([("2 passed in 0.1s", 1.0), ("error", 0.0)])
+    for out in outs:
+        os.makedirs(out, exist_ok=True)
+        torch.onnx.export(
+            model,
+            (example_ids, example_mask),
+            os.path.join(out, "model.onnx"),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["score"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "length"},
+                "attention_mask": {0: "batch", 1: "length"},
+                "score": {0: "batch"},
+            },
+            opset_version=13,
+        )
+        with open(os.path.join(out, "spec.json"), "w", encoding="utf-8") as file:
+            file.write(spec_json(spec))
+        print(f"wrote {out}/model.onnx and spec.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isPaddockError } from '../../../harness/index.ts';
+import {
+  OnnxRewardModel,
+  encodeText,
+  onnxTrajectoryReward,
+  onnxTurnReward,
+  renderTranscript,
+  turnText,
+  type RewardModelSpec,
+} from '../../../trainers/rewards/index.ts';
+import { makeTask } from '../../fakes/tasks.ts';
+import { bashTurn, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
+
+const MODEL_DIR = fileURLToPath(new URL('../../fixtures/rewards/byte-reward', import.meta.url));
+const signal = new AbortController().signal;
+
+describe('encodeText', () => {
+  const bytes: RewardModelSpec = {
+    format: 'paddock-reward-model/1',
+    tokenizer: { kind: 'bytes' },
+    maxLength: 4,
+    inputs: { ids: 'input_ids' },
+    output: 'score',
+  };
+
+  it('maps bytes to ids 1..256 and keeps the end of a long text', () => {
+    expect(encodeText('ab', bytes)).toEqual([98, 99]);
+    expect(encodeText('abcdef', bytes)).toEqual([100, 101, 102, 103]);
+    expect(encodeText('é', bytes)).toEqual([0xc3 + 1, 0xa9 + 1]);
+  });
+
+  it('keeps the start when truncating right', () => {
+    expect(encodeText('abcdef', { ...bytes, truncate: 'right' })).toEqual([98, 99, 100, 101]);
+  });
+
+  it('hashes words and punctuation into the vocabulary', () => {
+    const hashed: RewardModelSpec = {
+      ...bytes,
+      maxLength: 100,
+      tokenizer: { kind: 'hashed', vocabSize: 50 },
+    };
+    const ids = encodeText('Tests PASSED, tests passed.', hashed);
+    expect(ids).toHaveLength(6);
+    expect(ids.every((id) => id >= 1 && id < 50)).toBe(true);
+    expect(ids.slice(0, 2)).toEqual(ids.slice(3, 5)); // lowercased by default
+    expect(ids[2]).toBe(encodeText(',', hashed)[0]);
+  });
+});
+
+describe('OnnxRewardModel', () => {
+  let model: OnnxRewardModel;
+  beforeAll(async () => {
+    model = await OnnxRewardModel.load(MODEL_DIR);
+  });
+  afterAll(async () => {
+    await model.close();
+  });
+
+  it('loads a model folder with its spec', () => {
+    expect(model.spec.tokenizer).toEqual({ kind: 'bytes' });
+    expect(model.spec.maxLength).toBe(512);
+    expect(model.file).toBe(path.join(MODEL_DIR, 'model.onnx'));
+  });
+
+  it('scores outputs that look like progress above failures', async () => {
+    const [good, bad] = await model.scoreTexts([
+      '5 passed in 0.21s',
+      'Traceback (most recent call last):\nNameError',
+    ]);
+    expect(good).toBeGreaterThan(0.5);
+    expect(bad).toBeLessThan(0.5);
+  });
+
+  it('scores a text the same alone and padded inside a batch', async () => {
+    const texts = ['ok', 'error: command not found', 'x'.repeat(600), '', 'Ran 3 tests\n\nOK'];
+    const batched = await model.scoreTexts(texts);
+    for (const [index, text] of texts.entries()) {
+      expect(batched[index]).toBeCloseTo((await model.scoreTexts([text]))[0]!, 5);
+    }
+  });
+
+  it('gathers concurrent score() calls into one inference', async () => {
+    const before = model.inferences;
+    const scores = await Promise.all(['a', 'bb', 'ccc', 'dddd'].map((text) => model.score(text)));
+    expect(model.inferences - before).toBe(1);
+    expect(scores).toHaveLength(4);
+    expect(scores[1]).toBeCloseTo((await model.scoreTexts(['bb']))[0]!, 5);
+  });
+
+  it('rejects a call whose signal already aborted', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    await expect(model.score('x', { signal: controller.signal })).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+
+  it('rewards a turn with the score of its text', async () => {
+    const fn = onnxTurnReward(model, { weight: 0.5 });
+    const turn = bashTurn('pytest', '3 passed in 0.1s');
+    const value = await fn.score({ task: makeTask(), turn, previousTurns: [], signal });
+    expect(value).toBeCloseTo((await model.scoreTexts([turnText(turn)]))[0]!, 5);
+    expect([fn.name, fn.weight]).toEqual(['model', 0.5]);
+  });
+
+  it('rewards the change of the score in progress mode', async () => {
+    const task = makeTask();
+    const first = bashTurn('pytest', 'E   assert 1 == 0\n1 failed in 0.1s', 'tool-error');
+    const second = bashTurn('pytest', '1 passed in 0.1s');
+    const fn = onnxTurnReward(model, { input: 'transcript', mode: 'progress', name: 'model_progress' });
+    const value = await fn.score({ task, turn: second, previousTurns: [first], signal });
+    const [before, after] = await model.scoreTexts([
+      renderTranscript(task.instruction, [first]),
+      renderTranscript(task.instruction, [first, second]),
+    ]);
+    expect(value).toBeCloseTo(after! - before!, 5);
+  });
+
+  it('scores a trajectory by its transcript, answer or final text', async () => {
+    const task = makeTask();
+    const episode = makeEpisode({ answer: 'All tests passed.', turns: [makeTurn({ text: 'error' })] });
+    const [transcript, answer, final] = await model.scoreTexts([
+      renderTranscript(task.instruction, episode.turns),
+      'All tests passed.',
+      'error',
+    ]);
+    for (const [input, expected] of [
+      ['transcript', transcript],
+      ['answer', answer],
+      ['final_text', final],
+    ] as const) {
+      const fn = onnxTrajectoryReward(model, { input });
+      expect(await fn.score({ task, episode, signal })).toBeCloseTo(expected!, 5);
+    }
+  });
+});
+
+describe('OnnxRewardModel.load', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'paddock-reward-model-'));
+  copyFileSync(path.join(MODEL_DIR, 'model.onnx'), path.join(dir, 'reward.onnx'));
+
+  it('finds spec.json beside an .onnx file', async () => {
+    copyFileSync(path.join(MODEL_DIR, 'spec.json'), path.join(dir, 'spec.json'));
+    const model = await OnnxRewardModel.load(path.join(dir, 'reward.onnx'));
+    expect(await model.score('1 passed')).toBeGreaterThan(0.5);
+    await model.close();
+    await model.close();
+    await expect(model.score('x')).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  });
+
+  it('refuses a spec that names an output the model lacks', async () => {
+    writeFileSync(
+      path.join(dir, 'reward.spec.json'),
+      JSON.stringify({
+        format: 'paddock-reward-model/1',
+        tokenizer: { kind: 'bytes' },
+        maxLength: 8,
+        inputs: { ids: 'input_ids', mask: 'attention_mask' },
+        output: 'logits',
+      }),
+    );
+    const error: unknown = await OnnxRewardModel.load(path.join(dir, 'reward.onnx')).catch(
+      (caught: unknown) => caught,
+    );
+    expect(isPaddockError(error, 'CONFIG_INVALID')).toBe(true);
+    expect((error as Error).message).toMatch(/output logits/);
+  });
+
+  it('refuses a folder without a spec, and an invalid spec, naming the file', async () => {
+    await expect(OnnxRewardModel.load(tmpdir())).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    writeFileSync(
+      path.join(dir, 'reward.spec.json'),
+      JSON.stringify({ format: 'paddock-reward-model/1', maxLength: -1 }),
+    );
+    await expect(OnnxRewardModel.load(path.join(dir, 'reward.onnx'))).rejects.toThrow(
+      /reward\.spec\.json: invalid reward model spec/,
+    );
+  });
+});
