@@ -1,6 +1,7 @@
 /** Small helpers shared by the benchmarks: percentiles and result files. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 
 /** The p-th percentile (0–100) of `values`, by nearest rank. */
 export function percentile(values: readonly number[], p: number): number {
@@ -22,7 +23,7 @@ export function writeResults(name: string, figures: Record<string, unknown>): vo
     benchmark: name,
     at: new Date().toISOString(),
     node: process.version,
-    cpus: globalThis.navigator?.hardwareConcurrency ?? 0,
+    cpus: availableParallelism(),
     figures,
   };
   writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(record, null, 2)}\n`);

@@ -3,14 +3,18 @@
  * every agent kind.
  *
  * - `oracle` — runs each task's reference solution;
- * - `scripted:<file>` — fixed turns from a YAML/JSON file.
+ * - `scripted:<file>` — fixed turns from a YAML/JSON file;
+ * - `openai:<model>[?options]` — any OpenAI-compatible chat-completions server
+ *   (`OPENAI_BASE_URL`, `OPENAI_API_KEY`);
+ * - `anthropic:<model>[?options]` — Anthropic's Messages API (`ANTHROPIC_API_KEY`).
  */
 import { ERROR_CODES, PaddockError, type Agent } from '../harness/index.ts';
 import { OracleAgent } from '../agents/oracle/index.ts';
 import { ScriptedAgent } from '../agents/scripted/index.ts';
+import { MODEL_AGENT_SPECS, parseModelAgentSpec } from '../agents/openai/index.ts';
 
 /** The agent kinds `createAgent` understands, for help texts. */
-export const AGENT_SPECS = ['oracle', 'scripted:<file>'] as const;
+export const AGENT_SPECS = ['oracle', 'scripted:<file>', ...MODEL_AGENT_SPECS] as const;
 
 /** Creates the agent a spec string names. Rejects with CONFIG_INVALID for an unknown spec. */
 export async function createAgent(spec: string): Promise<Agent> {
@@ -23,6 +27,10 @@ export async function createAgent(spec: string): Promise<Agent> {
     case 'scripted':
       if (!argument) break;
       return ScriptedAgent.fromFile(argument);
+    case 'openai':
+    case 'anthropic':
+      if (!argument) break;
+      return parseModelAgentSpec(spec, process.env);
   }
   throw new PaddockError(
     ERROR_CODES.CONFIG_INVALID,

@@ -4,7 +4,14 @@
  * after retries, engine down); 2 invalid input (task files, flags, agent spec); 130 interrupted.
  */
 import { parseArgs } from 'node:util';
-import { isPaddockError, formatSummary, describeError, type EpisodeEvent } from '../harness/index.ts';
+import {
+  RunStore,
+  isPaddockError,
+  formatSummary,
+  describeError,
+  type EpisodeEvent,
+} from '../harness/index.ts';
+import { exportRun } from '../trainers/export/index.ts';
 import { bootstrapBaseImage, checkEngine, reapContainers } from '../sandboxes/docker/index.ts';
 import { formatTaskProblem, validateTasks } from '../tasks/index.ts';
 import { AGENT_SPECS } from './agents.ts';
@@ -18,6 +25,7 @@ Usage:
                 [--max-attempts N] [--image-map IMAGE=LOCAL]… [--runs-dir DIR] [--json]
   paddock resume <run-id> [--runs-dir DIR] [--json]
   paddock view [run-id] [--episode ID] [--runs-dir DIR]
+  paddock export <run-id> --format jsonl|parquet --out FILE [--runs-dir DIR]
   paddock tasks validate <tasks…>
   paddock tasks list <tasks…> [--json]
   paddock images bootstrap [--force]
@@ -174,6 +182,25 @@ async function main(argv: string[]): Promise<number> {
           ...(typeof values.episode === 'string' ? { episodeId: values.episode } : {}),
         }),
       );
+      return 0;
+    }
+    case 'export': {
+      const { values, positionals } = parse(rest, {
+        format: { type: 'string' },
+        out: { type: 'string' },
+        'runs-dir': { type: 'string' },
+      });
+      const [runId] = positionals;
+      if (!runId) throw new UsageError('paddock export needs a run id');
+      if (values.format !== 'jsonl' && values.format !== 'parquet')
+        throw new UsageError('--format must be jsonl or parquet');
+      if (typeof values.out !== 'string') throw new UsageError('paddock export needs --out FILE');
+      const runsDir = typeof values['runs-dir'] === 'string' ? values['runs-dir'] : DEFAULT_RUNS_DIR;
+      const result = await exportRun(RunStore.open(runsDir, runId), {
+        format: values.format,
+        out: values.out,
+      });
+      process.stdout.write(`wrote ${result.rows} episode(s) to ${result.out}\n`);
       return 0;
     }
     case 'tasks': {

@@ -53,6 +53,8 @@ export interface AssistantTurn {
   finishReason?: string;
   /** Money spent on this call in USD, when a price table is known. */
   costUsd?: number;
+  /** True when token-exact data was asked for but the backend did not return it (never guessed). */
+  tokenExactUnavailable?: boolean;
 }
 
 export interface AgentInput {
@@ -69,6 +71,11 @@ export interface AgentInput {
 export interface Agent {
   /** The agent spec it was made from, e.g. `oracle`, `openai:gpt-4.1-mini`. */
   readonly name: string;
+  /**
+   * The system prompt the agent uses for tasks that have none. The loop puts it in the
+   * conversation, so that the record holds every message the model saw.
+   */
+  readonly systemPrompt?: string;
   /**
    * Returns the next assistant turn. Rejects with MODEL_CALL_FAILED on backend faults
    * (after the backend's own retries) and with ABORTED when `signal` aborts.

@@ -32,7 +32,7 @@ import {
 } from './reward.ts';
 import type { Sandbox, SandboxProvider } from './sandbox.ts';
 import type { Task } from './task.ts';
-import { toolSpec, type Tool, type ToolOutput } from './tool.ts';
+import { toolSpec, type Tool, type ToolOutput, type ToolSpec } from './tool.ts';
 import { builtinTools } from './tools/index.ts';
 import { runVerifier } from './verify.ts';
 
@@ -100,6 +100,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
 
   let sandbox: Sandbox | undefined;
   const sessions: ToolSession[] = [];
+  let specs: ToolSpec[] = [];
   emit({ type: 'episode-start', episodeId: options.episodeId, taskId: task.id, attempt });
 
   try {
@@ -119,9 +120,10 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
       if (session) sessions.push(session);
     }
     const tools = collectTools(task, sessions);
-    const specs = tools.map(toolSpec);
+    specs = tools.map(toolSpec);
 
-    if (task.systemPrompt) messages.push({ role: 'system', content: task.systemPrompt });
+    const systemPrompt = task.systemPrompt ?? agent.systemPrompt;
+    if (systemPrompt) messages.push({ role: 'system', content: systemPrompt });
     const firstObservations: string[] = [];
     for (const session of sessions) {
       const text = await session.initialObservation?.({ signal: outer });
@@ -203,6 +205,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
           ...(reply.finishReason === undefined ? {} : { finishReason: reply.finishReason }),
           ...(reply.usage ? { usage: reply.usage } : {}),
           ...(reply.tokens ? { tokens: reply.tokens } : {}),
+          ...(reply.tokenExactUnavailable ? { tokenExactUnavailable: true } : {}),
           ...(reply.costUsd === undefined ? {} : { costUsd: reply.costUsd }),
           rewards: {},
           reward: 0,
@@ -273,6 +276,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
     ...(failure ? { error: failure } : {}),
     previousAttempts: [],
     messages,
+    tools: specs,
     turns,
     ...(answer === undefined ? {} : { answer }),
     ...(verifier ? { verifier } : {}),

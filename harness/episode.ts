@@ -4,7 +4,7 @@
  */
 import type { Message, TokenRecord, ToolCall, Usage } from './agent.ts';
 import type { RewardBreakdown, VerifierResult } from './reward.ts';
-import type { ImagePart } from './tool.ts';
+import type { ImagePart, ToolSpec } from './tool.ts';
 
 /**
  * How an episode ended:
@@ -41,6 +41,8 @@ export interface TurnRecord {
   finishReason?: string;
   usage?: Usage;
   tokens?: TokenRecord;
+  /** True when token-exact data was asked for but the backend did not return it. */
+  tokenExactUnavailable?: boolean;
   costUsd?: number;
   /** Turn-level reward components, by name. */
   rewards: Record<string, number>;
@@ -79,6 +81,8 @@ export interface EpisodeRecord {
   previousAttempts: { code: string; message: string }[];
   /** The whole conversation in chat-completions shape. */
   messages: Message[];
+  /** The tools the agent was offered. */
+  tools: ToolSpec[];
   turns: TurnRecord[];
   /** What the agent submitted, if it used `submit` with an answer. */
   answer?: string;

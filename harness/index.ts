@@ -31,7 +31,14 @@ export {
   type VerifierResult,
 } from './reward.ts';
 export { episodeSeed, planEpisodes, runEpisodes, type RunEpisodesOptions } from './run.ts';
-export type { ExecOptions, ExecResult, Sandbox, SandboxLabels, SandboxProcess, SandboxProvider } from './sandbox.ts';
+export type {
+  ExecOptions,
+  ExecResult,
+  Sandbox,
+  SandboxLabels,
+  SandboxProcess,
+  SandboxProvider,
+} from './sandbox.ts';
 export { RunStore, type PlannedEpisode, type RunManifest } from './store.ts';
 export { formatSummary, isErrorEpisode, summariseRun, type RunSummary, type TaskSummary } from './summary.ts';
 export type {

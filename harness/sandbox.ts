@@ -70,7 +70,10 @@ export interface Sandbox {
    * Starts a long-lived process with piped stdin/stdout/stderr, outside the shell session.
    * Optional: sandboxes that cannot do it leave it out.
    */
-  spawn?(command: string, options?: { cwd?: string; env?: Record<string, string>; user?: string }): Promise<SandboxProcess>;
+  spawn?(
+    command: string,
+    options?: { cwd?: string; env?: Record<string, string>; user?: string },
+  ): Promise<SandboxProcess>;
   /** Stops and removes the sandbox. Idempotent; never rejects. */
   close(): Promise<void>;
 }

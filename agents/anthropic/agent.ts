@@ -209,6 +209,11 @@ export class AnthropicAgent implements Agent {
   private readonly options: AnthropicAgentOptions;
   private readonly apiKey: string | undefined;
 
+  /** The system prompt for tasks that have none; the loop records it in the conversation. */
+  get systemPrompt(): string {
+    return this.options.systemPrompt ?? DEFAULT_ANTHROPIC_SYSTEM_PROMPT;
+  }
+
   constructor(options: AnthropicAgentOptions) {
     const env = options.env ?? process.env;
     this.options = options;

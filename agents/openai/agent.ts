@@ -161,6 +161,11 @@ export class OpenAIAgent implements Agent {
     this.askTokens = mode === true || (mode === 'auto' && this.baseUrl.startsWith('http://'));
   }
 
+  /** The system prompt for tasks that have none; the loop records it in the conversation. */
+  get systemPrompt(): string {
+    return this.options.systemPrompt ?? DEFAULT_SYSTEM_PROMPT;
+  }
+
   /** Turns where token-exact data was required but the server sent none. */
   get tokenExactUnavailable(): number {
     return this.stats.tokenExactUnavailable;
@@ -209,7 +214,8 @@ export class OpenAIAgent implements Agent {
       ? { promptTokens: body.usage.prompt_tokens, completionTokens: body.usage.completion_tokens }
       : undefined;
     const tokens = askTokens ? tokenRecord(body, choice) : undefined;
-    if (askTokens && !tokens && this.options.tokenExact === true) this.stats.tokenExactUnavailable++;
+    const tokenExactUnavailable = askTokens && !tokens && this.options.tokenExact === true;
+    if (tokenExactUnavailable) this.stats.tokenExactUnavailable++;
     const cost = costUsd(this.options.price, usage);
     return {
       text: turnText(choice),
@@ -220,6 +226,7 @@ export class OpenAIAgent implements Agent {
       })),
       ...(usage ? { usage } : {}),
       ...(tokens ? { tokens } : {}),
+      ...(tokenExactUnavailable ? { tokenExactUnavailable } : {}),
       ...(choice.finish_reason ? { finishReason: choice.finish_reason } : {}),
       ...(cost === undefined ? {} : { costUsd: cost }),
     };

@@ -1,0 +1,200 @@
+/**
+ * The local ONNX policy agent: renders the conversation with the paddock-v1 chat template
+ * (chat.ts), samples a completion token by token from an ONNX policy (policy.ts), and
+ * parses it into text and tool calls.
+ *
+ * Token-exact recording: the agent keeps each episode's context as token ids. A turn's
+ * sampled ids stay in the context as sampled (never re-encoded from text); observations
+ * and other new messages are encoded once, when they enter the context. So every turn's
+ * `tokens.promptIds` is exactly what the policy saw, `completionIds` exactly what it
+ * sampled, and turn t+1's prompt starts with turn t's prompt and completion. Episodes are
+ * told apart by task id and seed; when the messages do not continue the recorded context
+ * (another caller's conversation), the conversation is rendered afresh — still exactly what
+ * the policy then saw. The KV cache of the context is kept between turns and rebuilt from
+ * the ids when the policy was swapped.
+ *
+ * Sampling is seeded per turn from `AgentInput.seed` and `turnIndex`, so an episode is a
+ * pure function of the policy, the task, the seed and the observations.
+ */
+import {
+  ERROR_CODES,
+  PaddockError,
+  type Agent,
+  type AgentInput,
+  type AssistantTurn,
+  type Message,
+} from '../../harness/index.ts';
+import { ChatTemplate, parseCompletion } from './chat.ts';
+import type { OnnxPolicy, PolicyState } from './policy.ts';
+import { createRng, sampleToken, type SamplingOptions } from './sampler.ts';
+
+export interface OnnxAgentOptions {
+  /** @default the policy's config, else 1 */
+  temperature?: number;
+  /** @default the policy's config, else 1 */
+  topP?: number;
+  /** Most tokens sampled per turn. @default the policy's config, else 256 */
+  maxNewTokens?: number;
+  /** The agent's name in records. @default `onnx:<policy dir>` */
+  name?: string;
+  /** Episodes whose context is kept at once; the oldest is dropped beyond. @default 4096 */
+  maxEpisodes?: number;
+  /** Whether close() also closes the policy (and every policy swapped in later). @default false */
+  ownsPolicy?: boolean;
+}
+
+interface EpisodeContext {
+  /** The whole context so far: every prompt and sampled id, in order. */
+  ids: number[];
+  /** The messages the context covers (those of the last call; the reply comes next). */
+  consumed: number;
+  /** JSON of those messages, to check that the next call continues this conversation. */
+  fingerprint: string;
+  policy: OnnxPolicy;
+  state: PolicyState;
+}
+
+export class OnnxPolicyAgent implements Agent {
+  readonly name: string;
+  private policyRef: OnnxPolicy;
+  private template: ChatTemplate;
+  private readonly episodes = new Map<string, EpisodeContext>();
+  private readonly options: OnnxAgentOptions;
+  /** Turns whose conversation did not continue the recorded context and was rendered afresh. */
+  freshRenders = 0;
+
+  constructor(policy: OnnxPolicy, options: OnnxAgentOptions = {}) {
+    this.policyRef = policy;
+    this.template = new ChatTemplate(policy.tokenizer, {
+      toolDescriptions: policy.config.chat.tool_descriptions,
+    });
+    this.options = options;
+    this.name = options.name ?? `onnx:${policy.dir}`;
+  }
+
+  /** The policy now sampling. */
+  get policy(): OnnxPolicy {
+    return this.policyRef;
+  }
+
+  /** The sampling settings in force. */
+  get sampling(): SamplingOptions & { maxNewTokens: number } {
+    const defaults = this.policyRef.config.sampling;
+    return {
+      temperature: this.options.temperature ?? defaults.temperature ?? 1,
+      topP: this.options.topP ?? defaults.top_p ?? 1,
+      maxNewTokens: this.options.maxNewTokens ?? defaults.max_new_tokens ?? 256,
+    };
+  }
+
+  /**
+   * Makes `policy` sample the next turns (e.g. after a training step) and returns the
+   * previous one, which the caller closes. Contexts of running episodes keep their ids.
+   */
+  setPolicy(policy: OnnxPolicy): OnnxPolicy {
+    const previous = this.policyRef;
+    this.policyRef = policy;
+    this.template = new ChatTemplate(policy.tokenizer, {
+      toolDescriptions: policy.config.chat.tool_descriptions,
+    });
+    return previous;
+  }
+
+  /** Forgets every episode's context. */
+  reset(): void {
+    this.episodes.clear();
+  }
+
+  async act(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn> {
+    const policy = this.policyRef;
+    const { temperature, topP, maxNewTokens } = this.sampling;
+    const key = `${input.task.id}\u0000${input.seed}`;
+    const context = this.contextFor(key, input, policy);
+    const promptIds = [...context.ids];
+    const end = this.template.end;
+
+    if (context.policy !== policy) {
+      // The policy changed mid-episode: same ids, new cache.
+      context.policy = policy;
+      context.state = policy.newState();
+    }
+    const completionIds: number[] = [];
+    const completionLogprobs: number[] = [];
+    let finishReason = 'length';
+    if (promptIds.length < policy.maxLen) {
+      const rng = createRng(input.seed, input.turnIndex);
+      let logits = await policy.extend(context.state, promptIds.slice(context.state.ids.length));
+      const budget = Math.min(maxNewTokens, policy.maxLen - promptIds.length);
+      for (let step = 0; step < budget; step++) {
+        if (options.signal.aborted)
+          throw new PaddockError(ERROR_CODES.ABORTED, 'the turn was aborted', {
+            cause: options.signal.reason,
+          });
+        const { id, logprob } = sampleToken(logits, 0, logits.length, { temperature, topP }, rng);
+        completionIds.push(id);
+        completionLogprobs.push(logprob);
+        if (policy.tokenizer.isSpecial(id)) {
+          finishReason = 'stop';
+          break;
+        }
+        if (step + 1 < budget) logits = await policy.extend(context.state, [id]);
+      }
+    }
+
+    const parsed = parseCompletion(
+      policy.tokenizer.decode(completionIds.filter((id) => !policy.tokenizer.isSpecial(id))),
+      input.turnIndex,
+    );
+    if (parsed.toolCalls.length > 0 && finishReason === 'stop') finishReason = 'tool_calls';
+    context.ids.push(...completionIds);
+    // A turn cut off by length still closes its message for the next prompt.
+    const last = completionIds[completionIds.length - 1];
+    if (last === undefined || !policy.tokenizer.isSpecial(last)) context.ids.push(end);
+    context.consumed = input.messages.length;
+    context.fingerprint = JSON.stringify(input.messages);
+    if (parsed.toolCalls.length === 0) this.episodes.delete(key);
+
+    return {
+      text: parsed.text,
+      toolCalls: parsed.toolCalls,
+      usage: { promptTokens: promptIds.length, completionTokens: completionIds.length },
+      tokens: { promptIds, completionIds, completionLogprobs },
+      finishReason,
+    };
+  }
+
+  /** The episode's context with the new messages and the generation prompt appended. */
+  private contextFor(key: string, input: AgentInput, policy: OnnxPolicy): EpisodeContext {
+    const known = this.episodes.get(key);
+    if (known && input.turnIndex > 0 && this.continues(known, input.messages)) {
+      // messages[consumed] is the reply this agent sampled: its ids are in the context already.
+      for (const message of input.messages.slice(known.consumed + 1)) {
+        known.ids.push(...this.template.renderMessage(message));
+      }
+      known.ids.push(this.template.assistantHeader);
+      return known;
+    }
+    if (input.turnIndex > 0) this.freshRenders++;
+    const ids = [
+      ...this.template.renderConversation(input.messages, input.tools),
+      this.template.assistantHeader,
+    ];
+    const context: EpisodeContext = { ids, consumed: 0, fingerprint: '', policy, state: policy.newState() };
+    this.episodes.delete(key);
+    this.episodes.set(key, context);
+    const limit = this.options.maxEpisodes ?? 4096;
+    while (this.episodes.size > limit) this.episodes.delete(this.episodes.keys().next().value!);
+    return context;
+  }
+
+  private continues(context: EpisodeContext, messages: readonly Message[]): boolean {
+    if (messages.length <= context.consumed || messages[context.consumed]?.role !== 'assistant') return false;
+    return JSON.stringify(messages.slice(0, context.consumed)) === context.fingerprint;
+  }
+
+  /** Forgets contexts, and closes the policy when the agent owns it. Idempotent. */
+  async close(): Promise<void> {
+    this.episodes.clear();
+    if (this.options.ownsPolicy) await this.policyRef.close();
+  }
+}

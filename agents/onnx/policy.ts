@@ -1,0 +1,262 @@
+/**
+ * An ONNX policy folder, loaded in-process with onnxruntime-node:
+ *
+ * - `model.onnx` — a causal LM. Inputs `input_ids` (int64 [batch, seq]) and, when the
+ *   graph has a KV cache, `past_key_<i>` / `past_value_<i>` (float32 [batch, heads,
+ *   past_seq, head_dim], `past_seq` may be 0); outputs `logits` (float32 [batch, seq,
+ *   vocab]) and `present_key_<i>` / `present_value_<i>` (past + new positions). Without a
+ *   cache the graph takes `input_ids` only and every step recomputes the prefix.
+ * - `tokenizer.json` — see tokenizer.ts.
+ * - `config.json` — see PolicyConfigSchema: vocabulary size, context length, cache shape,
+ *   chat options, default sampling, and what the trainer wrote (step, model shape).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { z } from 'zod';
+import { ERROR_CODES, PaddockError, describeError, formatZodIssues } from '../../harness/index.ts';
+import { logSoftmax } from './sampler.ts';
+import { PieceTokenizer } from './tokenizer.ts';
+
+export const PolicyConfigSchema = z
+  .object({
+    format: z.literal('paddock-onnx-policy'),
+    version: z.literal(1),
+    /** Rows of the model's output (≥ the tokenizer's vocabulary). */
+    vocab_size: z.number().int().positive(),
+    /** Longest context the model takes, in tokens. */
+    max_len: z.number().int().positive(),
+    /** Shape of the KV cache; null when the graph has none. */
+    kv_cache: z
+      .object({
+        layers: z.number().int().positive(),
+        heads: z.number().int().positive(),
+        head_dim: z.number().int().positive(),
+      })
+      .strict()
+      .nullable(),
+    chat: z
+      .object({ template: z.literal('paddock-v1'), tool_descriptions: z.boolean().default(true) })
+      .strict()
+      .default({ template: 'paddock-v1', tool_descriptions: true }),
+    /** Default sampling of agents made from this folder. */
+    sampling: z
+      .object({
+        temperature: z.number().min(0).optional(),
+        top_p: z.number().gt(0).max(1).optional(),
+        max_new_tokens: z.number().int().positive().optional(),
+      })
+      .strict()
+      .default({}),
+    /** What produced the folder (the trainer writes its model shape and step). */
+    model: z.record(z.string(), z.unknown()).optional(),
+    step: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+export type PolicyConfig = z.infer<typeof PolicyConfigSchema>;
+
+/** Where a policy's forward pass has got to in one sequence. */
+export interface PolicyState {
+  /** Ids already fed through the model, in order. */
+  readonly ids: number[];
+  /** The KV cache after `ids` (KV graphs only). */
+  kv?: ort.Tensor[];
+}
+
+export interface LoadPolicyOptions {
+  /** Threads onnxruntime uses inside one call. @default 1 */
+  intraOpThreads?: number;
+}
+
+export class OnnxPolicy {
+  private closed = false;
+
+  private constructor(
+    /** The folder it was loaded from. */
+    readonly dir: string,
+    readonly config: PolicyConfig,
+    readonly tokenizer: PieceTokenizer,
+    private readonly session: ort.InferenceSession,
+  ) {}
+
+  /**
+   * Loads a policy folder. Throws CONFIG_INVALID when a file is missing or invalid (naming
+   * the file and field) or when the tokenizer does not fit the model.
+   */
+  static async load(dir: string, options: LoadPolicyOptions = {}): Promise<OnnxPolicy> {
+    const configPath = join(dir, 'config.json');
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(configPath, 'utf8'));
+    } catch (error) {
+      throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `${configPath}: ${describeError(error)}`, {
+        cause: error,
+        details: { file: configPath },
+      });
+    }
+    const parsed = PolicyConfigSchema.safeParse(raw);
+    if (!parsed.success) {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `${configPath}: invalid policy config:\n${formatZodIssues(parsed.error.issues)}`,
+        { details: { file: configPath } },
+      );
+    }
+    const tokenizer = PieceTokenizer.fromFile(join(dir, 'tokenizer.json'));
+    if (tokenizer.vocabSize > parsed.data.vocab_size) {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `${dir}: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${parsed.data.vocab_size}`,
+      );
+    }
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(join(dir, 'model.onnx'), {
+        intraOpNumThreads: options.intraOpThreads ?? 1,
+        interOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+        executionMode: 'sequential',
+      });
+    } catch (error) {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `${join(dir, 'model.onnx')}: cannot load: ${describeError(error)}`,
+        { cause: error, details: { file: join(dir, 'model.onnx') } },
+      );
+    }
+    const policy = new OnnxPolicy(dir, parsed.data, tokenizer, session);
+    policy.checkGraph();
+    return policy;
+  }
+
+  private checkGraph(): void {
+    const kv = this.config.kv_cache;
+    const expected = ['input_ids'];
+    if (kv) for (let i = 0; i < kv.layers; i++) expected.push(`past_key_${i}`, `past_value_${i}`);
+    const missing = expected.filter((name) => !this.session.inputNames.includes(name));
+    if (missing.length > 0 || !this.session.outputNames.includes('logits')) {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `${this.dir}: model.onnx does not match config.json (missing ${[...missing, 'logits'].join(', ')})`,
+      );
+    }
+  }
+
+  /** Longest context, in tokens. */
+  get maxLen(): number {
+    return this.config.max_len;
+  }
+
+  /** A fresh state (nothing fed yet). */
+  newState(): PolicyState {
+    return { ids: [] };
+  }
+
+  /**
+   * Feeds `ids` after what `state` holds, updates `state`, and returns the logits of the
+   * last position (`vocab_size` floats). Throws MODEL_CALL_FAILED past `maxLen` or when
+   * onnxruntime fails.
+   */
+  async extend(state: PolicyState, ids: readonly number[]): Promise<Float32Array> {
+    if (this.closed)
+      throw new PaddockError(ERROR_CODES.MODEL_CALL_FAILED, `the policy ${this.dir} is closed`);
+    if (ids.length === 0)
+      throw new PaddockError(ERROR_CODES.MODEL_CALL_FAILED, 'extend() needs at least one id');
+    if (state.ids.length + ids.length > this.maxLen) {
+      throw new PaddockError(
+        ERROR_CODES.MODEL_CALL_FAILED,
+        `context of ${state.ids.length + ids.length} tokens exceeds the policy's ${this.maxLen}`,
+      );
+    }
+    const kv = this.config.kv_cache;
+    const fed = kv ? ids : [...state.ids, ...ids];
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor(
+        'int64',
+        BigInt64Array.from(fed, (id) => BigInt(id)),
+        [1, fed.length],
+      ),
+    };
+    if (kv) {
+      const empty = (): ort.Tensor =>
+        new ort.Tensor('float32', new Float32Array(0), [1, kv.heads, 0, kv.head_dim]);
+      for (let i = 0; i < kv.layers; i++) {
+        feeds[`past_key_${i}`] = state.kv?.[2 * i] ?? empty();
+        feeds[`past_value_${i}`] = state.kv?.[2 * i + 1] ?? empty();
+      }
+    }
+    let outputs: ort.InferenceSession.OnnxValueMapType;
+    try {
+      outputs = await this.session.run(feeds);
+    } catch (error) {
+      throw new PaddockError(ERROR_CODES.MODEL_CALL_FAILED, `onnxruntime failed: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
+    const logits = outputs.logits!.data as Float32Array;
+    const vocab = this.config.vocab_size;
+    const last = logits.slice((fed.length - 1) * vocab, fed.length * vocab);
+    if (kv) {
+      const present: ort.Tensor[] = [];
+      for (let i = 0; i < kv.layers; i++)
+        present.push(outputs[`present_key_${i}`]!, outputs[`present_value_${i}`]!);
+      state.kv = present;
+    }
+    state.ids.push(...ids);
+    return last;
+  }
+
+  /**
+   * Log-probabilities of `ids[1..]` given their prefixes, under `softmax(logits /
+   * temperature)`: one forward pass over the whole sequence (for checking that the ONNX
+   * graph and the trainer agree). Returns `ids.length - 1` values.
+   */
+  async sequenceLogprobs(ids: readonly number[], temperature = 1): Promise<number[]> {
+    if (ids.length < 2) return [];
+    const kv = this.config.kv_cache;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor(
+        'int64',
+        BigInt64Array.from(ids, (id) => BigInt(id)),
+        [1, ids.length],
+      ),
+    };
+    if (kv) {
+      for (let i = 0; i < kv.layers; i++) {
+        feeds[`past_key_${i}`] = new ort.Tensor('float32', new Float32Array(0), [
+          1,
+          kv.heads,
+          0,
+          kv.head_dim,
+        ]);
+        feeds[`past_value_${i}`] = new ort.Tensor('float32', new Float32Array(0), [
+          1,
+          kv.heads,
+          0,
+          kv.head_dim,
+        ]);
+      }
+    }
+    const outputs = await this.session.run(feeds);
+    const logits = outputs.logits!.data as Float32Array;
+    const vocab = this.config.vocab_size;
+    const result: number[] = [];
+    for (let t = 0; t + 1 < ids.length; t++) {
+      result.push(logSoftmax(logits, t * vocab, vocab, temperature)[ids[t + 1]!]!);
+    }
+    return result;
+  }
+
+  /** Releases the onnxruntime session. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.session.release();
+  }
+}
+
+/** Loads the policy folder `dir` (see OnnxPolicy.load). */
+export function loadOnnxPolicy(dir: string, options: LoadPolicyOptions = {}): Promise<OnnxPolicy> {
+  return OnnxPolicy.load(dir, options);
+}
