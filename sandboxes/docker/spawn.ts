@@ -1,0 +1,188 @@
+/**
+ * Long-lived processes inside a running container with piped stdio (an MCP server, a
+ * language server): a dockerode exec with hijacked stdin, its multiplexed output split
+ * into stdout and stderr. This is what `DockerSandbox.spawn()` runs.
+ */
+import { randomBytes } from 'node:crypto';
+import { PassThrough, type Duplex } from 'node:stream';
+import type Docker from 'dockerode';
+import type { SandboxProcess } from '../../harness/sandbox.ts';
+import { dockerClient, wrapEngineError, type EngineOptions } from './engine.ts';
+
+/** Options of `spawnInContainer`. */
+export interface SpawnInContainerOptions extends EngineOptions {
+  /** Working directory. @default the container's WORKDIR */
+  cwd?: string;
+  /** Extra environment variables of the process. */
+  env?: Record<string, string>;
+  /** User to run as. @default the container's USER */
+  user?: string;
+  /** How long `kill()` waits after SIGTERM before SIGKILL, in ms. @default 2_000 */
+  killGraceMs?: number;
+}
+
+/** Wraps the command so that its pid is known (for kill) and the shell gets out of the way. */
+const WRAPPER = 'echo $$ > "$1"; exec sh -c "$0"';
+
+/**
+ * Starts `command` (run by `sh -c`) inside container `containerId`, with stdin, stdout
+ * and stderr piped. Ending `stdin` closes the process's standard input. `exited`
+ * resolves with the exit code when the process ends (-1 when the engine cannot say);
+ * `kill()` sends SIGTERM to the process (and its process group), then SIGKILL after
+ * `killGraceMs`, and resolves once it is gone. Rejects with SANDBOX_FAILED (or
+ * ENGINE_UNAVAILABLE) when the exec cannot be created or started.
+ */
+export async function spawnInContainer(
+  containerId: string,
+  command: string,
+  options: SpawnInContainerOptions = {},
+): Promise<SandboxProcess> {
+  const docker = dockerClient(options);
+  const container = docker.getContainer(containerId);
+  const pidFile = `/tmp/.paddock-spawn-${randomBytes(6).toString('hex')}.pid`;
+  let stream: Duplex;
+  let exec: Docker.Exec;
+  try {
+    exec = await container.exec({
+      Cmd: ['sh', '-c', WRAPPER, command, pidFile],
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+      ...(options.env ? { Env: Object.entries(options.env).map(([key, value]) => `${key}=${value}`) } : {}),
+      ...(options.cwd ? { WorkingDir: options.cwd } : {}),
+      ...(options.user ? { User: options.user } : {}),
+    });
+    stream = await exec.start({ hijack: true, stdin: true });
+  } catch (error) {
+    throw wrapEngineError(
+      'SANDBOX_FAILED',
+      `could not start "${command}" in container ${containerId.slice(0, 12)}`,
+      error,
+      {
+        containerId,
+      },
+    );
+  }
+
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  (
+    docker.modem as { demuxStream(stream: Duplex, stdout: PassThrough, stderr: PassThrough): void }
+  ).demuxStream(stream, stdout, stderr);
+  // A dropped connection is the end of the process as far as we can tell; it must not throw.
+  stream.on('error', () => stream.destroy());
+
+  let ended = false;
+  const exited = new Promise<number>((resolve) => {
+    const finish = () => {
+      if (ended) return;
+      ended = true;
+      stdout.end();
+      stderr.end();
+      void exitCode(exec).then(resolve);
+    };
+    stream.once('end', finish);
+    stream.once('close', finish);
+  });
+
+  // Ending stdin half-closes the connection: the engine closes the process's stdin, and
+  // its output still flows back.
+  const stdin = new PassThrough();
+  stdin.pipe(stream);
+
+  let killing: Promise<void> | undefined;
+  const kill = (): Promise<void> => {
+    killing ??= (async () => {
+      if (ended) return;
+      const grace = options.killGraceMs ?? 2_000;
+      await signalProcess(container, pidFile, 'TERM');
+      // While stdin is attached the engine keeps the connection open after the process
+      // exits; closing our side lets it report the end.
+      if (!stdin.writableEnded) stdin.end();
+      if (!(await within(exited, grace))) {
+        await signalProcess(container, pidFile, 'KILL');
+        await within(exited, 1_000);
+      }
+      stream.destroy();
+      await within(exited, 1_000);
+      await runQuiet(container, ['rm', '-f', pidFile]);
+    })();
+    return killing;
+  };
+
+  return { stdin, stdout, stderr, exited, kill };
+}
+
+/**
+ * Signals the process whose pid the wrapper wrote and all its descendants (found through
+ * /proc with shell builtins only, so that any image with a POSIX sh can do it): the shell
+ * running a compound command forks the server rather than becoming it.
+ */
+const SIGNAL_TREE = `
+pid=$(cat "$1" 2>/dev/null) || exit 0
+all=$pid; list=$pid
+while [ -n "$list" ]; do
+  next=
+  for d in /proc/[0-9]*; do
+    read -r line < "$d/stat" 2>/dev/null || continue
+    rest=\${line##*) }; set -- $rest
+    for q in $list; do [ "$2" = "$q" ] && next="$next \${d#/proc/}"; done
+  done
+  all="$all$next"; list=$next
+done
+kill -"$0" $all 2>/dev/null; true`;
+
+async function signalProcess(
+  container: Docker.Container,
+  pidFile: string,
+  signal: 'TERM' | 'KILL',
+): Promise<void> {
+  await runQuiet(container, ['sh', '-c', SIGNAL_TREE, signal, pidFile]);
+}
+
+/** Runs a short command in the container and waits for it; errors are ignored (cleanup only). */
+async function runQuiet(container: Docker.Container, cmd: string[]): Promise<void> {
+  try {
+    const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, User: 'root' });
+    const stream = await exec.start({});
+    await new Promise<void>((resolve) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', () => resolve());
+      stream.resume();
+    });
+  } catch {
+    // The container may be gone already; there is nothing left to stop then.
+  }
+}
+
+/** The exec's exit code, once the engine reports it as finished; -1 when it cannot say. */
+async function exitCode(exec: Docker.Exec): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    try {
+      const info = await exec.inspect();
+      if (!info.Running) return typeof info.ExitCode === 'number' ? info.ExitCode : -1;
+    } catch {
+      return -1; // the container is gone
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return -1;
+}
+
+/** True when `promise` settles within `ms`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const result = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return result;
+}
