@@ -1,0 +1,403 @@
+/**
+ * `DockerSandboxProvider`: turns an `EnvironmentSpec` into a running, locked-down
+ * container with a shell attached.
+ */
+import { randomBytes } from 'node:crypto';
+import type Docker from 'dockerode';
+import { ERROR_CODES, PaddockError, throwIfAborted } from '../../harness/errors.ts';
+import type { SandboxLabels, SandboxProvider } from '../../harness/sandbox.ts';
+import type { EnvironmentSpec } from '../../harness/task.ts';
+import type { ImageMap } from './dockerfile.ts';
+import { dockerClient, engineStatusCode, wrapEngineError } from './engine.ts';
+import { buildTaskImage, effectiveImageMap, resolveLocalImage } from './images.ts';
+import { DockerSandbox } from './sandbox.ts';
+import type { DockerSandboxTuning } from './sandbox.ts';
+import { ShellSession, ShellStartError } from './shell.ts';
+
+/** Labels put on every container paddock starts. */
+export const LABELS = {
+  managed: 'paddock.managed',
+  run: 'paddock.run',
+  episode: 'paddock.episode',
+} as const;
+
+/**
+ * Capabilities added back after dropping all: what ordinary root work inside a
+ * container needs (chown/chmod of any file, reading files regardless of mode, setuid
+ * to drop to another user as apt and runuser do, killing processes, binding low ports
+ * on loopback). Not added: NET_RAW, MKNOD, SYS_CHROOT, AUDIT_WRITE, SETFCAP, SETPCAP.
+ */
+export const DEFAULT_CAPABILITIES: readonly string[] = [
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'SETUID',
+  'SETGID',
+  'NET_BIND_SERVICE',
+];
+
+/**
+ * PID 1's child when the engine has no init: keeps the container alive with nothing
+ * but `sh` and `sleep`, and exits on SIGTERM.
+ */
+export const KEEP_ALIVE_COMMAND: readonly string[] = [
+  'sh',
+  '-c',
+  'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done',
+];
+
+/** Options of `DockerSandboxProvider`. */
+export interface DockerSandboxProviderOptions extends DockerSandboxTuning {
+  /** A dockerode client; default: `DOCKER_HOST` or the local socket. */
+  docker?: Docker;
+  /**
+   * Substitutions for images that are not present (`registry-image → local-image`),
+   * e.g. from `--image-map`. Merged over `PADDOCK_IMAGE_MAP` (these win).
+   */
+  imageMap?: ImageMap;
+  /** Capabilities added after dropping all. @default DEFAULT_CAPABILITIES */
+  capAdd?: readonly string[];
+  /** Called with each line of a Dockerfile build's output. */
+  onBuildLog?: (line: string) => void;
+}
+
+interface EngineFeatures {
+  /** The engine can run an init (docker-init) as PID 1. */
+  init: boolean;
+  /** The storage driver enforces `StorageOpt.size`. */
+  storageQuota: boolean;
+}
+
+/**
+ * Starts Docker sandboxes. Images: `spec.image` must exist locally or be mapped to a
+ * local image; `spec.build` is built once per content hash (`paddock-task:<hash>`).
+ * Containers: no network unless `spec.network`, memory without swap, CPU and pids
+ * limits, all capabilities dropped but `DEFAULT_CAPABILITIES`, no-new-privileges, an
+ * init when the engine has one, and labels `paddock.managed`, `paddock.run`,
+ * `paddock.episode` for `reapContainers`.
+ */
+export class DockerSandboxProvider implements SandboxProvider {
+  readonly kind = 'docker';
+  private readonly docker: Docker;
+  private readonly imageMap: ImageMap;
+  private features: Promise<EngineFeatures> | undefined;
+  private readonly images = new Map<string, Promise<string>>();
+  private readonly live = new Set<DockerSandbox>();
+
+  /** @throws PaddockError CONFIG_INVALID when `PADDOCK_IMAGE_MAP` is malformed. */
+  constructor(private readonly options: DockerSandboxProviderOptions = {}) {
+    this.docker = dockerClient(options);
+    this.imageMap = effectiveImageMap(options.imageMap);
+  }
+
+  /** The image map in effect (environment merged with the constructor's). */
+  get effectiveImageMap(): Readonly<ImageMap> {
+    return this.imageMap;
+  }
+
+  /**
+   * Makes the image of `spec` available: checks or maps `spec.image`, or builds
+   * `spec.build` (cached by content hash). Results are remembered for this provider.
+   * @throws PaddockError IMAGE_NOT_FOUND, IMAGE_BUILD_FAILED, ENGINE_UNAVAILABLE, ABORTED;
+   *   CONFIG_INVALID when the spec has neither image nor build.
+   */
+  async prepare(spec: EnvironmentSpec, options: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.imageFor(spec, options.signal);
+  }
+
+  /** The local image `spec` runs on (after mapping or building); see `prepare`. */
+  async imageFor(spec: EnvironmentSpec, signal?: AbortSignal): Promise<string> {
+    const key = spec.build
+      ? `build:${spec.build.contextDir}\0${spec.build.dockerfile}`
+      : `image:${spec.image ?? ''}`;
+    let pending = this.images.get(key);
+    if (!pending) {
+      pending = this.resolveImage(spec, signal);
+      this.images.set(key, pending);
+      // A failure is not remembered: the next call tries again.
+      pending.catch(() => this.images.delete(key));
+    }
+    return pending;
+  }
+
+  private async resolveImage(spec: EnvironmentSpec, signal?: AbortSignal): Promise<string> {
+    throwIfAborted(signal);
+    if (spec.build) {
+      const result = await buildTaskImage(this.docker, spec.build, {
+        imageMap: this.imageMap,
+        ...(this.options.onBuildLog ? { onLog: this.options.onBuildLog } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      return result.image;
+    }
+    if (spec.image) return (await resolveLocalImage(this.docker, spec.image, this.imageMap)).image;
+    throw new PaddockError(ERROR_CODES.CONFIG_INVALID, 'the environment names neither an image nor a build');
+  }
+
+  /**
+   * Creates and starts a container for `spec`, attaches its shell and copies
+   * `spec.files` in. On any failure (or abort) the container is removed.
+   * @throws PaddockError IMAGE_NOT_FOUND / IMAGE_BUILD_FAILED (image), ENGINE_UNAVAILABLE,
+   *   SANDBOX_START_FAILED (retryable when the engine answered 5xx or dropped the
+   *   connection), ABORTED.
+   */
+  async start(
+    spec: EnvironmentSpec,
+    options: { labels: SandboxLabels; signal?: AbortSignal },
+  ): Promise<DockerSandbox> {
+    const { signal, labels } = options;
+    const image = await this.imageFor(spec, signal);
+    throwIfAborted(signal);
+    const [features, imageInfo] = await Promise.all([this.engineFeatures(), this.inspectImage(image)]);
+    const workdir = spec.workdir ?? (imageInfo.Config?.WorkingDir || '/');
+    const user = spec.user ?? imageInfo.Config?.User ?? '';
+
+    let container: Docker.Container | undefined;
+    try {
+      container = await this.createContainer(spec, image, labels, workdir, features);
+      throwIfAborted(signal);
+      await this.startContainer(container, spec, image, labels, workdir, features).then((started) => {
+        container = started;
+      });
+      throwIfAborted(signal);
+      const shell = await ShellSession.open(container, { ...(user ? { user } : {}), workdir }).catch(
+        (error: unknown) => {
+          const detail = error instanceof ShellStartError ? error.output || error.message : undefined;
+          throw new PaddockError(
+            ERROR_CODES.SANDBOX_START_FAILED,
+            `no shell could be started in ${image}${detail ? `: ${detail}` : ''} (the image needs sh, or bash)`,
+            { cause: error, retryable: false, details: { image } },
+          );
+        },
+      );
+      const started = container;
+      const sandbox = new DockerSandbox({
+        docker: this.docker,
+        container: started,
+        workdir,
+        user,
+        shell,
+        tuning: this.options,
+        onClose: () => this.live.delete(sandbox),
+      });
+      this.live.add(sandbox);
+      try {
+        for (const file of spec.files) {
+          throwIfAborted(signal);
+          await sandbox.upload(file.hostPath, file.sandboxPath, signal ? { signal } : {});
+        }
+        throwIfAborted(signal);
+      } catch (error) {
+        await sandbox.close();
+        throw error instanceof PaddockError && error.code === ERROR_CODES.SANDBOX_FAILED
+          ? new PaddockError(
+              ERROR_CODES.SANDBOX_START_FAILED,
+              `copying the task's files in failed: ${error.message}`,
+              {
+                cause: error,
+                retryable: error.retryable,
+                details: error.details,
+              },
+            )
+          : error;
+      }
+      return sandbox;
+    } catch (error) {
+      if (container && !this.isLive(container)) {
+        await container.remove({ force: true, v: true }).catch(() => undefined); // best effort; the reaper is the backstop
+      }
+      if (error instanceof PaddockError) throw error;
+      throw wrapEngineError(
+        ERROR_CODES.SANDBOX_START_FAILED,
+        `starting a sandbox from ${image} failed`,
+        error,
+        {
+          image,
+        },
+      );
+    }
+  }
+
+  private isLive(container: Docker.Container): boolean {
+    for (const sandbox of this.live) if (sandbox.id === container.id) return true;
+    return false;
+  }
+
+  /** Closes every sandbox this provider started and has not closed yet. Never rejects. */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.live].map((sandbox) => sandbox.close()));
+  }
+
+  private async inspectImage(image: string): Promise<Docker.ImageInspectInfo> {
+    try {
+      return await this.docker.getImage(image).inspect();
+    } catch (error) {
+      if (engineStatusCode(error) === 404) {
+        this.images.clear();
+        throw new PaddockError(
+          ERROR_CODES.IMAGE_NOT_FOUND,
+          `Image "${image}" disappeared from the local engine`,
+          {
+            cause: error,
+            details: { image },
+          },
+        );
+      }
+      throw wrapEngineError(ERROR_CODES.SANDBOX_START_FAILED, `inspecting ${image} failed`, error, { image });
+    }
+  }
+
+  private containerConfig(
+    spec: EnvironmentSpec,
+    image: string,
+    labels: SandboxLabels,
+    workdir: string,
+    features: EngineFeatures,
+  ): Docker.ContainerCreateOptions {
+    const memoryBytes = Math.round(spec.memoryMb * 1024 * 1024);
+    return {
+      name: containerName(labels),
+      Image: image,
+      // Replace the image's entrypoint: the container only has to stay alive.
+      Entrypoint: [],
+      Cmd: [...KEEP_ALIVE_COMMAND],
+      WorkingDir: workdir,
+      ...(spec.user !== undefined ? { User: spec.user } : {}),
+      Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
+      Labels: {
+        [LABELS.managed]: 'true',
+        [LABELS.run]: labels.runId,
+        [LABELS.episode]: labels.episodeId,
+      },
+      Hostname: 'sandbox',
+      AttachStdin: false,
+      AttachStdout: false,
+      AttachStderr: false,
+      Tty: false,
+      HostConfig: {
+        NetworkMode: spec.network ? 'bridge' : 'none',
+        Memory: memoryBytes,
+        MemorySwap: memoryBytes, // equal to Memory: no swap
+        NanoCpus: Math.round(spec.cpus * 1e9),
+        PidsLimit: spec.pids,
+        CapDrop: ['ALL'],
+        CapAdd: [...(this.options.capAdd ?? DEFAULT_CAPABILITIES)],
+        SecurityOpt: ['no-new-privileges'],
+        Init: features.init,
+        ...(spec.storageMb !== undefined && features.storageQuota
+          ? { StorageOpt: { size: `${Math.round(spec.storageMb)}M` } }
+          : {}),
+      },
+    };
+  }
+
+  private async createContainer(
+    spec: EnvironmentSpec,
+    image: string,
+    labels: SandboxLabels,
+    workdir: string,
+    features: EngineFeatures,
+  ): Promise<Docker.Container> {
+    try {
+      return await this.docker.createContainer(this.containerConfig(spec, image, labels, workdir, features));
+    } catch (error) {
+      if (engineStatusCode(error) === 404) {
+        this.images.clear();
+        throw new PaddockError(
+          ERROR_CODES.IMAGE_NOT_FOUND,
+          `Image "${image}" is not present in the local engine`,
+          {
+            cause: error,
+            details: { image },
+          },
+        );
+      }
+      throw wrapEngineError(
+        ERROR_CODES.SANDBOX_START_FAILED,
+        `creating a container from ${image} failed`,
+        error,
+        {
+          image,
+        },
+      );
+    }
+  }
+
+  /** Starts the container; when the engine's init binary turns out to be missing, retries without it. */
+  private async startContainer(
+    container: Docker.Container,
+    spec: EnvironmentSpec,
+    image: string,
+    labels: SandboxLabels,
+    workdir: string,
+    features: EngineFeatures,
+  ): Promise<Docker.Container> {
+    try {
+      await container.start();
+      return container;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (features.init && /docker-init|init binary/i.test(message)) {
+        await container.remove({ force: true, v: true }).catch(() => undefined); // replaced just below
+        const withoutInit = { ...features, init: false };
+        this.features = Promise.resolve(withoutInit);
+        const retry = await this.createContainer(spec, image, labels, workdir, withoutInit);
+        try {
+          await retry.start();
+        } catch (retryError) {
+          await retry.remove({ force: true, v: true }).catch(() => undefined); // the error below matters more
+          throw wrapEngineError(
+            ERROR_CODES.SANDBOX_START_FAILED,
+            `starting a container from ${image} failed`,
+            retryError,
+          );
+        }
+        return retry;
+      }
+      throw wrapEngineError(
+        ERROR_CODES.SANDBOX_START_FAILED,
+        `starting a container from ${image} failed`,
+        error,
+        {
+          image,
+        },
+      );
+    }
+  }
+
+  private engineFeatures(): Promise<EngineFeatures> {
+    this.features ??= this.docker.info().then(
+      (info: {
+        InitCommit?: { ID?: string };
+        InitBinary?: string;
+        DriverStatus?: [string, string][];
+        Driver?: string;
+      }) => {
+        const backing = info.DriverStatus?.find(([key]) => key === 'Backing Filesystem')?.[1] ?? '';
+        return {
+          // The engine reports N/A when it cannot run its init binary.
+          init: Boolean(info.InitBinary) && info.InitCommit?.ID !== 'N/A',
+          storageQuota: info.Driver === 'overlay2' && backing === 'xfs',
+        };
+      },
+      (error: unknown) => {
+        this.features = undefined;
+        throw wrapEngineError(
+          ERROR_CODES.SANDBOX_START_FAILED,
+          'asking the engine for its features failed',
+          error,
+        );
+      },
+    );
+    return this.features;
+  }
+}
+
+/** `paddock-<run>-<episode>-<random>`, within the engine's name rules. */
+export function containerName(labels: SandboxLabels): string {
+  const clean = (text: string) => text.replace(/[^a-zA-Z0-9_.-]+/g, '-').replace(/^-+|-+$/g, '');
+  const base = `paddock-${clean(labels.runId)}-${clean(labels.episodeId)}`.slice(0, 100);
+  return `${base}-${randomBytes(3).toString('hex')}`;
+}

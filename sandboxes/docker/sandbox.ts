@@ -1,0 +1,767 @@
+/**
+ * A running Docker container as a `Sandbox`: commands go to a long-lived shell inside
+ * it (one per user), files go through the engine's archive API.
+ */
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type Docker from 'dockerode';
+import { extract, pack } from 'tar-stream';
+import { ERROR_CODES, PaddockError } from '../../harness/errors.ts';
+import type { ExecOptions, ExecResult, Sandbox, SandboxProcess } from '../../harness/sandbox.ts';
+import { addEntry } from './build-context.ts';
+import type { ContextEntry } from './build-context.ts';
+import { engineStatusCode, wrapEngineError } from './engine.ts';
+import { ENV_NAME } from './protocol.ts';
+import type { CappedBuffer } from './protocol.ts';
+import { KillerShell, ShellDiedError, ShellSession, ShellStartError, newNonce } from './shell.ts';
+import { spawnInContainer } from './spawn.ts';
+
+/** Default of `ExecOptions.timeoutMs`. */
+export const DEFAULT_EXEC_TIMEOUT_MS = 120_000;
+/** Default of `ExecOptions.maxOutputBytes`. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 65_536;
+/** Minimum output, in bytes over both streams, after which a flooding command is killed. */
+export const MIN_FLOOD_LIMIT_BYTES = 16 * 1024 * 1024;
+/** A command still running this long after it was killed means the shell is stuck. */
+const KILL_GRACE_MS = 5_000;
+/** A command that has not started after this long may be waiting for a free pid. */
+const STALL_MS = 1_000;
+/** Process groups of earlier commands remembered for `KillerShell.rescue`. */
+const MAX_REMEMBERED_GROUPS = 1_024;
+/** Symlinks followed by `readFile` before giving up. */
+const MAX_SYMLINK_HOPS = 16;
+
+/** Tuning of a Docker sandbox (the provider passes these). */
+export interface DockerSandboxTuning {
+  /**
+   * Output (both streams together, in bytes) after which a command is killed: the
+   * larger of this and 64 × `maxOutputBytes`. Output past the cap is dropped anyway;
+   * this stops a runaway `yes` from burning CPU until its timeout. 0 disables it.
+   * @default 16 MiB
+   */
+  floodLimitBytes?: number;
+}
+
+interface SandboxInit {
+  docker: Docker;
+  container: Docker.Container;
+  workdir: string;
+  /** The sandbox's user as configured (spec.user or the image's USER), '' for the image default. */
+  user: string;
+  shell: ShellSession;
+  tuning?: DockerSandboxTuning;
+  /** Called once when the sandbox closes (the provider forgets it). */
+  onClose?: () => void;
+}
+
+/**
+ * A sandbox in a Docker container. Created by `DockerSandboxProvider.start`.
+ *
+ * Commands run one at a time (concurrent `exec` calls queue). A command whose `user`
+ * differs from the sandbox's runs in a second long-lived shell started for that user
+ * with a separate engine exec on first use (about 50 ms once). Timeouts, aborts and
+ * output floods kill the command's whole process group from a root shell kept for that
+ * purpose, so that even a fork bomb that exhausted the pids limit can be stopped.
+ */
+export class DockerSandbox implements Sandbox, AsyncDisposable {
+  readonly id: string;
+  readonly workdir: string;
+  private readonly docker: Docker;
+  private readonly container: Docker.Container;
+  private readonly user: string;
+  private readonly shells = new Map<string, ShellSession>();
+  private killer: Promise<KillerShell | undefined> | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private closing: Promise<void> | undefined;
+  private readonly tuning: DockerSandboxTuning;
+  private readonly onClose: (() => void) | undefined;
+  /** Process groups of earlier commands (they may have left processes running). */
+  private readonly groups = new Set<number>();
+  /** Rejects the command in flight when the sandbox closes. */
+  private abortInFlight: ((error: PaddockError) => void) | undefined;
+
+  constructor(init: SandboxInit) {
+    this.docker = init.docker;
+    this.container = init.container;
+    this.id = init.container.id;
+    this.workdir = init.workdir;
+    this.user = init.user;
+    this.shells.set('', init.shell);
+    this.tuning = init.tuning ?? {};
+    this.onClose = init.onClose;
+    this.killer = this.startKiller();
+  }
+
+  /** The uid and gid of the sandbox's user (0 for root). */
+  get owner(): { uid: number; gid: number } {
+    const shell = this.shells.get('');
+    return { uid: Math.max(0, shell?.uid ?? 0), gid: Math.max(0, shell?.gid ?? 0) };
+  }
+
+  private startKiller(): Promise<KillerShell | undefined> {
+    // A sandbox without its killer still works: kills fall back to an engine exec.
+    return KillerShell.open(this.container).catch(() => undefined);
+  }
+
+  // ── exec ────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Runs `command` with `bash -c` semantics in the sandbox's shell (see `Sandbox.exec`).
+   * Resolves whatever the exit status; a timeout resolves with `timedOut: true` and
+   * exit code 137; a command that floods its output past the flood limit is killed
+   * (exit code 137, `truncated: true`, a note at the end of stderr). An unknown `user`
+   * resolves with exit code 126 and the engine's message on stderr.
+   * @throws PaddockError ABORTED (signal; the command is killed), SANDBOX_CLOSED,
+   *   SANDBOX_FAILED (the shell died and could not be restarted), CONFIG_INVALID (an env
+   *   name that no shell can export).
+   */
+  exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.closing) return Promise.reject(closedError());
+    if (options.signal?.aborted) return Promise.reject(abortedError(options.signal));
+    for (const name of Object.keys(options.env ?? {})) {
+      if (!ENV_NAME.test(name)) {
+        return Promise.reject(
+          new PaddockError(
+            ERROR_CODES.CONFIG_INVALID,
+            `exec: invalid environment variable name ${JSON.stringify(name)}`,
+          ),
+        );
+      }
+    }
+    // Queue: each command waits for the previous one's shell to be free again.
+    const previous = this.queue;
+    let release!: () => void;
+    const slot = new Promise<void>((resolve) => (release = resolve));
+    this.queue = previous.then(() => slot);
+    return new Promise<ExecResult>((resolve, reject) => {
+      const signal = options.signal;
+      let started = false;
+      const onQueuedAbort = () => {
+        if (started) return;
+        release();
+        reject(abortedError(signal));
+      };
+      signal?.addEventListener('abort', onQueuedAbort, { once: true });
+      void previous.then(() => {
+        signal?.removeEventListener('abort', onQueuedAbort);
+        if (signal?.aborted) return; // already rejected and released
+        started = true;
+        if (this.closing) {
+          release();
+          reject(closedError());
+          return;
+        }
+        this.runNow(command, options, release).then(resolve, reject);
+      });
+    });
+  }
+
+  /** Runs one command now; calls `release` when the shell is free for the next one. */
+  private async runNow(command: string, options: ExecOptions, release: () => void): Promise<ExecResult> {
+    const startedAt = performance.now();
+    const maxOutputBytes = Math.max(0, options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
+    const userKey = this.userKey(options.user);
+    let shell: ShellSession;
+    try {
+      shell = await this.shellFor(userKey);
+    } catch (error) {
+      release();
+      if (error instanceof ShellStartError && userKey !== '') {
+        // An unknown user is the caller's data, as with `docker exec -u`.
+        return {
+          exitCode: 126,
+          stdout: '',
+          stderr: `${error.output || error.message}\n`,
+          timedOut: false,
+          truncated: false,
+          durationMs: performance.now() - startedAt,
+        };
+      }
+      throw error;
+    }
+
+    let stdin: Uint8Array | { path: string } | undefined;
+    if (options.stdin !== undefined) {
+      const bytes = typeof options.stdin === 'string' ? Buffer.from(options.stdin) : options.stdin;
+      if (shell.inlineStdin) {
+        stdin = bytes;
+      } else {
+        // sh reads ahead of its input, so stdin goes in as a file first.
+        const path = `/tmp/.paddock-stdin-${newNonce()}`;
+        try {
+          await this.putFiles([{ name: path.slice(1), data: bytes, mode: 0o644 }], this.owner);
+        } catch (error) {
+          release();
+          throw error;
+        }
+        stdin = { path };
+      }
+    }
+
+    const floodLimit =
+      this.tuning.floodLimitBytes === 0
+        ? Infinity
+        : Math.max(this.tuning.floodLimitBytes ?? MIN_FLOOD_LIMIT_BYTES, 64 * maxOutputBytes);
+    let pid: number | undefined;
+    let killWanted = false;
+    let timedOut = false;
+    let flooded = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const requestKill = () => {
+      if (killWanted) return;
+      killWanted = true;
+      if (pid !== undefined) this.killGroup(pid);
+      // Kill again until the command is gone (a fork bomb races its kill); a shell that
+      // does not report the end by the grace period is replaced.
+      const deadline = performance.now() + KILL_GRACE_MS;
+      const again = () => {
+        if (performance.now() > deadline) {
+          shell.close();
+          return;
+        }
+        if (pid !== undefined) this.killGroup(pid);
+        killTimer = setTimeout(again, 500);
+      };
+      killTimer = setTimeout(again, 500);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      requestKill();
+    }, timeoutMs);
+    // A command that does not start may be waiting for a pid that an earlier command's
+    // leftovers (a fork bomb) hold: have them killed if the pids limit is nearly reached.
+    let stallTimer: NodeJS.Timeout | undefined;
+    const onStall = () => {
+      if (pid !== undefined) return;
+      this.rescuePids();
+      stallTimer = setTimeout(onStall, 2 * STALL_MS);
+    };
+    stallTimer = setTimeout(onStall, STALL_MS);
+
+    const outcome = shell.run({
+      command,
+      cwd: options.cwd ? posix.resolve(this.workdir, options.cwd) : this.workdir,
+      ...(options.env ? { env: options.env } : {}),
+      ...(stdin !== undefined ? { stdin } : {}),
+      maxOutputBytes,
+      onPid: (value) => {
+        pid = value;
+        clearTimeout(stallTimer);
+        this.rememberGroup(value);
+        if (killWanted) this.killGroup(value);
+      },
+      onOutput: (total) => {
+        if (total > floodLimit && !flooded) {
+          flooded = true;
+          requestKill();
+        }
+      },
+    });
+    const settled = outcome.then(
+      () => undefined,
+      () => undefined,
+    );
+    // The next command may start once this one's shell is done (even if this call was aborted).
+    void settled.finally(() => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      clearTimeout(stallTimer);
+      release();
+    });
+
+    return new Promise<ExecResult>((resolve, reject) => {
+      const signal = options.signal;
+      let done = false;
+      const finish = (action: () => void) => {
+        if (done) return;
+        done = true;
+        signal?.removeEventListener('abort', onAbort);
+        this.abortInFlight = undefined;
+        action();
+      };
+      const onAbort = () => {
+        requestKill();
+        finish(() => reject(abortedError(signal)));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.abortInFlight = (error) => finish(() => reject(error));
+      outcome.then(
+        (result) =>
+          finish(() =>
+            resolve(
+              this.toResult(result.exitCode, result.stdout, result.stderr, { timedOut, flooded, startedAt }),
+            ),
+          ),
+        (error: unknown) => {
+          if (done) return;
+          const partial = error instanceof ShellDiedError ? error.partial : undefined;
+          void this.recoverShell(userKey, error).then(
+            () =>
+              finish(() => {
+                if (timedOut || killWanted) {
+                  resolve(
+                    this.toResult(137, partial?.stdout, partial?.stderr, { timedOut, flooded, startedAt }),
+                  );
+                } else {
+                  const result = this.toResult(137, partial?.stdout, partial?.stderr, {
+                    timedOut,
+                    flooded,
+                    startedAt,
+                  });
+                  result.stderr +=
+                    '\n[paddock: the sandbox shell died during this command and was restarted]\n';
+                  resolve(result);
+                }
+              }),
+            (failure: unknown) => finish(() => reject(asError(failure))),
+          );
+        },
+      );
+    });
+  }
+
+  private toResult(
+    exitCode: number,
+    stdout: CappedBuffer | undefined,
+    stderr: CappedBuffer | undefined,
+    flags: { timedOut: boolean; flooded: boolean; startedAt: number },
+  ): ExecResult {
+    let err = stderr?.text() ?? '';
+    if (flags.flooded && !flags.timedOut) {
+      const total = (stdout?.total ?? 0) + (stderr?.total ?? 0);
+      err += `${err && !err.endsWith('\n') ? '\n' : ''}[paddock: the command was killed after writing ${total} bytes of output]\n`;
+    }
+    return {
+      exitCode: flags.timedOut ? 137 : exitCode,
+      stdout: stdout?.text() ?? '',
+      stderr: err,
+      timedOut: flags.timedOut,
+      truncated: Boolean(stdout?.truncated || stderr?.truncated || flags.flooded),
+      durationMs: performance.now() - flags.startedAt,
+    };
+  }
+
+  /** The shell key of a user option: '' for the sandbox's own user. */
+  private userKey(user: string | undefined): string {
+    if (user === undefined || user === '' || user === this.user) return '';
+    const own = this.shells.get('');
+    if ((user === 'root' || user === '0') && own?.uid === 0) return '';
+    return user;
+  }
+
+  private async shellFor(key: string): Promise<ShellSession> {
+    const existing = this.shells.get(key);
+    if (existing?.alive) return existing;
+    if (existing) {
+      // The shell died between commands: restart it once.
+      await this.recoverShell(key, new ShellDiedError('the shell exited'));
+      const restarted = this.shells.get(key);
+      if (restarted?.alive) return restarted;
+      throw new PaddockError(ERROR_CODES.SANDBOX_FAILED, `the sandbox ${this.shortId} has no shell`);
+    }
+    const shell = await ShellSession.open(this.container, {
+      user: key,
+      workdir: this.workdir,
+    });
+    if (this.closing) {
+      shell.close();
+      throw closedError();
+    }
+    this.shells.set(key, shell);
+    return shell;
+  }
+
+  /**
+   * Replaces a dead shell once. @throws SANDBOX_CLOSED when the sandbox closed meanwhile,
+   * SANDBOX_FAILED when no new shell starts (the container stopped, the engine went away).
+   */
+  private async recoverShell(key: string, cause: unknown): Promise<void> {
+    if (this.closing) throw closedError();
+    const old = this.shells.get(key);
+    old?.close();
+    this.shells.delete(key);
+    try {
+      const shell = await ShellSession.open(this.container, {
+        ...(key ? { user: key } : this.user ? { user: this.user } : {}),
+        workdir: this.workdir,
+      });
+      if (this.closing) {
+        shell.close();
+        throw closedError();
+      }
+      this.shells.set(key, shell);
+    } catch (error) {
+      if (error instanceof PaddockError) throw error;
+      const state = await this.container.inspect().then(
+        (info) =>
+          info.State.Running
+            ? 'running'
+            : `stopped (${info.State.Status}, OOMKilled=${info.State.OOMKilled})`,
+        () => 'gone',
+      );
+      throw new PaddockError(
+        ERROR_CODES.SANDBOX_FAILED,
+        `the sandbox ${this.shortId} lost its shell (${describe(cause)}) and could not start a new one: ${describe(error)}; the container is ${state}`,
+        { cause: error, retryable: false, details: { containerId: this.id, state } },
+      );
+    }
+  }
+
+  private rememberGroup(pgid: number): void {
+    this.groups.delete(pgid);
+    this.groups.add(pgid);
+    if (this.groups.size > MAX_REMEMBERED_GROUPS) {
+      const oldest = this.groups.values().next().value;
+      if (oldest !== undefined) this.groups.delete(oldest);
+    }
+  }
+
+  private rescuePids(): void {
+    const groups = [...this.groups];
+    void (this.killer ?? Promise.resolve(undefined)).then((killer) => {
+      if (killer?.alive) killer.rescue(groups);
+    });
+  }
+
+  private killGroup(pid: number): void {
+    void (this.killer ?? Promise.resolve(undefined)).then(async (killer) => {
+      if (killer?.alive) {
+        killer.kill(pid);
+        return;
+      }
+      // No root shell: an engine exec (fails when the pids limit is exhausted).
+      this.killer = this.startKiller();
+      try {
+        const exec = await this.container.exec({
+          Cmd: ['sh', '-c', `kill -9 -${pid} 2>/dev/null; kill -9 ${pid} 2>/dev/null`],
+          User: '0',
+          AttachStdout: false,
+          AttachStderr: false,
+        });
+        await exec.start({ Detach: true });
+      } catch {
+        // The next attempt of requestKill (or the grace period) deals with it.
+      }
+    });
+  }
+
+  // ── files ───────────────────────────────────────────────────────────────────────
+
+  /**
+   * Reads a file through the engine's archive API (symlinks followed). Relative paths
+   * are taken from the workdir.
+   * @throws PaddockError SANDBOX_FAILED (no such file, or a folder), SANDBOX_CLOSED, ABORTED.
+   */
+  async readFile(path: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+    let target = this.absolute(path);
+    for (let hop = 0; hop <= MAX_SYMLINK_HOPS; hop++) {
+      this.checkOpen(options.signal);
+      let stream: NodeJS.ReadableStream;
+      try {
+        stream = await this.container.getArchive({ path: target });
+      } catch (error) {
+        if (engineStatusCode(error) === 404) {
+          throw new PaddockError(
+            ERROR_CODES.SANDBOX_FAILED,
+            `readFile: ${path}: no such file in the sandbox`,
+            {
+              cause: error,
+              details: { path },
+            },
+          );
+        }
+        throw wrapEngineError(ERROR_CODES.SANDBOX_FAILED, `readFile: ${path}`, error, { path });
+      }
+      const entry = await firstTarEntry(stream);
+      this.checkOpen(options.signal);
+      if (entry.type === 'symlink') {
+        target = posix.resolve(posix.dirname(target), entry.linkname);
+        continue;
+      }
+      if (entry.type !== 'file') {
+        throw new PaddockError(
+          ERROR_CODES.SANDBOX_FAILED,
+          `readFile: ${path} is a ${entry.type}, not a file`,
+          {
+            details: { path },
+          },
+        );
+      }
+      return entry.data;
+    }
+    throw new PaddockError(
+      ERROR_CODES.SANDBOX_FAILED,
+      `readFile: ${path}: too many levels of symbolic links`,
+      {
+        details: { path },
+      },
+    );
+  }
+
+  /**
+   * Writes a file (replacing it), creating missing parent folders, owned by the
+   * sandbox's user. @default mode 0o644
+   * @throws PaddockError SANDBOX_FAILED, SANDBOX_CLOSED, ABORTED.
+   */
+  async writeFile(
+    path: string,
+    data: string | Uint8Array,
+    options: { mode?: number; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    this.checkOpen(options.signal);
+    const target = this.absolute(path);
+    const owner = this.owner;
+    const parents = await this.missingParents(posix.dirname(target), owner);
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    this.checkOpen(options.signal);
+    await this.putFiles(
+      [
+        ...parents.map((dir) => ({ name: dir.slice(1), mode: 0o755, directory: true })),
+        { name: target.slice(1), data: bytes, mode: options.mode ?? 0o644 },
+      ],
+      owner,
+    ).catch((error: unknown) => {
+      throw wrapEngineError(ERROR_CODES.SANDBOX_FAILED, `writeFile: ${path}`, error, { path });
+    });
+  }
+
+  /**
+   * Copies a host file or folder (recursively, symlinks kept as links) to
+   * `sandboxPath`, creating missing parents, owned by the sandbox's user. Files are
+   * streamed from disk. An existing folder at `sandboxPath` keeps its own mode.
+   * @throws PaddockError SANDBOX_FAILED (host path missing, engine refusal), SANDBOX_CLOSED, ABORTED.
+   */
+  async upload(hostPath: string, sandboxPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    this.checkOpen(options.signal);
+    const target = this.absolute(sandboxPath);
+    let entries: ContextEntry[];
+    try {
+      entries = await listHostTree(hostPath);
+    } catch (error) {
+      throw new PaddockError(ERROR_CODES.SANDBOX_FAILED, `upload: cannot read ${hostPath} on the host`, {
+        cause: error,
+        details: { hostPath, sandboxPath },
+      });
+    }
+    const owner = this.owner;
+    const parents = await this.missingParents(posix.dirname(target), owner);
+    const topIsDir = entries[0]?.type === 'directory';
+    const topExists = topIsDir && parents.length === 0 && (await this.exists(target));
+    this.checkOpen(options.signal);
+    const tar = pack();
+    const feed = (async () => {
+      for (const dir of parents) await addEntry(tar, dirEntry(dir), dir.slice(1), owner);
+      for (const [index, entry] of entries.entries()) {
+        if (index === 0 && topExists) continue; // keep the existing folder's mode and owner
+        const name = entry.path ? `${target.slice(1)}/${entry.path}` : target.slice(1);
+        await addEntry(tar, entry, name, owner);
+      }
+      tar.finalize();
+    })();
+    feed.catch((error: unknown) => tar.destroy(error instanceof Error ? error : new Error(String(error))));
+    try {
+      await Promise.all([
+        this.container.putArchive(tar as unknown as NodeJS.ReadableStream, { path: '/' }),
+        feed,
+      ]);
+    } catch (error) {
+      throw wrapEngineError(ERROR_CODES.SANDBOX_FAILED, `upload: ${hostPath} → ${sandboxPath}`, error, {
+        hostPath,
+        sandboxPath,
+      });
+    }
+    this.checkOpen(options.signal);
+  }
+
+  /** Folders from `dir` up that do not exist, outermost first (only needed for non-root owners). */
+  private async missingParents(dir: string, owner: { uid: number }): Promise<string[]> {
+    // The engine creates missing parents itself, owned by root: good enough for root.
+    if (owner.uid === 0) return [];
+    const missing: string[] = [];
+    for (let current = dir; current !== '/'; current = posix.dirname(current)) {
+      if (await this.exists(current)) break;
+      missing.unshift(current);
+    }
+    return missing;
+  }
+
+  private async exists(path: string): Promise<boolean> {
+    try {
+      const response = (await this.container.infoArchive({ path })) as { resume?: () => void };
+      response.resume?.();
+      return true;
+    } catch (error) {
+      if (engineStatusCode(error) === 404) return false;
+      throw wrapEngineError(ERROR_CODES.SANDBOX_FAILED, `stat ${path}`, error, { path });
+    }
+  }
+
+  /** Puts files (or folders) given by absolute-path-without-slash names, in one archive. */
+  async putFiles(
+    files: { name: string; data?: Uint8Array; mode: number; directory?: boolean }[],
+    owner: { uid: number; gid: number },
+  ): Promise<void> {
+    const tar = pack();
+    for (const file of files) {
+      if (file.directory) {
+        tar.entry({ name: file.name, type: 'directory', mode: file.mode, uid: owner.uid, gid: owner.gid });
+      } else {
+        tar.entry(
+          { name: file.name, type: 'file', mode: file.mode, uid: owner.uid, gid: owner.gid },
+          Buffer.from(file.data ?? new Uint8Array()),
+        );
+      }
+    }
+    tar.finalize();
+    await this.container.putArchive(tar as unknown as NodeJS.ReadableStream, { path: '/' });
+  }
+
+  private absolute(path: string): string {
+    return posix.resolve(this.workdir, path);
+  }
+
+  private checkOpen(signal: AbortSignal | undefined): void {
+    if (this.closing) throw closedError();
+    if (signal?.aborted) throw abortedError(signal);
+  }
+
+  private get shortId(): string {
+    return this.id.slice(0, 12);
+  }
+
+  // ── spawn ───────────────────────────────────────────────────────────────────────
+
+  /**
+   * Starts a long-lived process with piped stdio (an MCP server…) in its own engine
+   * exec, outside the command shell; see `spawnInContainer`. cwd defaults to the
+   * workdir, user to the sandbox's user. Removing the container on `close()` ends it.
+   * @throws PaddockError SANDBOX_CLOSED, SANDBOX_FAILED, ENGINE_UNAVAILABLE.
+   */
+  async spawn(
+    command: string,
+    options: { cwd?: string; env?: Record<string, string>; user?: string } = {},
+  ): Promise<SandboxProcess> {
+    this.checkOpen(undefined);
+    const user = options.user ?? (this.user || undefined);
+    return spawnInContainer(this.id, command, {
+      docker: this.docker,
+      cwd: options.cwd ? this.absolute(options.cwd) : this.workdir,
+      ...(options.env ? { env: options.env } : {}),
+      ...(user ? { user } : {}),
+    });
+  }
+
+  // ── close ───────────────────────────────────────────────────────────────────────
+
+  /**
+   * Kills and removes the container (with its anonymous volumes). Idempotent; never
+   * rejects. A command in flight rejects with SANDBOX_CLOSED; later calls too.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.abortInFlight?.(closedError());
+      for (const shell of this.shells.values()) shell.close();
+      const killer = await this.killer;
+      killer?.close();
+      try {
+        await this.container.remove({ force: true, v: true });
+      } catch {
+        // Already gone (404) or being removed (409): either way the container is going;
+        // anything else is left for the reaper, since close() must not reject.
+      }
+      this.onClose?.();
+    })();
+    return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/** Reads the first entry of a tar stream (the archive API returns the path itself first). */
+async function firstTarEntry(
+  stream: NodeJS.ReadableStream,
+): Promise<{ type: string; linkname: string; data: Uint8Array }> {
+  const unpack = extract();
+  stream.pipe(unpack);
+  for await (const entry of unpack) {
+    const chunks: Buffer[] = [];
+    if (entry.header.type === 'file') {
+      for await (const chunk of entry) chunks.push(chunk as Buffer);
+    } else {
+      entry.resume();
+    }
+    // The rest of the archive (a folder's contents) is not needed.
+    (stream as { destroy?: () => void }).destroy?.();
+    unpack.destroy();
+    return {
+      type: entry.header.type ?? 'file',
+      linkname: entry.header.linkname ?? '',
+      data: Buffer.concat(chunks),
+    };
+  }
+  throw new PaddockError(ERROR_CODES.SANDBOX_FAILED, 'the engine returned an empty archive');
+}
+
+/** Lists a host file or folder: the top first (path ''), then its contents, sorted. */
+async function listHostTree(hostPath: string): Promise<ContextEntry[]> {
+  const top = await lstat(hostPath);
+  const entries: ContextEntry[] = [];
+  const add = async (abs: string, rel: string, stat: Awaited<ReturnType<typeof lstat>>): Promise<void> => {
+    if (stat.isDirectory()) {
+      entries.push({
+        path: rel,
+        type: 'directory',
+        mode: Number(stat.mode) & 0o7777,
+        size: 0,
+        hostPath: abs,
+      });
+      for (const name of (await readdir(abs)).sort()) {
+        const child = join(abs, name);
+        await add(child, rel ? `${rel}/${name}` : name, await lstat(child));
+      }
+    } else if (stat.isFile()) {
+      entries.push({
+        path: rel,
+        type: 'file',
+        mode: Number(stat.mode) & 0o7777,
+        size: Number(stat.size),
+        hostPath: abs,
+      });
+    } else if (stat.isSymbolicLink()) {
+      entries.push({
+        path: rel,
+        type: 'symlink',
+        mode: 0o777,
+        size: 0,
+        linkname: await readlink(abs),
+        hostPath: abs,
+      });
+    }
+  };
+  await add(hostPath, '', top);
+  return entries;
+}
+
+function dirEntry(path: string): ContextEntry {
+  return { path, type: 'directory', mode: 0o755, size: 0, hostPath: path };
+}
+
+function closedError(): PaddockError {
+  return new PaddockError(ERROR_CODES.SANDBOX_CLOSED, 'the sandbox is closed');
+}
+
+function abortedError(signal: AbortSignal | undefined): PaddockError {
+  return new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: signal?.reason });
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
