@@ -35,3 +35,4 @@ export {
 } from './connection.ts';
 export { ProcessStdioTransport, type ProcessStdioTransportOptions } from './process-transport.ts';
 export { resolveHostCommand, type SandboxSpawner } from './launch.ts';
+export { serveTask, ExternalAgent, type ServeTaskOptions, type ServedTask } from './serve.ts';
