@@ -1,0 +1,188 @@
+/**
+ * Files in and out of a Docker sandbox through the engine's archive API, the spec's
+ * files at start, and `close()`.
+ */
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Sandbox } from '../../../harness/sandbox.ts';
+import { DockerSandboxProvider, dockerClient, reapContainers } from '../../../sandboxes/docker/index.ts';
+import { baseSpec, ensureBaseImage, testRunId } from './helpers.ts';
+
+const runId = testRunId('files');
+const provider = new DockerSandboxProvider();
+let sandbox: Sandbox;
+let hostDir: string;
+
+beforeAll(async () => {
+  await ensureBaseImage();
+  hostDir = await mkdtemp(join(tmpdir(), 'paddock-files-test-'));
+  await mkdir(join(hostDir, 'tree/sub/deeper'), { recursive: true });
+  await mkdir(join(hostDir, 'tree/empty'));
+  await writeFile(join(hostDir, 'tree/top.txt'), 'top\n');
+  await writeFile(join(hostDir, 'tree/sub/run.sh'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
+  await writeFile(join(hostDir, 'tree/sub/deeper/data.bin'), Buffer.alloc(300_000, 7));
+  await symlink('top.txt', join(hostDir, 'tree/link'));
+  await writeFile(join(hostDir, 'single.txt'), 'single file\n');
+  sandbox = await provider.start(
+    baseSpec({
+      workdir: '/work',
+      files: [{ hostPath: join(hostDir, 'single.txt'), sandboxPath: '/task/input.txt' }],
+    }),
+    { labels: { runId, episodeId: 'files' } },
+  );
+});
+
+afterAll(async () => {
+  await sandbox?.close();
+  await reapContainers({ runId });
+  await rm(hostDir, { recursive: true, force: true });
+});
+
+describe('Docker sandbox files', () => {
+  it('copies the spec files in before the first command', async () => {
+    expect((await sandbox.exec('cat /task/input.txt')).stdout).toBe('single file\n');
+  });
+
+  it('creates the workdir named by the spec and starts commands there', async () => {
+    expect(sandbox.workdir).toBe('/work');
+    expect((await sandbox.exec('pwd')).stdout).toBe('/work\n');
+  });
+
+  it('writes a file that commands then read, creating parent folders', async () => {
+    await sandbox.writeFile('/data/new/dir/hello.txt', 'hello from the host');
+    expect(
+      (await sandbox.exec('cat /data/new/dir/hello.txt; stat -c %a /data/new/dir/hello.txt')).stdout,
+    ).toBe('hello from the host644\n');
+  });
+
+  it('writes a file with the mode asked for', async () => {
+    await sandbox.writeFile('/tmp/tool.sh', '#!/bin/sh\necho tool\n', { mode: 0o755 });
+    expect((await sandbox.exec('/tmp/tool.sh')).stdout).toBe('tool\n');
+  });
+
+  it('writes relative paths under the workdir', async () => {
+    await sandbox.writeFile('notes/relative.txt', 'rel');
+    expect((await sandbox.exec('cat /work/notes/relative.txt')).stdout).toBe('rel');
+  });
+
+  it('reads back the exact bytes a command wrote', async () => {
+    await sandbox.exec('printf "\\000\\001\\377binary" > /tmp/bytes.bin');
+    const bytes = await sandbox.readFile('/tmp/bytes.bin');
+    expect(Buffer.from(bytes)).toEqual(Buffer.from([0, 1, 255, ...Buffer.from('binary')]));
+  });
+
+  it('round-trips a large binary file', async () => {
+    const data = Buffer.alloc(2_000_000).map((_, i) => (i * 31) % 251);
+    await sandbox.writeFile('/tmp/large.bin', data);
+    expect(Buffer.from(await sandbox.readFile('/tmp/large.bin')).equals(data)).toBe(true);
+  });
+
+  it('follows a symlink when reading', async () => {
+    await sandbox.exec('echo target > /tmp/target.txt; ln -sf target.txt /tmp/link.txt');
+    expect(Buffer.from(await sandbox.readFile('/tmp/link.txt')).toString()).toBe('target\n');
+  });
+
+  it('rejects reading a missing file with SANDBOX_FAILED naming the path', async () => {
+    await expect(sandbox.readFile('/no/such/file.txt')).rejects.toMatchObject({
+      code: 'SANDBOX_FAILED',
+      message: expect.stringContaining('/no/such/file.txt'),
+    });
+  });
+
+  it('rejects reading a folder with SANDBOX_FAILED', async () => {
+    await expect(sandbox.readFile('/etc')).rejects.toMatchObject({ code: 'SANDBOX_FAILED' });
+  });
+
+  it('uploads a folder recursively: files, modes, empty folders and symlinks', async () => {
+    await sandbox.upload(join(hostDir, 'tree'), '/uploaded/tree');
+    const listing = await sandbox.exec(
+      'cd /uploaded/tree && find . | sort && sh sub/run.sh && test -x sub/run.sh && readlink link && wc -c < sub/deeper/data.bin',
+    );
+    expect(listing.stdout).toBe(
+      [
+        '.',
+        './empty',
+        './link',
+        './sub',
+        './sub/deeper',
+        './sub/deeper/data.bin',
+        './sub/run.sh',
+        './top.txt',
+        'ran',
+        'top.txt',
+        '300000',
+        '',
+      ].join('\n'),
+    );
+    expect(Buffer.from(await sandbox.readFile('/uploaded/tree/top.txt')).toString()).toBe('top\n');
+  });
+
+  it('uploads a single file to the path given', async () => {
+    await sandbox.upload(join(hostDir, 'single.txt'), '/elsewhere/renamed.txt');
+    expect((await sandbox.exec('cat /elsewhere/renamed.txt')).stdout).toBe('single file\n');
+  });
+
+  it('keeps the mode of an existing folder it uploads into', async () => {
+    await sandbox.upload(join(hostDir, 'tree'), '/tmp');
+    expect((await sandbox.exec('stat -c %a /tmp; cat /tmp/top.txt')).stdout).toBe('1777\ntop\n');
+  });
+
+  it('rejects uploading a host path that does not exist', async () => {
+    await expect(sandbox.upload(join(hostDir, 'missing'), '/x')).rejects.toMatchObject({
+      code: 'SANDBOX_FAILED',
+    });
+  });
+
+  it('makes written files owned by a non-root sandbox user, who can then edit them', async () => {
+    const asNobody = await provider.start(baseSpec({ user: 'nobody', workdir: '/tmp' }), {
+      labels: { runId, episodeId: 'files-nobody' },
+    });
+    try {
+      await asNobody.writeFile('/srv/owned/file.txt', 'mine');
+      const result = await asNobody.exec(
+        'id -un; stat -c %U /srv/owned /srv/owned/file.txt; echo more >> /srv/owned/file.txt && echo edited',
+      );
+      expect(result.stdout).toBe('nobody\nnobody\nnobody\nedited\n');
+    } finally {
+      await asNobody.close();
+    }
+  });
+});
+
+describe('DockerSandbox.close', () => {
+  it('removes the container, can be called again, and later calls reject with SANDBOX_CLOSED', async () => {
+    const doomed = await provider.start(baseSpec(), { labels: { runId, episodeId: 'close' } });
+    await doomed.close();
+    await expect(doomed.close()).resolves.toBeUndefined();
+    await expect(dockerClient().getContainer(doomed.id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    await expect(doomed.exec('true')).rejects.toMatchObject({ code: 'SANDBOX_CLOSED' });
+    await expect(doomed.readFile('/etc/hostname')).rejects.toMatchObject({ code: 'SANDBOX_CLOSED' });
+    await expect(doomed.writeFile('/tmp/x', 'x')).rejects.toMatchObject({ code: 'SANDBOX_CLOSED' });
+    await expect(doomed.upload(hostDir, '/tmp/x')).rejects.toMatchObject({ code: 'SANDBOX_CLOSED' });
+  });
+
+  it('rejects a command in flight with SANDBOX_CLOSED', async () => {
+    const doomed = await provider.start(baseSpec(), { labels: { runId, episodeId: 'close-inflight' } });
+    const outcomes = Promise.all([
+      expect(doomed.exec('sleep 1000')).rejects.toMatchObject({ code: 'SANDBOX_CLOSED' }),
+      expect(doomed.exec('echo queued')).rejects.toMatchObject({ code: 'SANDBOX_CLOSED' }),
+    ]);
+    await doomed.close();
+    await outcomes;
+  });
+
+  it('does not reject when the container is already gone', async () => {
+    const doomed = await provider.start(baseSpec(), { labels: { runId, episodeId: 'close-gone' } });
+    await dockerClient().getContainer(doomed.id).remove({ force: true });
+    await expect(doomed.close()).resolves.toBeUndefined();
+  });
+
+  it('fails the next command with SANDBOX_FAILED when the container was removed under it', async () => {
+    const doomed = await provider.start(baseSpec(), { labels: { runId, episodeId: 'vanished' } });
+    await dockerClient().getContainer(doomed.id).remove({ force: true });
+    await expect(doomed.exec('echo hi')).rejects.toMatchObject({ code: 'SANDBOX_FAILED' });
+    await doomed.close();
+  });
+});
