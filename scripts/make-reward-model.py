@@ -4,13 +4,17 @@
     python3 scripts/make-reward-model.py [out_dir ...]
 
 Default output folders: tests/fixtures/rewards/byte-reward and
-trainers/rewards/examples/onnx-reward/rewards. Each receives `model.onnx` and `spec.json`
-(the paddock reward-model spec read by trainers/rewards/onnx-model.ts).
+trainers/rewards/examples/onnx-reward/rewards (int32 ids), and
+tests/fixtures/rewards/byte-reward-int64 (the same model with int64 ids and an attention
+mask). Each receives `model.onnx` and `spec.json` (the paddock reward-model spec read by
+trainers/rewards/onnx-model.ts).
 
-The model: byte embedding (257 x 16, id 0 = padding, zero vector) -> Conv1d (k=5) -> ReLU
--> mean over the unmasked positions -> Linear -> sigmoid; one score in [0, 1] per row.
-Padding embeds to zeros, which is what the convolution's own zero padding sees, so a
-row scores the same alone or padded inside a batch.
+The model is a bag of bytes (fastText-like): the embeddings of the text's bytes are
+averaged, and a small MLP maps the average to a score in [0, 1] (sigmoid).
+Input: int32 ids [batch, length], byte + 1, 0 = padding; padding embeds to zero and is
+left out of the average, so a row scores the same alone or padded inside a batch. It is
+deliberately cheap per token: scoring is dominated by the fixed cost of a call, which is
+what batching a group saves.
 
 It is trained for a few seconds on synthetic turns so that its scores mean something:
 outputs that look like progress ("5 passed", "OK", "done") score high, outputs that look
@@ -64,19 +68,27 @@ class ByteReward(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.embed = nn.Embedding(257, EMBED, padding_idx=0)
-        self.conv = nn.Conv1d(EMBED, EMBED, kernel_size=5, padding=2)
-        self.head = nn.Linear(EMBED, 1)
+        self.head = nn.Sequential(nn.Linear(EMBED, 32), nn.ReLU(), nn.Linear(32, 1))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        mask = attention_mask.to(torch.float32)  # [B, L]
-        x = self.embed(input_ids).transpose(1, 2)  # [B, E, L]
-        x = torch.relu(self.conv(x)) * mask.unsqueeze(1)
-        pooled = x.sum(dim=2) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        count = (input_ids != 0).sum(1, keepdim=True).to(torch.float32).clamp(min=1.0)  # [B, 1]
+        pooled = self.embed(input_ids).sum(1) / count  # [B, E]; padding embeds to zero
         return torch.sigmoid(self.head(pooled)).squeeze(1)  # [B]
 
 
+class Int64Inputs(nn.Module):
+    """The same model taking int64 ids and an attention mask, as most exported models do."""
+
+    def __init__(self, model: ByteReward) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids * attention_mask)
+
+
 def encode(text: str) -> list:
-    return [b + 1 for b in text.encode("utf-8")[:MAX_LENGTH]] or [0]
+    return [b + 1 for b in text.encode("utf-8")[-MAX_LENGTH:]] or [0]
 
 
 def sample(rng: random.Random) -> tuple:
@@ -89,13 +101,11 @@ def sample(rng: random.Random) -> tuple:
 def batch(rows: list) -> tuple:
     ids = [encode(text) for text, _ in rows]
     length = max(len(row) for row in ids)
-    input_ids = torch.zeros(len(ids), length, dtype=torch.int64)
-    mask = torch.zeros(len(ids), length, dtype=torch.int64)
+    input_ids = torch.zeros(len(ids), length, dtype=torch.int32)
     for i, row in enumerate(ids):
-        input_ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.int32)
     labels = torch.tensor([label for _, label in rows])
-    return input_ids, mask, labels
+    return input_ids, labels
 
 
 def spec_json(spec: dict) -> str:
@@ -121,46 +131,52 @@ def main() -> None:
     optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
     loss_fn = nn.BCELoss()
     for _ in range(300):
-        input_ids, mask, labels = batch([sample(rng) for _ in range(32)])
-        loss = loss_fn(model(input_ids, mask), labels)
+        input_ids, labels = batch([sample(rng) for _ in range(32)])
+        loss = loss_fn(model(input_ids), labels)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
     model.eval()
-    input_ids, mask, labels = batch([sample(rng) for _ in range(256)])
+    input_ids, labels = batch([sample(rng) for _ in range(256)])
     with torch.no_grad():
-        accuracy = ((model(input_ids, mask) > 0.5).float() == labels).float().mean().item()
+        accuracy = ((model(input_ids) > 0.5).float() == labels).float().mean().item()
     print(f"held-out accuracy {accuracy:.3f}")
 
     spec = {
         "format": "paddock-reward-model/1",
-        "description": "Byte-level toy reward model: high for outputs that look like progress, low for failures.",
+        "description": "Toy bag-of-bytes reward model: high for outputs that look like progress, low for failures.",
         "tokenizer": {"kind": "bytes"},
         "maxLength": MAX_LENGTH,
         "truncate": "left",
-        "inputs": {"ids": "input_ids", "mask": "attention_mask"},
+        "inputs": {"ids": "input_ids", "dtype": "int32"},
         "output": "score",
         "range": [0, 1],
     }
-    example_ids, example_mask, _ = batch([("2 passed in 0.1s", 1.0), ("error", 0.0)])
+    example_ids, _ = batch([("2 passed in 0.1s", 1.0), ("error", 0.0)])
     for out in outs:
-        os.makedirs(out, exist_ok=True)
-        torch.onnx.export(
-            model,
-            (example_ids, example_mask),
-            os.path.join(out, "model.onnx"),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["score"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "length"},
-                "attention_mask": {0: "batch", 1: "length"},
-                "score": {0: "batch"},
-            },
-            opset_version=13,
-        )
-        with open(os.path.join(out, "spec.json"), "w", encoding="utf-8") as file:
-            file.write(spec_json(spec))
-        print(f"wrote {out}/model.onnx and spec.json")
+        export(model, (example_ids,), ["input_ids"], out, spec)
+    if not sys.argv[1:]:
+        # The int64 + attention-mask variant, for tests of that input path.
+        spec64 = {**spec, "inputs": {"ids": "input_ids", "mask": "attention_mask", "dtype": "int64"}}
+        ids64 = example_ids.to(torch.int64)
+        out = os.path.join(root, "tests", "fixtures", "rewards", "byte-reward-int64")
+        export(Int64Inputs(model), (ids64, torch.ones_like(ids64)), ["input_ids", "attention_mask"], out, spec64)
+
+
+def export(model: nn.Module, example: tuple, inputs: list, out: str, spec: dict) -> None:
+    os.makedirs(out, exist_ok=True)
+    torch.onnx.export(
+        model,
+        example,
+        os.path.join(out, "model.onnx"),
+        input_names=inputs,
+        output_names=["score"],
+        dynamic_axes={**{name: {0: "batch", 1: "length"} for name in inputs}, "score": {0: "batch"}},
+        opset_version=13,
+    )
+    with open(os.path.join(out, "spec.json"), "w", encoding="utf-8") as file:
+        file.write(spec_json(spec))
+    print(f"wrote {out}/model.onnx and spec.json")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@
  *                                                // words and punctuation, id = 1 + FNV-1a(token) mod (vocabSize − 1)
  *   "maxLength": 512,                             // ids per text; longer texts are cut
  *   "truncate": "left",                           // keep the end (left) or the start (right) of a long text
- *   "inputs": { "ids": "input_ids", "mask": "attention_mask" },   // int64 [batch, length]; mask optional
+ *   "inputs": { "ids": "input_ids", "mask": "attention_mask", "dtype": "int64" },
+ *                                                // [batch, length] ids and 1/0 mask (optional),
+ *                                                // int64 (default) or int32
  *   "output": "score",                            // float [batch] or [batch, 1]
  *   "range": [0, 1]                               // optional: documents (and clamps) the score's range
  * }
@@ -25,6 +27,7 @@
  * Calls to `score` made while a batch is being gathered (the same tick) run as one batch.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { endianness } from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
@@ -55,7 +58,12 @@ export const RewardModelSpecSchema = z.strictObject({
   maxLength: z.number().int().positive(),
   /** @default 'left' */
   truncate: z.enum(['left', 'right']).optional(),
-  inputs: z.strictObject({ ids: z.string().min(1), mask: z.string().min(1).optional() }),
+  inputs: z.strictObject({
+    ids: z.string().min(1),
+    mask: z.string().min(1).optional(),
+    /** @default 'int64' */
+    dtype: z.enum(['int64', 'int32']).optional(),
+  }),
   output: z.string().min(1),
   range: z.tuple([z.number(), z.number()]).optional(),
 });
@@ -70,7 +78,7 @@ export interface OnnxRewardModelOptions {
 }
 
 interface Pending {
-  ids: number[];
+  ids: Int32Array;
   resolve: (score: number) => void;
   reject: (error: unknown) => void;
 }
@@ -85,21 +93,66 @@ function fnv1a(text: string): number {
 }
 
 /** Input ids of `text` under `spec` (cut to `maxLength`). Exposed for tests and for model authors. */
-export function encodeText(text: string, spec: RewardModelSpec): number[] {
-  let ids: number[];
+export function encodeText(text: string, spec: RewardModelSpec): Int32Array {
+  const keepEnd = (spec.truncate ?? 'left') === 'left';
   if (spec.tokenizer.kind === 'bytes') {
-    ids = Array.from(Buffer.from(text, 'utf8'), (byte) => byte + 1);
-  } else {
-    const { vocabSize } = spec.tokenizer;
-    const source = spec.tokenizer.lowercase === false ? text : text.toLowerCase();
-    ids = (source.match(/[\p{L}\p{N}_]+|[^\p{L}\p{N}_\s]/gu) ?? []).map(
-      (token) => 1 + (fnv1a(token) % (vocabSize - 1)),
-    );
+    let bytes: Uint8Array = Buffer.from(text, 'utf8');
+    if (bytes.length > spec.maxLength) {
+      bytes = keepEnd ? bytes.subarray(bytes.length - spec.maxLength) : bytes.subarray(0, spec.maxLength);
+    }
+    const ids = new Int32Array(bytes.length);
+    for (let i = 0; i < bytes.length; i++) ids[i] = bytes[i]! + 1;
+    return ids;
   }
-  if (ids.length <= spec.maxLength) return ids;
-  return (spec.truncate ?? 'left') === 'left'
-    ? ids.slice(ids.length - spec.maxLength)
-    : ids.slice(0, spec.maxLength);
+  const { vocabSize } = spec.tokenizer;
+  const source = spec.tokenizer.lowercase === false ? text : text.toLowerCase();
+  let tokens: string[] = source.match(/[\p{L}\p{N}_]+|[^\p{L}\p{N}_\s]/gu) ?? [];
+  if (tokens.length > spec.maxLength) {
+    tokens = keepEnd ? tokens.slice(tokens.length - spec.maxLength) : tokens.slice(0, spec.maxLength);
+  }
+  return Int32Array.from(tokens, (token) => 1 + (fnv1a(token) % (vocabSize - 1)));
+}
+
+/** Little-endian hosts fill int64 tensors through an int32 view (no BigInt per id). */
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/** A `[rows, length]` tensor of `dtype` holding `rows` padded with 0, and its 1/0 mask. */
+function batchTensors(
+  rows: readonly Int32Array[],
+  dtype: 'int64' | 'int32',
+): { ids: ort.Tensor; mask: ort.Tensor } {
+  const length = Math.max(1, ...rows.map((row) => row.length));
+  const dims = [rows.length, length];
+  const size = rows.length * length;
+  if (dtype === 'int32') {
+    const ids = new Int32Array(size);
+    const mask = new Int32Array(size);
+    rows.forEach((row, r) => {
+      ids.set(row, r * length);
+      mask.fill(1, r * length, r * length + row.length);
+    });
+    return { ids: new ort.Tensor('int32', ids, dims), mask: new ort.Tensor('int32', mask, dims) };
+  }
+  const ids = new BigInt64Array(size);
+  const mask = new BigInt64Array(size);
+  if (LITTLE_ENDIAN) {
+    const idWords = new Int32Array(ids.buffer);
+    const maskWords = new Int32Array(mask.buffer);
+    rows.forEach((row, r) => {
+      for (let i = 0, at = 2 * r * length; i < row.length; i++, at += 2) {
+        idWords[at] = row[i]!;
+        maskWords[at] = 1;
+      }
+    });
+  } else {
+    rows.forEach((row, r) => {
+      for (let i = 0; i < row.length; i++) {
+        ids[r * length + i] = BigInt(row[i]!);
+        mask[r * length + i] = 1n;
+      }
+    });
+  }
+  return { ids: new ort.Tensor('int64', ids, dims), mask: new ort.Tensor('int64', mask, dims) };
 }
 
 /** Where a model's `model.onnx` and `spec.json` are, for a folder or an `.onnx` file. */
@@ -190,7 +243,7 @@ export class OnnxRewardModel {
   }
 
   /** Input ids of `text` (see `encodeText`). */
-  encode(text: string): number[] {
+  encode(text: string): Int32Array {
     return encodeText(text, this.spec);
   }
 
@@ -239,23 +292,13 @@ export class OnnxRewardModel {
     }
   }
 
-  private async run(rows: readonly number[][]): Promise<number[]> {
+  private async run(rows: readonly Int32Array[]): Promise<number[]> {
     if (this.closed)
       throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `the reward model ${this.file} is closed`);
     if (rows.length === 0) return [];
-    const length = Math.max(1, ...rows.map((row) => row.length));
-    const ids = new BigInt64Array(rows.length * length);
-    const mask = new BigInt64Array(rows.length * length);
-    rows.forEach((row, r) => {
-      const offset = r * length;
-      for (let i = 0; i < row.length; i++) {
-        ids[offset + i] = BigInt(row[i]!);
-        mask[offset + i] = 1n;
-      }
-    });
-    const dims = [rows.length, length];
-    const feeds: Record<string, ort.Tensor> = { [this.spec.inputs.ids]: new ort.Tensor('int64', ids, dims) };
-    if (this.spec.inputs.mask) feeds[this.spec.inputs.mask] = new ort.Tensor('int64', mask, dims);
+    const tensors = batchTensors(rows, this.spec.inputs.dtype ?? 'int64');
+    const feeds: Record<string, ort.Tensor> = { [this.spec.inputs.ids]: tensors.ids };
+    if (this.spec.inputs.mask) feeds[this.spec.inputs.mask] = tensors.mask;
     let output: ort.Tensor | undefined;
     try {
       this.inferences++;

@@ -17,6 +17,7 @@ import { makeTask } from '../../fakes/tasks.ts';
 import { bashTurn, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
 
 const MODEL_DIR = fileURLToPath(new URL('../../fixtures/rewards/byte-reward', import.meta.url));
+const INT64_MODEL_DIR = fileURLToPath(new URL('../../fixtures/rewards/byte-reward-int64', import.meta.url));
 const signal = new AbortController().signal;
 
 describe('encodeText', () => {
@@ -29,13 +30,13 @@ describe('encodeText', () => {
   };
 
   it('maps bytes to ids 1..256 and keeps the end of a long text', () => {
-    expect(encodeText('ab', bytes)).toEqual([98, 99]);
-    expect(encodeText('abcdef', bytes)).toEqual([100, 101, 102, 103]);
-    expect(encodeText('é', bytes)).toEqual([0xc3 + 1, 0xa9 + 1]);
+    expect(Array.from(encodeText('ab', bytes))).toEqual([98, 99]);
+    expect(Array.from(encodeText('abcdef', bytes))).toEqual([100, 101, 102, 103]);
+    expect(Array.from(encodeText('é', bytes))).toEqual([0xc3 + 1, 0xa9 + 1]);
   });
 
   it('keeps the start when truncating right', () => {
-    expect(encodeText('abcdef', { ...bytes, truncate: 'right' })).toEqual([98, 99, 100, 101]);
+    expect(Array.from(encodeText('abcdef', { ...bytes, truncate: 'right' }))).toEqual([98, 99, 100, 101]);
   });
 
   it('hashes words and punctuation into the vocabulary', () => {
@@ -44,7 +45,7 @@ describe('encodeText', () => {
       maxLength: 100,
       tokenizer: { kind: 'hashed', vocabSize: 50 },
     };
-    const ids = encodeText('Tests PASSED, tests passed.', hashed);
+    const ids = Array.from(encodeText('Tests PASSED, tests passed.', hashed));
     expect(ids).toHaveLength(6);
     expect(ids.every((id) => id >= 1 && id < 50)).toBe(true);
     expect(ids.slice(0, 2)).toEqual(ids.slice(3, 5)); // lowercased by default
@@ -81,6 +82,20 @@ describe('OnnxRewardModel', () => {
     const batched = await model.scoreTexts(texts);
     for (const [index, text] of texts.entries()) {
       expect(batched[index]).toBeCloseTo((await model.scoreTexts([text]))[0]!, 5);
+    }
+  });
+
+  it('feeds int64 ids and an attention mask to models that take them', async () => {
+    const int64 = await OnnxRewardModel.load(INT64_MODEL_DIR);
+    try {
+      expect(int64.spec.inputs).toEqual({ ids: 'input_ids', mask: 'attention_mask', dtype: 'int64' });
+      const texts = ['ok', 'Traceback (most recent call last):', 'y'.repeat(700), ''];
+      const expected = await model.scoreTexts(texts);
+      (await int64.scoreTexts(texts)).forEach((score, index) =>
+        expect(score).toBeCloseTo(expected[index]!, 5),
+      );
+    } finally {
+      await int64.close();
     }
   });
 

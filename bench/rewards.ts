@@ -1,0 +1,206 @@
+/**
+ * Reward-layer benchmark:
+ *  1. per-turn reward overhead, on the real Docker engine — the turn rewards of the
+ *     fix-bug-progress example (rules + one pytest progress command) scored as the episode
+ *     loop scores them, side by side with the progress command alone through
+ *     `sandbox.exec` (interleaved): overhead = with-rewards p50 − command p50 (and the p50
+ *     of the paired differences), plus the rules timed alone (the overhead is small next
+ *     to the command's own jitter, so the difference is noisy on a loaded machine);
+ *  2. the ONNX reward model of tests/fixtures/rewards on a turn of 512 tokens: p50 of one
+ *     call, and a group of 16 scored in one batch vs 16 single calls (ratio), plus 16
+ *     concurrent `score()` calls (gathered into one batch by the model).
+ * Prints figures; asserts nothing. Run: node --import tsx bench/rewards.ts
+ */
+import { join } from 'node:path';
+import type { Task, TurnRecord } from '../harness/index.ts';
+import { DockerSandboxProvider } from '../sandboxes/docker/index.ts';
+import { loadTasks } from '../tasks/index.ts';
+import {
+  OnnxRewardModel,
+  ProgressReward,
+  buildRewardFunctions,
+  creditTaskExtension,
+  ruleReward,
+  rewardsTaskExtension,
+} from '../trainers/rewards/index.ts';
+import { ms, percentile, writeResults } from './stats.ts';
+
+const TURN_SAMPLES = 40;
+const MODEL_SAMPLES = 200;
+const GROUP = 16;
+const GROUP_SAMPLES = 50;
+
+// --- 1. per-turn overhead: rules + one progress command in Docker ---------------------
+const [task] = (await loadTasks(
+  [join(import.meta.dirname, '..', 'trainers', 'rewards', 'examples', 'fix-bug-progress')],
+  {
+    extensions: { rewards: rewardsTaskExtension, credit: creditTaskExtension },
+  },
+)) as [Task];
+const setup = await buildRewardFunctions(task);
+const functions = [...setup.turn, ruleReward('format'), ruleReward('tokens'), ruleReward('cost')];
+const progress = setup.turn.find((fn): fn is ProgressReward => fn instanceof ProgressReward)!;
+const command = task.extensions.rewards as { turn: { progress?: { command: string } }[] };
+const progressCommand = command.turn.find((entry) => entry.progress)!.progress!.command;
+
+const provider = new DockerSandboxProvider();
+const sandbox = await provider.start(task.environment!, { labels: { runId: 'bench', episodeId: 'rewards' } });
+const signal = new AbortController().signal;
+const turn = (index: number): TurnRecord => ({
+  index,
+  text: 'Running the tests.',
+  toolCalls: [
+    {
+      id: `c${index}`,
+      name: 'bash',
+      arguments: JSON.stringify({ command: `python3 -m pytest -q #${index}` }),
+    },
+  ],
+  toolResults: [
+    {
+      callId: `c${index}`,
+      name: 'bash',
+      output: '2 failed, 2 passed',
+      isError: true,
+      problem: 'tool-error',
+      durationMs: 1,
+    },
+  ],
+  usage: { promptTokens: 1200, completionTokens: 80 },
+  costUsd: 0.0004,
+  rewards: {},
+  reward: 0,
+  startedAt: new Date().toISOString(),
+  agentMs: 0,
+  toolMs: 0,
+});
+const history = Array.from({ length: 10 }, (_, index) => turn(index));
+
+await progress.start({ task, sandbox, signal });
+for (let i = 0; i < 3; i++) await sandbox.exec(progressCommand, { user: 'root', cwd: '/app' });
+const alone: number[] = [];
+const withRewards: number[] = [];
+for (let i = 0; i < TURN_SAMPLES; i++) {
+  let started = performance.now();
+  await sandbox.exec(progressCommand, {
+    user: 'root',
+    cwd: '/app',
+    timeoutMs: 60_000,
+    signal,
+    maxOutputBytes: 64 * 1024,
+  });
+  alone.push(performance.now() - started);
+
+  const current = turn(history.length);
+  started = performance.now();
+  let total = 0;
+  for (const fn of functions) {
+    const value = await fn.score({ task, turn: current, previousTurns: history, sandbox, signal });
+    current.rewards[fn.name] = value;
+    total += value * fn.weight;
+  }
+  current.reward = total;
+  withRewards.push(performance.now() - started);
+}
+await sandbox.close();
+
+// The rules alone (no command): what the rewards add besides the progress command itself.
+const rules = functions.filter((fn) => fn !== progress);
+const rulesOnly: number[] = [];
+for (let i = 0; i < 2_000; i++) {
+  const current = turn(history.length);
+  const started = performance.now();
+  for (const fn of rules)
+    current.rewards[fn.name] = await fn.score({ task, turn: current, previousTurns: history, signal });
+  rulesOnly.push(performance.now() - started);
+}
+await setup.close();
+
+const aloneP50 = percentile(alone, 50);
+const withP50 = percentile(withRewards, 50);
+const turnFigures = {
+  functions: functions.map((fn) => fn.name),
+  progressCommand,
+  samples: TURN_SAMPLES,
+  commandAloneP50Ms: aloneP50,
+  commandAloneP90Ms: percentile(alone, 90),
+  withRewardsP50Ms: withP50,
+  withRewardsP90Ms: percentile(withRewards, 90),
+  overheadP50Ms: withP50 - aloneP50,
+  pairedOverheadP50Ms: percentile(
+    withRewards.map((value, index) => value - alone[index]!),
+    50,
+  ),
+  rulesOnlyP50Ms: percentile(rulesOnly, 50),
+  rulesOnlyP99Ms: percentile(rulesOnly, 99),
+};
+console.log('per-turn rewards (rules + one progress command, Docker)');
+console.log(`  progress command alone   p50 ${ms(aloneP50)}   p90 ${ms(turnFigures.commandAloneP90Ms)}`);
+console.log(`  all turn rewards         p50 ${ms(withP50)}   p90 ${ms(turnFigures.withRewardsP90Ms)}`);
+console.log(
+  `  overhead of the rewards  p50 ${ms(turnFigures.overheadP50Ms)}   (paired differences p50 ${ms(turnFigures.pairedOverheadP50Ms)})`,
+);
+console.log(
+  `  the ${rules.length} rules alone       p50 ${ms(turnFigures.rulesOnlyP50Ms)}   p99 ${ms(turnFigures.rulesOnlyP99Ms)}`,
+);
+
+// --- 2. ONNX reward model on 512-token turns ---------------------------------------------
+const model = await OnnxRewardModel.load(
+  join(import.meta.dirname, '..', 'tests', 'fixtures', 'rewards', 'byte-reward'),
+);
+const text = (seed: number): string => {
+  // 512 bytes = 512 tokens for the byte-level model.
+  const line = `turn ${seed}: ran pytest, ${seed % 5} failed, ${4 - (seed % 5)} passed; editing src/module_${seed}.py\n`;
+  return line.repeat(Math.ceil(512 / line.length)).slice(0, 512);
+};
+if (model.encode(text(0)).length !== 512) throw new Error('the benchmark turn is not 512 tokens');
+const texts = Array.from({ length: GROUP }, (_, index) => text(index));
+for (let i = 0; i < 20; i++) await model.scoreTexts(texts);
+
+const single: number[] = [];
+for (let i = 0; i < MODEL_SAMPLES; i++) {
+  const started = performance.now();
+  await model.scoreTexts([texts[i % GROUP]!]);
+  single.push(performance.now() - started);
+}
+const sequential: number[] = [];
+const batched: number[] = [];
+const concurrent: number[] = [];
+for (let i = 0; i < GROUP_SAMPLES; i++) {
+  let started = performance.now();
+  for (const one of texts) await model.scoreTexts([one]);
+  sequential.push(performance.now() - started);
+  started = performance.now();
+  await model.scoreTexts(texts);
+  batched.push(performance.now() - started);
+  started = performance.now();
+  await Promise.all(texts.map((one) => model.score(one)));
+  concurrent.push(performance.now() - started);
+}
+await model.close();
+
+const onnxFigures = {
+  tokens: 512,
+  threads: 1,
+  singleP50Ms: percentile(single, 50),
+  singleP99Ms: percentile(single, 99),
+  group: GROUP,
+  sixteenSinglesP50Ms: percentile(sequential, 50),
+  batchOf16P50Ms: percentile(batched, 50),
+  batchSpeedup: percentile(sequential, 50) / percentile(batched, 50),
+  sixteenConcurrentScoreP50Ms: percentile(concurrent, 50),
+  concurrentSpeedup: percentile(sequential, 50) / percentile(concurrent, 50),
+};
+console.log('\nONNX reward model, 512-token turn (1 thread)');
+console.log(
+  `  one call                 p50 ${ms(onnxFigures.singleP50Ms)}   p99 ${ms(onnxFigures.singleP99Ms)}`,
+);
+console.log(`  16 single calls          p50 ${ms(onnxFigures.sixteenSinglesP50Ms)}`);
+console.log(
+  `  one batch of 16          p50 ${ms(onnxFigures.batchOf16P50Ms)}   (${onnxFigures.batchSpeedup.toFixed(1)}× faster)`,
+);
+console.log(
+  `  16 concurrent score()    p50 ${ms(onnxFigures.sixteenConcurrentScoreP50Ms)}   (${onnxFigures.concurrentSpeedup.toFixed(1)}× faster)`,
+);
+
+writeResults('rewards', { turn: turnFigures, onnx: onnxFigures });
