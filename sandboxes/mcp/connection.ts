@@ -175,16 +175,23 @@ export class McpServerConnection {
       if (!restarted.ok) return restarted;
     }
     const client = this.client!;
+    // The SDK never removes the abort listener it adds to a request's signal: give each
+    // call its own signal, so that an episode's signal does not collect one per call.
+    const call = new AbortController();
+    const onAbort = () => call.abort(options.signal.reason);
+    options.signal.addEventListener('abort', onAbort, { once: true });
     try {
       const result = await client.request(
         { method: 'tools/call', params: { name, arguments: args } },
         AnyResultSchema,
-        { signal: options.signal, timeout: options.timeoutMs },
+        { signal: call.signal, timeout: options.timeoutMs },
       );
       return { ok: true, result };
     } catch (error) {
       if (options.signal.aborted) throw new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: error });
       return this.failure(name, error, options);
+    } finally {
+      options.signal.removeEventListener('abort', onAbort);
     }
   }
 

@@ -390,8 +390,14 @@ export class McpSession implements ToolSession {
       signal: options.signal,
       call: async (server, tool, args = {}) => {
         const connection = this.connections.get(server);
-        if (!connection)
-          return { isError: true, text: `no MCP server is named "${server}"`, value: undefined };
+        if (!connection) {
+          return {
+            isError: true,
+            text: `no MCP server is named "${server}"`,
+            value: undefined,
+            textValue: undefined,
+          };
+        }
         const spec = this.config.servers.find((candidate) => candidate.name === server)!;
         return callResult(
           await connection.callTool(tool, args, { signal: options.signal, timeoutMs: spec.callTimeoutMs }),

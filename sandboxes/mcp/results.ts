@@ -184,11 +184,15 @@ function preview(value: unknown): string {
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
-/** The result as JSON for scoring: the structured content, else the text items parsed as JSON, else the text. */
-export function resultValue(result: unknown): unknown {
+/**
+ * The result as a value for scoring. `structured`: the structured content when there is
+ * some, else as `text`. `text`: the text items joined, parsed as JSON when they are JSON.
+ */
+export function resultValue(result: unknown, from: 'structured' | 'text' = 'structured'): unknown {
   const parsed = ResultSchema.safeParse(result);
   if (!parsed.success) return undefined;
-  if (parsed.data.structuredContent !== undefined) return parsed.data.structuredContent;
+  if (from === 'structured' && parsed.data.structuredContent !== undefined)
+    return parsed.data.structuredContent;
   const texts = (parsed.data.content ?? [])
     .map((item) => TextSchema.safeParse(item))
     .filter((text) => text.success)

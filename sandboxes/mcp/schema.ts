@@ -91,8 +91,10 @@ export interface McpExpectation {
   contains?: string;
   /** The selected value, as text, matches this regular expression. */
   matches?: string;
-  /** The selected list includes each of these (deep equality). */
+  /** The selected list includes each of these (deep equality); for text, each as a substring. */
   includes?: unknown[];
+  /** The selected list includes none of these; for text, none as a substring. */
+  excludes?: unknown[];
   /** The selected list or string has this length. */
   length?: number;
   /** Something was (true) or was not (false) selected. */
@@ -112,6 +114,12 @@ export type McpScoreSpec =
       expect: McpExpectation[];
       /** The fraction of expectations met instead of all-or-nothing. @default false */
       partial: boolean;
+      /**
+       * What expectations look at: `structured` — the structured content when the result has
+       * some, else the text; `text` — the text items, parsed as JSON when they are JSON.
+       * @default 'structured'
+       */
+      from: 'structured' | 'text';
     }
   | {
       kind: 'script';
@@ -145,12 +153,14 @@ const ExpectationSchema = z
     contains: z.string().optional(),
     matches: z.string().refine(isRegex, { error: 'expected a valid regular expression' }).optional(),
     includes: z.union([z.array(z.unknown()), z.string(), z.number(), z.boolean()]).optional(),
+    excludes: z.union([z.array(z.unknown()), z.string(), z.number(), z.boolean()]).optional(),
     length: z.number().int().min(0).optional(),
     exists: z.boolean().optional(),
     is_error: z.boolean().optional(),
   })
   .refine((expectation) => Object.keys(expectation).length > 0, {
-    error: 'expected at least one of jsonpath, equals, contains, matches, includes, length, exists, is_error',
+    error:
+      'expected at least one of jsonpath, equals, contains, matches, includes, excludes, length, exists, is_error',
   });
 
 const ScoreCallFields = {
@@ -162,6 +172,7 @@ const ScoreCallFields = {
   arguments: z.record(z.string(), z.unknown()).optional(),
   expect: z.union([ExpectationSchema, z.array(ExpectationSchema).min(1)]),
   partial: z.boolean().optional(),
+  from: z.enum(['structured', 'text']).optional(),
 };
 
 /** A score entry under a server (the server is implied). */
@@ -404,6 +415,7 @@ function callScore(entry: {
   arguments?: Record<string, unknown> | undefined;
   expect: z.infer<typeof ExpectationSchema> | z.infer<typeof ExpectationSchema>[];
   partial?: boolean | undefined;
+  from?: 'structured' | 'text' | undefined;
 }): McpScoreSpec {
   const expectations = Array.isArray(entry.expect) ? entry.expect : [entry.expect];
   return {
@@ -413,14 +425,16 @@ function callScore(entry: {
     tool: entry.tool,
     arguments: entry.arguments ?? {},
     expect: expectations.map((expectation) => {
-      const { is_error, includes, ...rest } = expectation;
+      const { is_error, includes, excludes, ...rest } = expectation;
       return {
         ...rest,
         ...(includes !== undefined ? { includes: Array.isArray(includes) ? includes : [includes] } : {}),
+        ...(excludes !== undefined ? { excludes: Array.isArray(excludes) ? excludes : [excludes] } : {}),
         ...(is_error !== undefined ? { isError: is_error } : {}),
       };
     }),
     partial: entry.partial ?? false,
+    from: entry.from ?? 'structured',
   };
 }
 

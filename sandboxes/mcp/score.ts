@@ -32,6 +32,8 @@ export interface McpCallResult {
   text: string;
   /** Structured content, else the text parsed as JSON, else the text. */
   value: unknown;
+  /** The text items parsed as JSON, else the text (what `from: text` checks). */
+  textValue: unknown;
   /** The raw `tools/call` result, when the server answered. */
   raw?: unknown;
 }
@@ -53,14 +55,16 @@ export interface ExpectationReport {
   failures: string[];
 }
 
-/** Checks every expectation against one call result. */
+/** Checks every expectation against one call result: its `value`, or its `textValue` with `from: 'text'`. */
 export function checkExpectations(
   result: McpCallResult,
   expectations: readonly McpExpectation[],
+  from: 'structured' | 'text' = 'structured',
 ): ExpectationReport {
   const failures: string[] = [];
+  const checked = from === 'text' ? { ...result, value: result.textValue } : result;
   for (const expectation of expectations) {
-    const why = checkOne(result, expectation);
+    const why = checkOne(checked, expectation);
     if (why !== undefined) failures.push(why);
   }
   return { passed: expectations.length - failures.length, total: expectations.length, failures };
@@ -88,7 +92,13 @@ function checkOne(result: McpCallResult, expectation: McpExpectation): string | 
   if (expectation.exists !== undefined && found !== expectation.exists) {
     return expectation.exists ? `${where} selected nothing` : `${where} selected something`;
   }
-  if (expectation.jsonpath !== undefined && expectation.exists === undefined && !found) {
+  // A path that selects nothing fails, unless the expectation is about that (exists, length).
+  if (
+    expectation.jsonpath !== undefined &&
+    expectation.exists === undefined &&
+    expectation.length === undefined &&
+    !found
+  ) {
     return `${where} selected nothing`;
   }
   if (Object.hasOwn(expectation, 'equals') && !deepEqual(selected, expectation.equals)) {
@@ -100,13 +110,11 @@ function checkOne(result: McpCallResult, expectation: McpExpectation): string | 
   if (expectation.matches !== undefined && !new RegExp(expectation.matches).test(asText(selected))) {
     return `${where} does not match /${expectation.matches}/`;
   }
-  if (expectation.includes !== undefined) {
-    for (const wanted of expectation.includes) {
-      const has = Array.isArray(selected)
-        ? selected.some((item) => deepEqual(item, wanted))
-        : asText(selected).includes(typeof wanted === 'string' ? wanted : JSON.stringify(wanted));
-      if (!has) return `${where} does not include ${short(wanted)}`;
-    }
+  for (const wanted of expectation.includes ?? []) {
+    if (!holds(selected, wanted)) return `${where} does not include ${short(wanted)}`;
+  }
+  for (const unwanted of expectation.excludes ?? []) {
+    if (holds(selected, unwanted)) return `${where} includes ${short(unwanted)}`;
   }
   if (expectation.length !== undefined) {
     const length = Array.isArray(selected) || typeof selected === 'string' ? selected.length : undefined;
@@ -114,6 +122,13 @@ function checkOne(result: McpCallResult, expectation: McpExpectation): string | 
       return `${where} has length ${length ?? 'n/a'}, expected ${expectation.length}`;
   }
   return undefined;
+}
+
+/** A list holds an item (deep equality); text holds a substring. */
+function holds(selected: unknown, item: unknown): boolean {
+  return Array.isArray(selected)
+    ? selected.some((candidate) => deepEqual(candidate, item))
+    : asText(selected).includes(typeof item === 'string' ? item : JSON.stringify(item));
 }
 
 /** Deep equality of JSON values, ignoring key order. */
@@ -146,12 +161,13 @@ function short(value: unknown): string {
 export function callResult(
   outcome: { ok: true; result: unknown } | { ok: false; text: string },
 ): McpCallResult {
-  if (!outcome.ok) return { isError: true, text: outcome.text, value: undefined };
+  if (!outcome.ok) return { isError: true, text: outcome.text, value: undefined, textValue: undefined };
   const output = toToolOutput(outcome.result, { maxOutputBytes: Number.MAX_SAFE_INTEGER });
   return {
     isError: output.isError ?? false,
     text: output.text,
     value: resultValue(outcome.result),
+    textValue: resultValue(outcome.result, 'text'),
     raw: outcome.result,
   };
 }
@@ -166,7 +182,7 @@ export async function runScores(
   for (const entry of entries) {
     if (entry.kind === 'call') {
       const result = await context.call(entry.server, entry.tool, entry.arguments);
-      const report = checkExpectations(result, entry.expect);
+      const report = checkExpectations(result, entry.expect, entry.from);
       scores[`mcp:${entry.name}`] = entry.partial
         ? report.passed / Math.max(1, report.total)
         : report.failures.length === 0
