@@ -12,8 +12,7 @@
  *    through the engine and passes its path).
  * 2. The shell runs a subshell in its own process group (`set -m`) whose stdin is
  *    /dev/null or that file; the subshell prints a begin marker carrying its pid on
- *    stdout and on stderr, applies cwd and env, raises its OOM score and `eval`s the
- *    command, writing straight to the shell's stdout and stderr (kept apart by the
+ *    stdout and on stderr, applies cwd and env and `eval`s the command, writing straight to the shell's stdout and stderr (kept apart by the
  *    engine's stream multiplexing).
  * 3. When it ends, the shell prints an end marker on both streams, the exit status
  *    on stdout's. Every marker is `\x1e` + a random per-command nonce + a kind letter
@@ -60,11 +59,8 @@ export function shellPrelude(readyNonce: string): string {
     '    [ -n "$__pd_p" ] || read -r __pd_p __pd_x < /proc/self/stat',
     `    printf '\\036%sb%s\\n' "$1" "$__pd_p"`,
     `    printf '\\036%sb%s\\n' "$1" "$__pd_p" >&2`,
-    // The OOM killer should take a command before the shell that serves the sandbox.
-    '    { echo 1000 > /proc/self/oom_score_adj; } 2>/dev/null',
     '    cd -- "$2" || exit 1',
-    '    eval "$5"',
-    '    __pd_c=$4',
+    '    __pd_c=$5$4',
     '    unset __pd_p __pd_x __pd_i; unset -f __pd; set --',
     // Shells without job control for foreground subshells (dash) get a session of their own from setsid.
     '    if [ -z "${BASH_VERSION:-}" ] && command -v setsid >/dev/null 2>&1; then exec setsid sh -c "$__pd_c"; fi',

@@ -215,9 +215,9 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
       if (pid !== undefined) this.killGroup(pid);
       // Kill again until the command is gone (a fork bomb races its kill); a shell that
       // does not report the end by the grace period is replaced.
-      const deadline = performance.now() + KILL_GRACE_MS;
+      const giveUpAt = performance.now() + KILL_GRACE_MS;
       const again = () => {
-        if (performance.now() > deadline) {
+        if (performance.now() > giveUpAt) {
           shell.close();
           return;
         }
@@ -226,19 +226,27 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
       };
       killTimer = setTimeout(again, 500);
     };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      requestKill();
-    }, timeoutMs);
-    // A command that does not start may be waiting for a pid that an earlier command's
-    // leftovers (a fork bomb) hold: have them killed if the pids limit is nearly reached.
-    let stallTimer: NodeJS.Timeout | undefined;
-    const onStall = () => {
-      if (pid !== undefined) return;
-      this.rescuePids();
-      stallTimer = setTimeout(onStall, 2 * STALL_MS);
+    // One timer serves the timeout and the stall check: a command that has not started
+    // after STALL_MS may be waiting for a pid that an earlier command's leftovers (a fork
+    // bomb) hold, so have them killed if the pids limit is nearly reached.
+    const deadline = startedAt + timeoutMs;
+    let nextStallCheck = startedAt + STALL_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const tick = () => {
+      const now = performance.now();
+      if (now >= deadline) {
+        timedOut = true;
+        requestKill();
+        return;
+      }
+      if (pid === undefined && now >= nextStallCheck) {
+        this.rescuePids();
+        nextStallCheck = now + 2 * STALL_MS;
+      }
+      const next = pid === undefined ? Math.min(deadline, nextStallCheck) : deadline;
+      timer = setTimeout(tick, Math.max(1, next - now));
     };
-    stallTimer = setTimeout(onStall, STALL_MS);
+    timer = setTimeout(tick, Math.max(1, Math.min(timeoutMs, STALL_MS)));
 
     const outcome = shell.run({
       command,
@@ -248,7 +256,6 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
       maxOutputBytes,
       onPid: (value) => {
         pid = value;
-        clearTimeout(stallTimer);
         this.rememberGroup(value);
         if (killWanted) this.killGroup(value);
       },
@@ -267,7 +274,6 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
     void settled.finally(() => {
       clearTimeout(timer);
       clearTimeout(killTimer);
-      clearTimeout(stallTimer);
       release();
     });
 

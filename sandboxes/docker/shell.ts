@@ -112,6 +112,9 @@ export class ShellSession {
   private readonly demux: AttachStreamDemuxer;
   private running: Running | undefined;
   private readyNonce = newNonce();
+  /** Command nonces are this secret plus a counter: unguessable, unique, and cheap. */
+  private readonly nonceSecret = randomBytes(12).toString('hex');
+  private nonceCounter = 0;
   private onReady: ((marker: Marker) => void) | undefined;
   /** Raw stdout before the ready marker (the engine's error text when the exec fails). */
   private startupOutput = '';
@@ -228,7 +231,7 @@ export class ShellSession {
       return Promise.reject(new ShellDiedError(this.deadReason ?? 'the shell is not running'));
     }
     if (this.running) return Promise.reject(new Error('ShellSession.run: a command is already running'));
-    const nonce = newNonce();
+    const nonce = `${this.nonceSecret}${(this.nonceCounter++).toString(16).padStart(8, '0')}`;
     let stdinArg: number | string = -1;
     let stdinBytes: Uint8Array | undefined;
     if (command.stdin instanceof Uint8Array) {
