@@ -184,6 +184,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       });
       this.live.add(sandbox);
       try {
+        if (spec.workdir !== undefined) await sandbox.adoptWorkdir();
         for (const file of spec.files) {
           throwIfAborted(signal);
           await sandbox.upload(file.hostPath, file.sandboxPath, signal ? { signal } : {});
@@ -264,7 +265,11 @@ export class DockerSandboxProvider implements SandboxProvider {
       Entrypoint: [],
       Cmd: [...KEEP_ALIVE_COMMAND],
       WorkingDir: workdir,
-      ...(spec.user !== undefined ? { User: spec.user } : {}),
+      // The container itself runs as root; the sandbox's user (spec.user, else the
+      // image's USER) is applied to its shells. Root execs keep the capabilities added
+      // above only in a root container, and the shell that kills timed-out commands of
+      // any user needs CAP_KILL.
+      User: '0',
       Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
       Labels: {
         [LABELS.managed]: 'true',

@@ -637,6 +637,41 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
     return this.id.slice(0, 12);
   }
 
+  /**
+   * Gives a non-root sandbox user the workdir when the engine created it for them (it
+   * is root-owned, empty and not writable by the user). Called once by the provider.
+   */
+  async adoptWorkdir(): Promise<void> {
+    const { uid, gid } = this.owner;
+    if (uid === 0) return;
+    const check = await this.exec('test -w . || echo not-writable', { timeoutMs: 30_000 });
+    if (!check.stdout.includes('not-writable')) return;
+    await this.rootExec([
+      'sh',
+      '-c',
+      '[ -z "$(ls -A "$1")" ] && chown "$2" "$1"',
+      'sh',
+      this.workdir,
+      `${uid}:${gid}`,
+    ]);
+  }
+
+  /** Runs a short command as root in its own engine exec and waits for it; output is dropped. */
+  private async rootExec(cmd: string[]): Promise<void> {
+    try {
+      const exec = await this.container.exec({ Cmd: cmd, User: '0', AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({});
+      await new Promise<void>((resolve) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', () => resolve());
+        stream.resume();
+      });
+    } catch (error) {
+      throw wrapEngineError(ERROR_CODES.SANDBOX_FAILED, `running ${cmd[0] ?? ''} as root failed`, error);
+    }
+  }
+
   // ── spawn ───────────────────────────────────────────────────────────────────────
 
   /**

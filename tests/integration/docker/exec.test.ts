@@ -242,3 +242,21 @@ describe('DockerSandbox.exec', () => {
     expect((await sandbox.exec('echo back')).stdout).toBe('back\n');
   });
 });
+
+describe('DockerSandbox.exec with a non-root sandbox user', () => {
+  it('runs commands as that user and still kills them at their timeout', async () => {
+    const asNobody = await provider.start(baseSpec({ user: 'nobody', workdir: '/tmp' }), {
+      labels: { runId, episodeId: 'exec-nobody' },
+    });
+    try {
+      expect((await asNobody.exec('id -un')).stdout).toBe('nobody\n');
+      const result = await asNobody.exec('sleep 994', { timeoutMs: 1_000 });
+      expect(result).toMatchObject({ timedOut: true, exitCode: 137 });
+      const left = await asNobody.exec("ps -eo args | grep -c '^sleep 994$'");
+      expect(left.stdout.trim()).toBe('0');
+      expect((await asNobody.exec('id -un', { user: 'root' })).stdout).toBe('root\n');
+    } finally {
+      await asNobody.close();
+    }
+  });
+});

@@ -151,6 +151,20 @@ describe('Docker sandbox files', () => {
   });
 });
 
+describe('a sandbox with a non-root user', () => {
+  it('gives the user a workdir that the engine had to create', async () => {
+    const sandbox = await provider.start(baseSpec({ user: 'nobody', workdir: '/home/agent/project' }), {
+      labels: { runId, episodeId: 'files-workdir' },
+    });
+    try {
+      const result = await sandbox.exec('pwd; stat -c %U .; touch made-here && echo writable');
+      expect(result.stdout).toBe('/home/agent/project\nnobody\nwritable\n');
+    } finally {
+      await sandbox.close();
+    }
+  });
+});
+
 describe('DockerSandbox.close', () => {
   it('removes the container, can be called again, and later calls reject with SANDBOX_CLOSED', async () => {
     const doomed = await provider.start(baseSpec(), { labels: { runId, episodeId: 'close' } });
