@@ -180,7 +180,13 @@ function safeStringify(value: unknown): string {
 
 /** A short description of an unexpected payload for an observation. */
 function preview(value: unknown): string {
-  const text = value === undefined ? 'nothing' : safeStringify(value).replace(/\s+/g, ' ');
+  let text: string;
+  try {
+    text = value === undefined ? 'nothing' : (JSON.stringify(value) ?? typeof value);
+  } catch {
+    // Unserialisable (cyclic, a BigInt): say what kind of value it was.
+    text = `an unserialisable ${typeof value}`;
+  }
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 

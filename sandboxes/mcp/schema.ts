@@ -31,8 +31,8 @@
  */
 import { z } from 'zod';
 
-/** A server name: letters, digits, `-` and single `_`, so that `<server>__<tool>` splits one way. */
-const SERVER_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]|_(?!_))*$/;
+/** A server name: letters, digits, `-` and single `_` (not last), so that `<server>__<tool>` splits one way. */
+const SERVER_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]|_(?=[A-Za-z0-9-]))*$/;
 
 /** Default limit of one tool call, in ms. */
 export const DEFAULT_CALL_TIMEOUT_MS = 60_000;
