@@ -43,6 +43,8 @@ export interface EvaluateOptions {
   runId?: string;
   signal?: AbortSignal;
   onEvent?: EpisodeEventListener;
+  /** Called with each episode once it is recorded in the run store. */
+  onRecorded?: (episode: EpisodeRecord) => void;
   /** Called once before episodes start: how many are planned and how many still have to run. */
   onStart?: (run: { runId: string; planned: number; missing: number }) => void;
 }
@@ -76,7 +78,7 @@ async function execute(
   tasks: Task[],
   agent: Agent,
   config: StoredConfig,
-  options: Pick<EvaluateOptions, 'signal' | 'onEvent' | 'onStart'>,
+  options: Pick<EvaluateOptions, 'signal' | 'onEvent' | 'onRecorded' | 'onStart'>,
 ): Promise<EvaluationResult> {
   const sandboxProvider = new DockerSandboxProvider({ imageMap: config.imageMap });
   store.openForWrite();
@@ -97,6 +99,7 @@ async function execute(
       maxAttempts: config.maxAttempts,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      ...(options.onRecorded ? { onRecorded: options.onRecorded } : {}),
     });
   } finally {
     await store.close();
@@ -136,7 +139,10 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
  */
 export async function resume(
   runId: string,
-  options: Pick<EvaluateOptions, 'runsDir' | 'signal' | 'onEvent' | 'onStart' | 'concurrency'> = {},
+  options: Pick<
+    EvaluateOptions,
+    'runsDir' | 'signal' | 'onEvent' | 'onRecorded' | 'onStart' | 'concurrency'
+  > = {},
 ): Promise<EvaluationResult> {
   const store = RunStore.open(options.runsDir ?? DEFAULT_RUNS_DIR, runId);
   const config = store.manifest.config as unknown as StoredConfig;

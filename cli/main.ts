@@ -9,7 +9,7 @@ import {
   isPaddockError,
   formatSummary,
   describeError,
-  type EpisodeEvent,
+  type EpisodeRecord,
 } from '../harness/index.ts';
 import { exportRun } from '../trainers/export/index.ts';
 import { bootstrapBaseImage, checkEngine, reapContainers } from '../sandboxes/docker/index.ts';
@@ -69,13 +69,11 @@ function imageMap(values: unknown): Record<string, string> {
   return map;
 }
 
-/** Prints one line per finished episode on stderr. */
-function progress(total: () => number): (event: EpisodeEvent) => void {
+/** Prints one line per recorded episode on stderr. */
+function progress(total: () => number): (episode: EpisodeRecord) => void {
   let done = 0;
-  return (event) => {
-    if (event.type !== 'episode-end') return;
+  return (episode) => {
     done++;
-    const episode = event.episode;
     const detail = episode.error
       ? ` — ${episode.error.message}`
       : episode.limit
@@ -139,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
           total = run.missing;
           process.stderr.write(`run ${run.runId}: ${run.missing} episode(s)\n`);
         },
-        onEvent: progress(() => total),
+        onRecorded: progress(() => total),
         ...(concurrency === undefined ? {} : { concurrency }),
         ...(epochs === undefined ? {} : { epochs }),
         ...(seed === undefined ? {} : { seed }),
@@ -165,7 +163,7 @@ async function main(argv: string[]): Promise<number> {
             `run ${run.runId}: ${run.planned - run.missing} episode(s) recorded, ${run.missing} to run\n`,
           );
         },
-        onEvent: progress(() => total),
+        onRecorded: progress(() => total),
         ...(typeof values['runs-dir'] === 'string' ? { runsDir: values['runs-dir'] } : {}),
       });
       return report(result, values.json === true);

@@ -60,6 +60,8 @@ export interface RunEpisodesOptions {
   /** Aborting stops starting episodes and aborts the running ones (which are not recorded). */
   signal?: AbortSignal;
   onEvent?: EpisodeEventListener;
+  /** Called with each final episode record once it is in the store (or finished, without a store). */
+  onRecorded?: (episode: EpisodeRecord) => void;
   now?: () => Date;
 }
 
@@ -119,6 +121,7 @@ export async function runEpisodes(options: RunEpisodesOptions): Promise<EpisodeR
         if (!retry) {
           options.store?.appendEpisode(episode);
           results.push(episode);
+          options.onRecorded?.(episode);
           break;
         }
         previousAttempts.push({ code: episode.error!.code, message: episode.error!.message });

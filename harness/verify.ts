@@ -17,17 +17,32 @@ const OUTPUT_TAIL_BYTES = 8 * 1024;
 const LOG_DIRS = ['/logs/verifier', '/logs/agent', '/logs/artifacts'];
 
 /**
- * Kills every process in the sandbox except this script's ancestors (the init process
- * and the sandbox's control channel), so that nothing the agent left running can write
- * the reward while the verifier runs. Run twice to catch processes forked meanwhile.
+ * Kills what the agent left running, so that nothing it started can write the reward
+ * while the verifier runs. Kept: pid 1; the container's main process (pid 1's child
+ * that started first — an orphan adopted by pid 1 always started later) and its
+ * children; processes the engine started (parent pid 0: the sandbox's control shells,
+ * checked at kill time since one may be starting while this runs); and this script's
+ * ancestors. Builtins only (no forks), run twice to catch processes forked meanwhile.
  */
-const STOP_AGENT_PROCESSES = String.raw`
-keep=" 1 "; p=$$
-while [ -n "$p" ] && [ "$p" -gt 1 ] 2>/dev/null; do keep="$keep$p "; p=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f2); done
-for round in 1 2; do
-  for d in /proc/[0-9]*; do pid=\${d#/proc/}; case "$keep" in *" $pid "*) ;; *) kill -9 "$pid" 2>/dev/null;; esac; done
-done
-true`;
+const STOP_AGENT_PROCESSES = [
+  // Sets __pp (parent pid) and __st (start time, field 22 of /proc/<pid>/stat).
+  'stat_of() { __pp=; __st=; { read -r __l < "/proc/$1/stat"; } 2>/dev/null || return 1; __l=${__l##*) }; set -- $__l; __pp=$2; __st=${20}; }',
+  'main=; main_st=',
+  'for d in /proc/[0-9]*; do pid=${d#/proc/}',
+  '  stat_of "$pid" && [ "$__pp" = 1 ] && { [ -z "$main" ] || [ "$__st" -lt "$main_st" ]; } && { main=$pid; main_st=$__st; }',
+  'done',
+  'keep=" 1 $main "',
+  // $$ is the parent shell inside a subshell; bash's BASHPID is this process.
+  'p=${BASHPID:-$$}; while [ -n "$p" ] && [ "$p" -gt 1 ]; do keep="$keep$p "; stat_of "$p" || break; p=$__pp; done',
+  'for round in 1 2; do',
+  '  for d in /proc/[0-9]*; do pid=${d#/proc/}',
+  '    case "$keep" in *" $pid "*) continue;; esac',
+  '    stat_of "$pid" || continue',
+  '    [ "$__pp" = 0 ] || [ "$__pp" = "$main" ] || kill -9 "$pid" 2>/dev/null',
+  '  done',
+  'done',
+  'true',
+].join('\n');
 
 /** A reward.json: one number, or an object of named numbers (other keys are diagnostics). */
 const RewardJsonSchema = z.union([z.number(), z.record(z.string(), z.unknown())]);

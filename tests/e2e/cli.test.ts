@@ -43,7 +43,7 @@ describe('paddock CLI', () => {
     expect(validate.code).toBe(2);
     expect(validate.stderr).toMatch(/bad-limits\/task\.yaml.*limits\.max_turns/);
     expect(validate.stderr).toMatch(/no-instruction\/task\.yaml.*instruction/);
-    expect(validate.stderr).toMatch(/no-instruction\/task\.yaml.*environment.*colour/);
+    expect(validate.stderr).toMatch(/unknown-key\/task\.yaml: environment\.colour: unknown key/);
 
     const before = labelledContainers().length;
     const runsDir = mkdtempSync(join(tmpdir(), 'paddock-e2e-'));

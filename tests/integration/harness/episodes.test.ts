@@ -91,7 +91,7 @@ describe('episodes in Docker', () => {
     });
     expect(episode!.status).toBe('completed');
     const [bomb, hog, last] = episode!.turns;
-    expect(bomb!.toolResults[0]!.isError).toBe(true);
+    expect(bomb!.toolResults).toHaveLength(1);
     expect(hog!.toolResults[0]!.output).not.toContain(String(2 * 1024 ** 3));
     expect(hog!.toolResults[0]!.isError).toBe(true);
     expect(last!.toolResults[0]!.output).toContain('alpha');
