@@ -16,8 +16,8 @@ import {
   type Task,
 } from '../harness/index.ts';
 import { DockerSandboxProvider, reapContainers } from '../sandboxes/docker/index.ts';
-import { loadTasks } from '../tasks/index.ts';
 import { createAgent } from './agents.ts';
+import { RunPlugins, loadSuite } from './plugins.ts';
 
 /** Where runs are stored unless told otherwise. */
 export const DEFAULT_RUNS_DIR = 'runs';
@@ -81,6 +81,7 @@ async function execute(
   options: Pick<EvaluateOptions, 'signal' | 'onEvent' | 'onRecorded' | 'onStart'>,
 ): Promise<EvaluationResult> {
   const sandboxProvider = new DockerSandboxProvider({ imageMap: config.imageMap });
+  const plugins = new RunPlugins();
   store.openForWrite();
   options.onStart?.({
     runId: store.manifest.runId,
@@ -94,6 +95,8 @@ async function execute(
       plan: store.manifest.plan,
       agent,
       sandboxProvider,
+      toolProviders: plugins.toolProviders,
+      rewardsFor: plugins.rewardsFor,
       store,
       concurrency: config.concurrency,
       maxAttempts: config.maxAttempts,
@@ -103,6 +106,7 @@ async function execute(
     });
   } finally {
     await store.close();
+    await plugins.close();
     await agent.close?.();
   }
   const episodes = store.episodes();
@@ -120,7 +124,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     epochs: options.epochs ?? 1,
     seed: options.seed ?? 0,
   };
-  const tasks = await loadTasks(config.taskPaths);
+  const tasks = await loadSuite(config.taskPaths);
   const agent = await createAgent(config.agent);
   const plan = planEpisodes(tasks, { epochs: config.epochs, seed: config.seed });
   const runId = options.runId ?? newRunId();
@@ -148,7 +152,7 @@ export async function resume(
   const config = store.manifest.config as unknown as StoredConfig;
   store.openForWrite(); // takes the lock first, so no live process owns the containers reaped below
   await reapContainers({ runId });
-  const tasks = await loadTasks(config.taskPaths);
+  const tasks = await loadSuite(config.taskPaths);
   const agent = await createAgent(config.agent);
   return execute(
     store,

@@ -13,7 +13,8 @@ import {
 } from '../harness/index.ts';
 import { exportRun } from '../trainers/export/index.ts';
 import { bootstrapBaseImage, checkEngine, reapContainers } from '../sandboxes/docker/index.ts';
-import { formatTaskProblem, validateTasks } from '../tasks/index.ts';
+import { formatTaskProblem } from '../tasks/index.ts';
+import { validateSuite } from './plugins.ts';
 import { AGENT_SPECS } from './agents.ts';
 import { DEFAULT_RUNS_DIR, evaluate, resume, type EvaluationResult } from './evaluate.ts';
 import { viewRun } from './view.ts';
@@ -206,7 +207,7 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parse(paths, { json: { type: 'boolean' } });
       if ((sub !== 'validate' && sub !== 'list') || positionals.length === 0)
         throw new UsageError('usage: paddock tasks validate|list <tasks…>');
-      const { tasks, problems } = await validateTasks(positionals);
+      const { tasks, problems } = await validateSuite(positionals);
       if (sub === 'list') {
         if (values.json === true) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
         else

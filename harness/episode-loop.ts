@@ -25,8 +25,9 @@ import type {
 import { ERROR_CODES, PaddockError, describeError, isPaddockError } from './errors.ts';
 import {
   combineRewards,
+  type EpisodeRewards,
+  type RewardBreakdown,
   type RewardComponent,
-  type TrajectoryRewardFunction,
   type TurnRewardFunction,
   type VerifierResult,
 } from './reward.ts';
@@ -51,10 +52,8 @@ export interface EpisodeOptions {
   sandboxProvider?: SandboxProvider;
   /** Plug-ins offering more tools (browser, MCP). */
   toolProviders?: readonly ToolProvider[];
-  /** Rewards scored after each turn. */
-  turnRewards?: readonly TurnRewardFunction[];
-  /** Rewards scored after the episode, besides the verifier's and the tool sessions' scores. */
-  trajectoryRewards?: readonly TrajectoryRewardFunction[];
+  /** Turn rewards, trajectory rewards besides the verifier's and the sessions', constraints, credit. */
+  rewards?: EpisodeRewards;
   /** Aborting stops the episode; it then rejects with ABORTED and nothing is recorded. */
   signal?: AbortSignal;
   /** Receives events as they happen; must not throw. */
@@ -120,6 +119,9 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
       if (session) sessions.push(session);
     }
     const tools = collectTools(task, sessions);
+    for (const fn of options.rewards?.turn ?? []) {
+      await fn.start?.({ task, signal: outer, ...(sandbox ? { sandbox } : {}) });
+    }
     specs = tools.map(toolSpec);
 
     const systemPrompt = task.systemPrompt ?? agent.systemPrompt;
@@ -213,7 +215,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
           agentMs,
           toolMs: performance.now() - toolStarted,
         };
-        await scoreTurn(turn, turns, options.turnRewards ?? [], {
+        await scoreTurn(turn, turns, options.rewards?.turn ?? [], {
           task,
           signal: deadline,
           ...(sandbox ? { sandbox } : {}),
@@ -288,17 +290,54 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
   };
   const components: Record<string, RewardComponent> = { ...sessionScores };
   if (verifier) components.verifier = { value: verifier.reward ?? 0, weight: 1 };
-  if (status === 'completed' || status === 'limit') {
-    for (const fn of options.trajectoryRewards ?? []) {
-      components[fn.name] = {
-        value: await fn.score({ task, episode: partial, signal: outer }),
-        weight: fn.weight,
-      };
-    }
+  let reward: RewardBreakdown;
+  try {
+    reward = await scoreEpisode(partial, components, options.rewards ?? {}, { task, signal: outer });
+  } catch (error) {
+    // A reward function that fails (a judge that never answered) fails the episode, not the run.
+    if (outer.aborted)
+      throw new PaddockError(ERROR_CODES.ABORTED, 'the episode was aborted', { cause: error });
+    partial.status = 'infra-error';
+    partial.error = {
+      code: isPaddockError(error) ? error.code : 'UNEXPECTED',
+      message: `scoring failed: ${describeError(error)}`,
+      retryable: !isPaddockError(error) || error.retryable,
+    };
+    reward = combineRewards(components);
   }
-  const episode: EpisodeRecord = { ...partial, reward: combineRewards(components) };
+  const episode: EpisodeRecord = { ...partial, reward };
+  const assignReturns = options.rewards?.assignReturns;
+  if (assignReturns && (episode.status === 'completed' || episode.status === 'limit')) {
+    const returns = assignReturns(episode);
+    episode.turns.forEach((turn, index) => {
+      const value = returns[index];
+      if (value !== undefined) turn.return = value;
+    });
+  }
   emit({ type: 'episode-end', episode });
   return episode;
+}
+
+/** Scores trajectory rewards (for agent-completed episodes) and measures constraints. */
+async function scoreEpisode(
+  episode: Omit<EpisodeRecord, 'reward'>,
+  components: Record<string, RewardComponent>,
+  rewards: EpisodeRewards,
+  context: { task: Task; signal: AbortSignal },
+): Promise<RewardBreakdown> {
+  if (episode.status === 'completed' || episode.status === 'limit') {
+    for (const fn of rewards.trajectory ?? []) {
+      components[fn.name] = { value: await fn.score({ ...context, episode }), weight: fn.weight };
+    }
+  }
+  const constraints: RewardBreakdown['constraints'] = {};
+  for (const fn of rewards.constraints ?? []) {
+    constraints[fn.name] = {
+      value: fn.measure(episode),
+      ...(fn.limit === undefined ? {} : { limit: fn.limit }),
+    };
+  }
+  return combineRewards(components, constraints);
 }
 
 /** The budget limit an episode has reached after a turn, if any. */

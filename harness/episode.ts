@@ -48,6 +48,8 @@ export interface TurnRecord {
   rewards: Record<string, number>;
   /** Weighted sum of `rewards`. */
   reward: number;
+  /** The return G_t credit assignment gave this turn (for the trainer). */
+  return?: number;
   startedAt: string;
   /** Time spent in the agent (model call) and in tools, in ms. */
   agentMs: number;

@@ -24,6 +24,8 @@ export {
 } from './errors.ts';
 export {
   combineRewards,
+  type ConstraintFunction,
+  type EpisodeRewards,
   type RewardBreakdown,
   type RewardComponent,
   type TrajectoryRewardFunction,

@@ -53,6 +53,11 @@ export interface TurnRewardFunction {
   readonly name: string;
   /** @default 1 */
   readonly weight: number;
+  /**
+   * Called once per episode after the sandbox and tool sessions are ready, before turn 0
+   * (a progress reward measures its starting value here). Optional.
+   */
+  start?(context: { task: Task; sandbox?: Sandbox; signal: AbortSignal }): Promise<void>;
   score(context: {
     task: Task;
     turn: TurnRecord;
@@ -60,6 +65,27 @@ export interface TurnRewardFunction {
     sandbox?: Sandbox;
     signal: AbortSignal;
   }): Promise<number>;
+}
+
+/** A cost measured on a finished episode, kept apart from the reward (a constraint). */
+export interface ConstraintFunction {
+  readonly name: string;
+  /** The budget, recorded beside the value. */
+  readonly limit?: number;
+  /** The value on the episode, in the unit the name says. */
+  measure(episode: Omit<EpisodeRecord, 'reward'>): number;
+}
+
+/** Everything that rewards one task's episodes. */
+export interface EpisodeRewards {
+  /** Scored after each turn. */
+  turn?: readonly TurnRewardFunction[];
+  /** Scored after the episode; a function named like a built-in component (`verifier`) replaces it. */
+  trajectory?: readonly TrajectoryRewardFunction[];
+  /** Measured on the finished episode into `reward.constraints`. */
+  constraints?: readonly ConstraintFunction[];
+  /** Credit assignment: the per-turn returns G_t stored on the turns. */
+  assignReturns?: (episode: EpisodeRecord) => number[];
 }
 
 /** A reward given once, after the episode (and its verifier) ended. */

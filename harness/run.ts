@@ -9,7 +9,7 @@ import type { ToolProvider } from './environment.ts';
 import type { EpisodeEventListener, EpisodeRecord } from './episode.ts';
 import { runEpisode } from './episode-loop.ts';
 import { ERROR_CODES, PaddockError } from './errors.ts';
-import type { TrajectoryRewardFunction, TurnRewardFunction } from './reward.ts';
+import type { EpisodeRewards } from './reward.ts';
 import type { SandboxProvider } from './sandbox.ts';
 import type { PlannedEpisode, RunStore } from './store.ts';
 import type { Task } from './task.ts';
@@ -47,8 +47,8 @@ export interface RunEpisodesOptions {
   agent: Agent;
   sandboxProvider?: SandboxProvider;
   toolProviders?: readonly ToolProvider[];
-  turnRewards?: readonly TurnRewardFunction[];
-  trajectoryRewards?: readonly TrajectoryRewardFunction[];
+  /** The reward functions of each task (called once per task, the result reused for its episodes). */
+  rewardsFor?: (task: Task) => EpisodeRewards | Promise<EpisodeRewards>;
   /** Episodes running at once. @default 4 */
   concurrency?: number;
   /** Attempts per episode when infrastructure fails. @default 3 */
@@ -92,6 +92,13 @@ export async function runEpisodes(options: RunEpisodesOptions): Promise<EpisodeR
     options.onEvent?.(event);
   };
 
+  const rewardCache = new Map<string, Promise<EpisodeRewards>>();
+  const rewardsOf = (task: Task): Promise<EpisodeRewards> => {
+    let rewards = rewardCache.get(task.id);
+    if (!rewards) rewardCache.set(task.id, (rewards = Promise.resolve(options.rewardsFor!(task))));
+    return rewards;
+  };
+
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < queue.length && !signal.aborted) {
@@ -111,8 +118,7 @@ export async function runEpisodes(options: RunEpisodesOptions): Promise<EpisodeR
           onEvent,
           ...(options.sandboxProvider ? { sandboxProvider: options.sandboxProvider } : {}),
           ...(options.toolProviders ? { toolProviders: options.toolProviders } : {}),
-          ...(options.turnRewards ? { turnRewards: options.turnRewards } : {}),
-          ...(options.trajectoryRewards ? { trajectoryRewards: options.trajectoryRewards } : {}),
+          ...(options.rewardsFor ? { rewards: await rewardsOf(task) } : {}),
           ...(options.now ? { now: options.now } : {}),
         });
         episode.previousAttempts = [...previousAttempts];

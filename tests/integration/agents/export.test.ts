@@ -62,10 +62,10 @@ async function recordEpisode(): Promise<EpisodeRecord> {
       episodeId: 'fake/task#0',
       seed: 3,
       toolProviders: [mathTools],
-      turnRewards: [{ name: 'step', weight: 0.5, score: async ({ turn }) => turn.index + 1 }],
-      trajectoryRewards: [
-        { name: 'answer', weight: 1, score: async ({ episode }) => (episode.answer === '5' ? 1 : 0) },
-      ],
+      rewards: {
+        turn: [{ name: 'step', weight: 0.5, score: async ({ turn }) => turn.index + 1 }],
+        trajectory: [{ name: 'answer', weight: 1, score: async ({ episode }) => (episode.answer === '5' ? 1 : 0) }],
+      },
     });
   } finally {
     await server.close();

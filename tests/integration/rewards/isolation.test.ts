@@ -55,9 +55,8 @@ async function play(task: Task, setup: RewardSetup, agent: ScriptedAgent, episod
     agent,
     runId: 'it-rewards',
     episodeId,
-    sandboxProvider: withRewardStart(provider, task, setup),
-    turnRewards: setup.turn,
-    trajectoryRewards: setup.trajectory,
+    sandboxProvider: provider,
+    rewards: { turn: setup.turn, trajectory: setup.trajectory, constraints: setup.constraints },
   });
 }
 

@@ -241,7 +241,7 @@ describe('runEpisode', () => {
     const agent = new ScriptedAgent({
       turns: [{ tool_calls: [write42, write42] }, { tool_calls: [submit] }],
     });
-    const episode = await run(agent, {}, { turnRewards: [perCall] }).promise;
+    const episode = await run(agent, {}, { rewards: { turn: [perCall] } }).promise;
     expect(episode.turns.map((turn) => [turn.rewards.calls, turn.reward])).toEqual([
       [2, 1],
       [1, 0.5],

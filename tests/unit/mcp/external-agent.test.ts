@@ -68,7 +68,7 @@ function start(agent: ExternalAgent, options: { maxTurns?: number; openDelayMs?:
     runId: 'r',
     episodeId: 'e',
     toolProviders: [provider],
-    trajectoryRewards: [noteCount],
+    rewards: { trajectory: [noteCount] },
     onEvent: (event) => agent.onEvent(event),
   }).then((record) => {
     agent.finish(record);

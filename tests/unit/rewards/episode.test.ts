@@ -63,9 +63,8 @@ describe('rewards in the episode loop', () => {
       agent,
       runId: 'r',
       episodeId: 'e',
-      sandboxProvider: withRewardStart(provider, task, setup),
-      turnRewards: setup.turn,
-      trajectoryRewards: setup.trajectory,
+      sandboxProvider: provider,
+      rewards: { turn: setup.turn, trajectory: setup.trajectory, constraints: setup.constraints },
     });
 
     expect(episode.turns.map((turn) => turn.rewards)).toEqual([

@@ -1,0 +1,56 @@
+/**
+ * The plug-ins paddock wires together — the one place that knows them all: the sections
+ * plug-ins add to task files, the tool providers, and the reward functions of each task.
+ */
+import type { EpisodeRewards, Task, ToolProvider } from '../harness/index.ts';
+import { creditTaskExtension, episodeReturns } from '../trainers/credit/index.ts';
+import { RewardResources, buildRewardFunctions, rewardsTaskExtension } from '../trainers/rewards/index.ts';
+import { loadTasks, validateTasks, type TaskValidation } from '../tasks/index.ts';
+import { createAgent } from './agents.ts';
+
+/** Task-file sections of the plug-ins, validated by their own schemas. */
+export const TASK_EXTENSIONS = {
+  rewards: rewardsTaskExtension,
+  credit: creditTaskExtension,
+};
+
+/** Loads tasks with every plug-in section known. Rejects with TASK_INVALID listing every problem. */
+export function loadSuite(paths: readonly string[]): Promise<Task[]> {
+  return loadTasks(paths, { extensions: TASK_EXTENSIONS });
+}
+
+/** Validates tasks with every plug-in section known, collecting every problem. */
+export function validateSuite(paths: readonly string[]): Promise<TaskValidation> {
+  return validateTasks(paths, { extensions: TASK_EXTENSIONS });
+}
+
+/** Where judge verdicts are cached across runs, so re-scoring a run makes no model calls. */
+export const JUDGE_CACHE_DIR = '.paddock/cache';
+
+/** What one run uses besides its agent and sandboxes: tool providers and reward functions. */
+export class RunPlugins {
+  readonly toolProviders: ToolProvider[] = [];
+  private readonly resources = new RewardResources({
+    judgeAgentFactory: createAgent,
+    cacheDir: JUDGE_CACHE_DIR,
+  });
+  private readonly setups: { close(): Promise<void> }[] = [];
+
+  /** The reward functions of a task, from its `rewards` and `credit` sections. */
+  readonly rewardsFor = async (task: Task): Promise<EpisodeRewards> => {
+    const setup = await buildRewardFunctions(task, { resources: this.resources });
+    this.setups.push(setup);
+    return {
+      turn: setup.turn,
+      trajectory: setup.trajectory,
+      constraints: setup.constraints,
+      assignReturns: (episode) => episodeReturns(episode, setup.credit),
+    };
+  };
+
+  /** Releases models, judge agents and tool providers. Idempotent. */
+  async close(): Promise<void> {
+    await Promise.allSettled(this.setups.map((setup) => setup.close()));
+    await this.resources.close();
+  }
+}
