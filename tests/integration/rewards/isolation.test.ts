@@ -33,7 +33,7 @@ import {
 import { FakeJudgeAgent, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
 
 const EXAMPLE = fileURLToPath(
-  new URL('../../../trainers/rewards/examples/fix-bug-progress', import.meta.url),
+  new URL('../../../tasks/rewards/fix-bug-progress', import.meta.url),
 );
 const MODEL_DIR = fileURLToPath(new URL('../../fixtures/rewards/byte-reward', import.meta.url));
 

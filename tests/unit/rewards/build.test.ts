@@ -15,7 +15,7 @@ import { makeTask } from '../../fakes/tasks.ts';
 import { FakeJudgeAgent, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
 
 const MODEL_DIR = fileURLToPath(new URL('../../fixtures/rewards/byte-reward', import.meta.url));
-const EXAMPLES = fileURLToPath(new URL('../../../trainers/rewards/examples', import.meta.url));
+const EXAMPLES = fileURLToPath(new URL('../../../tasks/rewards', import.meta.url));
 const signal = new AbortController().signal;
 
 /** A task folder holding a rubric and a copy of the fixture model under rewards/. */
@@ -226,10 +226,10 @@ describe('the example tasks', () => {
     const ids = tasks.map((task) => task.id);
     expect(ids).toEqual(
       expect.arrayContaining([
-        'examples/fix-bug-progress',
-        'examples/judged-summary',
-        'examples/math-answer@apples',
-        'examples/onnx-reward',
+        'rewards/fix-bug-progress',
+        'rewards/judged-summary',
+        'rewards/math-answer@apples',
+        'rewards/onnx-reward',
       ]),
     );
     const resources = new RewardResources({ judgeAgentFactory });
@@ -239,7 +239,7 @@ describe('the example tasks', () => {
         expect(setup.turn.length + setup.trajectory.length + setup.group.length).toBeGreaterThan(0);
       }
       const fixBug = await buildRewardFunctions(
-        tasks.find((task) => task.id === 'examples/fix-bug-progress')!,
+        tasks.find((task) => task.id === 'rewards/fix-bug-progress')!,
         { resources },
       );
       expect(fixBug.credit).toEqual({
@@ -248,7 +248,7 @@ describe('the example tasks', () => {
         gate: 1,
         progressComponents: ['progress'],
       });
-      const math = tasks.find((task) => task.id === 'examples/math-answer@speed')!;
+      const math = tasks.find((task) => task.id === 'rewards/math-answer@speed')!;
       const mathSetup = await buildRewardFunctions(math, { resources });
       expect(
         await mathSetup.trajectory[0]!.score({
