@@ -41,7 +41,7 @@ export interface McpCallResult {
 /** What a scorer module is given. */
 export interface McpScorerContext {
   /** Calls `tool` of `server` (any tool, allow-listed or not). Never rejects on a tool failure. */
-  call(server: string, tool: string, args?: Record<string, unknown>): Promise<McpCallResult>;
+  call: (server: string, tool: string, args?: Record<string, unknown>) => Promise<McpCallResult>;
   task: Task;
   signal: AbortSignal;
 }

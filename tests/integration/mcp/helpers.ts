@@ -3,15 +3,19 @@
  * a tool context.
  */
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Task, ToolContext } from '../../../harness/index.ts';
 import { parseMcpConfig } from '../../../sandboxes/mcp/index.ts';
 
 export const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 export const REPO = path.resolve(import.meta.dirname, '../../..');
 
+/** tsx's loader as an absolute URL, so that commands run from any folder (a sandbox's) find it. */
+const TSX = pathToFileURL(path.join(REPO, 'node_modules/tsx/dist/loader.mjs')).href;
+
 /** argv running a TypeScript file with this Node and tsx. */
 export function tsCommand(file: string, ...args: string[]): string[] {
-  return ['node', '--import', 'tsx', file, ...args];
+  return ['node', '--import', TSX, file, ...args];
 }
 
 /** argv of the misbehaving SDK fixture server. */
