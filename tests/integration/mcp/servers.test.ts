@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ScriptedAgent } from '../../../agents/scripted/index.ts';
-import { runEpisode, type Task } from '../../../harness/index.ts';
+import { isPaddockError, runEpisode, type Task } from '../../../harness/index.ts';
 import { McpToolProvider, type McpSession } from '../../../sandboxes/mcp/index.ts';
 import { serveCalculatorHttp } from '../../../sandboxes/mcp/servers/calculator.ts';
 import { LocalSandboxProvider, type LocalSandbox } from './fixtures/local-sandbox.ts';
@@ -152,6 +152,26 @@ describe('a server inside the sandbox (where: sandbox, over Sandbox.spawn)', () 
       mcpTask([{ name: 'calc', command: tsCommand(CALCULATOR), where: 'sandbox' }]),
     ).catch((caught: unknown) => caught);
     expect((error as Error).message).toContain('the task has no environment');
+  });
+});
+
+describe("Harbor's raw mcp_servers tables", () => {
+  const harborTask = (section: unknown): Task => ({ ...mcpTask([]), extensions: { mcp_servers: section } });
+
+  it('are read when the session opens, a stdio server running on the host when there is no sandbox', async () => {
+    const [command, ...args] = tsCommand(CALCULATOR);
+    const session = await open(
+      harborTask([{ name: 'calc', transport: 'stdio', command, args, extra: 'ignored' }]),
+    );
+    expect(session.tools.map((tool) => tool.name)).toContain('calc__evaluate');
+  });
+
+  it('are refused with TASK_INVALID naming the field when invalid', async () => {
+    const error = await open(harborTask([{ name: 'calc', transport: 'stdio' }])).catch(
+      (caught: unknown) => caught,
+    );
+    expect(isPaddockError(error, 'TASK_INVALID')).toBe(true);
+    expect((error as Error).message).toContain('0.command: required: a stdio server needs a command');
   });
 });
 
