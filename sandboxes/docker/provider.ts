@@ -12,7 +12,7 @@ import { dockerClient, engineStatusCode, wrapEngineError } from './engine.ts';
 import { buildTaskImage, effectiveImageMap, resolveLocalImage } from './images.ts';
 import { DockerSandbox } from './sandbox.ts';
 import type { DockerSandboxTuning } from './sandbox.ts';
-import { ShellSession, ShellStartError } from './shell.ts';
+import { KillerShell, ShellSession, ShellStartError } from './shell.ts';
 
 /** Labels put on every container paddock starts. */
 export const LABELS = {
@@ -162,6 +162,9 @@ export class DockerSandboxProvider implements SandboxProvider {
         container = started;
       });
       throwIfAborted(signal);
+      // The root shell that kills is started now, beside the command shell: later, a
+      // fork bomb may leave no pid for a new exec. Without it kills fall back to an exec.
+      const killer = KillerShell.open(container).catch(() => undefined);
       const shell = await ShellSession.open(container, { ...(user ? { user } : {}), workdir }).catch(
         (error: unknown) => {
           const detail = error instanceof ShellStartError ? error.output || error.message : undefined;
@@ -174,6 +177,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       );
       const started = container;
       const sandbox = new DockerSandbox({
+        killer: await killer,
         docker: this.docker,
         container: started,
         workdir,

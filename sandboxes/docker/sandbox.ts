@@ -25,8 +25,13 @@ export const DEFAULT_MAX_OUTPUT_BYTES = 65_536;
 export const MIN_FLOOD_LIMIT_BYTES = 16 * 1024 * 1024;
 /** A command still running this long after it was killed means the shell is stuck. */
 const KILL_GRACE_MS = 5_000;
-/** A command that has not started after this long may be waiting for a free pid. */
-const STALL_MS = 1_000;
+/** A command running this long gets the container's pids checked (then every PIDS_CHECK_INTERVAL_MS). */
+const SLOW_COMMAND_MS = 1_000;
+const PIDS_CHECK_INTERVAL_MS = 2_000;
+/** The pids cgroup counts as exhausted from this share of its limit. */
+const PIDS_EXHAUSTED_SHARE = 0.9;
+/** An earlier command's process group holding this share of the pids limit is a hog. */
+const PIDS_HOG_SHARE = 0.25;
 /** Process groups of earlier commands remembered for `KillerShell.rescue`. */
 const MAX_REMEMBERED_GROUPS = 1_024;
 /** Symlinks followed by `readFile` before giving up. */
@@ -44,6 +49,8 @@ export interface DockerSandboxTuning {
 }
 
 interface SandboxInit {
+  /** The root shell used to kill; started by the provider. Without it one is started here. */
+  killer?: KillerShell | undefined;
   docker: Docker;
   container: Docker.Container;
   workdir: string;
@@ -78,6 +85,7 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
   private readonly onClose: (() => void) | undefined;
   /** Process groups of earlier commands (they may have left processes running). */
   private readonly groups = new Set<number>();
+  private relieving = false;
   /** Rejects the command in flight when the sandbox closes. */
   private abortInFlight: ((error: PaddockError) => void) | undefined;
 
@@ -90,7 +98,7 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
     this.shells.set('', init.shell);
     this.tuning = init.tuning ?? {};
     this.onClose = init.onClose;
-    this.killer = this.startKiller();
+    this.killer = init.killer ? Promise.resolve(init.killer) : this.startKiller();
   }
 
   /** The uid and gid of the sandbox's user (0 for root). */
@@ -226,11 +234,11 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
       };
       killTimer = setTimeout(again, 500);
     };
-    // One timer serves the timeout and the stall check: a command that has not started
-    // after STALL_MS may be waiting for a pid that an earlier command's leftovers (a fork
-    // bomb) hold, so have them killed if the pids limit is nearly reached.
+    // One timer serves the timeout and the pids check: a command still running (or not
+    // yet started) after SLOW_COMMAND_MS may be starved of pids by what an earlier command
+    // left running (a fork bomb), so look, and kill such hogs (see relievePids).
     const deadline = startedAt + timeoutMs;
-    let nextStallCheck = startedAt + STALL_MS;
+    let nextPidsCheck = startedAt + SLOW_COMMAND_MS;
     let timer: NodeJS.Timeout | undefined;
     const tick = () => {
       const now = performance.now();
@@ -239,14 +247,13 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
         requestKill();
         return;
       }
-      if (pid === undefined && now >= nextStallCheck) {
-        this.rescuePids();
-        nextStallCheck = now + 2 * STALL_MS;
+      if (now >= nextPidsCheck) {
+        void this.relievePids(pid);
+        nextPidsCheck = now + PIDS_CHECK_INTERVAL_MS;
       }
-      const next = pid === undefined ? Math.min(deadline, nextStallCheck) : deadline;
-      timer = setTimeout(tick, Math.max(1, next - now));
+      timer = setTimeout(tick, Math.max(1, Math.min(deadline, nextPidsCheck) - now));
     };
-    timer = setTimeout(tick, Math.max(1, Math.min(timeoutMs, STALL_MS)));
+    timer = setTimeout(tick, Math.max(1, Math.min(timeoutMs, SLOW_COMMAND_MS)));
 
     const outcome = shell.run({
       command,
@@ -424,11 +431,28 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
     }
   }
 
-  private rescuePids(): void {
-    const groups = [...this.groups];
-    void (this.killer ?? Promise.resolve(undefined)).then((killer) => {
-      if (killer?.alive) killer.rescue(groups);
-    });
+  /**
+   * When the container's pids cgroup is nearly exhausted, SIGKILLs the process groups of
+   * earlier commands that hold a large share of it (a fork bomb left running in the
+   * background), so that the current command can fork. Small leftovers (a background
+   * server) and the current command are spared.
+   */
+  private async relievePids(currentPgid: number | undefined): Promise<void> {
+    if (this.relieving) return;
+    this.relieving = true;
+    try {
+      const killer = await this.killer;
+      const snapshot = killer?.alive ? await killer.snapshot() : undefined;
+      if (!killer || !snapshot || snapshot.max === undefined) return;
+      if (snapshot.current < PIDS_EXHAUSTED_SHARE * snapshot.max) return;
+      for (const [pgid, count] of snapshot.groups) {
+        if (pgid !== currentPgid && this.groups.has(pgid) && count >= PIDS_HOG_SHARE * snapshot.max) {
+          killer.kill(pgid);
+        }
+      }
+    } finally {
+      this.relieving = false;
+    }
   }
 
   private killGroup(pid: number): void {

@@ -316,27 +316,85 @@ export class ShellSession {
   }
 }
 
+/** The container's process count and who holds the processes, as the killer shell saw them. */
+export interface PidsSnapshot {
+  /** Processes in the container's pids cgroup. */
+  current: number;
+  /** The cgroup's limit; undefined when there is none or it cannot be read. */
+  max: number | undefined;
+  /** Process group id → number of processes in it. */
+  groups: Map<number, number>;
+}
+
+/** The script behind `KillerShell.snapshot`: shell builtins only, so it runs when nothing can fork. */
+export function snapshotScript(endToken: string): string {
+  return (
+    'c=; m=; for f in /sys/fs/cgroup/pids/pids /sys/fs/cgroup/pids; do ' +
+    'if read c < $f.current && read m < $f.max; then break; fi; c=; m=; done 2>/dev/null; ' +
+    'echo "L $c $m"; ' +
+    'for d in /proc/[0-9]*; do read -r s < $d/stat && echo "P ${s##*) }"; done 2>/dev/null; ' +
+    `echo "E ${endToken}"\n`
+  );
+}
+
+/** Parses the output of `snapshotScript` (lines `L cur max`, `P state ppid pgrp …`). */
+export function parseSnapshot(text: string): PidsSnapshot {
+  const snapshot: PidsSnapshot = { current: 0, max: undefined, groups: new Map() };
+  for (const line of text.split('\n')) {
+    const parts = line.trim().split(/\s+/);
+    if (parts[0] === 'L') {
+      snapshot.current = Number(parts[1]) || 0;
+      const max = Number(parts[2]);
+      snapshot.max = Number.isFinite(max) && max > 0 ? max : undefined;
+    } else if (parts[0] === 'P') {
+      const pgrp = Number(parts[3]);
+      if (Number.isInteger(pgrp) && pgrp > 0) snapshot.groups.set(pgrp, (snapshot.groups.get(pgrp) ?? 0) + 1);
+    }
+  }
+  return snapshot;
+}
+
 /**
- * A root shell kept beside the command shell to kill process groups: `kill` is a shell
- * builtin, so it works even when a fork bomb has used up the container's pids limit
- * (a new engine exec would not start then).
+ * A root shell kept beside the command shell to kill process groups and to look at the
+ * container's processes: `kill`, `read` and `echo` are shell builtins, so it works even
+ * when a fork bomb has used up the container's pids limit (a new engine exec would not
+ * start then). Requests that answer are served one at a time.
  */
 export class KillerShell {
-  private constructor(private readonly socket: Duplex) {}
+  private output = '';
+  private waiting: { token: string; resolve: (text: string | undefined) => void } | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private counter = 0;
+
+  private constructor(private readonly socket: Duplex) {
+    const demux = new AttachStreamDemuxer((stream, payload) => {
+      if (stream !== 1 || !this.waiting) return;
+      this.output += payload.toString('latin1');
+      const end = this.output.indexOf(`E ${this.waiting.token}\n`);
+      if (end >= 0) {
+        const waiting = this.waiting;
+        this.waiting = undefined;
+        waiting.resolve(this.output.slice(0, end));
+      } else if (this.output.length > 4 * 1024 * 1024) {
+        this.output = ''; // not ours to keep: something is wrong with this answer
+      }
+    });
+    socket.on('data', (chunk: Buffer) => demux.push(chunk));
+    socket.on('error', () => undefined); // a dead killer is noticed by `alive`; nothing to report
+    socket.on('close', () => this.waiting?.resolve(undefined));
+  }
 
   /** Starts `sh` as root in `container`. @throws the engine's error. */
   static async open(container: Docker.Container): Promise<KillerShell> {
     const exec = await container.exec({
       Cmd: ['sh'],
       AttachStdin: true,
-      AttachStdout: false,
+      AttachStdout: true,
       AttachStderr: false,
       Tty: false,
       User: '0',
     });
     const socket: Duplex = await exec.start({ hijack: true, stdin: true });
-    socket.on('error', () => undefined); // a dead killer is noticed by `alive`; nothing to report
-    socket.resume();
     return new KillerShell(socket);
   }
 
@@ -351,19 +409,33 @@ export class KillerShell {
   }
 
   /**
-   * When the container's pids cgroup is at least 90 % full, SIGKILLs the process groups
-   * `pgids` (what earlier commands left running: a fork bomb's descendants). Builtins
-   * only, so it works when nothing can fork. Fire and forget.
+   * The pids cgroup's use and the process groups of every process in the container;
+   * undefined when the shell does not answer within `timeoutMs`.
    */
-  rescue(pgids: readonly number[]): void {
-    const groups = pgids.filter((pgid) => Number.isInteger(pgid) && pgid > 1).map((pgid) => `-${pgid}`);
-    if (groups.length === 0) return;
-    this.socket.write(
-      'for f in /sys/fs/cgroup/pids/pids /sys/fs/cgroup/pids; do ' +
-        'if read c < $f.current && read m < $f.max; then ' +
-        `if [ "$m" != max ] && [ $((c * 10)) -ge $((m * 9)) ]; then kill -9 ${groups.join(' ')}; fi; break; fi; ` +
-        'done 2>/dev/null\n',
-    );
+  snapshot(timeoutMs = 5_000): Promise<PidsSnapshot | undefined> {
+    const run = async (): Promise<PidsSnapshot | undefined> => {
+      if (!this.alive) return undefined;
+      const token = `${process.pid}-${++this.counter}`;
+      this.output = '';
+      const text = await new Promise<string | undefined>((resolve) => {
+        const timer = setTimeout(() => {
+          this.waiting = undefined;
+          resolve(undefined);
+        }, timeoutMs);
+        this.waiting = {
+          token,
+          resolve: (value) => {
+            clearTimeout(timer);
+            resolve(value);
+          },
+        };
+        this.socket.write(snapshotScript(token));
+      });
+      return text === undefined ? undefined : parseSnapshot(text);
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
   }
 
   close(): void {

@@ -112,10 +112,14 @@ describe('Docker sandbox limits', () => {
 
   it('contains a fork bomb with the pids limit, and the sandbox answers afterwards', async () => {
     const sandbox = await start({ pids: 64 });
+    await sandbox.exec('nohup sleep 993 >/dev/null 2>&1 &');
     const bomb = await sandbox.exec(':(){ :|:& };:', { timeoutMs: 5_000 });
     expect(bomb.timedOut === true || typeof bomb.exitCode === 'number').toBe(true);
     const after = await sandbox.exec('echo alive; cat /sys/fs/cgroup/pids/pids.max', { timeoutMs: 60_000 });
     expect(after.stdout).toBe('alive\n64\n');
+    // The bomb's group was killed; an earlier command's small background job was spared.
+    const survivors = await sandbox.exec("ps -eo args | grep -c '^sleep 993$'", { timeoutMs: 60_000 });
+    expect(survivors.stdout).toBe('1\n');
     const events = await sandbox.exec('cat /sys/fs/cgroup/pids/pids.events 2>/dev/null || echo "max 1"');
     // The limit was hit: forks were refused, not the host's pid space exhausted.
     expect(Number(/max (\d+)/.exec(events.stdout)?.[1])).toBeGreaterThan(0);

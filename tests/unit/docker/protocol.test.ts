@@ -14,6 +14,7 @@ import {
   utf8Boundary,
 } from '../../../sandboxes/docker/protocol.ts';
 import type { Marker } from '../../../sandboxes/docker/protocol.ts';
+import { parseSnapshot, snapshotScript } from '../../../sandboxes/docker/shell.ts';
 
 function frame(stream: 1 | 2, payload: string | Buffer): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
@@ -192,5 +193,33 @@ describe('shell text', () => {
     scan.push(Buffer.from(stdout, 'latin1'));
     expect(data()).toBe('out\n');
     expect(markers.at(-1)).toEqual({ kind: 'e', value: '7' });
+  });
+});
+
+describe('pids snapshot', () => {
+  it('counts processes per process group and reads the pids limit', () => {
+    const snapshot = parseSnapshot(
+      ['L 60 64', 'P S 0 1 0', 'P R 1 7 7', 'P R 7 7 7', 'P S 1 9 9', 'garbage', ''].join('\n'),
+    );
+    expect(snapshot).toEqual({
+      current: 60,
+      max: 64,
+      groups: new Map([
+        [1, 1],
+        [7, 2],
+        [9, 1],
+      ]),
+    });
+  });
+
+  it('has no limit when the cgroup says max or cannot be read', () => {
+    expect(parseSnapshot('L 5 max\n').max).toBeUndefined();
+    expect(parseSnapshot('L  \n').max).toBeUndefined();
+  });
+
+  it('lists this machine’s processes with shell builtins and ends with the token', () => {
+    const output = execFileSync('sh', ['-c', snapshotScript('T1')]).toString();
+    expect(output.endsWith('E T1\n')).toBe(true);
+    expect(parseSnapshot(output).groups.size).toBeGreaterThan(0);
   });
 });
