@@ -28,6 +28,7 @@ import {
 import {
   ERROR_CODES,
   PaddockError,
+  describeError,
   runEpisode,
   type Agent,
   type AgentInput,
@@ -43,6 +44,7 @@ import {
   type TrajectoryRewardFunction,
   type TurnRewardFunction,
 } from '../../harness/index.ts';
+import { settle } from './connection.ts';
 import { McpToolProvider } from './provider.ts';
 
 /** Options of `serveTask`. */
@@ -138,7 +140,10 @@ export class ExternalAgent implements Agent {
     return this.nameOf();
   }
 
-  /** The loop's first request: the conversation so far and the tools. Resolves once set-up is done. */
+  /**
+   * The loop's first request: the conversation so far and the tools. Resolves once set-up
+   * is done; rejects when the episode ended before (its sandbox or a server failed).
+   */
   get ready(): Promise<AgentInput> {
     return this.firstInput.promise;
   }
@@ -181,6 +186,15 @@ export class ExternalAgent implements Agent {
       this.finished.reject(error);
       this.finished.promise.catch(() => undefined);
     }
+    // An episode that ended before its first turn (its set-up failed) has no tools to list.
+    this.firstInput.reject(
+      new Error(
+        episode
+          ? `the episode ended before its first turn: ${episode.status}${episode.error ? `: ${episode.error.message}` : ''}`
+          : `the episode failed: ${describeError(error)}`,
+      ),
+    );
+    this.firstInput.promise.catch(() => undefined);
     this.turnWanted.resolve();
   }
 
@@ -314,9 +328,17 @@ export async function serveTask(task: Task, options: ServeTaskOptions): Promise<
       })),
     };
   });
+  // Calls being answered: close() lets them finish, so that submit's answer reaches the client.
+  const answering = new Set<Promise<unknown>>();
   server.setRequestHandler(CallToolRequestSchema, async (request) => {
     // Unknown tools and bad arguments reach the loop too: they are the agent's mistakes, recorded as such.
-    return toCallResult(await agent.call(request.params.name, request.params.arguments ?? {}));
+    const answer = agent.call(request.params.name, request.params.arguments ?? {}).then(toCallResult);
+    answering.add(answer);
+    try {
+      return await answer;
+    } finally {
+      answering.delete(answer);
+    }
   });
   server.setRequestHandler(ListPromptsRequestSchema, async () => ({
     prompts: [{ name: 'task', description: `The task ${task.id}: its instruction and first observations.` }],
@@ -390,6 +412,9 @@ export async function serveTask(task: Task, options: ServeTaskOptions): Promise<
       try {
         return await episode;
       } finally {
+        // Let answers in flight be sent (bounded), then stop serving.
+        await settle(Promise.allSettled([...answering]), 5_000);
+        await new Promise((resolve) => setTimeout(resolve, 50));
         await stop();
       }
     })();

@@ -11,7 +11,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { afterEach, describe, expect, it } from 'vitest';
 import { RunStore, type EpisodeRecord } from '../../../harness/index.ts';
 import { serveTask, type ServedTask } from '../../../sandboxes/mcp/index.ts';
-import { FIXTURES, REPO, mcpTask, tsCommand } from './helpers.ts';
+import { FIXTURES, REPO, mcpTask, testServer, tsCommand } from './helpers.ts';
 
 const CALCULATOR = path.join(REPO, 'sandboxes/mcp/servers/calculator.ts');
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -146,6 +146,20 @@ describe('serveTask over streamable HTTP', () => {
     expect(store.episodes().map((recorded) => [recorded.episodeId, recorded.reward.total])).toEqual([
       ['mcp-test#mcp', 1],
     ]);
+  });
+
+  it('answers tools/list with the failure when the episode could not start, and records it', async () => {
+    const broken = mcpTask([{ name: 'broken', command: testServer('--fail-start') }]);
+    const served = await serveTask(broken, { transport: 'http' });
+    cleanups.push(() => served.close());
+    const client = new Client({ name: 'http-agent', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(served.url!)));
+    cleanups.push(() => client.close());
+    await expect(client.listTools()).rejects.toThrow(/infra-error: MCP server "broken" failed to start/);
+    const call = await client.callTool({ name: 'submit', arguments: {} });
+    expect(call.isError).toBe(true);
+    expect(text(call)).toContain('No call was made: The episode failed (infra-error');
+    expect((await served.episode).status).toBe('infra-error');
   });
 
   it('records invalid calls as the agent’s mistakes and ends on the session’s DELETE', async () => {
