@@ -300,6 +300,7 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.abortInFlight = (error) => finish(() => reject(error));
+      if (signal?.aborted) onAbort(); // aborted while the shell or stdin was being readied
       outcome.then(
         (result) =>
           finish(() =>
