@@ -52,11 +52,26 @@ export interface BrowserPoolOptions {
   launchTimeoutMs?: number;
 }
 
+/**
+ * Decides which requests of a context go out. The pool installs it on the context when
+ * the context is made (route installation costs a round trip per page, too slow for the
+ * path that opens an episode); the episode then sets `allows` to its own policy. Until it
+ * does, every http(s) request and WebSocket is blocked.
+ */
+export interface RequestGuard {
+  /** Whether the page may reach `url` (an http(s) or ws(s) URL). */
+  allows(url: string): boolean;
+  /** Told about each request or WebSocket that was blocked. */
+  onBlocked(url: string, kind: 'request' | 'websocket'): void;
+}
+
 /** What an episode gets: a fresh context with one blank page, in the current browser. */
 export interface Lease {
   browser: Browser;
   context: BrowserContext;
   page: Page;
+  /** The context's request guard; the episode sets its policy here. */
+  guard: RequestGuard;
 }
 
 /** Options of every context: deterministic locale, clock zone and motion; no downloads, no service workers. */
@@ -160,8 +175,24 @@ export class BrowserPool {
   private async newLease(browser: Browser): Promise<Lease> {
     const context = await browser.newContext(CONTEXT_OPTIONS);
     try {
+      const guard: RequestGuard = { allows: () => false, onBlocked: () => undefined };
+      await context.route(
+        (url) => !guard.allows(url.href),
+        async (route) => {
+          guard.onBlocked(route.request().url(), 'request');
+          // The page may be gone by now; the request with it.
+          await route.abort('blockedbyclient').catch(() => undefined);
+        },
+      );
+      await context.routeWebSocket(
+        (url) => !guard.allows(url.href.replace(/^ws/, 'http')),
+        async (socket) => {
+          guard.onBlocked(socket.url(), 'websocket');
+          await socket.close().catch(() => undefined);
+        },
+      );
       const page = await context.newPage();
-      return { browser, context, page };
+      return { browser, context, page, guard };
     } catch (error) {
       await context.close().catch(() => undefined);
       throw error;

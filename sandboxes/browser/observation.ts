@@ -142,23 +142,25 @@ export function trimSnapshot(snapshot: string, options: TrimOptions): TrimmedSna
   let hiddenAbove = 0;
   let hiddenBelow = 0;
   let gap = 0;
-  const flush = (nextIndex: number) => {
+  let gapStart = 0;
+  // A gap is marked at the indentation of the first line it stands for.
+  const flush = () => {
     if (gap === 0) return;
-    const indentOf = nextIndex < lines.length ? lines[nextIndex]!.indent : 0;
-    rendered.push(`${' '.repeat(indentOf)}- … ${gap} line${gap === 1 ? '' : 's'} not shown`);
-    if (nextIndex <= anchor) hiddenAbove += gap;
+    rendered.push(`${' '.repeat(lines[gapStart]!.indent)}- … ${gap} line${gap === 1 ? '' : 's'} not shown`);
+    if (gapStart < anchor) hiddenAbove += gap;
     else hiddenBelow += gap;
     gap = 0;
   };
   for (const [index, line] of lines.entries()) {
     if (!shown.has(index)) {
+      if (gap === 0) gapStart = index;
       gap++;
       continue;
     }
-    flush(index);
+    flush();
     rendered.push(line.text);
   }
-  flush(lines.length);
+  flush();
   return {
     text: rendered.join('\n'),
     trimmed: true,

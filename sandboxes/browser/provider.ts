@@ -4,7 +4,7 @@
  * (static files or the task's app on a fresh loopback port, or a given URL), the browser
  * tools, a first observation, and a score read from the page at the end.
  */
-import type { Task, ToolProvider, TurnRewardFunction } from '../../harness/index.ts';
+import type { Sandbox, SandboxLabels, Task, ToolProvider, TurnRewardFunction } from '../../harness/index.ts';
 import { ERROR_CODES, PaddockError } from '../../harness/index.ts';
 import { BrowserPool, type BrowserPoolOptions } from './browser-pool.ts';
 import { OriginPolicy, originOf } from './origins.ts';
@@ -37,7 +37,7 @@ export class BrowserToolProvider implements ToolProvider {
    */
   async open(
     task: Task,
-    context: { labels: { episodeId: string }; signal: AbortSignal },
+    context: { sandbox?: Sandbox; labels: SandboxLabels; signal: AbortSignal },
   ): Promise<BrowserSession | undefined> {
     const section = task.extensions[this.name];
     if (section === undefined) return undefined;

@@ -24,9 +24,9 @@ function secondsSchema(max: number) {
 }
 
 /** `http(s)://host[:port]` with nothing after it. */
-const OriginSchema = z
-  .string()
-  .regex(/^https?:\/\/[^/?#\s]+$/, { error: 'expected an origin such as http://127.0.0.1:8080 (no path)' });
+const OriginSchema = z.string().regex(/^https?:\/\/[^/?#\s]+\/?$/i, {
+  error: 'expected an origin such as http://127.0.0.1:8080 (no path)',
+});
 
 /** An http(s) URL. */
 const HttpUrlSchema = z
@@ -105,31 +105,20 @@ export const browserTaskExtension = z
       })
       .default({ width: 1280, height: 720 })
       .meta({ description: 'Viewport size in CSS pixels. Default 1280×720.' }),
-    max_snapshot_chars: z
-      .number()
-      .int()
-      .min(500)
-      .max(500_000)
-      .default(12_000)
-      .meta({
-        description:
-          'Longest page snapshot shown; longer pages are trimmed around the viewport. Default 12000.',
-      }),
+    max_snapshot_chars: z.number().int().min(500).max(500_000).default(12_000).meta({
+      description:
+        'Longest page snapshot shown; longer pages are trimmed around the viewport. Default 12000.',
+    }),
     popups: z.enum(['block', 'follow']).default('block').meta({
       description:
         'Windows the page opens: block (closed at once, reported) or follow (the newest becomes the page the agent sees). Default block.',
     }),
-    dialogs: z
-      .enum(['accept', 'dismiss'])
-      .default('accept')
-      .meta({
-        description: 'What happens to alert/confirm/prompt dialogs (always reported). Default accept.',
-      }),
-    action_timeout_sec: secondsSchema(60)
-      .default(3)
-      .meta({
-        description: 'How long an action waits for its element to be actionable, in seconds. Default 3.',
-      }),
+    dialogs: z.enum(['accept', 'dismiss']).default('accept').meta({
+      description: 'What happens to alert/confirm/prompt dialogs (always reported). Default accept.',
+    }),
+    action_timeout_sec: secondsSchema(60).default(3).meta({
+      description: 'How long an action waits for its element to be actionable, in seconds. Default 3.',
+    }),
     load_timeout_sec: secondsSchema(300)
       .default(10)
       .meta({ description: 'How long a navigation may take to commit and load, in seconds. Default 10.' }),

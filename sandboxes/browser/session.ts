@@ -28,6 +28,7 @@ import {
 import type { OriginPolicy } from './origins.ts';
 import type { BrowserTaskConfig } from './schema.ts';
 import { evaluateScorer, type Scorer } from './scorer.ts';
+import { PROBE, type ClickState, type Probe } from './page-functions.ts';
 import { PageActivity, settle } from './settle.ts';
 import type { RunningSite } from './site-server.ts';
 import { browserTools } from './tools.ts';
@@ -52,6 +53,8 @@ export interface Target {
 export interface Located {
   locator: Locator;
   label: string;
+  /** Whether the first match could take a click right away (see PROBE). */
+  state?: ClickState;
 }
 
 /** What a session is made of; the provider builds it. */
@@ -69,9 +72,13 @@ export interface SessionParts {
   onClose?: () => void;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** `promise`, or a rejection after `ms`; a late rejection of `promise` is handled (ignored). */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+    const timer = setTimeout(
+      () => reject(new Error(`${what} did not answer within ${ms} ms (a script of the page may be busy)`)),
+      ms,
+    );
     promise.then(
       (value) => {
         clearTimeout(timer);
@@ -159,27 +166,17 @@ export class BrowserSession implements ToolSession {
     });
     context.on('page', (page) => this.onNewPage(page));
     this.watch(this.current);
-    await context.route(
-      (url) => !this.policy.allows(url.href),
-      async (route) => {
-        const url = route.request().url();
-        const origin = new URL(url).origin;
-        if (!this.blockedOrigins.has(origin)) {
-          this.blockedOrigins.add(origin);
-          this.events.push(
-            `blocked a request to ${origin === 'null' ? url.slice(0, 80) : origin} (not an allowed origin)`,
-          );
-        }
-        await route.abort('blockedbyclient').catch(() => undefined);
-      },
-    );
-    await context.routeWebSocket(
-      (url) => !this.policy.allows(url.href.replace(/^ws/, 'http')),
-      async (socket) => {
-        this.events.push(`blocked a WebSocket to ${new URL(socket.url()).host} (not an allowed origin)`);
-        await socket.close().catch(() => undefined);
-      },
-    );
+    this.parts.lease.guard.onBlocked = (url, kind) => {
+      const origin = URL.canParse(url) ? new URL(url).origin : 'null';
+      const key = `${kind} ${origin}`;
+      if (this.blockedOrigins.has(key)) return;
+      this.blockedOrigins.add(key);
+      const where = origin === 'null' ? url.slice(0, 80) : origin;
+      this.events.push(
+        `blocked a ${kind === 'websocket' ? 'WebSocket' : 'request'} to ${where} (not an allowed origin)`,
+      );
+    };
+    this.parts.lease.guard.allows = (url) => this.policy.allows(url);
     const { width, height } = config.viewport;
     const viewport = this.current.viewportSize();
     if (viewport?.width !== width || viewport?.height !== height)
@@ -289,24 +286,41 @@ export class BrowserSession implements ToolSession {
         );
       }
       const locator = page.getByRef(ref);
-      if ((await locator.count()) === 0) {
+      // A ref resolves against the last snapshot, which lives in Playwright's utility world:
+      // only a count there says at once that it is stale. The probe (in the page's world,
+      // where the element is adopted) would wait for a stale ref instead, so both are asked
+      // together and the probe is called off when the count is 0.
+      const stale = new AbortController();
+      // Never rejects: a probe that failed (the element went away meanwhile) leaves the
+      // action to Playwright's own checks.
+      const probing = locator
+        .evaluate(PROBE, undefined, { timeout: this.config.actionTimeoutMs, signal: stale.signal })
+        .catch((): Probe | undefined => undefined);
+      const count = await locator.count().catch((error: unknown) => {
+        stale.abort();
+        throw error;
+      });
+      if (count === 0) stale.abort();
+      const probe = (await probing) ?? { count };
+      if (count === 0) {
         throw new ActionRefused(
           `element ${ref} is not on the page any more (the page changed since the snapshot that showed it): use a ref from the snapshot below`,
         );
       }
       const description = describeRef(this.lastSnapshot, ref);
-      return { locator, label: description ? `${ref} (${description})` : ref };
+      const label = description ? `${ref} (${description})` : ref;
+      return { locator, label, ...(probe.state ? { state: probe.state } : {}) };
     }
     const selector = target.selector ?? '';
     const locator = page.locator(selector);
-    const count = await locator.count();
+    const { count, state } = await locator.evaluateAll(PROBE);
     if (count === 0) throw new ActionRefused(`no element matches the selector ${selector}`);
     if (count > 1) {
       throw new ActionRefused(
         `the selector ${selector} matches ${count} elements: make it match exactly one, or use a ref`,
       );
     }
-    return { locator, label: selector };
+    return { locator, label: selector, ...(state ? { state } : {}) };
   }
 
   /**
@@ -319,7 +333,7 @@ export class BrowserSession implements ToolSession {
   async act(
     signal: AbortSignal,
     action: (page: Page) => Promise<string>,
-    options: { settleTimeoutMs?: number } = {},
+    options: { timeoutMs?: number; settleTimeoutMs?: number } = {},
   ): Promise<ToolOutput> {
     throwIfAborted(signal);
     let page: Page;
@@ -331,8 +345,11 @@ export class BrowserSession implements ToolSession {
     }
     const navigationsBefore = this.activity.navigationCount(page);
     let result: { ok: boolean; text: string };
+    // Playwright's own timeouts bound the actions; this bounds what has none (a count, an
+    // evaluation) when a script of the page keeps its main thread busy.
+    const boundMs = options.timeoutMs ?? this.config.actionTimeoutMs + 2_000;
     try {
-      result = { ok: true, text: await action(page) };
+      result = { ok: true, text: await withTimeout(action(page), boundMs, 'the page') };
     } catch (error) {
       await this.rethrowFault(error, signal);
       result = {
@@ -355,7 +372,7 @@ export class BrowserSession implements ToolSession {
    *
    * @throws PaddockError SANDBOX_FAILED (retryable) when the browser broke; ABORTED.
    */
-  async observe(signal: AbortSignal, result?: { ok: boolean; text: string }): Promise<ToolOutput> {
+  async observe(signal: AbortSignal, result?: { ok: boolean; text: string }, depth = 0): Promise<ToolOutput> {
     throwIfAborted(signal);
     let page: Page;
     try {
@@ -375,6 +392,15 @@ export class BrowserSession implements ToolSession {
         ? page.screenshot({ type: 'png', timeout: OBSERVE_TIMEOUT_MS, caret: 'hide' })
         : Promise.resolve(undefined),
     ]);
+    // A pop-up followed while the page was observed: observe the page it brought instead.
+    if (this.current !== page && !this.current.isClosed() && depth < 3) {
+      await settle(this.current, this.activity, {
+        timeoutMs: this.config.settleTimeoutMs,
+        navigationsBefore: -1,
+        signal,
+      });
+      return this.observe(signal, result, depth + 1);
+    }
     for (const outcome of [snapshot, info, screenshot]) {
       if (outcome.status === 'rejected') await this.rethrowFault(outcome.reason, signal);
     }

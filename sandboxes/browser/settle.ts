@@ -3,8 +3,9 @@
  * soon as the page shows no more pending work, and never later than its bound:
  *
  * 1. network: no request of the page still in flight (a navigation's document request
- *    included; WebSockets, EventSource and requests older than `longRequestMs` — long
- *    polls — are not waited for);
+ *    included). Not waited for: WebSockets and EventSource, requests unanswered after
+ *    `longRequestMs` (long polls, hung resources), and bodies still unread `bodyGraceMs`
+ *    after their headers arrived (a page that ignores a response never reads its body);
  * 2. load: when the main frame navigated since the action began, its `load` event;
  * 3. DOM quiet: one macrotask turn in the page (so `setTimeout(0)` and message-channel
  *    work scheduled by the action runs) and, if the DOM changed meanwhile, until it has
@@ -18,17 +19,31 @@ import type { BrowserContext, Page, Request } from 'playwright-core';
 /** Resource types that stay open by design and are never waited for. */
 const LONG_LIVED = new Set(['websocket', 'eventsource']);
 
+interface InflightRequest {
+  page: Page;
+  startedAt: number;
+  /** When the response headers arrived. */
+  respondedAt?: number;
+}
+
 /** Tracks, per page, the requests in flight and the main-frame navigations. */
 export class PageActivity {
-  private readonly inflight = new Map<Request, { page: Page; startedAt: number }>();
+  private readonly inflight = new Map<Request, InflightRequest>();
   private readonly navigations = new WeakMap<Page, number>();
   private readonly waiters = new Set<() => void>();
   private readonly detach: () => void;
-  /** Requests older than this are not waited for (long polls, hung resources), in ms. @default 5_000 */
+  /** Requests without a response after this long are not waited for (long polls, hung resources), in ms. @default 5_000 */
   readonly longRequestMs: number;
+  /**
+   * How long a response's body is waited for once its headers arrived, in ms. A body the
+   * page never reads (a `fetch` whose result is ignored) never finishes loading, so it
+   * cannot be waited for without a bound. @default 100
+   */
+  readonly bodyGraceMs: number;
 
-  constructor(context: BrowserContext, options: { longRequestMs?: number } = {}) {
+  constructor(context: BrowserContext, options: { longRequestMs?: number; bodyGraceMs?: number } = {}) {
     this.longRequestMs = options.longRequestMs ?? 5_000;
+    this.bodyGraceMs = options.bodyGraceMs ?? 100;
     const onRequest = (request: Request) => {
       if (LONG_LIVED.has(request.resourceType())) return;
       let page: Page | null;
@@ -40,6 +55,13 @@ export class PageActivity {
       }
       if (page) this.inflight.set(request, { page, startedAt: performance.now() });
     };
+    const onResponse = (response: { request(): Request }) => {
+      const entry = this.inflight.get(response.request());
+      if (entry) {
+        entry.respondedAt = performance.now();
+        this.notify();
+      }
+    };
     const onDone = (request: Request) => {
       if (this.inflight.delete(request)) this.notify();
     };
@@ -49,6 +71,7 @@ export class PageActivity {
       this.navigations.set(page, (this.navigations.get(page) ?? 0) + 1);
     };
     context.on('request', onRequest);
+    context.on('response', onResponse);
     context.on('requestfinished', onDone);
     context.on('requestfailed', onDone);
     const pages = new Set<Page>();
@@ -64,6 +87,7 @@ export class PageActivity {
     context.on('page', watch);
     this.detach = () => {
       context.off('request', onRequest);
+      context.off('response', onResponse);
       context.off('requestfinished', onDone);
       context.off('requestfailed', onDone);
       context.off('page', watch);
@@ -82,35 +106,53 @@ export class PageActivity {
     return this.navigations.get(page) ?? 0;
   }
 
-  /** Requests of `page` in flight that are worth waiting for. */
-  pending(page: Page): number {
+  /** When an in-flight request stops being worth waiting for. */
+  private expiry(entry: InflightRequest): number {
+    return entry.respondedAt === undefined
+      ? entry.startedAt + this.longRequestMs
+      : entry.respondedAt + this.bodyGraceMs;
+  }
+
+  /**
+   * Requests of `page` in flight that are worth waiting for, and when the next of them
+   * stops being so (ms on the `performance.now()` clock; Infinity when none).
+   */
+  pending(page: Page): { count: number; nextExpiry: number } {
     const now = performance.now();
     let count = 0;
+    let nextExpiry = Number.POSITIVE_INFINITY;
     for (const entry of this.inflight.values()) {
-      if (entry.page === page && now - entry.startedAt < this.longRequestMs) count++;
+      const expiry = this.expiry(entry);
+      if (entry.page !== page || expiry <= now) continue;
+      count++;
+      nextExpiry = Math.min(nextExpiry, expiry);
     }
-    return count;
+    return { count, nextExpiry };
   }
 
   /** Resolves when `page` has no request worth waiting for, or after `timeoutMs`. Never rejects. */
   async networkIdle(page: Page, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.pending(page) === 0 || timeoutMs <= 0) return;
+    if (this.pending(page).count === 0 || timeoutMs <= 0) return;
     await new Promise<void>((resolve) => {
+      let expiryTimer: ReturnType<typeof setTimeout> | undefined;
       const finish = () => {
         clearTimeout(timer);
-        clearInterval(ager);
+        clearTimeout(expiryTimer);
         this.waiters.delete(check);
         signal?.removeEventListener('abort', finish);
         resolve();
       };
       const check = () => {
-        if (this.pending(page) === 0) finish();
+        const { count, nextExpiry } = this.pending(page);
+        if (count === 0) return finish();
+        // Requests age out without an event: look again when the next one does.
+        clearTimeout(expiryTimer);
+        expiryTimer = setTimeout(check, Math.max(1, nextExpiry - performance.now()));
       };
       const timer = setTimeout(finish, timeoutMs);
-      // Requests age out of `pending` without an event: look again now and then.
-      const ager = setInterval(check, 250);
       this.waiters.add(check);
       signal?.addEventListener('abort', finish, { once: true });
+      check();
     });
   }
 
@@ -166,9 +208,17 @@ export async function settle(page: Page, activity: PageActivity, options: Settle
     }
     if (left() > 0 && !signal?.aborted && !page.isClosed()) {
       const quietMs = options.quietMs ?? 50;
-      await page.evaluate(
-        `(${DOM_QUIET_SCRIPT})(${JSON.stringify({ quietMs, maxMs: Math.min(left(), 1_000) })})`,
-      );
+      const maxMs = Math.min(left(), 1_000);
+      const quiet = page.evaluate(`(${DOM_QUIET_SCRIPT})(${JSON.stringify({ quietMs, maxMs })})`);
+      // A page whose script keeps its main thread busy never answers: give up at the bound.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, maxMs + 250);
+        const done = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        quiet.then(done, done);
+      });
     }
   } catch {
     // A navigation destroyed the context the wait ran in, or the page closed: the

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { defineTool, type Tool } from '../../harness/index.ts';
 import { resolveGotoTarget } from './origins.ts';
+import { SCROLL_ELEMENT, scrollPageScript } from './page-functions.ts';
 import { ActionRefused, type BrowserSession, type Target } from './session.ts';
 
 /** Tool names, all prefixed `browser_`. */
@@ -46,38 +47,6 @@ function exactlyOneTarget(value: Target): boolean {
 }
 const ONE_TARGET = { error: 'give exactly one of ref or selector', path: ['ref'] };
 
-/**
- * Builds a function from its source text, so that Playwright sends exactly that text to
- * the page: a function compiled from TypeScript here would carry compiler helpers (such
- * as the `__name` wrapper of name-keeping builds) that do not exist in the page.
- */
-function pageFunction<Arg, Result>(source: string): (element: never, arg: Arg) => Result {
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- page code is kept as text on purpose (see above)
-  return new Function(`return (${source});`)() as (element: never, arg: Arg) => Result;
-}
-
-/**
- * Scrolls the element's nearest scrollable ancestor (itself included; the document when
- * there is none) instantly, then waits one frame so that scroll handlers have run.
- */
-const SCROLL_ELEMENT = pageFunction<{ dx: number; dy: number }, Promise<void>>(`(element, { dx, dy }) => {
-  let node = element;
-  while (node && node !== document.documentElement) {
-    const style = getComputedStyle(node);
-    const canY = dy !== 0 && node.scrollHeight > node.clientHeight && /(auto|scroll|overlay)/.test(style.overflowY);
-    const canX = dx !== 0 && node.scrollWidth > node.clientWidth && /(auto|scroll|overlay)/.test(style.overflowX);
-    if (canY || canX) break;
-    node = node.parentElement;
-  }
-  if (!node || node === document.documentElement) node = document.scrollingElement || document.documentElement;
-  node.scrollBy({ left: dx, top: dy, behavior: 'instant' });
-  return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
-}`);
-
-/** The same for the whole page. */
-const SCROLL_PAGE = (dx: number, dy: number) =>
-  `(() => { (document.scrollingElement || document.documentElement).scrollBy({ left: ${dx}, top: ${dy}, behavior: 'instant' }); return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0))); })()`;
-
 /** The browser tools of one session. */
 export function browserTools(session: BrowserSession): Tool[] {
   const timeout = () => session.config.actionTimeoutMs;
@@ -96,11 +65,14 @@ export function browserTools(session: BrowserSession): Tool[] {
       .refine(exactlyOneTarget, ONE_TARGET),
     execute: (args, context) =>
       session.act(context.signal, async (page) => {
-        const { locator, label } = await session.locate(page, args);
+        const { locator, label, state } = await session.locate(page, args);
         const options = {
           timeout: timeout(),
           signal: context.signal,
           ...(args.button ? { button: args.button } : {}),
+          // The element was just seen visible, enabled, in view and not covered: click it
+          // at once. Otherwise Playwright waits for it to become actionable, or says why not.
+          ...(state === 'ok' ? { force: true } : {}),
         };
         if (args.double) await locator.dblclick(options);
         else await locator.click(options);
@@ -237,7 +209,7 @@ export function browserTools(session: BrowserSession): Tool[] {
         const dx = vertical ? 0 : sign * amount;
         const dy = vertical ? sign * amount : 0;
         if (args.ref === undefined && args.selector === undefined) {
-          await page.evaluate(SCROLL_PAGE(dx, dy));
+          await page.evaluate(scrollPageScript(dx, dy));
           return `Scrolled the page ${direction} by ${amount} px.`;
         }
         const { locator, label } = await session.locate(page, args);
@@ -266,7 +238,7 @@ export function browserTools(session: BrowserSession): Tool[] {
           });
           return `Opened ${target.url}.`;
         },
-        { settleTimeoutMs: session.config.loadTimeoutMs },
+        { timeoutMs: session.config.loadTimeoutMs + 2_000, settleTimeoutMs: session.config.loadTimeoutMs },
       ),
   });
 
@@ -288,9 +260,18 @@ export function browserTools(session: BrowserSession): Tool[] {
           if (response === null && page.url() === before) {
             throw new ActionRefused('there is no previous page in this tab');
           }
+          // The blank page a tab starts on is not part of the task: step forward again.
+          if (page.url() === 'about:blank' && before !== 'about:blank') {
+            await page.goForward({
+              waitUntil: 'commit',
+              timeout: session.config.loadTimeoutMs,
+              signal: context.signal,
+            });
+            throw new ActionRefused('there is no previous page in this tab');
+          }
           return 'Went back.';
         },
-        { settleTimeoutMs: session.config.loadTimeoutMs },
+        { timeoutMs: session.config.loadTimeoutMs + 2_000, settleTimeoutMs: session.config.loadTimeoutMs },
       ),
   });
 
@@ -310,28 +291,33 @@ export function browserTools(session: BrowserSession): Tool[] {
         (value) => [value.text, value.ref, value.selector].filter((item) => item !== undefined).length === 1,
         { error: 'give exactly one of text, ref or selector', path: ['text'] },
       ),
-    execute: (args, context) =>
-      session.act(context.signal, async (page) => {
-        const timeoutMs = Math.round((args.timeout_sec ?? 5) * 1000);
-        const state = args.gone ? 'hidden' : 'visible';
-        let label: string;
-        if (args.text !== undefined) {
-          label = JSON.stringify(args.text);
-          await page
-            .getByText(args.text)
-            .first()
-            .waitFor({ state, timeout: timeoutMs, signal: context.signal });
-        } else if (args.ref !== undefined && args.gone) {
-          label = args.ref;
-          await page.getByRef(args.ref).waitFor({ state, timeout: timeoutMs, signal: context.signal });
-        } else {
-          const located = args.ref !== undefined ? await session.locate(page, args) : undefined;
-          const locator = located?.locator ?? page.locator(args.selector ?? '').first();
-          label = located?.label ?? args.selector ?? '';
-          await locator.waitFor({ state, timeout: timeoutMs, signal: context.signal });
-        }
-        return `${label} ${args.gone ? 'is gone' : 'is there'}.`;
-      }),
+    execute: (args, context) => {
+      const timeoutMs = Math.round((args.timeout_sec ?? 5) * 1000);
+      return session.act(
+        context.signal,
+        async (page) => {
+          const state = args.gone ? 'hidden' : 'visible';
+          let label: string;
+          if (args.text !== undefined) {
+            label = JSON.stringify(args.text);
+            await page
+              .getByText(args.text)
+              .first()
+              .waitFor({ state, timeout: timeoutMs, signal: context.signal });
+          } else if (args.ref !== undefined && args.gone) {
+            label = args.ref;
+            await page.getByRef(args.ref).waitFor({ state, timeout: timeoutMs, signal: context.signal });
+          } else {
+            const located = args.ref !== undefined ? await session.locate(page, args) : undefined;
+            const locator = located?.locator ?? page.locator(args.selector ?? '').first();
+            label = located?.label ?? args.selector ?? '';
+            await locator.waitFor({ state, timeout: timeoutMs, signal: context.signal });
+          }
+          return `${label} ${args.gone ? 'is gone' : 'is there'}.`;
+        },
+        { timeoutMs: Math.max(timeoutMs, session.config.actionTimeoutMs) + 2_000 },
+      );
+    },
   });
 
   const snapshot = defineTool({

@@ -1,0 +1,267 @@
+/**
+ * One browser session against fixture pages in a real Chromium: refs and selectors, stale
+ * refs and other agent mistakes as observations, settling, trimming and scrolling, dialogs,
+ * screenshots, frames, a frozen page, and the scorer's isolation from the page's scripts.
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BrowserToolProvider,
+  browserTurnReward,
+  type BrowserSession,
+} from '../../../sandboxes/browser/index.ts';
+import { call, refOf, startFixtureServer, webTask } from './helpers.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+const provider = new BrowserToolProvider();
+let server: Awaited<ReturnType<typeof startFixtureServer>>;
+const signal = new AbortController().signal;
+let episode = 0;
+
+async function open(page: string, extra: Record<string, unknown> = {}): Promise<BrowserSession> {
+  const id = `session-${++episode}`;
+  const session = await provider.open(webTask(id, { url: `${server.origin}/${page}`, ...extra }), {
+    labels: { runId: 'it-browser', episodeId: id },
+    signal,
+  });
+  if (!session) throw new Error('no session');
+  return session;
+}
+
+beforeAll(async () => {
+  server = await startFixtureServer();
+});
+afterAll(async () => {
+  await provider.close();
+  await server.close();
+});
+
+describe('a browser session', () => {
+  it('acts by ref and by selector; a ref stays the same while its element lives', async () => {
+    const session = await open('refs.html');
+    try {
+      const first = await session.initialObservation({ signal });
+      const add = refOf(first, 'button "Add one"');
+      const after = await call(session, 'browser_click', { ref: add });
+      expect(after.isError).toBeUndefined();
+      expect(after.text).toContain(`Result: Clicked ${add} (button "Add one").`);
+      expect(after.text).toContain('Count: 1');
+      expect(refOf(after.text, 'button "Add one"')).toBe(add);
+      const again = await call(session, 'browser_click', { selector: '#add' });
+      expect(again.text).toContain('Count: 2');
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('answers a stale ref, a malformed ref and an ambiguous or empty selector with an observation', async () => {
+    const session = await open('refs.html');
+    try {
+      const first = await session.initialObservation({ signal });
+      const add = refOf(first, 'button "Add one"');
+      await call(session, 'browser_click', { selector: '#remove' });
+      const stale = await call(session, 'browser_click', { ref: add });
+      expect(stale.isError).toBe(true);
+      expect(stale.text).toMatch(new RegExp(`^Error: element ${add} is not on the page any more`));
+      expect(stale.text).toContain('Page:');
+      const malformed = await call(session, 'browser_click', { ref: 'the add button' });
+      expect(malformed.text).toMatch(/^Error: "the add button" is not an element ref/);
+      const ambiguous = await call(session, 'browser_click', { selector: 'button.delete' });
+      expect(ambiguous.text).toMatch(/^Error: the selector button.delete matches 2 elements/);
+      const none = await call(session, 'browser_click', { selector: '#nothing' });
+      expect(none.text).toMatch(/^Error: no element matches the selector #nothing/);
+      const both = await call(session, 'browser_click', { ref: 'e1', selector: '#add' });
+      expect(both).toMatchObject({ isError: true, invalidArguments: true });
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('gives an element whose name changed a new ref, and reaches elements inside a frame', async () => {
+    const session = await open('refs.html');
+    try {
+      const first = await session.initialObservation({ signal });
+      const start = refOf(first, 'button "Start"');
+      const toggled = await call(session, 'browser_click', { ref: start });
+      expect(toggled.text).toContain('button "Stop"');
+      const inner = refOf(toggled.text, 'button "Inner button"');
+      expect(inner).toMatch(/^f\d+e\d+$/);
+      await call(session, 'browser_click', { ref: inner });
+      const page = await session.page();
+      expect(await page.evaluate('document.body.dataset.inner')).toBe('clicked');
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('reports a page that keeps its main thread busy instead of hanging, and still closes', async () => {
+    const session = await open('refs.html', { action_timeout_sec: 1, settle_timeout_sec: 1 });
+    try {
+      const started = performance.now();
+      const frozen = await call(session, 'browser_click', { selector: '#busy' });
+      expect(performance.now() - started).toBeLessThan(20_000);
+      // The click itself went through; what follows it cannot be observed.
+      expect(frozen.text).toMatch(/Page snapshot unavailable|did not answer/);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('does not click through a pop-up that covers the element, and says what is in the way', async () => {
+    const id = `session-${++episode}`;
+    const task = webTask(
+      id,
+      { site: 'site/', start: '/index.html', action_timeout_sec: 1 },
+      { dir: path.join(ROOT, 'tasks/web/popup-dismiss') },
+    );
+    const session = (await provider.open(task, { labels: { runId: 'it-browser', episodeId: id }, signal }))!;
+    try {
+      const covered = await call(session, 'browser_click', {
+        selector: 'role=button[name="Download Q3 report"]',
+      });
+      expect(covered.isError).toBe(true);
+      expect(covered.text).toMatch(/^Error: Timeout 1000ms exceeded\. \(.*intercepts pointer events\)/);
+      const page = await session.page();
+      expect(await page.evaluate("sessionStorage.getItem('download')")).toBeNull();
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('reports and answers dialogs', async () => {
+    const session = await open('dialog.html', { dialogs: 'dismiss' });
+    try {
+      const output = await call(session, 'browser_click', { selector: '#ask' });
+      expect(output.text).toContain('- alert dialog "Careful now" (dismissed)');
+      expect(output.text).toContain('- confirm dialog "Really delete?" (dismissed)');
+      expect(output.text).toContain('status [ref=e');
+      expect(output.text).toContain('kept');
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('trims a long page around the viewport, and scrolling shows the rest', async () => {
+    const session = await open('long.html', { max_snapshot_chars: 2_000 });
+    try {
+      const first = await session.initialObservation({ signal });
+      expect(first).toMatch(
+        /Page \(trimmed to the viewport: \d+ of \d+ lines shown; \d+ below \(scroll down\)\)/,
+      );
+      expect(first).toContain('Entry 0');
+      expect(first).not.toContain('Entry 350');
+      expect(first.length).toBeLessThan(2_600);
+      let seen = first;
+      for (let i = 0; i < 20 && !seen.includes('Pick entry 350'); i++) {
+        seen = (await call(session, 'browser_scroll', { direction: 'down' })).text;
+      }
+      expect(seen).toContain('above (scroll up)');
+      const pick = refOf(seen, 'button "Pick entry 350"');
+      await call(session, 'browser_click', { ref: pick });
+      const page = await session.page();
+      expect(await page.evaluate('document.body.dataset.picked')).toBe('Pick entry 350');
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('attaches a PNG screenshot when the task asks for one', async () => {
+    const session = await open('refs.html', { screenshot: true });
+    try {
+      const output = await call(session, 'browser_snapshot', {});
+      expect(output.images).toHaveLength(1);
+      expect(output.images![0]!.mimeType).toBe('image/png');
+      expect(Buffer.from(output.images![0]!.dataBase64, 'base64').subarray(1, 4).toString()).toBe('PNG');
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('waits for text, goes back, and refuses to go back past the first page', async () => {
+    const session = await open('refs.html');
+    try {
+      const waited = await call(session, 'browser_wait_for', { text: 'Count:' });
+      expect(waited.text).toMatch(/^Result: "Count:" is there\./);
+      const missing = await call(session, 'browser_wait_for', { text: 'Never shown', timeout_sec: 0.3 });
+      expect(missing.isError).toBe(true);
+      await call(session, 'browser_goto', { url: '/dialog.html' });
+      const back = await call(session, 'browser_back', {});
+      expect(back.text).toContain(`URL: ${server.origin}/refs.html`);
+      const further = await call(session, 'browser_back', {});
+      expect(further.text).toMatch(/^Error: there is no previous page in this tab/);
+    } finally {
+      await session.close();
+    }
+  });
+});
+
+describe('the scorer', () => {
+  it('is not fooled by a page that patches prototypes, JSON and storage, or defines its own score', async () => {
+    const session = await open('cheat.html', { score: 'cheat-scorer.js' });
+    try {
+      // The page's own scripts claim success: they see their fakes…
+      const page = await session.page();
+      expect(
+        await page.evaluate("document.querySelector('#done') !== null && localStorage.getItem('done')"),
+      ).toBe('yes');
+      // …the scorer, in its isolated world, sees the page as it is.
+      expect(await session.score({ signal })).toEqual({ browser: 0 });
+      await call(session, 'browser_click', { selector: '#finish' });
+      expect(await session.score({ signal })).toEqual({ browser: 1 });
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('cannot be changed through the address bar: javascript: URLs are refused', async () => {
+    const session = await open('cheat.html', { score: 'cheat-scorer.js' });
+    try {
+      const output = await call(session, 'browser_goto', {
+        url: "javascript:document.body.append(Object.assign(document.createElement('p'), {id: 'done'}));localStorage.setItem('done','yes')",
+      });
+      expect(output.isError).toBe(true);
+      expect(output.text).toMatch(/only http\(s\) URLs can be opened, not javascript: URLs/);
+      expect(await session.score({ signal })).toEqual({ browser: 0 });
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('scores a throwing scorer 0, and refuses a scorer that returns no score', async () => {
+    const throwing = await open('refs.html', {
+      score: { expression: "() => document.querySelector('#none').textContent === 'x'" },
+    });
+    try {
+      expect(await throwing.score({ signal })).toEqual({ browser: 0 });
+    } finally {
+      await throwing.close();
+    }
+    const invalid = await open('refs.html', { score: { expression: "'solved'" } });
+    try {
+      await expect(invalid.score({ signal })).rejects.toMatchObject({ code: 'VERIFIER_FAILED' });
+    } finally {
+      await invalid.close();
+    }
+  });
+
+  it('gives turn rewards that add up to the final score', async () => {
+    const session = await open('cheat.html', { score: 'cheat-scorer.js' });
+    try {
+      const reward = browserTurnReward(provider);
+      const context = {
+        task: webTask('x', { url: server.origin }),
+        episodeId: session.episodeId,
+        signal,
+      } as never;
+      expect(await reward.score(context)).toBe(0);
+      await call(session, 'browser_click', { selector: '#finish' });
+      expect(await reward.score(context)).toBe(1);
+      expect(await reward.score(context)).toBe(0);
+      const value = browserTurnReward(provider, { mode: 'value', name: 'page' });
+      expect(value.name).toBe('page');
+      expect(await value.score(context)).toBe(1);
+    } finally {
+      await session.close();
+    }
+  });
+});

@@ -1,0 +1,116 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isPaddockError } from '../../../harness/index.ts';
+import { browserTaskExtension, resolveBrowserConfig } from '../../../sandboxes/browser/index.ts';
+import { loadTasks } from '../../../tasks/index.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+
+function issues(section: unknown): string[] {
+  const parsed = browserTaskExtension.safeParse(section);
+  return parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+}
+
+describe('browserTaskExtension', () => {
+  it('fills every default for a minimal site section', () => {
+    expect(browserTaskExtension.parse({ site: 'site/' })).toEqual({
+      site: 'site/',
+      start: '/',
+      allowed_origins: [],
+      screenshot: false,
+      viewport: { width: 1280, height: 720 },
+      max_snapshot_chars: 12_000,
+      popups: 'block',
+      dialogs: 'accept',
+      action_timeout_sec: 3,
+      load_timeout_sec: 10,
+      settle_timeout_sec: 2,
+    });
+  });
+
+  it('parses its own output again unchanged, as the loader stores it', () => {
+    const once = browserTaskExtension.parse({
+      app: { command: 'node server.js' },
+      score: { expression: 'true' },
+    });
+    expect(browserTaskExtension.parse(once)).toEqual(once);
+  });
+
+  it('requires exactly one of site, app and url', () => {
+    expect(issues({})).toEqual([': expected exactly one of site, app or url']);
+    expect(issues({ site: 'site/', url: 'http://127.0.0.1:8080/' })).toEqual([
+      'url: give only one of site, app or url (found site, url)',
+    ]);
+  });
+
+  it('refuses unknown keys, absolute or escaping paths, and origins with a path', () => {
+    expect(issues({ site: 'site/', colour: 'red' })[0]).toMatch(/colour|Unrecognized key/);
+    expect(issues({ site: '/etc' })[0]).toMatch(/^site: expected a path relative to the task folder/);
+    expect(issues({ site: 'site/', score: '../outside.js' })[0]).toMatch(/^score: /);
+    expect(issues({ site: 'site/', allowed_origins: ['http://example.com/path'] })[0]).toMatch(
+      /^allowed_origins\.0: expected an origin/,
+    );
+    expect(issues({ site: 'site/', start: 'index.html' })[0]).toMatch(
+      /^start: expected a path starting with \//,
+    );
+  });
+});
+
+describe('resolveBrowserConfig', () => {
+  it('resolves paths against the task folder and seconds into milliseconds', () => {
+    const config = resolveBrowserConfig(
+      {
+        site: 'site/',
+        score: 'scorer.js',
+        load_timeout_sec: 1.5,
+        allowed_origins: ['HTTP://Example.com:80'],
+      },
+      '/tasks/web/demo',
+    );
+    expect(config.source).toEqual({ kind: 'site', root: '/tasks/web/demo/site' });
+    expect(config.scorer).toEqual({ kind: 'file', path: '/tasks/web/demo/scorer.js' });
+    expect(config.loadTimeoutMs).toBe(1_500);
+    expect(config.allowedOrigins).toEqual(['http://example.com']);
+  });
+
+  it('gives an app its folder, ready path and string environment', () => {
+    const config = resolveBrowserConfig({ app: { command: 'node s.js', env: { DEBUG: true, N: 3 } } }, '/t');
+    expect(config.source).toEqual({
+      kind: 'app',
+      command: 'node s.js',
+      cwd: '/t',
+      readyPath: '/',
+      readyTimeoutMs: 20_000,
+      env: { DEBUG: 'true', N: '3' },
+    });
+  });
+
+  it('throws CONFIG_INVALID naming the field', () => {
+    try {
+      resolveBrowserConfig({ site: 'site/', popups: 'sometimes' }, '/t');
+      expect.unreachable();
+    } catch (error) {
+      expect(isPaddockError(error, 'CONFIG_INVALID')).toBe(true);
+      expect((error as Error).message).toMatch(/popups/);
+    }
+  });
+});
+
+describe('tasks/web', () => {
+  it('loads with the browser extension registered, every task with a browser section and actions', async () => {
+    const tasks = await loadTasks([path.join(ROOT, 'tasks/web')], {
+      extensions: { browser: browserTaskExtension },
+      cwd: ROOT,
+    });
+    expect(tasks.length).toBeGreaterThanOrEqual(8);
+    for (const task of tasks) {
+      expect(task.environment, task.id).toBeUndefined();
+      expect(task.tools).toEqual(['submit']);
+      expect(task.solution?.kind, task.id).toBe('actions');
+      const config = resolveBrowserConfig(task.extensions.browser, task.dir);
+      expect(config.scorer?.kind, task.id).toBe('file');
+    }
+  });
+});
