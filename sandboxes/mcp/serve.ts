@@ -34,6 +34,7 @@ import {
   type AgentInput,
   type AssistantTurn,
   type EpisodeEvent,
+  type EpisodeRewards,
   type EpisodeEventListener,
   type EpisodeRecord,
   type RunStore,
@@ -41,8 +42,6 @@ import {
   type Task,
   type ToolProvider,
   type ToolResultRecord,
-  type TrajectoryRewardFunction,
-  type TurnRewardFunction,
 } from '../../harness/index.ts';
 import { settle } from './connection.ts';
 import { McpToolProvider } from './provider.ts';
@@ -63,8 +62,8 @@ export interface ServeTaskOptions {
   sandboxProvider?: SandboxProvider;
   /** Tool plug-ins. @default [a new McpToolProvider()] (closed when the episode ends) */
   toolProviders?: readonly ToolProvider[];
-  turnRewards?: readonly TurnRewardFunction[];
-  trajectoryRewards?: readonly TrajectoryRewardFunction[];
+  /** The task's turn and trajectory rewards, constraints and credit assignment (as for `runEpisode`). */
+  rewards?: EpisodeRewards;
   /** Where the finished episode is appended (opened for writing if it is not); its events go there too. */
   runStore?: RunStore;
   /** @default the run store's run id, else `mcp-serve` */
@@ -372,8 +371,7 @@ export async function serveTask(task: Task, options: ServeTaskOptions): Promise<
         toolProviders: options.toolProviders ?? ownProviders,
         onEvent,
         ...(options.sandboxProvider ? { sandboxProvider: options.sandboxProvider } : {}),
-        ...(options.turnRewards ? { turnRewards: options.turnRewards } : {}),
-        ...(options.trajectoryRewards ? { trajectoryRewards: options.trajectoryRewards } : {}),
+        ...(options.rewards ? { rewards: options.rewards } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       });
       store?.appendEpisode(record);

@@ -105,7 +105,14 @@ describe('serveTask over streamable HTTP', () => {
   async function serve(
     store?: RunStore,
   ): Promise<{ served: ServedTask; client: Client; transport: StreamableHTTPClientTransport }> {
-    const served = await serveTask(task, { transport: 'http', ...(store ? { runStore: store } : {}) });
+    const served = await serveTask(task, {
+      transport: 'http',
+      ...(store ? { runStore: store } : {}),
+      // The task's other rewards go through as for any episode (weight 0 here: the total stays the MCP score).
+      rewards: {
+        trajectory: [{ name: 'answered', weight: 0, score: async ({ episode }) => (episode.answer ? 1 : 0) }],
+      },
+    });
     cleanups.push(() => served.close());
     const transport = new StreamableHTTPClientTransport(new URL(served.url!));
     const client = new Client({ name: 'http-agent', version: '1.0.0' });
@@ -135,7 +142,10 @@ describe('serveTask over streamable HTTP', () => {
     );
     await client.callTool({ name: 'calc__record', arguments: { key: 'total', value: 37.5 } });
     const submitted = await client.callTool({ name: 'submit', arguments: { answer: '37.5' } });
-    expect(submitted.structuredContent).toMatchObject({ reward: 1, components: { 'mcp:calc.ledger': 1 } });
+    expect(submitted.structuredContent).toMatchObject({
+      reward: 1,
+      components: { 'mcp:calc.ledger': 1, answered: 1 },
+    });
 
     const late = await client.callTool({ name: 'calc__lookup', arguments: { item: 'gizmo' } });
     expect(late.isError).toBe(true);
