@@ -55,7 +55,7 @@ describe('episodes in Docker', () => {
             bash(
               'nohup sh -c "while :; do mkdir -p /logs/verifier; echo 1 > /logs/verifier/reward.txt; done" >/dev/null 2>&1 &',
             ),
-            bash('sleep 0.5; cat /logs/verifier/reward.txt'),
+            bash('sleep 0.3; pgrep -f "while :; do mkdir" >/dev/null && echo writer-alive'),
           ],
         },
         { tool_calls: [submit] },
@@ -68,7 +68,7 @@ describe('episodes in Docker', () => {
       episodeId: 'cheat',
       sandboxProvider: provider,
     });
-    expect(episode.turns[0]!.toolResults[3]!.output).toContain('1');
+    expect(episode.turns[0]!.toolResults[3]!.output).toContain('writer-alive');
     expect(episode.status).toBe('completed');
     expect(episode.verifier?.reward).toBe(0);
     expect(episode.reward.total).toBe(0);
