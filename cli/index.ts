@@ -20,3 +20,6 @@ export {
   type EvaluationResult,
 } from './evaluate.ts';
 export { renderEpisode, viewRun } from './view.ts';
+export { serve, type ServeOptions } from './serve.ts';
+export { JUDGE_CACHE_DIR, RunPlugins, TASK_EXTENSIONS, loadSuite, validateSuite } from './plugins.ts';
+export { McpToolProvider, mcpTaskExtension, serveTask } from '../sandboxes/mcp/index.ts';

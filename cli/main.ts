@@ -17,6 +17,7 @@ import { formatTaskProblem } from '../tasks/index.ts';
 import { validateSuite } from './plugins.ts';
 import { AGENT_SPECS } from './agents.ts';
 import { DEFAULT_RUNS_DIR, evaluate, resume, type EvaluationResult } from './evaluate.ts';
+import { serve } from './serve.ts';
 import { viewRun } from './view.ts';
 
 const USAGE = `paddock — run LLM agents on tasks in sandboxes
@@ -27,6 +28,7 @@ Usage:
   paddock resume <run-id> [--runs-dir DIR] [--json]
   paddock view [run-id] [--episode ID] [--runs-dir DIR]
   paddock export <run-id> --format jsonl|parquet --out FILE [--runs-dir DIR]
+  paddock mcp serve <task> [--transport stdio|http] [--port N] [--host H] [--runs-dir DIR]
   paddock tasks validate <tasks…>
   paddock tasks list <tasks…> [--json]
   paddock images bootstrap [--force]
@@ -201,6 +203,39 @@ async function main(argv: string[]): Promise<number> {
       });
       process.stdout.write(`wrote ${result.rows} episode(s) to ${result.out}\n`);
       return 0;
+    }
+    case 'mcp': {
+      const { values, positionals } = parse(rest, {
+        transport: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'runs-dir': { type: 'string' },
+        'image-map': { type: 'string', multiple: true },
+      });
+      const [sub, taskPath] = positionals;
+      if (sub !== 'serve' || !taskPath)
+        throw new UsageError('usage: paddock mcp serve <task> [--transport stdio|http]');
+      const transport = values.transport ?? 'stdio';
+      if (transport !== 'stdio' && transport !== 'http')
+        throw new UsageError('--transport must be stdio or http');
+      const port = integer(values.port, 'port', 0);
+      await checkEngine();
+      // In stdio mode stdout carries the protocol, so everything else goes to stderr.
+      const episode = await serve({
+        taskPath,
+        transport,
+        imageMap: imageMap(values['image-map']),
+        signal: controller.signal,
+        onListening: ({ runId, url }) =>
+          process.stderr.write(`paddock: serving run ${runId}${url ? ` at ${url}` : ' on stdio'}\n`),
+        ...(port === undefined ? {} : { port }),
+        ...(typeof values.host === 'string' ? { host: values.host } : {}),
+        ...(typeof values['runs-dir'] === 'string' ? { runsDir: values['runs-dir'] } : {}),
+      });
+      process.stderr.write(
+        `paddock: episode ${episode.episodeId} ${episode.status} reward=${episode.reward.total.toFixed(3)}\n`,
+      );
+      return episode.status === 'infra-error' ? 1 : 0;
     }
     case 'tasks': {
       const [sub, ...paths] = rest;

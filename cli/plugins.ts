@@ -4,6 +4,7 @@
  */
 import type { EpisodeRewards, Task, ToolProvider } from '../harness/index.ts';
 import { creditTaskExtension, episodeReturns } from '../trainers/credit/index.ts';
+import { McpToolProvider, mcpTaskExtension } from '../sandboxes/mcp/index.ts';
 import { RewardResources, buildRewardFunctions, rewardsTaskExtension } from '../trainers/rewards/index.ts';
 import { loadTasks, validateTasks, type TaskValidation } from '../tasks/index.ts';
 import { createAgent } from './agents.ts';
@@ -12,6 +13,7 @@ import { createAgent } from './agents.ts';
 export const TASK_EXTENSIONS = {
   rewards: rewardsTaskExtension,
   credit: creditTaskExtension,
+  mcp_servers: mcpTaskExtension,
 };
 
 /** Loads tasks with every plug-in section known. Rejects with TASK_INVALID listing every problem. */
@@ -29,7 +31,8 @@ export const JUDGE_CACHE_DIR = '.paddock/cache';
 
 /** What one run uses besides its agent and sandboxes: tool providers and reward functions. */
 export class RunPlugins {
-  readonly toolProviders: ToolProvider[] = [];
+  private readonly mcp = new McpToolProvider();
+  readonly toolProviders: ToolProvider[] = [this.mcp];
   private readonly resources = new RewardResources({
     judgeAgentFactory: createAgent,
     cacheDir: JUDGE_CACHE_DIR,
@@ -52,5 +55,6 @@ export class RunPlugins {
   async close(): Promise<void> {
     await Promise.allSettled(this.setups.map((setup) => setup.close()));
     await this.resources.close();
+    await this.mcp.close();
   }
 }
