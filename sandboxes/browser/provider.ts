@@ -119,16 +119,33 @@ export interface BrowserTurnRewardOptions {
   /** @default 1 */
   weight?: number;
   /**
-   * `delta`: the change of the page's score since the previous turn (0 before the first),
+   * `delta`: the change of the page's score since the previous turn (since the untouched page before the first),
    * so that the turn rewards of an episode sum to its final page score; `value`: the score
    * itself after every turn. @default 'delta'
    */
   mode?: 'delta' | 'value';
 }
 
+/** The open session a reward context is about: by its `episodeId`, else by its task (see `browserTurnReward`). */
+function sessionFor(
+  provider: BrowserToolProvider,
+  context: { task: Task; episodeId?: unknown },
+): BrowserSession | undefined {
+  if (typeof context.episodeId === 'string') return provider.session(context.episodeId);
+  const sessions = provider.sessionsOf(context.task);
+  if (sessions.length > 1) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `browserTurnReward: ${sessions.length} episodes of ${context.task.id} are open and the turn-reward context names no episodeId`,
+    );
+  }
+  return sessions[0];
+}
+
 /**
- * A turn reward that runs the task's scorer on the page after every turn. Turns of
- * episodes without a browser session or scorer score 0.
+ * A turn reward that runs the task's scorer on the page after every turn (and once at
+ * the start, for the baseline of `delta`). Turns of episodes without a browser session
+ * or scorer score 0.
  *
  * The episode is found by `episodeId` in the reward's context. Until the episode loop
  * passes it, the session is found by task, which works only while one episode of the
@@ -142,21 +159,12 @@ export function browserTurnReward(
   return {
     name: options.name ?? 'browser',
     weight: options.weight ?? 1,
+    async start(context) {
+      // The score of the untouched page is the baseline of the first turn's delta.
+      await sessionFor(provider, context)?.scoreNow(context.signal);
+    },
     async score(context) {
-      const episodeId = (context as { episodeId?: unknown }).episodeId;
-      let session: BrowserSession | undefined;
-      if (typeof episodeId === 'string') {
-        session = provider.session(episodeId);
-      } else {
-        const sessions = provider.sessionsOf(context.task);
-        if (sessions.length > 1) {
-          throw new PaddockError(
-            ERROR_CODES.CONFIG_INVALID,
-            `browserTurnReward: ${sessions.length} episodes of ${context.task.id} are open and the turn-reward context names no episodeId`,
-          );
-        }
-        session = sessions[0];
-      }
+      const session = sessionFor(provider, context);
       if (!session) return 0;
       const before = session.lastScore ?? 0;
       const value = (await session.scoreNow(context.signal)) ?? 0;

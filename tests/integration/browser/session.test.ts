@@ -5,11 +5,15 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OracleAgent } from '../../../agents/oracle/index.ts';
+import { runEpisode } from '../../../harness/index.ts';
 import {
   BrowserToolProvider,
+  browserTaskExtension,
   browserTurnReward,
   type BrowserSession,
 } from '../../../sandboxes/browser/index.ts';
+import { loadTasks } from '../../../tasks/index.ts';
 import { call, refOf, startFixtureServer, webTask } from './helpers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
@@ -253,6 +257,7 @@ describe('the scorer', () => {
         episodeId: session.episodeId,
         signal,
       } as never;
+      await reward.start!(context);
       expect(await reward.score(context)).toBe(0);
       await call(session, 'browser_click', { selector: '#finish' });
       expect(await reward.score(context)).toBe(1);
@@ -263,5 +268,25 @@ describe('the scorer', () => {
     } finally {
       await session.close();
     }
+  });
+
+  it('scores every turn of an episode through the episode loop', async () => {
+    const [task] = await loadTasks([path.join(ROOT, 'tasks/web/fill-form')], {
+      extensions: { browser: browserTaskExtension },
+      cwd: ROOT,
+    });
+    const record = await runEpisode({
+      task: task!,
+      agent: new OracleAgent(),
+      runId: 'it-browser',
+      episodeId: `turn-rewards-${++episode}`,
+      toolProviders: [provider],
+      rewards: { turn: [browserTurnReward(provider)] },
+    });
+    expect(record.status).toBe('completed');
+    expect(record.reward.components.browser).toEqual({ value: 1, weight: 1 });
+    const perTurn = record.turns.map((turn) => turn.rewards.browser);
+    // Only sending the form (the fifth action) changes the page's score.
+    expect(perTurn).toEqual([0, 0, 0, 0, 1, 0]);
   });
 });
