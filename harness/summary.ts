@@ -17,6 +17,8 @@ export interface TaskSummary {
   limits: number;
   /** Mean value of each reward component. */
   components: Record<string, number>;
+  /** Mean value of each constraint (costs kept apart from the reward). */
+  constraints: Record<string, number>;
 }
 
 export interface RunSummary {
@@ -38,10 +40,17 @@ function summarise(name: string, episodes: readonly EpisodeRecord[]): TaskSummar
   const mean = (values: number[]): number =>
     values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
   const componentValues: Record<string, number[]> = {};
+  const constraintValues: Record<string, number[]> = {};
   for (const episode of episodes) {
-    for (const [key, component] of Object.entries(episode.reward.components))
+    for (const [key, component] of Object.entries(episode.reward.components)) {
       (componentValues[key] ??= []).push(component.value);
+    }
+    for (const [key, constraint] of Object.entries(episode.reward.constraints)) {
+      (constraintValues[key] ??= []).push(constraint.value);
+    }
   }
+  const means = (values: Record<string, number[]>): Record<string, number> =>
+    Object.fromEntries(Object.entries(values).map(([key, list]) => [key, mean(list)]));
   return {
     task: name,
     episodes: count,
@@ -49,9 +58,8 @@ function summarise(name: string, episodes: readonly EpisodeRecord[]): TaskSummar
     passRate: count === 0 ? 0 : episodes.filter((episode) => episode.reward.total >= 1 - 1e-9).length / count,
     errors: episodes.filter(isErrorEpisode).length,
     limits: episodes.filter((episode) => episode.status === 'limit').length,
-    components: Object.fromEntries(
-      Object.entries(componentValues).map(([key, values]) => [key, mean(values)]),
-    ),
+    components: means(componentValues),
+    constraints: means(constraintValues),
   };
 }
 
@@ -88,5 +96,22 @@ export function formatSummary(summary: RunSummary): string {
       .map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)))
       .join('  ');
   const rule = widths.map((width) => '-'.repeat(width)).join('  ');
-  return [render(header), rule, ...rows.slice(1, -1).map(render), rule, render(rows.at(-1)!)].join('\n');
+  const table = [render(header), rule, ...rows.slice(1, -1).map(render), rule, render(rows.at(-1)!)];
+  // Component and constraint means, when the rewards are more than the verifier's alone.
+  const detailed = summary.tasks.filter(
+    (task) =>
+      Object.keys(task.constraints).length > 0 ||
+      Object.keys(task.components).some((name) => name !== 'verifier'),
+  );
+  if (detailed.length > 0) {
+    table.push('', 'reward components and constraints (means):');
+    for (const task of detailed) {
+      const parts = [
+        ...Object.entries(task.components).map(([name, value]) => `${name}=${value.toFixed(3)}`),
+        ...Object.entries(task.constraints).map(([name, value]) => `[${name}]=${value.toFixed(3)}`),
+      ];
+      table.push(`  ${task.task}: ${parts.join('  ')}`);
+    }
+  }
+  return table.join('\n');
 }

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ScriptedAgent } from '../../../agents/scripted/index.ts';
-import { RunStore, planEpisodes, runEpisodes, summariseRun, type Agent } from '../../../harness/index.ts';
+import {
+  RunStore,
+  formatSummary,
+  planEpisodes,
+  runEpisodes,
+  summariseRun,
+  type Agent,
+} from '../../../harness/index.ts';
 import { MemorySandboxProvider } from '../../fakes/memory-sandbox.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 
@@ -139,5 +146,32 @@ describe('runEpisodes', () => {
         signal: controller.signal,
       }),
     ).rejects.toMatchObject({ code: 'ABORTED' });
+  });
+});
+
+describe('summariseRun', () => {
+  it('groups dataset rows under their task and reports component and constraint means', () => {
+    const episode = (taskId: string, total: number, tokens: number) =>
+      ({
+        taskId,
+        status: 'completed',
+        reward: {
+          total,
+          components: { verifier: { value: total, weight: 1 }, judge: { value: 0.5, weight: 0.2 } },
+          constraints: { tokens: { value: tokens, limit: 100 } },
+        },
+      }) as unknown as Parameters<typeof summariseRun>[0][number];
+    const summary = summariseRun([
+      episode('math@1', 1, 10),
+      episode('math@2', 0, 30),
+      episode('other', 1, 20),
+    ]);
+    expect(summary.tasks.map((task) => [task.task, task.episodes, task.passRate])).toEqual([
+      ['math', 2, 0.5],
+      ['other', 1, 1],
+    ]);
+    expect(summary.tasks[0]!.components).toEqual({ verifier: 0.5, judge: 0.5 });
+    expect(summary.tasks[0]!.constraints).toEqual({ tokens: 20 });
+    expect(formatSummary(summary)).toContain('math: verifier=0.500  judge=0.500  [tokens]=20.000');
   });
 });
