@@ -181,6 +181,11 @@ export interface BuildTokenizerOptions {
   minCount?: number;
   /** Pieces always kept first, in order (e.g. the tool-call markers). */
   forced?: readonly string[];
+  /**
+   * Make every integer 0 … numbers-1 one piece (as the number tokens of current LLM
+   * vocabularies do), so that a number is one token wherever it appears. @default 0
+   */
+  numbers?: number;
 }
 
 /**
@@ -191,7 +196,8 @@ export function buildPieceTokenizer(
   texts: Iterable<string>,
   options: BuildTokenizerOptions = {},
 ): PieceTokenizer {
-  const forced = [...new Set(options.forced ?? [])];
+  const numbers = Array.from({ length: options.numbers ?? 0 }, (_, i) => String(i)).filter((n) => n.length > 1);
+  const forced = [...new Set([...(options.forced ?? []), ...numbers])];
   const counts = new Map<string, number>();
   const encoder = new TextEncoder();
   for (const text of texts) {

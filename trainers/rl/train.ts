@@ -421,7 +421,12 @@ class TrainingRun {
         texts.push(message.role === 'assistant' ? renderAssistantText(message.content, message.toolCalls) : message.content);
       }
     }
-    return buildPieceTokenizer(texts, { maxPieces: spec.max_pieces, minCount: spec.min_count, forced: TOOL_CALL_PIECES });
+    return buildPieceTokenizer(texts, {
+      maxPieces: spec.max_pieces,
+      minCount: spec.min_count,
+      forced: TOOL_CALL_PIECES,
+      numbers: spec.numbers,
+    });
   }
 
   private async supervised(demos: readonly Demonstration[], template: ChatTemplate): Promise<void> {
@@ -456,7 +461,11 @@ class TrainingRun {
         }
         batch.push(sequences[order.pop()!]!);
       }
-      const metrics = await this.trainer!.sftStep(batch, { microBatch: sft.micro_batch, signal: this.signal });
+      const metrics = await this.trainer!.sftStep(batch, {
+        microBatch: sft.micro_batch,
+        labelSmoothing: sft.label_smoothing,
+        signal: this.signal,
+      });
       this.writeRow({ type: 'sft', step, ...metrics });
       if (step % 10 === 0 || step === sft.steps)
         this.log(`sft ${step}/${sft.steps}: loss ${metrics.loss!.toFixed(4)} accuracy ${metrics.accuracy!.toFixed(3)}`);

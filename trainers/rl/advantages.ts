@@ -1,0 +1,80 @@
+/**
+ * Per-turn advantages of a step's episodes, grouped by task. The estimators and the
+ * credit assignment are trainers/credit's; this file decides what is pooled:
+ *
+ * - trajectory level: each episode's `reward.total`, GRPO / RLOO within the task's group,
+ *   REINFORCE against the mean of the whole step's batch; every turn of an episode gets
+ *   its episode's advantage;
+ * - turn level: each turn's return G_t (trainers/credit `episodeReturns`, with the task's
+ *   `credit:` section), pooled within the group (`pooling`), REINFORCE over the batch.
+ */
+import type { EpisodeRecord, Task } from '../../harness/index.ts';
+import {
+  creditConfig,
+  episodeReturns,
+  reinforceAdvantages,
+  trajectoryAdvantages,
+  turnAdvantages,
+  type AdvantageEstimator,
+  type CreditSection,
+} from '../credit/index.ts';
+
+export interface AdvantageSettings {
+  estimator: AdvantageEstimator;
+  level: 'trajectory' | 'turn';
+  /** GRPO: divide by the group's standard deviation. @default true */
+  scaleByStd?: boolean;
+  /** Turn level: how turns are pooled. @default 'all' */
+  pooling?: 'all' | 'index';
+}
+
+/**
+ * Advantages of every turn of every episode, by episode id. `groups` holds the episodes of
+ * one task each; `tasks` gives each task's `credit:` section for turn-level returns.
+ */
+export function computeAdvantages(
+  groups: readonly (readonly EpisodeRecord[])[],
+  tasks: ReadonlyMap<string, Task>,
+  settings: AdvantageSettings,
+): Map<string, number[]> {
+  const result = new Map<string, number[]>();
+  const options = { scaleByStd: settings.scaleByStd ?? true };
+  if (settings.level === 'trajectory') {
+    if (settings.estimator === 'reinforce') {
+      const all = groups.flat();
+      const advantages = reinforceAdvantages(all.map((episode) => episode.reward.total));
+      all.forEach((episode, i) => result.set(episode.episodeId, episode.turns.map(() => advantages[i]!)));
+      return result;
+    }
+    for (const group of groups) {
+      const advantages = trajectoryAdvantages(
+        group.map((episode) => episode.reward.total),
+        settings.estimator,
+        options,
+      );
+      group.forEach((episode, i) => result.set(episode.episodeId, episode.turns.map(() => advantages[i]!)));
+    }
+    return result;
+  }
+  const returnsOf = (episode: EpisodeRecord): number[] => {
+    const section = tasks.get(episode.taskId)?.extensions.credit as CreditSection | undefined;
+    return episodeReturns(episode, creditConfig(section));
+  };
+  if (settings.estimator === 'reinforce') {
+    const all = groups.flat();
+    const returns = all.map(returnsOf);
+    const flat = reinforceAdvantages(returns.flat());
+    let k = 0;
+    all.forEach((episode, i) => result.set(episode.episodeId, returns[i]!.map(() => flat[k++]!)));
+    return result;
+  }
+  for (const group of groups) {
+    const advantages = turnAdvantages(group.map(returnsOf), {
+      estimator: settings.estimator,
+      ...options,
+      pooling: settings.pooling ?? 'all',
+    });
+    group.forEach((episode, i) => result.set(episode.episodeId, advantages[i]!));
+  }
+  return result;
+}

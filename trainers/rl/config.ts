@@ -1,0 +1,243 @@
+/**
+ * `train.yaml`: what `paddock train` runs. Strict (an unknown key is an error), snake_case,
+ * validated with zod; every error names the file and the field. Paths are relative to the
+ * file's folder.
+ *
+ * ```yaml
+ * tasks:
+ *   train: [tasks/toy/lookup-train]      # task folders or suites
+ *   heldout: [tasks/toy/lookup-heldout]  # evaluated every eval.every steps
+ *   per_step: 8                          # tasks sampled per step
+ * policy:
+ *   builtin: { d_model: 128, n_layers: 2, n_heads: 4, max_len: 256 }   # or model: <HF folder>
+ *   tokenizer: { kind: pieces, max_pieces: 400 }                       # or { kind: bytes } or { file: … }
+ * algorithm: { name: grpo, level: trajectory, group_size: 8, lr: 3e-4, clip: 0.2, kl: 0, entropy: 0 }
+ * sampling: { temperature: 1, top_p: 1, max_new_tokens: 48 }
+ * sft: { data: oracle, episodes: 32, steps: 40, lr: 1e-3 }
+ * steps: 60
+ * eval: { every: 10 }
+ * checkpoint: { every: 5 }
+ * device: auto
+ * seed: 0
+ * output: runs/train-toy
+ * ```
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ERROR_CODES, PaddockError, describeError, formatZodIssues } from '../../harness/index.ts';
+
+const positiveInt = z.number().int().positive();
+const nonNegative = z.number().min(0);
+
+export const BuiltinPolicySchema = z
+  .object({
+    d_model: positiveInt,
+    n_layers: positiveInt,
+    n_heads: positiveInt,
+    /** Longest context, in tokens. */
+    max_len: positiveInt,
+    /** @default 4 */
+    mlp_ratio: positiveInt.default(4),
+  })
+  .strict()
+  .refine((model) => model.d_model % model.n_heads === 0, {
+    message: 'd_model must be a multiple of n_heads',
+    path: ['d_model'],
+  });
+
+export const TokenizerConfigSchema = z.union([
+  z
+    .object({
+      /** Pieces learned from the demonstrations and instructions (see agents/onnx/tokenizer.ts). */
+      kind: z.literal('pieces'),
+      /** @default 512 */
+      max_pieces: positiveInt.default(512),
+      /** @default 2 */
+      min_count: positiveInt.default(2),
+      /** Every integer below this is one piece. @default 0 */
+      numbers: z.number().int().min(0).max(100_000).default(0),
+    })
+    .strict(),
+  z.object({ kind: z.literal('bytes') }).strict(),
+  z.object({ /** A tokenizer.json to use as is. */ file: z.string().min(1) }).strict(),
+]);
+
+export const TrainConfigSchema = z
+  .object({
+    tasks: z
+      .object({
+        train: z.array(z.string().min(1)).min(1),
+        heldout: z.array(z.string().min(1)).default([]),
+        /** Tasks sampled per step. @default 8 */
+        per_step: positiveInt.default(8),
+      })
+      .strict(),
+    policy: z
+      .object({
+        builtin: BuiltinPolicySchema.optional(),
+        /** A Hugging Face causal-LM folder (needs `transformers` in the worker's Python). */
+        model: z.string().min(1).optional(),
+        tokenizer: TokenizerConfigSchema.default({ kind: 'pieces', max_pieces: 512, min_count: 2, numbers: 0 }),
+        /** Tool descriptions in the system prompt. @default true */
+        tool_descriptions: z.boolean().default(true),
+      })
+      .strict()
+      .refine((policy) => (policy.builtin === undefined) !== (policy.model === undefined), {
+        message: 'give exactly one of policy.builtin and policy.model',
+      }),
+    algorithm: z
+      .object({
+        name: z.enum(['grpo', 'rloo', 'reinforce']).default('grpo'),
+        level: z.enum(['trajectory', 'turn']).default('trajectory'),
+        /** Episodes per task per step (G). @default 8 */
+        group_size: z.number().int().min(2).default(8),
+        /** GRPO: divide advantages by the group's standard deviation. @default true */
+        scale_by_std: z.boolean().default(true),
+        /** Turn level: pool all turns of a group, or turns of the same index. @default all */
+        pooling: z.enum(['all', 'index']).default('all'),
+        lr: z.number().positive().default(1e-4),
+        warmup_steps: z.number().int().min(0).default(0),
+        schedule: z.enum(['constant', 'cosine']).default('constant'),
+        min_lr_ratio: z.number().min(0).max(1).default(0.1),
+        weight_decay: nonNegative.default(0),
+        grad_clip: z.number().positive().default(1),
+        /** PPO clip ε (below 1, and above unless clip_high is given). @default 0.2 */
+        clip: z.number().positive().default(0.2),
+        clip_high: z.number().positive().optional(),
+        /** Weight of the k3 KL to the reference (the warm-started policy). @default 0 */
+        kl: nonNegative.default(0),
+        /** Weight of the entropy bonus. @default 0 */
+        entropy: nonNegative.default(0),
+        loss_agg: z.enum(['token-mean', 'seq-mean-token-mean']).default('token-mean'),
+        /** Sequences per forward/backward pass. @default 16 */
+        micro_batch: positiveInt.default(16),
+        /** Passes over each step's batch. @default 1 */
+        epochs: positiveInt.default(1),
+        /** Optimiser steps per pass. @default 1 */
+        mini_batches: positiveInt.default(1),
+        /** Keep a frozen reference to report (and penalise) KL. @default true */
+        reference: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    sampling: z
+      .object({
+        temperature: z.number().positive().default(1),
+        top_p: z.number().gt(0).max(1).default(1),
+        max_new_tokens: positiveInt.default(64),
+      })
+      .strict()
+      .prefault({}),
+    /** RL steps. */
+    steps: z.number().int().min(0),
+    sft: z
+      .object({
+        /** `oracle` (record the oracle on train tasks) or a JSONL file of {messages, tools}. */
+        data: z.string().min(1),
+        /** Demonstrations recorded with `oracle`. @default 32 */
+        episodes: positiveInt.default(32),
+        steps: z.number().int().min(0).default(50),
+        batch_size: positiveInt.default(16),
+        lr: z.number().positive().default(1e-3),
+        warmup_steps: z.number().int().min(0).default(0),
+        schedule: z.enum(['constant', 'cosine']).default('cosine'),
+        micro_batch: positiveInt.default(16),
+        /** Label smoothing of the cross-entropy. @default 0 */
+        label_smoothing: z.number().min(0).max(0.5).default(0),
+      })
+      .strict()
+      .optional(),
+    eval: z
+      .object({
+        /** Evaluate on held-out tasks every this many steps (and before the first, and after the last). @default 10 */
+        every: positiveInt.default(10),
+        episodes_per_task: positiveInt.default(1),
+        /** @default sampling.temperature */
+        temperature: nonNegative.optional(),
+        /** Evaluate on at most this many held-out tasks (the first ones). */
+        max_tasks: positiveInt.optional(),
+      })
+      .strict()
+      .prefault({}),
+    checkpoint: z
+      .object({ every: positiveInt.default(10), keep: positiveInt.default(2) })
+      .strict()
+      .prefault({}),
+    rollout: z
+      .object({ concurrency: positiveInt.default(8) })
+      .strict()
+      .prefault({}),
+    /** An episode passes when its reward is at least this. @default 1 */
+    pass_threshold: z.number().default(1),
+    device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+    /** Torch threads in the worker; the worker's default when absent. */
+    threads: positiveInt.optional(),
+    seed: z.number().int().min(0).default(0),
+    /** Output folder (metrics, checkpoints, policies, plot). */
+    output: z.string().min(1),
+    worker: z
+      .object({
+        /** @default $PADDOCK_PYTHON, else /usr/bin/python3 */
+        python: z.string().min(1).optional(),
+        /** Limit of one worker request. @default 1800 */
+        timeout_sec: z.number().positive().default(1800),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+/** A train.yaml as written. */
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+/** A validated train.yaml, defaults applied, paths absolute. */
+export type TrainConfig = z.output<typeof TrainConfigSchema>;
+
+/**
+ * Validates a config object; relative paths are resolved against `baseDir`. Throws
+ * CONFIG_INVALID listing each bad field (prefixed with `file` when given).
+ */
+export function parseTrainConfig(data: unknown, options: { file?: string; baseDir?: string } = {}): TrainConfig {
+  const parsed = TrainConfigSchema.safeParse(data);
+  const where = options.file ? `${options.file}: ` : '';
+  if (!parsed.success) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `${where}invalid training config:\n${formatZodIssues(parsed.error.issues)
+        .split('\n')
+        .map((line) => `${options.file ? `${options.file}: ` : ''}${line}`)
+        .join('\n')}`,
+      {
+        details: {
+          ...(options.file ? { file: options.file } : {}),
+          issues: parsed.error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message })),
+        },
+      },
+    );
+  }
+  const base = options.baseDir ?? process.cwd();
+  const at = (path: string): string => (isAbsolute(path) ? path : resolve(base, path));
+  const config = parsed.data;
+  config.tasks.train = config.tasks.train.map(at);
+  config.tasks.heldout = config.tasks.heldout.map(at);
+  if (config.policy.model !== undefined) config.policy.model = at(config.policy.model);
+  if ('file' in config.policy.tokenizer) config.policy.tokenizer = { file: at(config.policy.tokenizer.file) };
+  if (config.sft && config.sft.data !== 'oracle') config.sft.data = at(config.sft.data);
+  config.output = at(config.output);
+  return config;
+}
+
+/** Reads and validates a train.yaml (YAML or JSON). Throws CONFIG_INVALID naming the file and field. */
+export function loadTrainConfig(file: string): TrainConfig {
+  let data: unknown;
+  try {
+    data = parseYaml(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `${file}: ${describeError(error)}`, {
+      cause: error,
+      details: { file },
+    });
+  }
+  return parseTrainConfig(data, { file, baseDir: dirname(resolve(file)) });
+}

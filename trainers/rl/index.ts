@@ -1,0 +1,60 @@
+/**
+ * Multi-turn policy-gradient RL: the rollout → train loop, its configuration, token
+ * batches, advantages, the torch worker and its supervision, the learning-curve plot, and
+ * the toy suite's tools.
+ */
+
+/** Train from a train.yaml (or object); resume a run from its last checkpoint. */
+export {
+  resumeTraining,
+  train,
+  type EvalSummary,
+  type MetricRow,
+  type TrainOptions,
+  type TrainResult,
+} from './train.ts';
+/** train.yaml: schema, parsing (errors name file and field), loading. */
+export {
+  TrainConfigSchema,
+  loadTrainConfig,
+  parseTrainConfig,
+  type TrainConfig,
+  type TrainConfigInput,
+} from './config.ts';
+/** Token batches from recorded ids, demonstrations, and the drift check. */
+export {
+  checkTokenDrift,
+  demonstrationSequence,
+  episodeSequences,
+  type Demonstration,
+  type TokenDrift,
+  type TokenSequence,
+} from './batch.ts';
+/** Per-turn advantages of a step's groups (estimators from trainers/credit). */
+export { computeAdvantages, type AdvantageSettings } from './advantages.ts';
+/** The torch worker: process supervision and typed protocol calls. */
+export {
+  DEFAULT_PYTHON,
+  TorchWorker,
+  WORKER_SCRIPT,
+  encodeFloat64,
+  encodeInt32,
+  type EncodedArray,
+  type TorchWorkerOptions,
+  type WorkerHello,
+} from './worker.ts';
+export {
+  TorchTrainer,
+  type BuiltinModelConfig,
+  type LossConfig,
+  type OptimizerConfig,
+  type PolicySpec,
+  type StepMetrics,
+  type WorkerInfo,
+} from './torch-trainer.ts';
+/** The trainer's error code (pending an ERROR_CODES entry in the harness). */
+export { TRAINER_FAILED, trainerError } from './errors.ts';
+/** The learning-curve SVG. */
+export { learningCurveSvg, renderPlot, type PlotPanel, type PlotSeries } from './plot.ts';
+/** The toy suite's tools (lookup, calc, submit) and its `toy:` task.yaml section. */
+export { evaluateExpression, toyTaskExtension, toyToolProvider, type ToySection } from './toy-tools.ts';

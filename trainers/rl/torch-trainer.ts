@@ -1,0 +1,200 @@
+/**
+ * Typed calls of the torch worker's protocol (trainers/torch/PROTOCOL.md). Results are
+ * parsed with schemas: the worker is another process, its answers are outside data.
+ */
+import { z } from 'zod';
+import type { TokenSequence } from './batch.ts';
+import { trainerError } from './errors.ts';
+import { encodeFloat64, encodeInt32, TorchWorker, type TorchWorkerOptions, type WorkerHello } from './worker.ts';
+
+/** The built-in transformer's shape (trainers/torch/model.py). */
+export interface BuiltinModelConfig {
+  vocab_size: number;
+  d_model: number;
+  n_layers: number;
+  n_heads: number;
+  max_len: number;
+  /** @default 4 */
+  mlp_ratio?: number;
+}
+
+/** What the worker trains: the built-in transformer, or a Hugging Face causal-LM folder. */
+export type PolicySpec = { kind: 'builtin'; config: BuiltinModelConfig } | { kind: 'hf'; path: string };
+
+/** AdamW and the learning-rate schedule. */
+export interface OptimizerConfig {
+  lr: number;
+  betas?: [number, number];
+  eps?: number;
+  /** @default 0 */
+  weight_decay?: number;
+  /** @default 0 */
+  warmup_steps?: number;
+  /** Optimiser steps the schedule spans. */
+  total_steps: number;
+  /** @default 'constant' */
+  schedule?: 'constant' | 'cosine';
+  /** Cosine floor as a fraction of lr. @default 0.1 */
+  min_lr_ratio?: number;
+  /** Gradient-norm clip. @default 1 */
+  grad_clip?: number;
+}
+
+/** The policy-gradient loss. */
+export interface LossConfig {
+  /** PPO clip below 1. @default 0.2 */
+  clip_low?: number;
+  /** PPO clip above 1. @default clip_low */
+  clip_high?: number;
+  /** Weight of the k3 KL to the reference. @default 0 */
+  kl_coef?: number;
+  /** Weight of the entropy bonus. @default 0 */
+  entropy_coef?: number;
+  /** The sampling temperature the logprobs were taken at. @default 1 */
+  temperature?: number;
+  /** @default 'token-mean' */
+  agg?: 'token-mean' | 'seq-mean-token-mean';
+}
+
+const InfoSchema = z.object({
+  device: z.string(),
+  dtype: z.string(),
+  torch: z.string(),
+  cuda: z.boolean(),
+  params: z.number(),
+  policy: z.object({
+    kind: z.string(),
+    vocab_size: z.number(),
+    max_len: z.number(),
+    kv_cache: z.object({ layers: z.number(), heads: z.number(), head_dim: z.number() }).nullable(),
+    model: z.record(z.string(), z.unknown()),
+  }),
+});
+
+export type WorkerInfo = z.infer<typeof InfoSchema>;
+
+/** Numeric metrics of a step; see trainers/torch/PROTOCOL.md for their names. */
+const MetricsSchema = z.record(z.string(), z.number());
+
+export type StepMetrics = Record<string, number>;
+
+const ExportSchema = z.object({ path: z.string(), bytes: z.number(), ms: z.number(), describe: InfoSchema.shape.policy });
+const LoadSchema = z.object({ opt_step: z.number(), meta: z.record(z.string(), z.unknown()) });
+const HashSchema = z.object({ sha256: z.string(), opt_step: z.number() });
+const LogprobsSchema = z.object({ logprobs: z.array(z.array(z.number())) });
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, cmd: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw trainerError(`the torch worker answered ${cmd} with an unexpected shape`);
+  return parsed.data;
+}
+
+/** A started worker with typed calls. */
+export class TorchTrainer {
+  private constructor(
+    readonly worker: TorchWorker,
+    readonly hello: WorkerHello,
+  ) {}
+
+  /** Spawns the worker (see TorchWorker.start). */
+  static async start(options: TorchWorkerOptions = {}): Promise<TorchTrainer> {
+    const { worker, hello } = await TorchWorker.start(options);
+    return new TorchTrainer(worker, hello);
+  }
+
+  /** Builds the policy on `device`, seeding torch first. */
+  async init(args: {
+    policy: PolicySpec;
+    device?: 'auto' | 'cpu' | 'cuda';
+    seed?: number;
+    threads?: number;
+    bf16?: boolean;
+  }): Promise<WorkerInfo> {
+    return parse(InfoSchema, await this.worker.request('init', args), 'init');
+  }
+
+  /** A fresh AdamW and schedule (the schedule's step restarts at 0). */
+  async configureOptimizer(optim: OptimizerConfig): Promise<void> {
+    await this.worker.request('configure_optimizer', { optim });
+  }
+
+  /** Freezes the current weights as the KL reference. */
+  async setReference(): Promise<void> {
+    await this.worker.request('set_reference');
+  }
+
+  /** One policy-gradient update (or `epochs × mini_batches` of them) on `sequences`. */
+  async trainStep(
+    sequences: readonly TokenSequence[],
+    options: { loss: LossConfig; microBatch: number; epochs?: number; miniBatches?: number; signal?: AbortSignal },
+  ): Promise<StepMetrics> {
+    const result = await this.worker.request(
+      'train_step',
+      {
+        sequences: sequences.map((sequence) => ({
+          ids: encodeInt32(sequence.ids),
+          mask: encodeInt32(sequence.mask),
+          advantages: encodeFloat64(sequence.advantages),
+          logprobs: encodeFloat64(sequence.logprobs),
+        })),
+        loss: options.loss,
+        micro_batch: options.microBatch,
+        epochs: options.epochs ?? 1,
+        mini_batches: options.miniBatches ?? 1,
+      },
+      options.signal ? { signal: options.signal } : {},
+    );
+    return parse(MetricsSchema, result, 'train_step');
+  }
+
+  /** One supervised step: cross-entropy on tokens whose mask is 1. */
+  async sftStep(
+    sequences: readonly { ids: readonly number[]; mask: readonly number[] }[],
+    options: { microBatch: number; labelSmoothing?: number; signal?: AbortSignal },
+  ): Promise<StepMetrics> {
+    const result = await this.worker.request(
+      'sft_step',
+      {
+        sequences: sequences.map((sequence) => ({ ids: encodeInt32(sequence.ids), mask: encodeInt32(sequence.mask) })),
+        micro_batch: options.microBatch,
+        label_smoothing: options.labelSmoothing ?? 0,
+      },
+      options.signal ? { signal: options.signal } : {},
+    );
+    return parse(MetricsSchema, result, 'sft_step');
+  }
+
+  /** Log-probabilities of `ids[1..]` of each sequence under the worker's current weights. */
+  async logprobs(sequences: readonly (readonly number[])[], temperature = 1): Promise<number[][]> {
+    const result = await this.worker.request('logprobs', {
+      sequences: sequences.map((ids) => encodeInt32(ids)),
+      temperature,
+    });
+    return parse(LogprobsSchema, result, 'logprobs').logprobs;
+  }
+
+  /** Writes the policy as ONNX to `path` (atomically). */
+  async exportOnnx(path: string, opset = 14): Promise<z.infer<typeof ExportSchema>> {
+    return parse(ExportSchema, await this.worker.request('export_onnx', { path, opset }), 'export_onnx');
+  }
+
+  /** Saves a checkpoint (weights, reference, optimiser, schedule step, RNG states, `meta`) atomically. */
+  async save(path: string, meta: Record<string, unknown> = {}): Promise<void> {
+    await this.worker.request('save', { path, meta });
+  }
+
+  /** Loads a checkpoint; returns its optimiser step and `meta`. */
+  async load(path: string): Promise<z.infer<typeof LoadSchema>> {
+    return parse(LoadSchema, await this.worker.request('load', { path }), 'load');
+  }
+
+  /** SHA-256 of the weights (for checking that two runs ended the same). */
+  async stateHash(): Promise<z.infer<typeof HashSchema>> {
+    return parse(HashSchema, await this.worker.request('state_hash'), 'state_hash');
+  }
+
+  /** Stops the worker (see TorchWorker.close). */
+  close(): Promise<void> {
+    return this.worker.close();
+  }
+}

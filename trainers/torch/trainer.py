@@ -1,0 +1,434 @@
+"""The numerical side of paddock's trainer: policy-gradient and supervised steps,
+optimiser and schedule, checkpoints, ONNX export. Used by worker.py (the protocol) and
+bench.py (the benchmark). Runs on PyTorch 1.13 (CPU) and 2.x (CUDA, bf16 autocast).
+"""
+import copy
+import hashlib
+import inspect
+import io
+import math
+import os
+import random
+import time
+import warnings
+
+import torch
+
+from model import build_policy, count_parameters
+
+CHECKPOINT_FORMAT = "paddock-torch-checkpoint"
+
+
+def pick_device(name):
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda was asked for, but PyTorch sees no CUDA device")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; expected auto, cpu or cuda")
+    return torch.device(name)
+
+
+class OptimConfig:
+    """AdamW + schedule. lr factor: linear warmup over warmup_steps, then cosine down to
+    min_lr_ratio at total_steps, or constant."""
+
+    def __init__(self, data):
+        self.lr = float(data.get("lr", 1e-4))
+        self.betas = tuple(data.get("betas", (0.9, 0.999)))
+        self.eps = float(data.get("eps", 1e-8))
+        self.weight_decay = float(data.get("weight_decay", 0.0))
+        self.warmup_steps = int(data.get("warmup_steps", 0))
+        self.total_steps = int(data.get("total_steps", 1))
+        self.schedule = data.get("schedule", "constant")
+        self.min_lr_ratio = float(data.get("min_lr_ratio", 0.1))
+        self.grad_clip = float(data.get("grad_clip", 1.0))
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; expected constant or cosine")
+
+    def to_dict(self):
+        return {
+            "lr": self.lr,
+            "betas": list(self.betas),
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "schedule": self.schedule,
+            "min_lr_ratio": self.min_lr_ratio,
+            "grad_clip": self.grad_clip,
+        }
+
+    def factor(self, step):
+        if self.warmup_steps > 0 and step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.schedule == "constant":
+            return 1.0
+        span = max(1, self.total_steps - self.warmup_steps)
+        progress = min(1.0, max(0.0, (step - self.warmup_steps) / span))
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _make_adamw(params, cfg, device):
+    kwargs = {"lr": cfg.lr, "betas": cfg.betas, "eps": cfg.eps}
+    if device.type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters:
+        kwargs["fused"] = True
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    try:
+        return torch.optim.AdamW(groups, **kwargs)
+    except (TypeError, RuntimeError):
+        kwargs.pop("fused", None)
+        return torch.optim.AdamW(groups, **kwargs)
+
+
+def _pad(rows, pad, device, dtype):
+    width = max(len(r) for r in rows)
+    out = torch.full((len(rows), width), pad, dtype=dtype)
+    for i, row in enumerate(rows):
+        if len(row) > 0:
+            out[i, : len(row)] = torch.as_tensor(row, dtype=dtype)
+    return out.to(device)
+
+
+def _chunks(items, size):
+    size = max(1, int(size))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class Trainer:
+    def __init__(self, policy_spec, device="auto", seed=0, threads=None, bf16=True):
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.device = pick_device(device)
+        self.seed = int(seed)
+        random.seed(self.seed)
+        torch.manual_seed(self.seed)
+        self.policy_spec = policy_spec
+        self.policy = build_policy(policy_spec)
+        self.model = self.policy.module.to(self.device)
+        self.autocast = self.device.type == "cuda" and bool(bf16)
+        self.reference = None
+        self.optim_cfg = None
+        self.optimizer = None
+        self.opt_step = 0
+        self.meta = {}
+
+    # -- information ------------------------------------------------------------------
+    def info(self):
+        return {
+            "device": self.device.type,
+            "dtype": "bf16-autocast" if self.autocast else "fp32",
+            "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+            "params": count_parameters(self.model),
+            "policy": self.policy.describe(),
+        }
+
+    def state_hash(self):
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    # -- optimisation -----------------------------------------------------------------
+    def configure_optimizer(self, data):
+        self.optim_cfg = OptimConfig(data)
+        self.optimizer = _make_adamw(list(self.model.parameters()), self.optim_cfg, self.device)
+        self.opt_step = 0
+
+    def set_reference(self):
+        """Freezes a copy of the current weights as the KL reference."""
+        self.reference = copy.deepcopy(self.model).eval()
+        for p in self.reference.parameters():
+            p.requires_grad_(False)
+
+    def _autocast(self):
+        if self.autocast:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return _NullContext()
+
+    def _forward(self, module, ids):
+        with self._autocast():
+            if module is self.model:
+                logits = self.policy.forward(ids)
+            else:
+                saved = self.policy.module
+                self.policy.module = module
+                try:
+                    logits = self.policy.forward(ids)
+                finally:
+                    self.policy.module = saved
+        return logits.float()
+
+    def _optimizer_step(self):
+        if self.optimizer is None:
+            raise ValueError("no optimiser: send configure_optimizer first")
+        lr = self.optim_cfg.lr * self.optim_cfg.factor(self.opt_step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.optim_cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.opt_step += 1
+        return float(grad_norm), lr
+
+    def train_step(self, sequences, loss_cfg, micro_batch=8, epochs=1, mini_batches=1):
+        """Policy-gradient step(s). Each sequence: ids, mask (1 on policy-sampled tokens),
+        advantages and logprobs (the rollout's sampling logprobs), all of len(ids).
+        Token i is predicted from position i - 1; mask[0] is ignored."""
+        started = time.time()
+        clip_low = float(loss_cfg.get("clip_low", 0.2))
+        clip_high = float(loss_cfg.get("clip_high", clip_low))
+        kl_coef = float(loss_cfg.get("kl_coef", 0.0))
+        ent_coef = float(loss_cfg.get("entropy_coef", 0.0))
+        temperature = float(loss_cfg.get("temperature", 1.0)) or 1.0
+        agg = loss_cfg.get("agg", "token-mean")
+        if agg not in ("token-mean", "seq-mean-token-mean"):
+            raise ValueError(f"unknown loss aggregation {agg!r}")
+        if kl_coef > 0 and self.reference is None:
+            raise ValueError("kl_coef > 0 needs a reference: send set_reference first")
+        self.model.train()
+        totals = _Totals()
+        first_diff = None
+        grad_norms = []
+        losses = []
+        lr = 0.0
+        for epoch in range(max(1, int(epochs))):
+            for mb_index, minibatch in enumerate(_chunks(sequences, math.ceil(len(sequences) / max(1, mini_batches)))):
+                mb_tokens = sum(max(0, sum(1 for m in s["mask"][1:] if m)) for s in minibatch)
+                mb_seqs = len(minibatch)
+                if mb_tokens == 0:
+                    continue
+                mb_loss = 0.0
+                for micro in _chunks(minibatch, micro_batch):
+                    ids = _pad([s["ids"] for s in micro], 0, self.device, torch.long)
+                    mask = _pad([s["mask"] for s in micro], 0, self.device, torch.float32)[:, 1:]
+                    adv = _pad([s["advantages"] for s in micro], 0, self.device, torch.float32)[:, 1:]
+                    old = _pad([s["logprobs"] for s in micro], 0, self.device, torch.float32)[:, 1:]
+                    sel = mask > 0
+                    logits = self._forward(self.model, ids)[:, :-1][sel] / temperature
+                    targets = ids[:, 1:][sel]
+                    logp = torch.log_softmax(logits, dim=-1)
+                    new_lp = logp.gather(1, targets.unsqueeze(1)).squeeze(1)
+                    old_lp = old[sel]
+                    a = adv[sel]
+                    ratio = torch.exp(new_lp - old_lp)
+                    clipped = torch.clamp(ratio, 1 - clip_low, 1 + clip_high)
+                    pg = torch.max(-a * ratio, -a * clipped)
+                    per_token = pg
+                    entropy = -(logp.exp() * logp).sum(-1)
+                    if ent_coef > 0:
+                        per_token = per_token - ent_coef * entropy
+                    kl = None
+                    if self.reference is not None:
+                        with torch.no_grad():
+                            ref_logits = self._forward(self.reference, ids)[:, :-1][sel] / temperature
+                            ref_lp = torch.log_softmax(ref_logits, -1).gather(1, targets.unsqueeze(1)).squeeze(1)
+                        delta = ref_lp - new_lp
+                        kl = torch.exp(delta) - delta - 1
+                        if kl_coef > 0:
+                            per_token = per_token + kl_coef * kl
+                    # Weights that make the accumulated gradient the mini-batch's aggregate.
+                    if agg == "token-mean":
+                        weights = torch.full_like(per_token, 1.0 / mb_tokens)
+                    else:
+                        counts = sel.sum(1, keepdim=True).expand_as(sel)[sel].float()
+                        weights = 1.0 / (counts * mb_seqs)
+                    loss = (per_token * weights).sum()
+                    loss.backward()
+                    mb_loss += loss.item()
+                    with torch.no_grad():
+                        diff = (new_lp - old_lp).abs()
+                        if epoch == 0 and mb_index == 0:
+                            first_diff = diff.max().item() if first_diff is None else max(first_diff, diff.max().item())
+                        is_clipped = ((ratio < 1 - clip_low) & (a < 0)) | ((ratio > 1 + clip_high) & (a > 0))
+                        totals.add("pg_loss", pg.sum().item(), pg.numel())
+                        totals.add("entropy", entropy.sum().item(), entropy.numel())
+                        totals.add("clip_frac", is_clipped.float().sum().item(), is_clipped.numel())
+                        totals.add("ratio_mean", ratio.sum().item(), ratio.numel())
+                        totals.max("ratio_max", ratio.max().item())
+                        totals.add("approx_kl", (0.5 * (new_lp - old_lp) ** 2).sum().item(), ratio.numel())
+                        totals.add("advantage_mean", a.sum().item(), a.numel())
+                        if kl is not None:
+                            totals.add("kl", kl.sum().item(), kl.numel())
+                        totals.add("tokens", 0, sel.sum().item())
+                        totals.add("tokens_total", 0, sum(len(s["ids"]) for s in micro))
+                grad_norm, lr = self._optimizer_step()
+                grad_norms.append(grad_norm)
+                losses.append(mb_loss)
+        metrics = totals.means()
+        metrics["loss"] = sum(losses) / len(losses) if losses else 0.0
+        metrics["tokens"] = totals.counts.get("tokens", 0)
+        metrics["tokens_total"] = totals.counts.get("tokens_total", 0)
+        metrics["grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else 0.0
+        metrics["optimizer_steps"] = len(grad_norms)
+        metrics["lr"] = lr
+        metrics["rollout_logprob_diff_max"] = first_diff if first_diff is not None else 0.0
+        metrics["opt_step"] = self.opt_step
+        metrics["time_ms"] = (time.time() - started) * 1000
+        return metrics
+
+    def sft_step(self, sequences, micro_batch=8, label_smoothing=0.0):
+        """One supervised step: cross-entropy (optionally label-smoothed) on tokens whose
+        mask is 1 (token-mean)."""
+        started = time.time()
+        self.model.train()
+        n_tokens = sum(sum(1 for m in s["mask"][1:] if m) for s in sequences)
+        if n_tokens == 0:
+            raise ValueError("the SFT batch has no token with mask 1")
+        total_loss = 0.0
+        correct = 0
+        for micro in _chunks(sequences, micro_batch):
+            ids = _pad([s["ids"] for s in micro], 0, self.device, torch.long)
+            mask = _pad([s["mask"] for s in micro], 0, self.device, torch.float32)[:, 1:]
+            sel = mask > 0
+            logits = self._forward(self.model, ids)[:, :-1][sel]
+            targets = ids[:, 1:][sel]
+            nll = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+            loss_sum = nll
+            if label_smoothing > 0:
+                smooth = -torch.log_softmax(logits, -1).mean(-1).sum()
+                loss_sum = (1 - label_smoothing) * nll + label_smoothing * smooth
+            (loss_sum / n_tokens).backward()
+            total_loss += nll.item()
+            correct += (logits.argmax(-1) == targets).sum().item()
+        grad_norm, lr = self._optimizer_step()
+        return {
+            "loss": total_loss / n_tokens,
+            "accuracy": correct / n_tokens,
+            "tokens": n_tokens,
+            "grad_norm": grad_norm,
+            "lr": lr,
+            "opt_step": self.opt_step,
+            "time_ms": (time.time() - started) * 1000,
+        }
+
+    @torch.no_grad()
+    def logprobs(self, sequences, temperature=1.0):
+        """Log-probabilities of ids[1:] of each sequence, one forward pass each."""
+        self.model.eval()
+        out = []
+        for ids in sequences:
+            t = torch.as_tensor([ids], dtype=torch.long, device=self.device)
+            logits = self._forward(self.model, t)[0, :-1] / (temperature or 1.0)
+            lp = torch.log_softmax(logits, -1).gather(1, t[0, 1:].unsqueeze(1)).squeeze(1)
+            out.append([float(x) for x in lp.cpu().tolist()])
+        return out
+
+    # -- export -----------------------------------------------------------------------
+    def export_onnx(self, path, opset=14):
+        """Writes the policy as ONNX (fp32, CPU) to `path` atomically."""
+        started = time.time()
+        module = self.policy
+        if self.device.type != "cpu":
+            module = copy.copy(self.policy)
+            module.module = copy.deepcopy(self.model).float().cpu()
+        module.module.eval()
+        wrapper, args, input_names, output_names, dynamic_axes = module.onnx_export_spec("cpu")
+        kwargs = {
+            "input_names": input_names,
+            "output_names": output_names,
+            "dynamic_axes": dynamic_axes,
+            "opset_version": int(opset),
+            "do_constant_folding": True,
+        }
+        if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+            kwargs["dynamo"] = False
+        buffer = io.BytesIO()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, args, buffer, **kwargs)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        self.model.train()
+        return {"path": path, "bytes": len(buffer.getvalue()), "ms": (time.time() - started) * 1000, "describe": self.policy.describe()}
+
+    # -- checkpoints ------------------------------------------------------------------
+    def save(self, path, meta=None):
+        """Saves weights, reference, optimiser, schedule, RNG states and `meta` atomically."""
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "version": 1,
+            "policy_spec": self.policy_spec,
+            "model": self.model.state_dict(),
+            "reference": None if self.reference is None else self.reference.state_dict(),
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+            "optim_config": None if self.optim_cfg is None else self.optim_cfg.to_dict(),
+            "opt_step": self.opt_step,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "python": random.getstate(),
+            },
+            "meta": meta or {},
+        }
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        return {"path": path}
+
+    def load(self, path):
+        kwargs = {"map_location": self.device}
+        if "weights_only" in inspect.signature(torch.load).parameters:
+            kwargs["weights_only"] = False  # our own file: it holds RNG states and dicts
+        state = torch.load(path, **kwargs)
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a paddock checkpoint")
+        self.model.load_state_dict(state["model"])
+        if state["reference"] is not None:
+            self.set_reference()
+            self.reference.load_state_dict(state["reference"])
+        else:
+            self.reference = None
+        if state["optim_config"] is not None:
+            self.configure_optimizer(state["optim_config"])
+            if state["optimizer"] is not None:
+                self.optimizer.load_state_dict(state["optimizer"])
+        self.opt_step = int(state["opt_step"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        random.setstate(rng["python"])
+        self.meta = state.get("meta") or {}
+        return {"opt_step": self.opt_step, "meta": self.meta}
+
+
+class _NullContext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _Totals:
+    def __init__(self):
+        self.sums = {}
+        self.counts = {}
+        self.maxima = {}
+
+    def add(self, key, value, count):
+        self.sums[key] = self.sums.get(key, 0.0) + value
+        self.counts[key] = self.counts.get(key, 0) + count
+
+    def max(self, key, value):
+        self.maxima[key] = max(self.maxima.get(key, value), value)
+
+    def means(self):
+        out = {k: (self.sums[k] / self.counts[k]) for k in self.sums if self.counts.get(k)}
+        out.update(self.maxima)
+        return out
