@@ -179,6 +179,8 @@ export interface ObservationParts {
   title: string;
   /** Things that happened since the last observation: dialogs, pop-ups, page errors, blocked requests. */
   events: readonly string[];
+  /** Events left out before `events` (kept only the latest). @default 0 */
+  eventsDropped?: number;
   /** True while the page has not fired `load` yet. */
   loading?: boolean;
   /** The snapshot, or why none could be taken. */
@@ -196,7 +198,7 @@ export function formatObservation(parts: ObservationParts): string {
   if (parts.loading) lines.push('The page is still loading.');
   if (parts.events.length > 0) {
     lines.push('Events:');
-    const skipped = parts.events.length - MAX_EVENTS;
+    const skipped = Math.max(0, parts.events.length - MAX_EVENTS) + (parts.eventsDropped ?? 0);
     if (skipped > 0) lines.push(`- (${skipped} earlier event${skipped === 1 ? '' : 's'} not shown)`);
     for (const event of parts.events.slice(-MAX_EVENTS)) lines.push(`- ${capLine(event, 300)}`);
   }

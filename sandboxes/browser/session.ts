@@ -108,6 +108,8 @@ export class BrowserSession implements ToolSession {
   private contextClosed = false;
   private closing: Promise<void> | undefined;
   private lastSnapshot = '';
+  private openingPage = false;
+  private eventsDropped = 0;
   /** The last score `scoreNow` gave, for turn rewards that pay progress. */
   lastScore: number | undefined;
 
@@ -155,14 +157,12 @@ export class BrowserSession implements ToolSession {
     });
     context.on('dialog', (dialog) => {
       const accept = config.dialogs === 'accept' || dialog.type() === 'beforeunload';
-      this.events.push(
-        `${dialog.type()} dialog "${dialog.message()}" (${accept ? 'accepted' : 'dismissed'})`,
-      );
+      this.note(`${dialog.type()} dialog "${dialog.message()}" (${accept ? 'accepted' : 'dismissed'})`);
       // A dialog answered after its page closed rejects; nothing is left to answer then.
       void (accept ? dialog.accept() : dialog.dismiss()).catch(() => undefined);
     });
     context.on('weberror', (webError) => {
-      this.events.push(`page error: ${webError.error().message}`);
+      this.note(`page error: ${webError.error().message}`);
     });
     context.on('page', (page) => this.onNewPage(page));
     this.watch(this.current);
@@ -172,7 +172,7 @@ export class BrowserSession implements ToolSession {
       if (this.blockedOrigins.has(key)) return;
       this.blockedOrigins.add(key);
       const where = origin === 'null' ? url.slice(0, 80) : origin;
-      this.events.push(
+      this.note(
         `blocked a ${kind === 'websocket' ? 'WebSocket' : 'request'} to ${where} (not an allowed origin)`,
       );
     };
@@ -194,6 +194,12 @@ export class BrowserSession implements ToolSession {
     });
   }
 
+  /** Keeps an event for the next observation (the latest 50; an observation shows 8). */
+  private note(event: string): void {
+    this.events.push(event);
+    if (this.events.length > 50) this.eventsDropped += this.events.splice(0, this.events.length - 50).length;
+  }
+
   private watch(page: Page): void {
     page.on('crash', () => {
       this.crashed = true;
@@ -201,9 +207,9 @@ export class BrowserSession implements ToolSession {
   }
 
   private onNewPage(page: Page): void {
-    if (page === this.parts.lease.page) return;
+    if (page === this.parts.lease.page || this.openingPage) return;
     if (this.config.popups === 'block') {
-      this.events.push(
+      this.note(
         `blocked a pop-up window${page.url() && page.url() !== 'about:blank' ? ` (${page.url()})` : ''}`,
       );
       void page.close().catch(() => undefined);
@@ -211,9 +217,7 @@ export class BrowserSession implements ToolSession {
     }
     this.watch(page);
     this.current = page;
-    this.events.push(
-      'a pop-up window opened: it is now the page shown (closing it returns to the previous one)',
-    );
+    this.note('a pop-up window opened: it is now the page shown (closing it returns to the previous one)');
   }
 
   /** The page the agent sees: the current one, or the newest still open, or a new blank one. */
@@ -223,11 +227,17 @@ export class BrowserSession implements ToolSession {
     const last = open[open.length - 1];
     if (last) {
       this.current = last;
-      this.events.push('the page closed: back to the previous page');
+      this.note('the page closed: back to the previous page');
     } else {
-      this.current = await this.parts.lease.context.newPage();
+      // The context announces the new page before newPage() resolves: it is ours, not a pop-up.
+      this.openingPage = true;
+      try {
+        this.current = await this.parts.lease.context.newPage();
+      } finally {
+        this.openingPage = false;
+      }
       this.watch(this.current);
-      this.events.push(
+      this.note(
         `the page closed itself: a blank page was opened (the task started at ${this.parts.startUrl})`,
       );
     }
@@ -413,13 +423,16 @@ export class BrowserSession implements ToolSession {
       shown = { error: summarizeActionError(describeError(snapshot.reason)) };
     }
     const events = this.events;
+    const eventsDropped = this.eventsDropped;
     this.events = [];
+    this.eventsDropped = 0;
     const [title, readyState] = info.status === 'fulfilled' ? info.value : ['', 'complete'];
     const text = formatObservation({
       ...(result ? { result } : {}),
       url: page.url(),
       title,
       events,
+      eventsDropped,
       loading: readyState !== 'complete',
       snapshot: shown,
     });
