@@ -5,8 +5,9 @@
  * - trajectory level: each episode's `reward.total`, GRPO / RLOO within the task's group,
  *   REINFORCE against the mean of the whole step's batch; every turn of an episode gets
  *   its episode's advantage;
- * - turn level: each turn's return G_t (trainers/credit `episodeReturns`, with the task's
- *   `credit:` section), pooled within the group (`pooling`), REINFORCE over the batch.
+ * - turn level: each turn's return G_t — the one the episode loop stored on the turn
+ *   (`TurnRecord.return`), else trainers/credit `episodeReturns` with the task's `credit:`
+ *   section — pooled within the group (`pooling`), REINFORCE over the batch.
  */
 import type { EpisodeRecord, Task } from '../../harness/index.ts';
 import {
@@ -57,6 +58,10 @@ export function computeAdvantages(
     return result;
   }
   const returnsOf = (episode: EpisodeRecord): number[] => {
+    // Returns the episode loop stored (the task's credit assignment) come first.
+    if (episode.turns.length > 0 && episode.turns.every((turn) => turn.return !== undefined)) {
+      return episode.turns.map((turn) => turn.return!);
+    }
     const section = tasks.get(episode.taskId)?.extensions.credit as CreditSection | undefined;
     return episodeReturns(episode, creditConfig(section));
   };

@@ -37,9 +37,8 @@ import {
   type SandboxProvider,
   type Task,
   type ToolProvider,
+  type RunEpisodesOptions,
   type ToolSpec,
-  type TrajectoryRewardFunction,
-  type TurnRewardFunction,
 } from '../../harness/index.ts';
 import { OracleAgent } from '../../agents/oracle/index.ts';
 import {
@@ -91,8 +90,12 @@ export interface TrainOptions {
   toolProviders?: readonly ToolProvider[];
   /** Needed when tasks have a sandbox. */
   sandboxProvider?: SandboxProvider;
-  turnRewards?: readonly TurnRewardFunction[];
-  trajectoryRewards?: readonly TrajectoryRewardFunction[];
+  /**
+   * The reward functions of each task (turn, trajectory, constraints, credit assignment),
+   * as the composition root builds them from the tasks' `rewards` / `credit` sections.
+   * Tool sessions' scores (the toy tools' `correct`) count without it.
+   */
+  rewardsFor?: RunEpisodesOptions['rewardsFor'];
   /** Aborting stops the run (rollouts and the worker) and rejects with ABORTED; checkpoints stay. */
   signal?: AbortSignal;
   /** Called with every metrics row as it is written. */
@@ -481,14 +484,7 @@ class TrainingRun {
     return {
       toolProviders: this.options.toolProviders ?? [toyToolProvider],
       ...(this.options.sandboxProvider ? { sandboxProvider: this.options.sandboxProvider } : {}),
-      ...(this.options.turnRewards || this.options.trajectoryRewards
-        ? {
-            rewardsFor: () => ({
-              turn: this.options.turnRewards ?? [],
-              trajectory: this.options.trajectoryRewards ?? [],
-            }),
-          }
-        : {}),
+      ...(this.options.rewardsFor ? { rewardsFor: this.options.rewardsFor } : {}),
       signal: this.signal,
       concurrency: this.cfg.rollout.concurrency,
     };
