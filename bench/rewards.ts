@@ -95,7 +95,14 @@ for (let i = 0; i < TURN_SAMPLES; i++) {
   started = performance.now();
   let total = 0;
   for (const fn of functions) {
-    const value = await fn.score({ task, turn: current, previousTurns: history, sandbox, signal });
+    const value = await fn.score({
+      task,
+      episodeId: 'bench',
+      turn: current,
+      previousTurns: history,
+      sandbox,
+      signal,
+    });
     current.rewards[fn.name] = value;
     total += value * fn.weight;
   }
@@ -111,7 +118,13 @@ for (let i = 0; i < 2_000; i++) {
   const current = turn(history.length);
   const started = performance.now();
   for (const fn of rules)
-    current.rewards[fn.name] = await fn.score({ task, turn: current, previousTurns: history, signal });
+    current.rewards[fn.name] = await fn.score({
+      task,
+      episodeId: 'bench',
+      turn: current,
+      previousTurns: history,
+      signal,
+    });
   rulesOnly.push(performance.now() - started);
 }
 await setup.close();

@@ -23,3 +23,4 @@ export { renderEpisode, viewRun } from './view.ts';
 export { serve, type ServeOptions } from './serve.ts';
 export { JUDGE_CACHE_DIR, RunPlugins, TASK_EXTENSIONS, loadSuite, validateSuite } from './plugins.ts';
 export { McpToolProvider, mcpTaskExtension, serveTask } from '../sandboxes/mcp/index.ts';
+export { BrowserToolProvider, browserTaskExtension, browserTurnReward } from '../sandboxes/browser/index.ts';

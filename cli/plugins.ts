@@ -4,6 +4,7 @@
  */
 import type { EpisodeRewards, Task, ToolProvider } from '../harness/index.ts';
 import { creditTaskExtension, episodeReturns } from '../trainers/credit/index.ts';
+import { BrowserToolProvider, browserTaskExtension } from '../sandboxes/browser/index.ts';
 import { McpToolProvider, mcpTaskExtension } from '../sandboxes/mcp/index.ts';
 import { RewardResources, buildRewardFunctions, rewardsTaskExtension } from '../trainers/rewards/index.ts';
 import { loadTasks, validateTasks, type TaskValidation } from '../tasks/index.ts';
@@ -14,6 +15,7 @@ export const TASK_EXTENSIONS = {
   rewards: rewardsTaskExtension,
   credit: creditTaskExtension,
   mcp_servers: mcpTaskExtension,
+  browser: browserTaskExtension,
 };
 
 /** Loads tasks with every plug-in section known. Rejects with TASK_INVALID listing every problem. */
@@ -32,7 +34,9 @@ export const JUDGE_CACHE_DIR = '.paddock/cache';
 /** What one run uses besides its agent and sandboxes: tool providers and reward functions. */
 export class RunPlugins {
   private readonly mcp = new McpToolProvider();
-  readonly toolProviders: ToolProvider[] = [this.mcp];
+  /** Launches nothing until a web episode needs the browser. */
+  private readonly browser = new BrowserToolProvider();
+  readonly toolProviders: ToolProvider[] = [this.mcp, this.browser];
   private readonly resources = new RewardResources({
     judgeAgentFactory: createAgent,
     cacheDir: JUDGE_CACHE_DIR,
@@ -56,5 +60,6 @@ export class RunPlugins {
     await Promise.allSettled(this.setups.map((setup) => setup.close()));
     await this.resources.close();
     await this.mcp.close();
+    await this.browser.close();
   }
 }

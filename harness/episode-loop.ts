@@ -120,7 +120,12 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
     }
     const tools = collectTools(task, sessions);
     for (const fn of options.rewards?.turn ?? []) {
-      await fn.start?.({ task, signal: outer, ...(sandbox ? { sandbox } : {}) });
+      await fn.start?.({
+        task,
+        episodeId: options.episodeId,
+        signal: outer,
+        ...(sandbox ? { sandbox } : {}),
+      });
     }
     specs = tools.map(toolSpec);
 
@@ -217,6 +222,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
         };
         await scoreTurn(turn, turns, options.rewards?.turn ?? [], {
           task,
+          episodeId: options.episodeId,
           signal: deadline,
           ...(sandbox ? { sandbox } : {}),
         });
@@ -451,7 +457,7 @@ async function scoreTurn(
   turn: TurnRecord,
   previousTurns: readonly TurnRecord[],
   functions: readonly TurnRewardFunction[],
-  context: { task: Task; sandbox?: Sandbox; signal: AbortSignal },
+  context: { task: Task; episodeId: string; sandbox?: Sandbox; signal: AbortSignal },
 ): Promise<void> {
   let total = 0;
   for (const fn of functions) {

@@ -57,9 +57,10 @@ export interface TurnRewardFunction {
    * Called once per episode after the sandbox and tool sessions are ready, before turn 0
    * (a progress reward measures its starting value here). Optional.
    */
-  start?(context: { task: Task; sandbox?: Sandbox; signal: AbortSignal }): Promise<void>;
+  start?(context: { task: Task; episodeId: string; sandbox?: Sandbox; signal: AbortSignal }): Promise<void>;
   score(context: {
     task: Task;
+    episodeId: string;
     turn: TurnRecord;
     previousTurns: readonly TurnRecord[];
     sandbox?: Sandbox;

@@ -97,11 +97,9 @@ export function formatSummary(summary: RunSummary): string {
       .join('  ');
   const rule = widths.map((width) => '-'.repeat(width)).join('  ');
   const table = [render(header), rule, ...rows.slice(1, -1).map(render), rule, render(rows.at(-1)!)];
-  // Component and constraint means, when the rewards are more than the verifier's alone.
+  // Component and constraint means, where a task's reward has more than one part.
   const detailed = summary.tasks.filter(
-    (task) =>
-      Object.keys(task.constraints).length > 0 ||
-      Object.keys(task.components).some((name) => name !== 'verifier'),
+    (task) => Object.keys(task.constraints).length > 0 || Object.keys(task.components).length > 1,
   );
   if (detailed.length > 0) {
     table.push('', 'reward components and constraints (means):');

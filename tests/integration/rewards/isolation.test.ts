@@ -32,9 +32,7 @@ import {
 } from '../../../trainers/rewards/index.ts';
 import { FakeJudgeAgent, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
 
-const EXAMPLE = fileURLToPath(
-  new URL('../../../tasks/rewards/fix-bug-progress', import.meta.url),
-);
+const EXAMPLE = fileURLToPath(new URL('../../../tasks/rewards/fix-bug-progress', import.meta.url));
 const MODEL_DIR = fileURLToPath(new URL('../../fixtures/rewards/byte-reward', import.meta.url));
 
 const provider = new DockerSandboxProvider();
@@ -176,7 +174,7 @@ describe('host-side rewards', () => {
     const signal = new AbortController().signal;
     const turn = makeTurn({ text: 'SCORE: 1' });
     for (const fn of setup.turn) {
-      await fn.score({ task, turn, previousTurns: [], sandbox: untouchable, signal });
+      await fn.score({ task, episodeId: 'e', turn, previousTurns: [], sandbox: untouchable, signal });
     }
     for (const fn of setup.trajectory) {
       await fn.score({ task, episode: makeEpisode({ answer: '42' }), sandbox: untouchable, signal });

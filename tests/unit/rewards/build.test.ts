@@ -110,7 +110,9 @@ describe('buildRewardFunctions', () => {
       const values = await Promise.all(setup.trajectory.map((fn) => fn.score({ task, episode, signal })));
       expect(values.slice(0, 3)).toEqual([1, 0.5, 1]);
       const turnJudge = setup.turn[5]!;
-      expect(await turnJudge.score({ task, turn: makeTurn(), previousTurns: [], signal })).toBe(0.5);
+      expect(
+        await turnJudge.score({ task, episodeId: 'e', turn: makeTurn(), previousTurns: [], signal }),
+      ).toBe(0.5);
     } finally {
       await setup.close();
     }
@@ -206,7 +208,13 @@ describe('buildRewardFunctions', () => {
     expect(made).toHaveLength(1);
     const model = await resources.model(path.join(dir, 'rewards'));
     const before = model.inferences;
-    await second.turn[0]!.score({ task: makeTask(), turn: makeTurn(), previousTurns: [], signal });
+    await second.turn[0]!.score({
+      task: makeTask(),
+      episodeId: 'e',
+      turn: makeTurn(),
+      previousTurns: [],
+      signal,
+    });
     expect(model.inferences).toBe(before + 1);
     await first.close();
     expect(made[0]!.closed).toBe(0);

@@ -171,6 +171,7 @@ describe('LlmJudge', () => {
     const agent = new FakeJudgeAgent(() => 'SCORE: 0.3');
     const fn = judgeTurnReward(new LlmJudge({ agent, rubric: RUBRIC }), { weight: 0.5 });
     const value = await fn.score({
+      episodeId: 'e',
       task,
       turn: makeTurn({ text: 'second try' }),
       previousTurns: [makeTurn({ text: 'first try' })],

@@ -85,7 +85,9 @@ describe('ProgressReward', () => {
     const values: number[] = [];
     for (let t = 0; t < turns; t++) {
       const turn = makeTurn({ index: t });
-      values.push(await reward.score({ task, turn, previousTurns: previous, sandbox, signal }));
+      values.push(
+        await reward.score({ episodeId: 'e', task, turn, previousTurns: previous, sandbox, signal }),
+      );
       previous.push(turn);
     }
     return values;
@@ -138,13 +140,17 @@ describe('ProgressReward', () => {
     await reward.start({ task, sandbox: a, signal });
     await reward.start({ task, sandbox: b, signal });
     const turn = makeTurn();
-    expect(await reward.score({ task, turn, previousTurns: [], sandbox: b, signal })).toBeCloseTo(0.1, 12);
-    expect(await reward.score({ task, turn, previousTurns: [], sandbox: a, signal })).toBeCloseTo(0.4, 12);
+    expect(
+      await reward.score({ episodeId: 'e', task, turn, previousTurns: [], sandbox: b, signal }),
+    ).toBeCloseTo(0.1, 12);
+    expect(
+      await reward.score({ episodeId: 'e', task, turn, previousTurns: [], sandbox: a, signal }),
+    ).toBeCloseTo(0.4, 12);
   });
 
   it('scores 0 without a sandbox', async () => {
     const reward = new ProgressReward(options);
-    expect(await reward.score({ task, turn: makeTurn(), previousTurns: [], signal })).toBe(0);
+    expect(await reward.score({ episodeId: 'e', task, turn: makeTurn(), previousTurns: [], signal })).toBe(0);
   });
 
   it('has an episode-start hook', () => {

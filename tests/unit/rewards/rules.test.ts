@@ -14,7 +14,13 @@ import { makeTask } from '../../fakes/tasks.ts';
 import { bashTurn, makeTurn } from '../../fixtures/rewards/records.ts';
 
 function score(fn: TurnRewardFunction, turn: TurnRecord, previousTurns: TurnRecord[] = []): Promise<number> {
-  return fn.score({ task: makeTask(), turn, previousTurns, signal: new AbortController().signal });
+  return fn.score({
+    episodeId: 'e',
+    task: makeTask(),
+    turn,
+    previousTurns,
+    signal: new AbortController().signal,
+  });
 }
 
 const twoCalls = makeTurn({
