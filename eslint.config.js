@@ -4,7 +4,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'runs/**', '**/*.js', '!eslint.config.js', 'tasks/**/environment/**', 'tasks/**/solution/**', 'tasks/**/tests/**', 'trainers/torch/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'runs/**',
+      '**/*.js',
+      '!eslint.config.js',
+      'tasks/**/environment/**',
+      'tasks/**/solution/**',
+      'tasks/**/tests/**',
+      'trainers/torch/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -20,7 +31,10 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-unsafe-return': 'off',
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true },
+      ],
     },
   },
   { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },

@@ -58,7 +58,7 @@ function integer(value: unknown, flag: string, min = 1): number | undefined {
   if (value === undefined) return undefined;
   const number = Number(value);
   if (!Number.isInteger(number) || number < min)
-    throw new UsageError(`--${flag} expects an integer ≥ ${min}, got "${String(value)}"`);
+    throw new UsageError(`--${flag} expects an integer ≥ ${min}, got "${JSON.stringify(value)}"`);
   return number;
 }
 

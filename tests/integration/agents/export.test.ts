@@ -64,7 +64,9 @@ async function recordEpisode(): Promise<EpisodeRecord> {
       toolProviders: [mathTools],
       rewards: {
         turn: [{ name: 'step', weight: 0.5, score: async ({ turn }) => turn.index + 1 }],
-        trajectory: [{ name: 'answer', weight: 1, score: async ({ episode }) => (episode.answer === '5' ? 1 : 0) }],
+        trajectory: [
+          { name: 'answer', weight: 1, score: async ({ episode }) => (episode.answer === '5' ? 1 : 0) },
+        ],
       },
     });
   } finally {

@@ -27,7 +27,6 @@ import {
   buildRewardFunctions,
   creditTaskExtension,
   rewardsTaskExtension,
-  withRewardStart,
   type RewardSetup,
 } from '../../../trainers/rewards/index.ts';
 import { FakeJudgeAgent, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';

@@ -11,7 +11,6 @@ import {
   buildRewardFunctions,
   constraintViolations,
   withConstraints,
-  withRewardStart,
 } from '../../../trainers/rewards/index.ts';
 import { MemorySandboxProvider, type CommandHandler } from '../../fakes/memory-sandbox.ts';
 import { makeTask } from '../../fakes/tasks.ts';
