@@ -111,7 +111,9 @@ function checkRow(row: Record<string, unknown>, json: (value: unknown) => unknow
   ]);
   expect(row.token_mismatched_turns).toEqual([]);
   const messages = json(row.messages) as { role: string; tool_call_id?: string; tool_calls?: unknown[] }[];
+  // The agent's default system prompt is recorded: it is part of what the model saw.
   expect(messages.map((m) => m.role)).toEqual([
+    'system',
     'user',
     'assistant',
     'tool',
@@ -120,10 +122,10 @@ function checkRow(row: Record<string, unknown>, json: (value: unknown) => unknow
     'assistant',
     'tool',
   ]);
-  expect(messages[1]!.tool_calls).toEqual([
+  expect(messages[2]!.tool_calls).toEqual([
     { id: 'a', type: 'function', function: { name: 'add', arguments: '{"a":2,"b":3}' } },
   ]);
-  expect(messages[2]!.tool_call_id).toBe('a');
+  expect(messages[3]!.tool_call_id).toBe('a');
   expect(json(row.reward_breakdown)).toEqual(episode.reward);
 }
 
