@@ -4,7 +4,7 @@
     python3 scripts/make-reward-model.py [out_dir ...]
 
 Default output folders: tests/fixtures/rewards/byte-reward and
-trainers/rewards/examples/onnx-reward/rewards (int32 ids), and
+tasks/rewards/onnx-reward/rewards (int32 ids), and
 tests/fixtures/rewards/byte-reward-int64 (the same model with int64 ids and an attention
 mask). Each receives `model.onnx` and `spec.json` (the paddock reward-model spec read by
 trainers/rewards/onnx-model.ts).
@@ -123,7 +123,7 @@ def main() -> None:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     outs = sys.argv[1:] or [
         os.path.join(root, "tests", "fixtures", "rewards", "byte-reward"),
-        os.path.join(root, "trainers", "rewards", "examples", "onnx-reward", "rewards"),
+        os.path.join(root, "tasks", "rewards", "onnx-reward", "rewards"),
     ]
     torch.manual_seed(0)
     rng = random.Random(0)
