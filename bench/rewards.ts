@@ -32,7 +32,7 @@ const GROUP_SAMPLES = 50;
 
 // --- 1. per-turn overhead: rules + one progress command in Docker ---------------------
 const [task] = (await loadTasks(
-  [join(import.meta.dirname, '..', 'trainers', 'rewards', 'examples', 'fix-bug-progress')],
+  [join(import.meta.dirname, '..', 'tasks', 'rewards', 'fix-bug-progress')],
   {
     extensions: { rewards: rewardsTaskExtension, credit: creditTaskExtension },
   },
