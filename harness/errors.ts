@@ -72,6 +72,44 @@ export function describeError(error: unknown): string {
   return String(error);
 }
 
+/**
+ * Settles like `promise`, unless `signal` aborts first: then it settles with what
+ * `onAbort` returns or throws (by default it rejects with ABORTED, the reason as cause).
+ * The listener is removed once `promise` settles.
+ */
+export function raceAbort<T, A = never>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+  onAbort?: () => A,
+): Promise<T | A> {
+  const settleAborted =
+    onAbort ??
+    ((): never => {
+      throw new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: signal.reason });
+    });
+  return new Promise<T | A>((resolve, reject) => {
+    const abort = (): void => {
+      try {
+        resolve(settleAborted());
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    };
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', abort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}
+
 /** Throws a PaddockError with code ABORTED when `signal` is aborted. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) {

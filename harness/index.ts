@@ -17,6 +17,7 @@ export {
   ERROR_CODES,
   PaddockError,
   describeError,
+  raceAbort,
   isPaddockError,
   throwIfAborted,
   type ErrorCode,

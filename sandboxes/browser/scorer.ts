@@ -22,7 +22,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { BrowserContext, CDPSession, Page } from 'playwright-core';
-import { ERROR_CODES, PaddockError, describeError } from '../../harness/index.ts';
+import { ERROR_CODES, PaddockError, describeError, raceAbort } from '../../harness/index.ts';
 import type { ScorerSource } from './schema.ts';
 
 /** A scorer ready to run: its program and where it came from (for messages). */
@@ -112,22 +112,10 @@ export async function evaluateScorer(
     });
     const signals = [AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])];
     const deadline = AbortSignal.any(signals);
-    const response = await new Promise<EvaluateResponse | 'timeout'>((resolve, reject) => {
-      const onAbort = () =>
-        options.signal?.aborted
-          ? reject(new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: options.signal.reason }))
-          : resolve('timeout');
-      deadline.addEventListener('abort', onAbort, { once: true });
-      evaluation.then(
-        (value) => {
-          deadline.removeEventListener('abort', onAbort);
-          resolve(value);
-        },
-        (error: unknown) => {
-          deadline.removeEventListener('abort', onAbort);
-          reject(error instanceof Error ? error : new Error(String(error)));
-        },
-      );
+    const response = await raceAbort(evaluation as Promise<EvaluateResponse>, deadline, () => {
+      if (options.signal?.aborted)
+        throw new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: options.signal.reason });
+      return 'timeout' as const;
     });
     if (response === 'timeout')
       return { kind: 'threw', message: `the scorer did not finish within ${options.timeoutMs} ms` };

@@ -8,7 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { ERROR_CODES, PaddockError, describeError } from '../../harness/index.ts';
+import { ERROR_CODES, PaddockError, describeError, raceAbort } from '../../harness/index.ts';
 
 /** The client name and version paddock announces to servers. */
 export const CLIENT_INFO = { name: 'paddock', version: '0.1.0' } as const;
@@ -118,12 +118,12 @@ export class McpServerConnection {
       this.handle = handle;
       client.onclose = () => this.onClosed(client);
       // connect() sends initialize with these options; the outer race covers transport start too.
-      await raceAbort(
+      await raceSignal(
         client.connect(handle.transport, { signal: deadline, timeout: this.options.startupTimeoutMs }),
         deadline,
       );
       if (first) {
-        this.tools = await raceAbort(listTools(client, deadline, this.options.startupTimeoutMs), deadline);
+        this.tools = await raceSignal(listTools(client, deadline, this.options.startupTimeoutMs), deadline);
         this.instructions = client.getInstructions();
       }
       if (this.state === 'closed') throw new Error('the connection was closed while starting');
@@ -326,22 +326,10 @@ export async function settle(promise: Promise<unknown>, ms: number): Promise<voi
   clearTimeout(timer);
 }
 
-/** Rejects as soon as `signal` aborts, whatever `promise` does. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
+/** Rejects with the signal's reason as soon as `signal` aborts, whatever `promise` does. */
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return raceAbort(promise, signal, (): never => {
+    throw signal.reason as Error;
   });
 }
 

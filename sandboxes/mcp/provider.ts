@@ -14,6 +14,7 @@ import {
   PaddockError,
   builtinTools,
   formatZodIssues,
+  raceAbort,
   type JsonSchema,
   type Sandbox,
   type SandboxLabels,
@@ -188,7 +189,7 @@ export class McpToolProvider implements ToolProvider {
         if (created.dir) void rm(created.dir, { recursive: true, force: true }).catch(() => undefined);
       });
     }
-    return abortable(entry.connection, signal);
+    return raceAbort(entry.connection, signal);
   }
 
   /** @internal A compiled validator for a tool's input schema; null when it cannot be compiled. */
@@ -214,26 +215,6 @@ async function sessionDir(task: Task, spec: McpServerSpec): Promise<string> {
     await cp(path.resolve(task.dir, file.from), path.resolve(dir, file.to), { recursive: true });
   }
   return dir;
-}
-
-/** Rejects with ABORTED when `signal` aborts first. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted)
-    return Promise.reject(new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: signal.reason }));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new PaddockError(ERROR_CODES.ABORTED, 'aborted', { cause: signal.reason }));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }
 
 /** One episode's MCP servers and tools. */
