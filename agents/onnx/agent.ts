@@ -17,8 +17,7 @@
  * pure function of the policy, the task, the seed and the observations.
  */
 import {
-  ERROR_CODES,
-  PaddockError,
+  throwIfAborted,
   type Agent,
   type AgentInput,
   type AssistantTurn,
@@ -37,7 +36,7 @@ export interface OnnxAgentOptions {
   maxNewTokens?: number;
   /** The agent's name in records. @default `onnx:<policy dir>` */
   name?: string;
-  /** Episodes whose context is kept at once; the oldest is dropped beyond. @default 4096 */
+  /** Episodes whose context (ids and KV cache) is kept at once; the oldest is dropped beyond. @default 256 */
   maxEpisodes?: number;
   /** Whether close() also closes the policy (and every policy swapped in later). @default false */
   ownsPolicy?: boolean;
@@ -106,6 +105,7 @@ export class OnnxPolicyAgent implements Agent {
   }
 
   async act(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn> {
+    throwIfAborted(options.signal);
     const policy = this.policyRef;
     const { temperature, topP, maxNewTokens } = this.sampling;
     const key = `${input.task.id}\u0000${input.seed}`;
@@ -126,10 +126,7 @@ export class OnnxPolicyAgent implements Agent {
       let logits = await policy.extend(context.state, promptIds.slice(context.state.ids.length));
       const budget = Math.min(maxNewTokens, policy.maxLen - promptIds.length);
       for (let step = 0; step < budget; step++) {
-        if (options.signal.aborted)
-          throw new PaddockError(ERROR_CODES.ABORTED, 'the turn was aborted', {
-            cause: options.signal.reason,
-          });
+        throwIfAborted(options.signal);
         const { id, logprob } = sampleToken(logits, 0, logits.length, { temperature, topP }, rng);
         completionIds.push(id);
         completionLogprobs.push(logprob);
@@ -152,7 +149,9 @@ export class OnnxPolicyAgent implements Agent {
     if (last === undefined || !policy.tokenizer.isSpecial(last)) context.ids.push(end);
     context.consumed = input.messages.length;
     context.fingerprint = JSON.stringify(input.messages);
-    if (parsed.toolCalls.length === 0) this.episodes.delete(key);
+    // A turn without calls usually ends the episode: its cache goes, its ids stay (cheap),
+    // so that a loop that carries on still gets exact prompts.
+    if (parsed.toolCalls.length === 0) context.state = policy.newState();
 
     return {
       text: parsed.text,
@@ -182,7 +181,7 @@ export class OnnxPolicyAgent implements Agent {
     const context: EpisodeContext = { ids, consumed: 0, fingerprint: '', policy, state: policy.newState() };
     this.episodes.delete(key);
     this.episodes.set(key, context);
-    const limit = this.options.maxEpisodes ?? 4096;
+    const limit = this.options.maxEpisodes ?? 256;
     while (this.episodes.size > limit) this.episodes.delete(this.episodes.keys().next().value!);
     return context;
   }

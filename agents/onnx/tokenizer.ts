@@ -173,6 +173,8 @@ export class PieceTokenizer {
  * punctuation runs and spaces.
  */
 const PRE_TOKEN = /\s?\p{L}+|\p{N}+|\s?[^\s\p{L}\p{N}]+|\s+/gu;
+/** The same, with each digit a unit of its own. */
+const PRE_TOKEN_DIGITS = /\s?\p{L}+|\p{N}|\s?[^\s\p{L}\p{N}]+|\s+/gu;
 
 export interface BuildTokenizerOptions {
   /** Most pieces kept besides `forced`. @default 512 */
@@ -186,6 +188,8 @@ export interface BuildTokenizerOptions {
    * vocabularies do), so that a number is one token wherever it appears. @default 0
    */
   numbers?: number;
+  /** Never make pieces of several digits: every digit is its own token. @default false */
+  splitDigits?: boolean;
 }
 
 /**
@@ -196,14 +200,16 @@ export function buildPieceTokenizer(
   texts: Iterable<string>,
   options: BuildTokenizerOptions = {},
 ): PieceTokenizer {
-  const numbers = Array.from({ length: options.numbers ?? 0 }, (_, i) => String(i)).filter((n) => n.length > 1);
+  const numbers = Array.from({ length: options.numbers ?? 0 }, (_, i) => String(i)).filter(
+    (n) => n.length > 1,
+  );
   const forced = [...new Set([...(options.forced ?? []), ...numbers])];
   const counts = new Map<string, number>();
   const encoder = new TextEncoder();
   for (const text of texts) {
     // Forced pieces are units of their own: no learned piece straddles one.
     for (const part of splitOn(text, forced)) {
-      for (const match of part.matchAll(PRE_TOKEN)) {
+      for (const match of part.matchAll(options.splitDigits ? PRE_TOKEN_DIGITS : PRE_TOKEN)) {
         const unit = match[0];
         if (encoder.encode(unit).length < 2) continue;
         counts.set(unit, (counts.get(unit) ?? 0) + 1);

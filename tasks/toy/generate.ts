@@ -5,16 +5,19 @@
  *
  *   npx tsx tasks/toy/generate.ts [trainRows=600] [heldoutRows=100]
  *
- * Each row: a table of 4 keys → numbers in 10..99 (what the `lookup` tool reads), the key
- * the instruction names, a number 1..9 to add, and the expected answer.
+ * Each row: a table of 4 keys (a letter and two digits) → numbers in 10..99 (what the
+ * `lookup` tool reads), the key the instruction names, a number 1..9 to add, and the
+ * expected answer.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const KEYS = [
-  'apple', 'bear', 'cedar', 'delta', 'eagle', 'fig', 'grape', 'harbor', 'iris', 'jade', 'kiwi', 'lemon',
-  'maple', 'north', 'olive', 'pearl', 'quartz', 'river', 'stone', 'tiger', 'umber', 'violet', 'willow', 'yarrow',
-];
+/** Keys are a letter and two digits (`k37`): copied character by character, like numbers. */
+const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
+
+function randomKey(random: () => number): string {
+  return `${LETTERS[Math.floor(random() * 26)]}${Math.floor(random() * 10)}${Math.floor(random() * 10)}`;
+}
 
 /** mulberry32: a small seeded generator, so that the rows never change. */
 function generator(seed: number): () => number {
@@ -40,7 +43,8 @@ interface Row {
 function rows(count: number, prefix: string, random: () => number, seen: Set<string>): Row[] {
   const out: Row[] = [];
   while (out.length < count) {
-    const keys = [...KEYS].sort(() => random() - 0.5).slice(0, 4);
+    const keys = [...new Set(Array.from({ length: 4 }, () => randomKey(random)))];
+    if (keys.length < 4) continue;
     const table = Object.fromEntries(keys.map((key) => [key, 10 + Math.floor(random() * 90)]));
     const key = keys[Math.floor(random() * keys.length)]!;
     const add = 1 + Math.floor(random() * 9);
@@ -48,7 +52,14 @@ function rows(count: number, prefix: string, random: () => number, seen: Set<str
     const signature = `${key}:${value}:${add}`;
     if (seen.has(signature)) continue;
     seen.add(signature);
-    out.push({ id: `${prefix}${String(out.length + 1).padStart(4, '0')}`, key, add, value, expected: String(value + add), table });
+    out.push({
+      id: `${prefix}${String(out.length + 1).padStart(4, '0')}`,
+      key,
+      add,
+      value,
+      expected: String(value + add),
+      table,
+    });
   }
   return out;
 }

@@ -44,7 +44,12 @@ export function computeAdvantages(
     if (settings.estimator === 'reinforce') {
       const all = groups.flat();
       const advantages = reinforceAdvantages(all.map((episode) => episode.reward.total));
-      all.forEach((episode, i) => result.set(episode.episodeId, episode.turns.map(() => advantages[i]!)));
+      all.forEach((episode, i) =>
+        result.set(
+          episode.episodeId,
+          episode.turns.map(() => advantages[i]!),
+        ),
+      );
       return result;
     }
     for (const group of groups) {
@@ -53,7 +58,12 @@ export function computeAdvantages(
         settings.estimator,
         options,
       );
-      group.forEach((episode, i) => result.set(episode.episodeId, episode.turns.map(() => advantages[i]!)));
+      group.forEach((episode, i) =>
+        result.set(
+          episode.episodeId,
+          episode.turns.map(() => advantages[i]!),
+        ),
+      );
     }
     return result;
   }
@@ -70,7 +80,12 @@ export function computeAdvantages(
     const returns = all.map(returnsOf);
     const flat = reinforceAdvantages(returns.flat());
     let k = 0;
-    all.forEach((episode, i) => result.set(episode.episodeId, returns[i]!.map(() => flat[k++]!)));
+    all.forEach((episode, i) =>
+      result.set(
+        episode.episodeId,
+        returns[i]!.map(() => flat[k++]!),
+      ),
+    );
     return result;
   }
   for (const group of groups) {

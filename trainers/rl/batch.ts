@@ -84,7 +84,14 @@ export function episodeSequences(episode: EpisodeRecord, turnAdvantages: readonl
       }
     }
     if (ids.length > 1 && mask.some((value) => value === 1)) {
-      sequences.push({ ids, mask, advantages, logprobs, episodeId: episode.episodeId, turns: chain.map((t) => t.index) });
+      sequences.push({
+        ids,
+        mask,
+        advantages,
+        logprobs,
+        episodeId: episode.episodeId,
+        turns: chain.map((t) => t.index),
+      });
     }
   }
   return sequences;
@@ -101,7 +108,10 @@ export interface Demonstration {
  * template, mask 1 on each assistant message's tokens and its `<|end|>` (not on the role
  * token, which the template supplies).
  */
-export function demonstrationSequence(demo: Demonstration, template: ChatTemplate): { ids: number[]; mask: number[] } {
+export function demonstrationSequence(
+  demo: Demonstration,
+  template: ChatTemplate,
+): { ids: number[]; mask: number[] } {
   const system = demo.messages[0]?.role === 'system' ? demo.messages[0].content : undefined;
   const ids = template.renderSystem(system, demo.tools);
   const mask = new Array<number>(ids.length).fill(0);
@@ -128,7 +138,11 @@ export interface TokenDrift {
  * exactly the rendering of the new messages, and each completion must decode to what was
  * recorded as the turn's text and calls. Returns the disagreements (none when exact).
  */
-export function checkTokenDrift(episode: EpisodeRecord, tools: readonly ToolSpec[], template: ChatTemplate): TokenDrift[] {
+export function checkTokenDrift(
+  episode: EpisodeRecord,
+  tools: readonly ToolSpec[],
+  template: ChatTemplate,
+): TokenDrift[] {
   const drifts: TokenDrift[] = [];
   let messageIndex = 0;
   let previous: number[] | undefined;
@@ -137,7 +151,9 @@ export function checkTokenDrift(episode: EpisodeRecord, tools: readonly ToolSpec
     const tokens = turn.tokens;
     if (!tokens) continue;
     // Messages before this turn's assistant message.
-    const assistantAt = messages.findIndex((message, index) => index >= messageIndex && message.role === 'assistant');
+    const assistantAt = messages.findIndex(
+      (message, index) => index >= messageIndex && message.role === 'assistant',
+    );
     const before = messages.slice(messageIndex, assistantAt < 0 ? messages.length : assistantAt);
     let expected: number[];
     if (previous === undefined) {
@@ -148,9 +164,15 @@ export function checkTokenDrift(episode: EpisodeRecord, tools: readonly ToolSpec
       expected.push(template.assistantHeader);
     }
     if (expected.length !== tokens.promptIds.length || !startsWith(tokens.promptIds, expected)) {
-      drifts.push({ turn: turn.index, what: 'prompt', detail: 'the recorded prompt differs from its re-rendering' });
+      drifts.push({
+        turn: turn.index,
+        what: 'prompt',
+        detail: 'the recorded prompt differs from its re-rendering',
+      });
     }
-    const decoded = template.tokenizer.decode(tokens.completionIds.filter((id) => !template.tokenizer.isSpecial(id)));
+    const decoded = template.tokenizer.decode(
+      tokens.completionIds.filter((id) => !template.tokenizer.isSpecial(id)),
+    );
     const parsed = parseCompletion(decoded, turn.index);
     const same =
       parsed.text === turn.text &&
@@ -158,7 +180,12 @@ export function checkTokenDrift(episode: EpisodeRecord, tools: readonly ToolSpec
       parsed.toolCalls.every(
         (call, k) => call.name === turn.toolCalls[k]?.name && call.arguments === turn.toolCalls[k]?.arguments,
       );
-    if (!same) drifts.push({ turn: turn.index, what: 'completion', detail: 'the completion decodes to other text or calls' });
+    if (!same)
+      drifts.push({
+        turn: turn.index,
+        what: 'completion',
+        detail: 'the completion decodes to other text or calls',
+      });
     previous = [...tokens.promptIds, ...tokens.completionIds];
     const last = tokens.completionIds[tokens.completionIds.length - 1];
     if (last === undefined || !template.tokenizer.isSpecial(last)) previous.push(template.end);

@@ -58,6 +58,8 @@ export const TokenizerConfigSchema = z.union([
       min_count: positiveInt.default(2),
       /** Every integer below this is one piece. @default 0 */
       numbers: z.number().int().min(0).max(100_000).default(0),
+      /** Every digit its own token (no multi-digit pieces). @default false */
+      split_digits: z.boolean().default(false),
     })
     .strict(),
   z.object({ kind: z.literal('bytes') }).strict(),
@@ -79,7 +81,13 @@ export const TrainConfigSchema = z
         builtin: BuiltinPolicySchema.optional(),
         /** A Hugging Face causal-LM folder (needs `transformers` in the worker's Python). */
         model: z.string().min(1).optional(),
-        tokenizer: TokenizerConfigSchema.default({ kind: 'pieces', max_pieces: 512, min_count: 2, numbers: 0 }),
+        tokenizer: TokenizerConfigSchema.default({
+          kind: 'pieces',
+          max_pieces: 512,
+          min_count: 2,
+          numbers: 0,
+          split_digits: false,
+        }),
         /** Tool descriptions in the system prompt. @default true */
         tool_descriptions: z.boolean().default(true),
       })
@@ -158,6 +166,8 @@ export const TrainConfigSchema = z
         temperature: nonNegative.optional(),
         /** Evaluate on at most this many held-out tasks (the first ones). */
         max_tasks: positiveInt.optional(),
+        /** Also evaluate with greedy decoding (`success_greedy`). @default false */
+        greedy: z.boolean().default(false),
       })
       .strict()
       .prefault({}),
@@ -198,7 +208,10 @@ export type TrainConfig = z.output<typeof TrainConfigSchema>;
  * Validates a config object; relative paths are resolved against `baseDir`. Throws
  * CONFIG_INVALID listing each bad field (prefixed with `file` when given).
  */
-export function parseTrainConfig(data: unknown, options: { file?: string; baseDir?: string } = {}): TrainConfig {
+export function parseTrainConfig(
+  data: unknown,
+  options: { file?: string; baseDir?: string } = {},
+): TrainConfig {
   const parsed = TrainConfigSchema.safeParse(data);
   const where = options.file ? `${options.file}: ` : '';
   if (!parsed.success) {
@@ -211,7 +224,10 @@ export function parseTrainConfig(data: unknown, options: { file?: string; baseDi
       {
         details: {
           ...(options.file ? { file: options.file } : {}),
-          issues: parsed.error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message })),
+          issues: parsed.error.issues.map((issue) => ({
+            path: issue.path.map(String).join('.'),
+            message: issue.message,
+          })),
         },
       },
     );

@@ -46,11 +46,13 @@ function panelSvg(panel: PlotPanel, top: number, xMin: number, xMax: number): st
   const innerWidth = WIDTH - MARGIN.left - MARGIN.right;
   const innerHeight = PANEL_HEIGHT - MARGIN.top - MARGIN.bottom;
   const ys = panel.series.flatMap((series) => series.points.map((point) => point.y)).filter(Number.isFinite);
-  let [yMin, yMax] = panel.yRange ?? [Math.min(0, ...ys), Math.max(...ys, 1e-9)];
+  const yMin = panel.yRange?.[0] ?? Math.min(0, ...ys);
+  let yMax = panel.yRange?.[1] ?? Math.max(...ys, 1e-9);
   if (!(yMax > yMin)) yMax = yMin + 1;
   if (!panel.yRange) yMax += (yMax - yMin) * 0.05;
   const sx = (x: number): number => MARGIN.left + ((x - xMin) / (xMax - xMin || 1)) * innerWidth;
-  const sy = (y: number): number => top + MARGIN.top + innerHeight - ((y - yMin) / (yMax - yMin)) * innerHeight;
+  const sy = (y: number): number =>
+    top + MARGIN.top + innerHeight - ((y - yMin) / (yMax - yMin)) * innerHeight;
   const parts: string[] = [];
   parts.push(
     `<text x="${MARGIN.left}" y="${top + 20}" font-size="14" font-weight="bold">${escapeXml(panel.title)}</text>`,
@@ -74,13 +76,17 @@ function panelSvg(panel: PlotPanel, top: number, xMin: number, xMax: number): st
   panel.series.forEach((series, index) => {
     const points = series.points.filter((point) => Number.isFinite(point.y));
     if (points.length > 0) {
-      const path = points.map((point, i) => `${i === 0 ? 'M' : 'L'}${sx(point.x).toFixed(1)},${sy(point.y).toFixed(1)}`);
+      const path = points.map(
+        (point, i) => `${i === 0 ? 'M' : 'L'}${sx(point.x).toFixed(1)},${sy(point.y).toFixed(1)}`,
+      );
       parts.push(
         `<path d="${path.join(' ')}" fill="none" stroke="${series.color}" stroke-width="1.8"${series.dashed ? ' stroke-dasharray="5,4"' : ''}/>`,
       );
       if (series.markers) {
         for (const point of points) {
-          parts.push(`<circle cx="${sx(point.x).toFixed(1)}" cy="${sy(point.y).toFixed(1)}" r="3.5" fill="${series.color}"/>`);
+          parts.push(
+            `<circle cx="${sx(point.x).toFixed(1)}" cy="${sy(point.y).toFixed(1)}" r="3.5" fill="${series.color}"/>`,
+          );
         }
       }
     }
@@ -96,11 +102,15 @@ function panelSvg(panel: PlotPanel, top: number, xMin: number, xMax: number): st
 
 /** An SVG document with the panels stacked. */
 export function renderPlot(title: string, panels: readonly PlotPanel[]): string {
-  const xs = panels.flatMap((panel) => panel.series.flatMap((series) => series.points.map((point) => point.x)));
+  const xs = panels.flatMap((panel) =>
+    panel.series.flatMap((series) => series.points.map((point) => point.x)),
+  );
   const xMin = Math.min(0, ...xs);
   const xMax = Math.max(1, ...xs);
   const height = 30 + panels.length * PANEL_HEIGHT;
-  const body = panels.map((panel, index) => panelSvg(panel, 30 + index * PANEL_HEIGHT, xMin, xMax)).join('\n');
+  const body = panels
+    .map((panel, index) => panelSvg(panel, 30 + index * PANEL_HEIGHT, xMin, xMax))
+    .join('\n');
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
@@ -132,8 +142,25 @@ export function learningCurveSvg(rows: readonly CurveRow[], title = 'paddock tra
       yRange: [0, 1],
       series: [
         { name: 'train reward', color: '#1f77b4', points: series(rows, 'train', 'reward_mean') },
-        { name: 'train pass rate', color: '#aec7e8', points: series(rows, 'train', 'pass_rate'), dashed: true },
-        { name: 'held-out success', color: '#d62728', points: series(rows, 'eval', 'success'), markers: true },
+        {
+          name: 'train pass rate',
+          color: '#aec7e8',
+          points: series(rows, 'train', 'pass_rate'),
+          dashed: true,
+        },
+        {
+          name: 'held-out success',
+          color: '#d62728',
+          points: series(rows, 'eval', 'success'),
+          markers: true,
+        },
+        {
+          name: 'held-out (greedy)',
+          color: '#ff9896',
+          points: series(rows, 'eval', 'success_greedy'),
+          markers: true,
+          dashed: true,
+        },
       ],
     },
     {

@@ -5,7 +5,13 @@
 import { z } from 'zod';
 import type { TokenSequence } from './batch.ts';
 import { trainerError } from './errors.ts';
-import { encodeFloat64, encodeInt32, TorchWorker, type TorchWorkerOptions, type WorkerHello } from './worker.ts';
+import {
+  encodeFloat64,
+  encodeInt32,
+  TorchWorker,
+  type TorchWorkerOptions,
+  type WorkerHello,
+} from './worker.ts';
 
 /** The built-in transformer's shape (trainers/torch/model.py). */
 export interface BuiltinModelConfig {
@@ -78,7 +84,12 @@ const MetricsSchema = z.record(z.string(), z.number());
 
 export type StepMetrics = Record<string, number>;
 
-const ExportSchema = z.object({ path: z.string(), bytes: z.number(), ms: z.number(), describe: InfoSchema.shape.policy });
+const ExportSchema = z.object({
+  path: z.string(),
+  bytes: z.number(),
+  ms: z.number(),
+  describe: InfoSchema.shape.policy,
+});
 const LoadSchema = z.object({ opt_step: z.number(), meta: z.record(z.string(), z.unknown()) });
 const HashSchema = z.object({ sha256: z.string(), opt_step: z.number() });
 const LogprobsSchema = z.object({ logprobs: z.array(z.array(z.number())) });
@@ -118,6 +129,11 @@ export class TorchTrainer {
     await this.worker.request('configure_optimizer', { optim });
   }
 
+  /** Changes the optimiser's hyper-parameters, keeping its state and step. */
+  async updateOptimizer(optim: Partial<OptimizerConfig>): Promise<void> {
+    await this.worker.request('update_optimizer', { optim });
+  }
+
   /** Freezes the current weights as the KL reference. */
   async setReference(): Promise<void> {
     await this.worker.request('set_reference');
@@ -126,7 +142,13 @@ export class TorchTrainer {
   /** One policy-gradient update (or `epochs × mini_batches` of them) on `sequences`. */
   async trainStep(
     sequences: readonly TokenSequence[],
-    options: { loss: LossConfig; microBatch: number; epochs?: number; miniBatches?: number; signal?: AbortSignal },
+    options: {
+      loss: LossConfig;
+      microBatch: number;
+      epochs?: number;
+      miniBatches?: number;
+      signal?: AbortSignal;
+    },
   ): Promise<StepMetrics> {
     const result = await this.worker.request(
       'train_step',
@@ -155,7 +177,10 @@ export class TorchTrainer {
     const result = await this.worker.request(
       'sft_step',
       {
-        sequences: sequences.map((sequence) => ({ ids: encodeInt32(sequence.ids), mask: encodeInt32(sequence.mask) })),
+        sequences: sequences.map((sequence) => ({
+          ids: encodeInt32(sequence.ids),
+          mask: encodeInt32(sequence.mask),
+        })),
         micro_batch: options.microBatch,
         label_smoothing: options.labelSmoothing ?? 0,
       },

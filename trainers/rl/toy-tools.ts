@@ -96,11 +96,13 @@ export const toyToolProvider: ToolProvider = {
       });
     const row = rowOf(task);
     const table = TableSchema.safeParse(row[section.data.table]);
-    const expected = row[section.data.answer];
+    const answer = row[section.data.answer];
+    const expected =
+      typeof answer === 'string' || typeof answer === 'number' ? String(answer).trim() : undefined;
     if (!table.success || expected === undefined) {
       throw new PaddockError(
         ERROR_CODES.TASK_INVALID,
-        `task ${task.id}: the dataset row needs "${section.data.table}" (an object of numbers) and "${section.data.answer}"`,
+        `task ${task.id}: the dataset row needs "${section.data.table}" (an object of numbers) and "${section.data.answer}" (a string or number)`,
         { details: { task: task.id } },
       );
     }
@@ -113,7 +115,9 @@ export const toyToolProvider: ToolProvider = {
         args: z.object({ key: z.string() }).strict(),
         async execute({ key }) {
           const value = entries[key];
-          return value === undefined ? { text: `no entry ${key}`, isError: true } : { text: `${key} = ${value}` };
+          return value === undefined
+            ? { text: `no entry ${key}`, isError: true }
+            : { text: `${key} = ${value}` };
         },
       }),
       defineTool({
@@ -138,7 +142,7 @@ export const toyToolProvider: ToolProvider = {
     return {
       tools,
       async score() {
-        return { correct: submitted !== undefined && submitted.trim() === String(expected).trim() ? 1 : 0 };
+        return { correct: submitted !== undefined && submitted.trim() === expected ? 1 : 0 };
       },
       async close() {},
     };

@@ -20,7 +20,16 @@
  * kill -9) continues exactly as the uninterrupted run would have (on the same machine and
  * thread count: CPU results are bit-identical, CUDA results close).
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  appendFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import {
@@ -62,7 +71,13 @@ import { computeAdvantages } from './advantages.ts';
 import { demonstrationSequence, episodeSequences, type Demonstration, type TokenSequence } from './batch.ts';
 import { loadTrainConfig, parseTrainConfig, type TrainConfig, type TrainConfigInput } from './config.ts';
 import { learningCurveSvg, type CurveRow } from './plot.ts';
-import { TorchTrainer, type PolicySpec, type StepMetrics, type WorkerInfo } from './torch-trainer.ts';
+import {
+  TorchTrainer,
+  type OptimizerConfig,
+  type PolicySpec,
+  type StepMetrics,
+  type WorkerInfo,
+} from './torch-trainer.ts';
 import { toyToolProvider } from './toy-tools.ts';
 
 /** One row of metrics.jsonl. `type` is `sft`, `train` or `eval`; `step` the step it belongs to. */
@@ -74,8 +89,10 @@ export interface MetricRow extends CurveRow {
 /** What an evaluation on held-out tasks found. */
 export interface EvalSummary {
   step: number;
-  /** Fraction of episodes whose reward reached `pass_threshold`. */
+  /** Fraction of episodes whose reward reached `pass_threshold` (sampling as `eval.temperature`). */
   success: number;
+  /** The same with greedy decoding, when `eval.greedy` is on. */
+  successGreedy?: number;
   rewardMean: number;
   episodes: number;
 }
@@ -122,7 +139,11 @@ export interface TrainResult {
   weightsSha256: string;
 }
 
-const StateSchema = z.object({ step: z.number().int().min(0), checkpoint: z.string(), checkpoints: z.array(z.string()) });
+const StateSchema = z.object({
+  step: z.number().int().min(0),
+  checkpoint: z.string(),
+  checkpoints: z.array(z.string()),
+});
 type TrainState = z.infer<typeof StateSchema>;
 
 /**
@@ -131,7 +152,10 @@ type TrainState = z.infer<typeof StateSchema>;
  * already (use `resumeTraining`), TRAINER_FAILED when the torch worker fails, ABORTED on
  * abort.
  */
-export async function train(config: string | TrainConfigInput | TrainConfig, options: TrainOptions): Promise<TrainResult> {
+export async function train(
+  config: string | TrainConfigInput | TrainConfig,
+  options: TrainOptions,
+): Promise<TrainResult> {
   const cfg = typeof config === 'string' ? loadTrainConfig(config) : parseTrainConfig(config);
   if (existsSync(join(cfg.output, 'config.json'))) {
     throw new PaddockError(
@@ -174,7 +198,13 @@ function writeJsonAtomic(path: string, value: unknown): void {
  * Pieces for the tool-call syntax of the canonical rendering, so that the scaffold of a
  * call costs a few tokens (as tool-call special tokens do in chat models).
  */
-const TOOL_CALL_PIECES = [`${TOOL_OPEN}{"name":"`, '","arguments":{"', `"}}${TOOL_CLOSE}`, TOOL_OPEN, TOOL_CLOSE];
+const TOOL_CALL_PIECES = [
+  `${TOOL_OPEN}{"name":"`,
+  '","arguments":{"',
+  `"}}${TOOL_CLOSE}`,
+  TOOL_OPEN,
+  TOOL_CLOSE,
+];
 
 const pad = (step: number): string => String(step).padStart(6, '0');
 
@@ -193,7 +223,9 @@ class ToolRecordingAgent implements Agent {
 
 const DemonstrationSchema = z.object({
   messages: z.array(z.record(z.string(), z.unknown())).min(1),
-  tools: z.array(z.object({ name: z.string(), description: z.string(), inputSchema: z.record(z.string(), z.unknown()) })),
+  tools: z.array(
+    z.object({ name: z.string(), description: z.string(), inputSchema: z.record(z.string(), z.unknown()) }),
+  ),
 });
 
 function mean(values: readonly number[]): number {
@@ -206,6 +238,7 @@ class TrainingRun {
   private policy: OnnxPolicy | undefined;
   private agent: OnnxPolicyAgent | undefined;
   private evalAgent: OnnxPolicyAgent | undefined;
+  private greedyAgent: OnnxPolicyAgent | undefined;
   private tokenizer!: PieceTokenizer;
   private info!: WorkerInfo;
   private rows: MetricRow[] = [];
@@ -225,7 +258,8 @@ class TrainingRun {
   }
 
   private checkAborted(): void {
-    if (this.signal.aborted) throw new PaddockError(ERROR_CODES.ABORTED, 'training was aborted', { cause: this.signal.reason });
+    if (this.signal.aborted)
+      throw new PaddockError(ERROR_CODES.ABORTED, 'training was aborted', { cause: this.signal.reason });
   }
 
   async run(resume: boolean): Promise<TrainResult> {
@@ -239,6 +273,7 @@ class TrainingRun {
     } finally {
       await this.agent?.close();
       await this.evalAgent?.close();
+      await this.greedyAgent?.close();
       await this.policy?.close();
       await this.trainer?.close();
     }
@@ -248,7 +283,8 @@ class TrainingRun {
     const cfg = this.cfg;
     const trainTasks = await this.options.loadTasks(cfg.tasks.train);
     const heldout = cfg.tasks.heldout.length > 0 ? await this.options.loadTasks(cfg.tasks.heldout) : [];
-    if (trainTasks.length === 0) throw new PaddockError(ERROR_CODES.TASK_NOT_FOUND, 'no train tasks were loaded');
+    if (trainTasks.length === 0)
+      throw new PaddockError(ERROR_CODES.TASK_NOT_FOUND, 'no train tasks were loaded');
     const taskMap = new Map([...trainTasks, ...heldout].map((task) => [task.id, task]));
 
     mkdirSync(join(this.dir, 'checkpoints'), { recursive: true });
@@ -264,7 +300,9 @@ class TrainingRun {
     // --- demonstrations and tokenizer -------------------------------------------------
     let demos: Demonstration[] = [];
     if (!state && cfg.sft) demos = await this.demonstrations(trainTasks);
-    this.tokenizer = state ? PieceTokenizer.fromFile(join(this.dir, 'tokenizer.json')) : this.buildTokenizer(trainTasks, demos);
+    this.tokenizer = state
+      ? PieceTokenizer.fromFile(join(this.dir, 'tokenizer.json'))
+      : this.buildTokenizer(trainTasks, demos);
     if (!state) writeJsonAtomic(join(this.dir, 'tokenizer.json'), this.tokenizer.toJSON());
     const template = new ChatTemplate(this.tokenizer, { toolDescriptions: cfg.policy.tool_descriptions });
 
@@ -286,7 +324,9 @@ class TrainingRun {
       seed: cfg.seed,
       ...(cfg.threads ? { threads: cfg.threads } : {}),
     });
-    this.log(`worker: torch ${this.info.torch} on ${this.info.device} (${this.info.dtype}), ${this.info.params} parameters`);
+    this.log(
+      `worker: torch ${this.info.torch} on ${this.info.device} (${this.info.dtype}), ${this.info.params} parameters`,
+    );
 
     let step = 0;
     let before: EvalSummary | undefined;
@@ -294,21 +334,18 @@ class TrainingRun {
       const loaded = await this.trainer.load(join(this.dir, state.checkpoint));
       step = state.step;
       this.rows = this.readRows().filter((row) => row.type === 'sft' || row.step <= step);
-      writeFileSync(join(this.dir, 'metrics.jsonl'), this.rows.map((row) => JSON.stringify(row) + '\n').join(''));
+      writeFileSync(
+        join(this.dir, 'metrics.jsonl'),
+        this.rows.map((row) => JSON.stringify(row) + '\n').join(''),
+      );
+      // The config's RL hyper-parameters apply (the same as the checkpoint's unless edited).
+      await this.trainer.updateOptimizer(this.rlOptimizer());
       this.log(`resumed from ${state.checkpoint} (step ${step}, optimiser step ${loaded.opt_step})`);
       const first = this.rows.find((row) => row.type === 'eval' && row.step === 0);
       if (first) before = this.evalSummaryOf(first);
     } else {
       if (cfg.sft && cfg.sft.steps > 0) await this.supervised(demos, template);
-      await this.trainer.configureOptimizer({
-        lr: cfg.algorithm.lr,
-        total_steps: Math.max(1, cfg.steps * cfg.algorithm.epochs * cfg.algorithm.mini_batches),
-        warmup_steps: cfg.algorithm.warmup_steps,
-        schedule: cfg.algorithm.schedule,
-        min_lr_ratio: cfg.algorithm.min_lr_ratio,
-        weight_decay: cfg.algorithm.weight_decay,
-        grad_clip: cfg.algorithm.grad_clip,
-      });
+      await this.trainer.configureOptimizer(this.rlOptimizer());
       if (cfg.algorithm.reference || cfg.algorithm.kl > 0) await this.trainer.setReference();
       await this.checkpoint(0, undefined);
     }
@@ -325,7 +362,8 @@ class TrainingRun {
         const result = await this.evaluate(heldout, step);
         if (last) after = result;
       }
-      if (step % cfg.checkpoint.every === 0 || last) await this.checkpoint(step, StateSchema.safeParse(this.readState()).data);
+      if (step % cfg.checkpoint.every === 0 || last)
+        await this.checkpoint(step, StateSchema.safeParse(this.readState()).data);
     }
     if (!after && heldout.length > 0) {
       const final = [...this.rows].reverse().find((row) => row.type === 'eval' && row.step === cfg.steps);
@@ -350,6 +388,19 @@ class TrainingRun {
       `done: ${cfg.steps} steps${before && after ? `, held-out success ${before.success.toFixed(3)} → ${after.success.toFixed(3)}` : ''}`,
     );
     return result;
+  }
+
+  private rlOptimizer(): OptimizerConfig {
+    const algorithm = this.cfg.algorithm;
+    return {
+      lr: algorithm.lr,
+      total_steps: Math.max(1, this.cfg.steps * algorithm.epochs * algorithm.mini_batches),
+      warmup_steps: algorithm.warmup_steps,
+      schedule: algorithm.schedule,
+      min_lr_ratio: algorithm.min_lr_ratio,
+      weight_decay: algorithm.weight_decay,
+      grad_clip: algorithm.grad_clip,
+    };
   }
 
   // --- demonstrations, tokenizer, SFT ----------------------------------------------------
@@ -380,7 +431,10 @@ class TrainingRun {
       demos.push({ messages: episode.messages, tools });
     }
     if (demos.length === 0)
-      throw new PaddockError(ERROR_CODES.CONFIG_INVALID, 'the oracle passed no train task: there is nothing to warm-start from');
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        'the oracle passed no train task: there is nothing to warm-start from',
+      );
     writeFileSync(file, demos.map((demo) => JSON.stringify(demo) + '\n').join(''));
     this.log(`recorded ${demos.length} oracle demonstrations`);
     return demos;
@@ -402,7 +456,9 @@ class TrainingRun {
         try {
           value = JSON.parse(line);
         } catch (error) {
-          throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `${path}:${number}: invalid JSON`, { cause: error });
+          throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `${path}:${number}: invalid JSON`, {
+            cause: error,
+          });
         }
         const parsed = DemonstrationSchema.safeParse(value);
         if (!parsed.success)
@@ -421,7 +477,11 @@ class TrainingRun {
       texts.push(system, renderToolList(demo.tools, { toolDescriptions: this.cfg.policy.tool_descriptions }));
       for (const message of demo.messages) {
         if (message.role === 'system') continue;
-        texts.push(message.role === 'assistant' ? renderAssistantText(message.content, message.toolCalls) : message.content);
+        texts.push(
+          message.role === 'assistant'
+            ? renderAssistantText(message.content, message.toolCalls)
+            : message.content,
+        );
       }
     }
     return buildPieceTokenizer(texts, {
@@ -429,6 +489,7 @@ class TrainingRun {
       minCount: spec.min_count,
       forced: TOOL_CALL_PIECES,
       numbers: spec.numbers,
+      splitDigits: spec.split_digits,
     });
   }
 
@@ -471,7 +532,9 @@ class TrainingRun {
       });
       this.writeRow({ type: 'sft', step, ...metrics });
       if (step % 10 === 0 || step === sft.steps)
-        this.log(`sft ${step}/${sft.steps}: loss ${metrics.loss!.toFixed(4)} accuracy ${metrics.accuracy!.toFixed(3)}`);
+        this.log(
+          `sft ${step}/${sft.steps}: loss ${metrics.loss!.toFixed(4)} accuracy ${metrics.accuracy!.toFixed(3)}`,
+        );
     }
   }
 
@@ -490,7 +553,11 @@ class TrainingRun {
     };
   }
 
-  private async rlStep(step: number, trainTasks: readonly Task[], taskMap: ReadonlyMap<string, Task>): Promise<void> {
+  private async rlStep(
+    step: number,
+    trainTasks: readonly Task[],
+    taskMap: ReadonlyMap<string, Task>,
+  ): Promise<void> {
     const cfg = this.cfg;
     const algorithm = cfg.algorithm;
     const stepStarted = performance.now();
@@ -550,7 +617,9 @@ class TrainingRun {
 
     const rewards = usable.map((episode) => episode.reward.total);
     const completionTokens = usable.reduce((sum, episode) => sum + episode.usage.completionTokens, 0);
-    const signalGroups = groups.filter((group) => group.some((e) => e.reward.total !== group[0]!.reward.total)).length;
+    const signalGroups = groups.filter((group) =>
+      group.some((e) => e.reward.total !== group[0]!.reward.total),
+    ).length;
     const anySignal = sequences.some((sequence) => sequence.advantages.some((value) => value !== 0));
 
     let metrics: StepMetrics = {};
@@ -645,12 +714,16 @@ class TrainingRun {
         name: 'onnx:eval',
         ...(this.cfg.eval.temperature === undefined ? {} : { temperature: this.cfg.eval.temperature }),
       });
+      if (this.cfg.eval.greedy)
+        this.greedyAgent = new OnnxPolicyAgent(policy, { name: 'onnx:greedy', temperature: 0 });
     } else {
       this.agent.setPolicy(policy);
       this.evalAgent!.setPolicy(policy);
+      this.greedyAgent?.setPolicy(policy);
     }
     this.agent.reset();
     this.evalAgent!.reset();
+    this.greedyAgent?.reset();
     if (previous) {
       await previous.close();
       rmSync(previous.dir, { recursive: true, force: true });
@@ -661,23 +734,33 @@ class TrainingRun {
   private async evaluate(heldout: readonly Task[], step: number): Promise<EvalSummary> {
     const started = performance.now();
     const tasks = heldout.slice(0, this.cfg.eval.max_tasks ?? heldout.length);
-    const episodes = await runEpisodes({
-      runId: `eval-${pad(step)}`,
-      tasks,
-      plan: planEpisodes(tasks, { epochs: this.cfg.eval.episodes_per_task, seed: mixSeed(this.cfg.seed, 0xe7a1) }),
-      agent: this.evalAgent!,
-      ...this.episodeOptions(),
-      maxAttempts: 2,
-      retryDelayMs: 100,
-    });
-    const rewards = episodes.map((episode) =>
-      episode.status === 'completed' || episode.status === 'limit' ? episode.reward.total : 0,
-    );
+    const play = async (agent: Agent, name: string): Promise<number[]> => {
+      const episodes = await runEpisodes({
+        runId: `${name}-${pad(step)}`,
+        tasks,
+        plan: planEpisodes(tasks, {
+          epochs: this.cfg.eval.episodes_per_task,
+          seed: mixSeed(this.cfg.seed, 0xe7a1),
+        }),
+        agent,
+        ...this.episodeOptions(),
+        maxAttempts: 2,
+        retryDelayMs: 100,
+      });
+      return episodes.map((episode) =>
+        episode.status === 'completed' || episode.status === 'limit' ? episode.reward.total : 0,
+      );
+    };
+    const passRate = (rewards: readonly number[]): number =>
+      mean(rewards.map((reward) => (reward >= this.cfg.pass_threshold ? 1 : 0)));
+    const rewards = await play(this.evalAgent!, 'eval');
+    const greedy = this.greedyAgent ? await play(this.greedyAgent, 'eval-greedy') : undefined;
     const summary: EvalSummary = {
       step,
-      success: mean(rewards.map((reward) => (reward >= this.cfg.pass_threshold ? 1 : 0))),
+      success: passRate(rewards),
       rewardMean: mean(rewards),
-      episodes: episodes.length,
+      episodes: rewards.length,
+      ...(greedy ? { successGreedy: passRate(greedy) } : {}),
     };
     this.writeRow({
       type: 'eval',
@@ -685,10 +768,14 @@ class TrainingRun {
       success: summary.success,
       reward_mean: summary.rewardMean,
       episodes: summary.episodes,
-      episode_turns: mean(episodes.map((episode) => episode.turns.length)),
+      ...(greedy ? { success_greedy: summary.successGreedy } : {}),
       eval_ms: performance.now() - started,
     });
-    this.log(`eval at step ${step}: held-out success ${summary.success.toFixed(3)} over ${summary.episodes} episodes`);
+    this.log(
+      `eval at step ${step}: held-out success ${summary.success.toFixed(3)}` +
+        (greedy ? ` (greedy ${summary.successGreedy!.toFixed(3)})` : '') +
+        ` over ${summary.episodes} episodes`,
+    );
     return summary;
   }
 
@@ -698,6 +785,7 @@ class TrainingRun {
       success: Number(row.success),
       rewardMean: Number(row.reward_mean),
       episodes: Number(row.episodes),
+      ...(typeof row.success_greedy === 'number' ? { successGreedy: row.success_greedy } : {}),
     };
   }
 
@@ -714,7 +802,11 @@ class TrainingRun {
     const kept = [...(previous?.checkpoints ?? []).filter((path) => path !== name), name];
     const keep = this.cfg.checkpoint.keep;
     const dropped = kept.splice(0, Math.max(0, kept.length - keep));
-    writeJsonAtomic(join(this.dir, 'state.json'), { step, checkpoint: name, checkpoints: kept } satisfies TrainState);
+    writeJsonAtomic(join(this.dir, 'state.json'), {
+      step,
+      checkpoint: name,
+      checkpoints: kept,
+    } satisfies TrainState);
     // Only once state.json names the new checkpoint may older ones go.
     for (const path of dropped) rmSync(join(this.dir, path), { force: true });
   }
@@ -737,7 +829,11 @@ class TrainingRun {
   private writeRow(row: MetricRow): void {
     this.rows.push(row);
     appendFileSync(join(this.dir, 'metrics.jsonl'), JSON.stringify(row) + '\n');
-    if (row.type !== 'sft') writeFileSync(join(this.dir, 'learning-curve.svg'), learningCurveSvg(this.rows, 'paddock training: ' + this.dir.split('/').pop()));
+    if (row.type !== 'sft')
+      writeFileSync(
+        join(this.dir, 'learning-curve.svg'),
+        learningCurveSvg(this.rows, 'paddock training: ' + this.dir.split('/').pop()),
+      );
     this.options.onStep?.(row);
   }
 }

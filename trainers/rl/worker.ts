@@ -135,7 +135,9 @@ export class TorchWorker {
     return new Promise<WorkerHello>((resolve, reject) => {
       let ready = false;
       const startTimer = setTimeout(() => {
-        fail(trainerError(`the torch worker did not start within ${this.options.startTimeoutMs ?? 120_000} ms`));
+        fail(
+          trainerError(`the torch worker did not start within ${this.options.startTimeoutMs ?? 120_000} ms`),
+        );
       }, this.options.startTimeoutMs ?? 120_000);
       const fail = (error: PaddockError): void => {
         this.failAll(error);
@@ -146,7 +148,11 @@ export class TorchWorker {
         this.kill();
       };
       this.child.once('error', (error) => {
-        fail(trainerError(`cannot run the torch worker with ${python}: ${describeError(error)}`, { cause: error }));
+        fail(
+          trainerError(`cannot run the torch worker with ${python}: ${describeError(error)}`, {
+            cause: error,
+          }),
+        );
       });
       this.child.once('exit', (code, signal) => {
         this.exited = { code, signal };
@@ -163,7 +169,9 @@ export class TorchWorker {
       const signal = this.options.signal;
       if (signal) {
         const onAbort = (): void => {
-          const error = new PaddockError(ERROR_CODES.ABORTED, 'training was aborted', { cause: signal.reason });
+          const error = new PaddockError(ERROR_CODES.ABORTED, 'training was aborted', {
+            cause: signal.reason,
+          });
           this.failAll(error);
           if (!ready) {
             clearTimeout(startTimer);
@@ -182,7 +190,11 @@ export class TorchWorker {
         try {
           message = JSON.parse(line);
         } catch {
-          fail(trainerError(`the torch worker wrote a line that is not JSON: ${line.slice(0, 200)}${this.stderrSuffix()}`));
+          fail(
+            trainerError(
+              `the torch worker wrote a line that is not JSON: ${line.slice(0, 200)}${this.stderrSuffix()}`,
+            ),
+          );
           return;
         }
         if (!ready) {
@@ -218,7 +230,9 @@ export class TorchWorker {
     if (!pending) {
       // An answer without a request (e.g. a parse error of a line we never sent) breaks the protocol.
       if (!response.ok) {
-        this.failAll(trainerError(`the torch worker reported: ${response.error.message}${this.stderrSuffix()}`));
+        this.failAll(
+          trainerError(`the torch worker reported: ${response.error.message}${this.stderrSuffix()}`),
+        );
         this.kill();
       }
       return;
@@ -228,9 +242,12 @@ export class TorchWorker {
     if (response.ok) pending.resolve(response.result);
     else
       pending.reject(
-        trainerError(`the torch worker failed ${pending.cmd}: ${response.error.type}: ${response.error.message}`, {
-          details: { type: response.error.type, traceback: response.error.traceback, command: pending.cmd },
-        }),
+        trainerError(
+          `the torch worker failed ${pending.cmd}: ${response.error.type}: ${response.error.message}`,
+          {
+            details: { type: response.error.type, traceback: response.error.traceback, command: pending.cmd },
+          },
+        ),
       );
   }
 
@@ -244,7 +261,8 @@ export class TorchWorker {
   }
 
   private kill(): void {
-    if (!this.exited && this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    if (!this.exited && this.child.exitCode === null && this.child.signalCode === null)
+      this.child.kill('SIGKILL');
   }
 
   /**
@@ -271,7 +289,9 @@ export class TorchWorker {
         this.kill();
       }, timeoutMs);
       const onAbort = (): void => {
-        const error = new PaddockError(ERROR_CODES.ABORTED, `${cmd} was aborted`, { cause: options.signal?.reason });
+        const error = new PaddockError(ERROR_CODES.ABORTED, `${cmd} was aborted`, {
+          cause: options.signal?.reason,
+        });
         this.failAll(error);
         this.kill();
       };
@@ -292,7 +312,9 @@ export class TorchWorker {
       }
       this.child.stdin.write(`${JSON.stringify({ id, cmd, ...args })}\n`, (error) => {
         if (error)
-          this.failAll(trainerError(`cannot write to the torch worker: ${describeError(error)}${this.stderrSuffix()}`));
+          this.failAll(
+            trainerError(`cannot write to the torch worker: ${describeError(error)}${this.stderrSuffix()}`),
+          );
       });
     });
   }

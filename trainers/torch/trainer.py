@@ -142,6 +142,18 @@ class Trainer:
         self.optimizer = _make_adamw(list(self.model.parameters()), self.optim_cfg, self.device)
         self.opt_step = 0
 
+    def update_optimizer(self, data):
+        """Changes the optimiser's hyper-parameters (lr, schedule, clipping, decay) and keeps
+        its state and step (e.g. when a resumed run's config changed them)."""
+        if self.optimizer is None:
+            return self.configure_optimizer(data)
+        self.optim_cfg = OptimConfig({**self.optim_cfg.to_dict(), **data})
+        for group in self.optimizer.param_groups:
+            group["betas"] = self.optim_cfg.betas
+            group["eps"] = self.optim_cfg.eps
+            if group["weight_decay"] != 0.0 or data.get("weight_decay") is not None:
+                group["weight_decay"] = self.optim_cfg.weight_decay if group is self.optimizer.param_groups[0] else 0.0
+
     def set_reference(self):
         """Freezes a copy of the current weights as the KL reference."""
         self.reference = copy.deepcopy(self.model).eval()
@@ -206,7 +218,10 @@ class Trainer:
                 if mb_tokens == 0:
                     continue
                 mb_loss = 0.0
-                for micro in _chunks(minibatch, micro_batch):
+                # Micro-batches of similar lengths pad less; the order is a function of the
+                # batch only, so results stay deterministic.
+                by_length = sorted(minibatch, key=lambda s: len(s["ids"]))
+                for micro in _chunks(by_length, micro_batch):
                     ids = _pad([s["ids"] for s in micro], 0, self.device, torch.long)
                     mask = _pad([s["mask"] for s in micro], 0, self.device, torch.float32)[:, 1:]
                     adv = _pad([s["advantages"] for s in micro], 0, self.device, torch.float32)[:, 1:]
@@ -222,9 +237,12 @@ class Trainer:
                     clipped = torch.clamp(ratio, 1 - clip_low, 1 + clip_high)
                     pg = torch.max(-a * ratio, -a * clipped)
                     per_token = pg
-                    entropy = -(logp.exp() * logp).sum(-1)
                     if ent_coef > 0:
+                        entropy = -(logp.exp() * logp).sum(-1)
                         per_token = per_token - ent_coef * entropy
+                    else:
+                        with torch.no_grad():
+                            entropy = -(logp.exp() * logp).sum(-1)
                     kl = None
                     if self.reference is not None:
                         with torch.no_grad():

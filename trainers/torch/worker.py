@@ -101,6 +101,9 @@ class Worker:
         if cmd == "configure_optimizer":
             self.need().configure_optimizer(req["optim"])
             return {"opt_step": 0}
+        if cmd == "update_optimizer":
+            self.need().update_optimizer(req["optim"])
+            return {"opt_step": self.need().opt_step}
         if cmd == "set_reference":
             self.need().set_reference()
             return {}

@@ -1,0 +1,148 @@
+/**
+ * The torch worker as the trainer uses it: a real Python process speaking the protocol.
+ * Needs Debian's python3-torch (or PADDOCK_PYTHON naming an interpreter with torch).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildPieceTokenizer, loadOnnxPolicy } from '../../../agents/onnx/index.ts';
+import { isPaddockError, type PaddockError } from '../../../harness/index.ts';
+import { TRAINER_FAILED, TorchTrainer, type PolicySpec } from '../../../trainers/rl/index.ts';
+
+const tokenizer = buildPieceTokenizer(['look up the key and submit the answer', 'look up the key'], {});
+const policy: PolicySpec = {
+  kind: 'builtin',
+  config: { vocab_size: tokenizer.vocabSize, d_model: 32, n_layers: 2, n_heads: 4, max_len: 64 },
+};
+
+async function failure(promise: Promise<unknown>): Promise<PaddockError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isPaddockError(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a rejection');
+}
+
+function sequences(count: number) {
+  return Array.from({ length: count }, (_, i) => {
+    const ids = tokenizer.encode(`look up the key ${i} and submit the answer`);
+    return {
+      ids,
+      mask: ids.map((_, k) => (k >= 5 ? 1 : 0)),
+      advantages: ids.map(() => (i % 2 === 0 ? 1 : -1)),
+      logprobs: ids.map(() => 0),
+      episodeId: `e${i}`,
+      turns: [0],
+    };
+  });
+}
+
+describe('torch worker', () => {
+  let trainer: TorchTrainer;
+  const dir = mkdtempSync(join(tmpdir(), 'paddock-worker-'));
+
+  beforeAll(async () => {
+    trainer = await TorchTrainer.start();
+    await trainer.init({ policy, device: 'cpu', seed: 3 });
+    await trainer.configureOptimizer({ lr: 1e-3, total_steps: 10 });
+  });
+  afterAll(async () => {
+    await trainer.close();
+  });
+
+  it('exports an ONNX policy whose logprobs match the worker on the same tokens', async () => {
+    const policyDir = join(dir, 'policy');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(policyDir, { recursive: true });
+    const exported = await trainer.exportOnnx(join(policyDir, 'model.onnx'));
+    writeFileSync(
+      join(policyDir, 'config.json'),
+      JSON.stringify({
+        format: 'paddock-onnx-policy',
+        version: 1,
+        vocab_size: exported.describe.vocab_size,
+        max_len: exported.describe.max_len,
+        kv_cache: exported.describe.kv_cache,
+      }),
+    );
+    writeFileSync(join(policyDir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+    const onnx = await loadOnnxPolicy(policyDir);
+    const ids = sequences(3).map((sequence) => sequence.ids);
+    const expected = await trainer.logprobs(ids, 0.7);
+    let maxDiff = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const actual = await onnx.sequenceLogprobs(ids[i]!, 0.7);
+      actual.forEach((value, k) => (maxDiff = Math.max(maxDiff, Math.abs(value - expected[i]![k]!))));
+    }
+    await onnx.close();
+    console.log(`ONNX vs worker logprobs: max abs difference ${maxDiff.toExponential(2)}`);
+    expect(maxDiff).toBeLessThan(1e-4);
+  });
+
+  it('takes a policy-gradient step and reports its metrics', async () => {
+    const metrics = await trainer.trainStep(sequences(4), {
+      loss: { kl_coef: 0, entropy_coef: 0.01 },
+      microBatch: 2,
+    });
+    expect(metrics.optimizer_steps).toBe(1);
+    expect(metrics.tokens).toBeGreaterThan(0);
+    expect(metrics.grad_norm).toBeGreaterThan(0);
+    for (const key of ['loss', 'pg_loss', 'entropy', 'clip_frac', 'ratio_mean', 'lr'])
+      expect(Number.isFinite(metrics[key])).toBe(true);
+  });
+
+  it('answers a bad request with TRAINER_FAILED carrying the Python error, and keeps serving', async () => {
+    const error = await failure(
+      trainer.trainStep([{ ...sequences(1)[0]!, mask: [1] }], { loss: {}, microBatch: 1 }),
+    );
+    expect(error.code).toBe(TRAINER_FAILED);
+    expect(error.message).toMatch(/mask has 1 values/);
+    expect(error.details.traceback).toEqual(expect.stringContaining('Traceback'));
+    expect((await trainer.stateHash()).sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('torch worker supervision', () => {
+  it('turns a crash into TRAINER_FAILED with the tail of its stderr, not a hang', async () => {
+    const trainer = await TorchTrainer.start({ env: { PADDOCK_WORKER_FAULT: 'exit:train_step' } });
+    await trainer.init({ policy, device: 'cpu' });
+    const error = await failure(trainer.trainStep(sequences(2), { loss: {}, microBatch: 2 }));
+    expect(error.code).toBe(TRAINER_FAILED);
+    expect(error.message).toMatch(/exited \(code 70\)/);
+    expect(error.message).toContain('injected fault while handling train_step');
+    await expect(trainer.stateHash()).rejects.toMatchObject({ code: TRAINER_FAILED });
+    await trainer.close();
+  });
+
+  it('kills a worker that does not answer in time', async () => {
+    const trainer = await TorchTrainer.start({
+      env: { PADDOCK_WORKER_FAULT: 'hang:state_hash' },
+      requestTimeoutMs: 1_500,
+    });
+    await trainer.init({ policy, device: 'cpu' });
+    const error = await failure(trainer.stateHash());
+    expect(error.message).toMatch(/did not answer state_hash within 1500 ms and was killed/);
+    await trainer.close();
+  });
+
+  it('fails to start with TRAINER_FAILED when the interpreter does not exist', async () => {
+    const error = await failure(TorchTrainer.start({ python: '/nonexistent/python3' }));
+    expect(error.code).toBe(TRAINER_FAILED);
+  });
+
+  it('kills the worker and rejects with ABORTED when the signal aborts', async () => {
+    const controller = new AbortController();
+    const trainer = await TorchTrainer.start({
+      env: { PADDOCK_WORKER_FAULT: 'hang:state_hash' },
+      signal: controller.signal,
+    });
+    await trainer.init({ policy, device: 'cpu' });
+    const pending = trainer.stateHash();
+    controller.abort();
+    await expect(pending).rejects.toMatchObject({ code: 'ABORTED' });
+    await trainer.close();
+  });
+});

@@ -1,0 +1,90 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isPaddockError, type PaddockError } from '../../../harness/index.ts';
+import { loadTrainConfig, parseTrainConfig } from '../../../trainers/rl/index.ts';
+
+const minimal = {
+  tasks: { train: ['tasks/a'] },
+  policy: { builtin: { d_model: 32, n_layers: 1, n_heads: 2, max_len: 64 } },
+  steps: 3,
+  output: 'out',
+};
+
+function failure(run: () => unknown): PaddockError {
+  try {
+    run();
+  } catch (error) {
+    if (isPaddockError(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a PaddockError');
+}
+
+describe('train.yaml', () => {
+  it('fills documented defaults and resolves paths against the base folder', () => {
+    const config = parseTrainConfig(minimal, { baseDir: '/base' });
+    expect(config.tasks.train).toEqual(['/base/tasks/a']);
+    expect(config.output).toBe('/base/out');
+    expect(config.algorithm).toMatchObject({
+      name: 'grpo',
+      level: 'trajectory',
+      group_size: 8,
+      clip: 0.2,
+      kl: 0,
+    });
+    expect(config.sampling).toEqual({ temperature: 1, top_p: 1, max_new_tokens: 64 });
+    expect(config.eval.every).toBe(10);
+    expect(config.device).toBe('auto');
+  });
+
+  it('refuses unknown keys, naming the file and the field', () => {
+    const error = failure(() =>
+      parseTrainConfig({ ...minimal, algorithm: { name: 'grpo', learning_rate: 1 } }, { file: 'train.yaml' }),
+    );
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toContain('train.yaml: algorithm');
+    expect(error.message).toContain('learning_rate');
+  });
+
+  it('names each bad field', () => {
+    const error = failure(() =>
+      parseTrainConfig(
+        { ...minimal, steps: -1, algorithm: { name: 'ppo', group_size: 1 } },
+        { file: 'x.yaml' },
+      ),
+    );
+    expect(error.message).toMatch(/x\.yaml: steps:/);
+    expect(error.message).toMatch(/x\.yaml: algorithm\.name:/);
+    expect(error.message).toMatch(/x\.yaml: algorithm\.group_size:/);
+  });
+
+  it('wants exactly one of a built-in policy and a model folder', () => {
+    const error = failure(() =>
+      parseTrainConfig({ ...minimal, policy: { model: 'hf', builtin: minimal.policy.builtin } }),
+    );
+    expect(error.message).toMatch(/exactly one of policy\.builtin and policy\.model/);
+  });
+
+  it('checks the model shape', () => {
+    const error = failure(() =>
+      parseTrainConfig({ ...minimal, policy: { builtin: { ...minimal.policy.builtin, n_heads: 3 } } }),
+    );
+    expect(error.message).toMatch(/policy\.builtin\.d_model: d_model must be a multiple of n_heads/);
+  });
+
+  it('loads YAML files relative to their folder and reports syntax errors with the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paddock-cfg-'));
+    const file = join(dir, 'train.yaml');
+    writeFileSync(
+      file,
+      'tasks: { train: [t] }\npolicy: { builtin: { d_model: 8, n_layers: 1, n_heads: 2, max_len: 16 } }\nsteps: 1\noutput: runs/x\n',
+    );
+    expect(loadTrainConfig(file).output).toBe(join(dir, 'runs/x'));
+    writeFileSync(file, 'tasks: [\n');
+    const error = failure(() => loadTrainConfig(file));
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toContain(file);
+  });
+});
