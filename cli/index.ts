@@ -21,6 +21,8 @@ export {
 } from './evaluate.ts';
 export { renderEpisode, viewRun } from './view.ts';
 export { serve, type ServeOptions } from './serve.ts';
+export { resumeTrainingRun, trainFromConfig, type TrainCommandOptions } from './train.ts';
+export { OnnxPolicyAgent, createOnnxAgent, loadOnnxPolicy } from '../agents/onnx/index.ts';
 export { JUDGE_CACHE_DIR, RunPlugins, TASK_EXTENSIONS, loadSuite, validateSuite } from './plugins.ts';
 export { McpToolProvider, mcpTaskExtension, serveTask } from '../sandboxes/mcp/index.ts';
 export { BrowserToolProvider, browserTaskExtension, browserTurnReward } from '../sandboxes/browser/index.ts';

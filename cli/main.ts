@@ -18,6 +18,7 @@ import { validateSuite } from './plugins.ts';
 import { AGENT_SPECS } from './agents.ts';
 import { DEFAULT_RUNS_DIR, evaluate, resume, type EvaluationResult } from './evaluate.ts';
 import { serve } from './serve.ts';
+import { resumeTrainingRun, trainFromConfig } from './train.ts';
 import { viewRun } from './view.ts';
 
 const USAGE = `paddock — run LLM agents on tasks in sandboxes
@@ -28,6 +29,7 @@ Usage:
   paddock resume <run-id> [--runs-dir DIR] [--json]
   paddock view [run-id] [--episode ID] [--runs-dir DIR]
   paddock export <run-id> --format jsonl|parquet --out FILE [--runs-dir DIR]
+  paddock train <train.yaml> | paddock train --resume <dir>
   paddock mcp serve <task> [--transport stdio|http] [--port N] [--host H] [--runs-dir DIR]
   paddock tasks validate <tasks…>
   paddock tasks list <tasks…> [--json]
@@ -202,6 +204,28 @@ async function main(argv: string[]): Promise<number> {
         out: values.out,
       });
       process.stdout.write(`wrote ${result.rows} episode(s) to ${result.out}\n`);
+      return 0;
+    }
+    case 'train': {
+      const { values, positionals } = parse(rest, { resume: { type: 'string' }, json: { type: 'boolean' } });
+      const log = (line: string): void => void process.stderr.write(`${line}\n`);
+      let result;
+      if (typeof values.resume === 'string') {
+        result = await resumeTrainingRun(values.resume, { signal: controller.signal, log });
+      } else {
+        const [config] = positionals;
+        if (!config) throw new UsageError('usage: paddock train <train.yaml> | paddock train --resume <dir>');
+        result = await trainFromConfig(config, { signal: controller.signal, log });
+      }
+      if (values.json === true) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else {
+        const success = (summary?: { success: number }): string =>
+          summary ? summary.success.toFixed(3) : '-';
+        process.stdout.write(
+          `trained ${result.steps} step(s) in ${(result.wallMs / 1000).toFixed(0)} s — held-out success ` +
+            `${success(result.before)} → ${success(result.after)}\npolicy: onnx:${result.policyDir}\n`,
+        );
+      }
       return 0;
     }
     case 'mcp': {

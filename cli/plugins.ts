@@ -7,6 +7,7 @@ import { creditTaskExtension, episodeReturns } from '../trainers/credit/index.ts
 import { BrowserToolProvider, browserTaskExtension } from '../sandboxes/browser/index.ts';
 import { McpToolProvider, mcpTaskExtension } from '../sandboxes/mcp/index.ts';
 import { RewardResources, buildRewardFunctions, rewardsTaskExtension } from '../trainers/rewards/index.ts';
+import { toyTaskExtension, toyToolProvider } from '../trainers/rl/index.ts';
 import { loadTasks, validateTasks, type TaskValidation } from '../tasks/index.ts';
 import { createAgent } from './agents.ts';
 
@@ -16,6 +17,7 @@ export const TASK_EXTENSIONS = {
   credit: creditTaskExtension,
   mcp_servers: mcpTaskExtension,
   browser: browserTaskExtension,
+  toy: toyTaskExtension,
 };
 
 /** Loads tasks with every plug-in section known. Rejects with TASK_INVALID listing every problem. */
@@ -36,7 +38,7 @@ export class RunPlugins {
   private readonly mcp = new McpToolProvider();
   /** Launches nothing until a web episode needs the browser. */
   private readonly browser = new BrowserToolProvider();
-  readonly toolProviders: ToolProvider[] = [this.mcp, this.browser];
+  readonly toolProviders: ToolProvider[] = [this.mcp, this.browser, toyToolProvider];
   private readonly resources = new RewardResources({
     judgeAgentFactory: createAgent,
     cacheDir: JUDGE_CACHE_DIR,

@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   MODEL_CALL_FAILED: 'MODEL_CALL_FAILED',
   /** The verifier could not run or produced no reward. */
   VERIFIER_FAILED: 'VERIFIER_FAILED',
+  /** The trainer's PyTorch worker failed (exited, hung, broke the protocol); details hold its stderr. */
+  TRAINER_FAILED: 'TRAINER_FAILED',
   /** The run store could not be read or written. */
   STORE_FAILED: 'STORE_FAILED',
   /** A run named for `resume` does not exist. */
