@@ -160,7 +160,7 @@ export async function train(
   if (existsSync(join(cfg.output, 'config.json'))) {
     throw new PaddockError(
       ERROR_CODES.CONFIG_INVALID,
-      `${cfg.output} holds a training run already; resume it with resumeTraining or choose another output`,
+      `${cfg.output} holds a training run already: continue it with \`paddock train --resume ${cfg.output}\` (resumeTraining), or choose another output`,
     );
   }
   mkdirSync(cfg.output, { recursive: true });
