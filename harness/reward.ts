@@ -89,7 +89,10 @@ export interface EpisodeRewards {
   assignReturns?: (episode: EpisodeRecord) => number[];
 }
 
-/** A reward given once, after the episode (and its verifier) ended. */
+/**
+ * A reward given once, after the episode (and its verifier) ended. It runs on the host
+ * after the sandbox is gone: it reads only the record, never the agent's environment.
+ */
 export interface TrajectoryRewardFunction {
   readonly name: string;
   /** @default 1 */
@@ -97,7 +100,6 @@ export interface TrajectoryRewardFunction {
   score(context: {
     task: Task;
     episode: Omit<EpisodeRecord, 'reward'>;
-    sandbox?: Sandbox;
     signal: AbortSignal;
   }): Promise<number>;
 }

@@ -175,8 +175,9 @@ describe('host-side rewards', () => {
     for (const fn of setup.turn) {
       await fn.score({ task, episodeId: 'e', turn, previousTurns: [], sandbox: untouchable, signal });
     }
+    // Trajectory rewards get no sandbox at all: the contract has none to give.
     for (const fn of setup.trajectory) {
-      await fn.score({ task, episode: makeEpisode({ answer: '42' }), sandbox: untouchable, signal });
+      await fn.score({ task, episode: makeEpisode({ answer: '42' }), signal });
     }
   });
 
