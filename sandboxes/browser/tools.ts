@@ -250,6 +250,22 @@ export function browserTools(session: BrowserSession): Tool[] {
       session.act(
         context.signal,
         async (page) => {
+          // Ask the history first: stepping back onto the tab's initial blank page and
+          // forward again races the renderer swap that navigation causes.
+          const cdp = await page.context().newCDPSession(page);
+          let previous: string | undefined;
+          try {
+            const history = (await cdp.send('Page.getNavigationHistory')) as {
+              currentIndex: number;
+              entries: { url: string }[];
+            };
+            previous = history.entries[history.currentIndex - 1]?.url;
+          } finally {
+            await cdp.detach().catch(() => undefined); // the page may be gone; nothing to release then
+          }
+          if (previous === undefined || previous === 'about:blank') {
+            throw new ActionRefused('there is no previous page in this tab');
+          }
           const before = page.url();
           const response = await page.goBack({
             waitUntil: 'commit',
@@ -258,15 +274,6 @@ export function browserTools(session: BrowserSession): Tool[] {
           });
           // null: no history entry to go back to, or one in the same document (a #hash).
           if (response === null && page.url() === before) {
-            throw new ActionRefused('there is no previous page in this tab');
-          }
-          // The blank page a tab starts on is not part of the task: step forward again.
-          if (page.url() === 'about:blank' && before !== 'about:blank') {
-            await page.goForward({
-              waitUntil: 'commit',
-              timeout: session.config.loadTimeoutMs,
-              signal: context.signal,
-            });
             throw new ActionRefused('there is no previous page in this tab');
           }
           return 'Went back.';

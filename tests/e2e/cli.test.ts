@@ -115,6 +115,10 @@ describe('paddock CLI', () => {
         }
       });
     });
+    // Kill while a sandbox of the run is alive (two episodes may finish at the same moment).
+    for (let waited = 0; labelledContainers(runId).length === 0 && waited < 60_000; waited += 100) {
+      await new Promise((resolveWait) => setTimeout(resolveWait, 100));
+    }
     child.kill('SIGKILL');
     await new Promise((resolveExit) => child.once('exit', resolveExit));
 
