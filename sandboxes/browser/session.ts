@@ -11,6 +11,7 @@ import {
   ERROR_CODES,
   PaddockError,
   describeError,
+  raceAbort,
   throwIfAborted,
   type ImagePart,
   type Tool,
@@ -74,21 +75,8 @@ export interface SessionParts {
 
 /** `promise`, or a rejection after `ms`; a late rejection of `promise` is handled (ignored). */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${what} did not answer within ${ms} ms (a script of the page may be busy)`)),
-      ms,
-    );
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
+  return raceAbort(promise, AbortSignal.timeout(ms), (): never => {
+    throw new Error(`${what} did not answer within ${ms} ms (a script of the page may be busy)`);
   });
 }
 

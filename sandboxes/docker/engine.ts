@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import Docker from 'dockerode';
-import { ERROR_CODES, PaddockError } from '../../harness/errors.ts';
+import { ERROR_CODES, PaddockError, raceAbort } from '../../harness/errors.ts';
 
 /** The socket used when `DOCKER_HOST` is not set. */
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -132,27 +132,27 @@ export async function checkEngine(options: EngineOptions & { timeoutMs?: number 
   const docker = dockerClient(options);
   const timeoutMs = options.timeoutMs ?? 5_000;
   try {
-    const version = await withTimeout(docker.version(), timeoutMs);
+    const version = await raceAbort(docker.version(), AbortSignal.timeout(timeoutMs), (): never => {
+      throw new Error(`no answer within ${timeoutMs} ms`);
+    });
     return { version: version.Version, apiVersion: version.ApiVersion, endpoint: endpoint.description };
   } catch (error) {
     throw engineUnavailableError(endpoint, error);
   }
 }
 
-/** Resolves with `promise`, or rejects after `ms`. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
+/**
+ * Runs `cmd` as root in its own engine exec and waits for it to end; its output is
+ * dropped. Rejects with the engine's error when the exec cannot be made or started.
+ */
+export async function execQuietly(container: Docker.Container, cmd: string[]): Promise<void> {
+  const exec = await container.exec({ Cmd: cmd, User: '0', AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({});
+  await new Promise<void>((resolve) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    stream.on('error', () => resolve());
+    stream.resume();
   });
 }
 

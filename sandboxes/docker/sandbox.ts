@@ -11,7 +11,7 @@ import { ERROR_CODES, PaddockError } from '../../harness/errors.ts';
 import type { ExecOptions, ExecResult, Sandbox, SandboxProcess } from '../../harness/sandbox.ts';
 import { addEntry } from './build-context.ts';
 import type { ContextEntry } from './build-context.ts';
-import { engineStatusCode, wrapEngineError } from './engine.ts';
+import { engineStatusCode, execQuietly, wrapEngineError } from './engine.ts';
 import { ENV_NAME } from './protocol.ts';
 import type { CappedBuffer } from './protocol.ts';
 import { KillerShell, ShellDiedError, ShellSession, ShellStartError, newNonce } from './shell.ts';
@@ -684,14 +684,7 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
   /** Runs a short command as root in its own engine exec and waits for it; output is dropped. */
   private async rootExec(cmd: string[]): Promise<void> {
     try {
-      const exec = await this.container.exec({ Cmd: cmd, User: '0', AttachStdout: true, AttachStderr: true });
-      const stream = await exec.start({});
-      await new Promise<void>((resolve) => {
-        stream.on('end', resolve);
-        stream.on('close', resolve);
-        stream.on('error', () => resolve());
-        stream.resume();
-      });
+      await execQuietly(this.container, cmd);
     } catch (error) {
       throw wrapEngineError(ERROR_CODES.SANDBOX_FAILED, `running ${cmd[0] ?? ''} as root failed`, error);
     }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { PassThrough, type Duplex } from 'node:stream';
 import type Docker from 'dockerode';
 import type { SandboxProcess } from '../../harness/sandbox.ts';
-import { dockerClient, wrapEngineError, type EngineOptions } from './engine.ts';
+import { dockerClient, execQuietly, wrapEngineError, type EngineOptions } from './engine.ts';
 
 /** Options of `spawnInContainer`. */
 export interface SpawnInContainerOptions extends EngineOptions {
@@ -143,18 +143,8 @@ async function signalProcess(
 
 /** Runs a short command in the container and waits for it; errors are ignored (cleanup only). */
 async function runQuiet(container: Docker.Container, cmd: string[]): Promise<void> {
-  try {
-    const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, User: 'root' });
-    const stream = await exec.start({});
-    await new Promise<void>((resolve) => {
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-      stream.on('error', () => resolve());
-      stream.resume();
-    });
-  } catch {
-    // The container may be gone already; there is nothing left to stop then.
-  }
+  // The container may be gone already; there is nothing left to stop then.
+  await execQuietly(container, cmd).catch(() => undefined);
 }
 
 /** The exec's exit code, once the engine reports it as finished; -1 when it cannot say. */
