@@ -11,7 +11,6 @@ import {
   describeError,
   formatZodIssues,
   type Agent,
-  type SandboxProvider,
   type Task,
   type TrajectoryRewardFunction,
   type TurnRewardFunction,
@@ -428,32 +427,5 @@ export function verifierReward(weight = 1): TrajectoryRewardFunction {
     name: 'verifier',
     weight,
     score: async ({ episode }) => episode.verifier?.reward ?? 0,
-  };
-}
-
-/**
- * Wraps `provider` so that every sandbox it starts for `task` has the episode-start hooks
- * of `setup` run on it (progress: Φ before turn 0) before the episode loop gets it — a
- * stand-in until the loop calls `TurnRewardFunction.start` itself. A hook that fails
- * closes the sandbox and fails the start.
- */
-export function withRewardStart(
-  provider: SandboxProvider,
-  task: Task,
-  setup: Pick<RewardSetup, 'start'>,
-): SandboxProvider {
-  return {
-    kind: provider.kind,
-    ...(provider.prepare ? { prepare: provider.prepare.bind(provider) } : {}),
-    async start(spec, options) {
-      const sandbox = await provider.start(spec, options);
-      try {
-        await setup.start({ task, sandbox, signal: options.signal ?? new AbortController().signal });
-      } catch (error) {
-        await sandbox.close();
-        throw error;
-      }
-      return sandbox;
-    },
   };
 }

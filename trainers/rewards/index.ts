@@ -31,7 +31,6 @@ export {
   buildRewardFunctions,
   rewardsSection,
   verifierReward,
-  withRewardStart,
   type BuildRewardOptions,
   type JudgeAgentFactory,
   type RewardResourcesOptions,
