@@ -9,7 +9,10 @@
  * 2. load: when the main frame navigated since the action began, its `load` event;
  * 3. DOM quiet: one macrotask turn in the page (so `setTimeout(0)` and message-channel
  *    work scheduled by the action runs) and, if the DOM changed meanwhile, until it has
- *    stayed unchanged for `quietMs`.
+ *    stayed unchanged for `quietMs`. When a request of the page ended less than
+ *    `networkGraceMs` ago, the wait lasts at least until that much time has passed: the
+ *    page hears of a finished or failed request after the browser does, and its handler
+ *    (a `fetch` that rejects, say) still has to run.
  *
  * In the common case — a click whose handler updates the DOM synchronously — the whole
  * wait is one round trip to the page.
@@ -30,6 +33,7 @@ interface InflightRequest {
 export class PageActivity {
   private readonly inflight = new Map<Request, InflightRequest>();
   private readonly navigations = new WeakMap<Page, number>();
+  private readonly lastEnded = new WeakMap<Page, number>();
   private readonly waiters = new Set<() => void>();
   private readonly detach: () => void;
   /** Requests without a response after this long are not waited for (long polls, hung resources), in ms. @default 5_000 */
@@ -63,7 +67,11 @@ export class PageActivity {
       }
     };
     const onDone = (request: Request) => {
-      if (this.inflight.delete(request)) this.notify();
+      const entry = this.inflight.get(request);
+      if (!entry) return;
+      this.inflight.delete(request);
+      this.lastEnded.set(entry.page, performance.now());
+      this.notify();
     };
     const onNavigated = (frame: { page(): Page; parentFrame(): unknown }) => {
       if (frame.parentFrame() !== null) return;
@@ -104,6 +112,11 @@ export class PageActivity {
   /** How many main-frame navigations `page` has committed so far (compare two readings). */
   navigationCount(page: Page): number {
     return this.navigations.get(page) ?? 0;
+  }
+
+  /** When the last request of `page` finished or failed (`performance.now()` clock; -Infinity when none has). */
+  lastRequestEnded(page: Page): number {
+    return this.lastEnded.get(page) ?? Number.NEGATIVE_INFINITY;
   }
 
   /** When an in-flight request stops being worth waiting for. */
@@ -168,6 +181,8 @@ export interface SettleOptions {
   timeoutMs: number;
   /** How long the DOM must stay unchanged once it started changing, in ms. @default 50 */
   quietMs?: number;
+  /** How long after a request of the page ended the wait lasts at least, in ms. @default 50 */
+  networkGraceMs?: number;
   /** The page's navigation count before the action (from `PageActivity.navigationCount`). */
   navigationsBefore: number;
   signal?: AbortSignal;
@@ -175,18 +190,19 @@ export interface SettleOptions {
 
 /**
  * Runs in the page: resolves after one macrotask turn when the DOM did not change during
- * it, else once it has not changed for `quietMs`; never later than `maxMs`. A string, so
+ * it, else once it has not changed for `quietMs`; not before `minMs`, and never later than
+ * `maxMs`. A string, so
  * that no compiler helper (e.g. a name-keeping wrapper) leaks into the page.
  */
-export const DOM_QUIET_SCRIPT = `({ quietMs, maxMs }) => new Promise((resolve) => {
+export const DOM_QUIET_SCRIPT = `({ quietMs, minMs, maxMs }) => new Promise((resolve) => {
   const started = performance.now();
   let lastChange = -Infinity;
   const observer = new MutationObserver(() => { lastChange = performance.now(); });
   observer.observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
   const check = () => {
     const now = performance.now();
-    if (now - lastChange >= quietMs || now - started >= maxMs) { observer.disconnect(); resolve(); }
-    else setTimeout(check, Math.min(quietMs, 16));
+    if ((now - lastChange >= quietMs && now - started >= minMs) || now - started >= maxMs) { observer.disconnect(); resolve(); }
+    else setTimeout(check, Math.max(1, Math.min(quietMs, 16, minMs - (now - started))));
   };
   setTimeout(check, 0);
 })`;
@@ -209,7 +225,9 @@ export async function settle(page: Page, activity: PageActivity, options: Settle
     if (left() > 0 && !signal?.aborted && !page.isClosed()) {
       const quietMs = options.quietMs ?? 50;
       const maxMs = Math.min(left(), 1_000);
-      const quiet = page.evaluate(`(${DOM_QUIET_SCRIPT})(${JSON.stringify({ quietMs, maxMs })})`);
+      const graceEnds = activity.lastRequestEnded(page) + (options.networkGraceMs ?? 50);
+      const minMs = Math.min(maxMs, Math.max(0, Math.ceil(graceEnds - performance.now())));
+      const quiet = page.evaluate(`(${DOM_QUIET_SCRIPT})(${JSON.stringify({ quietMs, minMs, maxMs })})`);
       // A page whose script keeps its main thread busy never answers: give up at the bound.
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, maxMs + 250);
