@@ -1,24 +1,29 @@
 /**
  * The framing protocol between the host and the long-lived shell inside a container.
- * Pure code (no engine): the shell scripts written to the shell, the demultiplexer of the
- * engine's attach stream, and the scanners that find per-command markers in stdout and
- * stderr.
+ * Pure code (no engine): the shell script written to the shell, the demultiplexer of the
+ * engine's attach stream, and the scanner that finds markers in stdout and stderr.
  *
  * How a command runs (see `shellPrelude` for the script):
- * 1. The host writes one line, `__pd <nonce> <cwd> <stdin> <command> <exports>`,
- *    followed by the stdin bytes when there are any (the shell's `head -c` reads exactly
- *    those into a temporary file; bash reads its own input one byte at a time from a
- *    pipe, so the two never overlap; for other shells the host puts a file in place
- *    through the engine and passes its path).
- * 2. The shell runs a subshell in its own process group (`set -m`) whose stdin is
- *    /dev/null or that file; the subshell prints a begin marker carrying its pid on
- *    stdout and on stderr, applies cwd and env and `eval`s the command, writing straight to the shell's stdout and stderr (kept apart by the
- *    engine's stream multiplexing).
- * 3. When it ends, the shell prints an end marker on both streams, the exit status
- *    on stdout's. Every marker is `\x1e` + a random per-command nonce + a kind letter
- *    + digits + `\n`; bytes outside a command's begin/end pair (a stray background
- *    process of an earlier command) are dropped.
- * The host kills a command by killing its process group from a second root shell.
+ * 1. The shell keeps one worker subshell forked ahead, in a process group of its own
+ *    (`set -m`), waiting for the next command line; the fork is paid between commands,
+ *    not while the host waits.
+ * 2. The host writes one line, `<cwd> <stdin> <command> <exports>` (each quoted, without
+ *    a raw newline), followed by the stdin bytes when there are any (the worker's
+ *    `head -c` reads exactly those; bash reads a line one byte at a time from a pipe, so
+ *    the two never overlap; for other shells the host puts a file in place through the
+ *    engine and passes its path).
+ * 3. The worker reads the line, points its stdin at /dev/null or that file, prints a
+ *    begin marker carrying its pid on stdout and on stderr, applies cwd and env and
+ *    `eval`s the command, writing straight to the shell's stdout and stderr (kept apart
+ *    by the engine's stream multiplexing).
+ * 4. When the worker exits, the shell prints an end marker carrying the worker's pid on
+ *    both streams, the exit status on stdout's, and forks the next worker.
+ * Every marker is `\x1e` + the shell's random nonce + a kind letter + a value + `\n`.
+ * A stream's bytes belong to the command from its begin marker to the end marker of the
+ * same pid; bytes outside (a stray background process of an earlier command) are dropped,
+ * and so is the end marker of a worker that died before it took a line (the host never
+ * saw it begin). The host kills a command by killing its process group from a second
+ * root shell.
  */
 
 /** The byte every marker starts with (ASCII record separator). */
@@ -29,63 +34,88 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/\0/g, '').replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * Quotes `value` like `shellQuote`, but on one line: a newline becomes `$__pd_nl` (which
+ * the prelude sets to a newline), so that `read` takes the whole command line at once.
+ */
+export function lineQuote(value: string): string {
+  return shellQuote(value).replace(/\n/g, `'"$__pd_nl"'`);
+}
+
 /** Environment variable names a shell can `export`. */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * The script written once when a shell starts: it defines `__pd` (the per-command
- * runner) and prints the ready marker `\x1e<nonce>r<uid> <gid> <shell>\n`. Portable to
- * bash and dash; uses `$BASHPID` when present and `/proc/self/stat` otherwise.
+ * The script written once when a shell starts. It prints the ready marker
+ * `\x1e<nonce>r<uid> <gid> <shell>\n` and then serves command lines for good (see the
+ * module comment). Portable to bash and dash; uses `$BASHPID` when present and
+ * `/proc/self/stat` otherwise. Everything runs inside one function called by the last
+ * line, so that a shell that reads its input in blocks (dash) has read all of the script,
+ * and nothing more, before the ready marker tells the host to write commands.
  */
-export function shellPrelude(readyNonce: string): string {
+export function shellPrelude(nonce: string): string {
   return [
-    // Job control: each job (here a foreground subshell) gets its own process group, so
-    // that a timeout can kill the whole group.
+    // Job control: each job (here a worker subshell) gets its own process group, so that
+    // a timeout can kill the whole group.
     'set -m 2>/dev/null',
     'unset PROMPT_COMMAND 2>/dev/null',
     'PS1= PS2= PS4=+',
-    '__pd() {',
-    '  case "$3" in',
-    '    -1) __pd_i=/dev/null ;;',
-    '    /*) __pd_i=$3 ;;',
-    '    0) __pd_i="${TMPDIR:-/tmp}/.paddock-stdin.$$"; : > "$__pd_i" ;;',
-    '    *) __pd_i="${TMPDIR:-/tmp}/.paddock-stdin.$$"; head -c "$3" > "$__pd_i" ;;',
-    '  esac',
-    // The shell's own stderr is /dev/null around the job (no "Killed" notices in the
-    // command's stderr); the subshell takes the real stderr back from fd 3.
-    '  { (',
-    '    exec 2>&3 3>&-',
-    '    __pd_p=${BASHPID:-}',
-    '    [ -n "$__pd_p" ] || read -r __pd_p __pd_x < /proc/self/stat',
-    `    printf '\\036%sb%s\\n' "$1" "$__pd_p"`,
-    `    printf '\\036%sb%s\\n' "$1" "$__pd_p" >&2`,
-    '    cd -- "$2" || exit 1',
-    '    __pd_c=$5$4',
-    '    unset __pd_p __pd_x __pd_i; unset -f __pd; set --',
-    // Shells without job control for foreground subshells (dash) get a session of their own from setsid.
-    '    if [ -z "${BASH_VERSION:-}" ] && command -v setsid >/dev/null 2>&1; then exec setsid sh -c "$__pd_c"; fi',
-    '    eval "unset __pd_c; $__pd_c"',
-    '  ) < "$__pd_i"; } 3>&2 2>/dev/null',
-    '  __pd_r=$?',
-    `  printf '\\036%se%d\\n' "$1" "$__pd_r"`,
-    `  printf '\\036%se\\n' "$1" >&2`,
-    '  if [ "$__pd_i" != /dev/null ]; then rm -f "$__pd_i"; fi',
+    // Outside the function, so that its text (`declare -f`) holds no secret.
+    `__pd_s=${shellQuote(nonce)}`,
+    "__pd_nl='",
+    "'",
+    '__pd_main() {',
+    // fd 4 carries the command lines; every worker closes it before running its command.
+    '  exec 4<&0',
+    `  printf '\\036%sr%s %s %s\\n' "$__pd_s" "$(id -u 2>/dev/null || echo -1)" "$(id -g 2>/dev/null || echo -1)" "\${BASH_VERSION:+bash}"`,
+    '  while :; do',
+    '    __pd_w=',
+    '    (',
+    '      exec 2>&3 3>&-',
+    // End of input: the host closed the shell, so it goes too.
+    '      IFS= read -r __pd_l <&4 || { kill -9 $$ 2>/dev/null; exit 0; }',
+    '      eval "set -- $__pd_l"',
+    '      case "$2" in',
+    '        -1|0) __pd_i=/dev/null ;;',
+    '        /*) __pd_i=$2 ;;',
+    '        *) __pd_i="${TMPDIR:-/tmp}/.paddock-stdin.$$"; head -c "$2" <&4 > "$__pd_i" ;;',
+    '      esac',
+    '      exec < "$__pd_i" 4<&-',
+    '      [ "$__pd_i" = /dev/null ] || rm -f "$__pd_i"',
+    '      __pd_p=${BASHPID:-}',
+    '      [ -n "$__pd_p" ] || read -r __pd_p __pd_x < /proc/self/stat',
+    `      printf '\\036%sb%s\\n' "$__pd_s" "$__pd_p"`,
+    `      printf '\\036%sb%s\\n' "$__pd_s" "$__pd_p" >&2`,
+    '      cd -- "$1" || exit 1',
+    '      __pd_c=$4$3',
+    '      unset __pd_s __pd_nl __pd_w __pd_r __pd_l __pd_i __pd_p __pd_x; set --',
+    // Shells without job control for their jobs (dash) get a session of their own from setsid.
+    '      if [ -z "${BASH_VERSION:-}" ] && command -v setsid >/dev/null 2>&1; then exec setsid sh -c "$__pd_c"; fi',
+    '      eval "unset __pd_c; $__pd_c"',
+    '    ) &',
+    '    __pd_w=$!',
+    '    wait "$__pd_w"',
+    '    __pd_r=$?',
+    `    printf '\\036%se%s %s\\n' "$__pd_s" "$__pd_w" "$__pd_r"`,
+    `    printf '\\036%se%s\\n' "$__pd_s" "$__pd_w" >&3`,
+    // The shell's own stderr is /dev/null (no "Killed" notices in a command's stderr); a
+    // worker takes the real stderr back from fd 3.
+    '  done 3>&2 2>/dev/null',
     '}',
-    `printf '\\036%sr%s %s %s\\n' ${shellQuote(readyNonce)} "$(id -u 2>/dev/null || echo -1)" "$(id -g 2>/dev/null || echo -1)" "\${BASH_VERSION:+bash}"`,
+    '__pd_main',
     '',
   ].join('\n');
 }
 
 /** What one command line tells the shell. */
 export interface CommandLine {
-  nonce: string;
   cwd: string;
   command: string;
   env?: Record<string, string>;
   /**
-   * The command's stdin: -1 for /dev/null; a byte count N when N bytes follow the line
-   * (bash only: it never reads ahead of a line, dash does); or the absolute path of a
-   * file already in the container (removed after the command).
+   * The command's stdin: -1 (or 0) for /dev/null; a byte count N when N bytes follow the
+   * line (bash only: it never reads ahead of a line, dash does); or the absolute path of
+   * a file already in the container (removed once the command has opened it).
    */
   stdin: number | string;
 }
@@ -101,7 +131,15 @@ export function commandLine(line: CommandLine): string {
       throw new RangeError(`invalid environment variable name: ${JSON.stringify(name)}`);
     exports += `export ${name}=${shellQuote(value)}; `;
   }
-  return `__pd ${line.nonce} ${shellQuote(line.cwd)} ${typeof line.stdin === 'number' ? line.stdin : shellQuote(line.stdin)} ${shellQuote(line.command)} ${shellQuote(exports)}\n`;
+  const stdin = typeof line.stdin === 'number' ? String(line.stdin) : lineQuote(line.stdin);
+  return `${lineQuote(line.cwd)} ${stdin} ${lineQuote(line.command)} ${lineQuote(exports)}\n`;
+}
+
+/** The parts of an end marker on stdout (`e<pid> <status>`); undefined when malformed. */
+export function parseEnd(value: string): { pid: number; exitCode: number } | undefined {
+  const match = /^(\d+) (\d+)$/.exec(value);
+  if (!match) return undefined;
+  return { pid: Number(match[1]), exitCode: Number(match[2]) };
 }
 
 /**

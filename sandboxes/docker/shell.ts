@@ -1,7 +1,7 @@
 /**
  * A long-lived shell inside a container, reached through one engine exec with stdin
  * attached: commands are written to it as framed lines (see protocol.ts), so a tool
- * call costs a fork in the container instead of an engine exec.
+ * call costs a subshell in the container, forked ahead of it, instead of an engine exec.
  */
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
@@ -12,6 +12,7 @@ import {
   MARKER_BYTE,
   MarkerScanner,
   commandLine,
+  parseEnd,
   shellPrelude,
 } from './protocol.ts';
 import type { Marker } from './protocol.ts';
@@ -75,7 +76,9 @@ export interface ShellCommand {
 }
 
 interface Running {
-  nonce: string;
+  /** The worker's pid, from the begin marker on stdout and on stderr. */
+  stdoutPid?: number;
+  stderrPid?: number;
   stdout: CappedBuffer;
   stderr: CappedBuffer;
   exitCode?: number;
@@ -111,10 +114,8 @@ export class ShellSession {
   private readonly err: MarkerScanner;
   private readonly demux: AttachStreamDemuxer;
   private running: Running | undefined;
-  private readyNonce = newNonce();
-  /** Command nonces are this secret plus a counter: unguessable, unique, and cheap. */
-  private readonly nonceSecret = randomBytes(12).toString('hex');
-  private nonceCounter = 0;
+  /** The marker nonce of this shell: unguessable by the commands it runs. */
+  private readonly nonce = newNonce();
   private onReady: ((marker: Marker) => void) | undefined;
   /** Raw stdout before the ready marker (the engine's error text when the exec fails). */
   private startupOutput = '';
@@ -182,7 +183,7 @@ export class ShellSession {
     socket.on('close', () => this.die('the shell exited'));
     socket.on('end', () => this.die('the shell exited'));
 
-    this.out.expect(this.readyNonce);
+    this.out.expect(this.nonce);
     const ready = new Promise<Marker>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new ShellStartError('the shell did not start', this.startupOutput)),
@@ -200,7 +201,7 @@ export class ShellSession {
         reject(new ShellStartError(output || 'the shell exited at once', output));
       });
     });
-    socket.write(shellPrelude(this.readyNonce));
+    socket.write(shellPrelude(this.nonce));
     try {
       const marker = await ready;
       const [uid, gid, shell] = marker.value.split(' ');
@@ -231,7 +232,6 @@ export class ShellSession {
       return Promise.reject(new ShellDiedError(this.deadReason ?? 'the shell is not running'));
     }
     if (this.running) return Promise.reject(new Error('ShellSession.run: a command is already running'));
-    const nonce = `${this.nonceSecret}${(this.nonceCounter++).toString(16).padStart(8, '0')}`;
     let stdinArg: number | string = -1;
     let stdinBytes: Uint8Array | undefined;
     if (command.stdin instanceof Uint8Array) {
@@ -242,7 +242,6 @@ export class ShellSession {
       stdinArg = command.stdin.path;
     }
     const line = commandLine({
-      nonce,
       cwd: command.cwd,
       command: command.command,
       env: command.env,
@@ -250,7 +249,6 @@ export class ShellSession {
     });
     return new Promise<ShellOutcome>((resolve, reject) => {
       this.running = {
-        nonce,
         stdout: new CappedBuffer(command.maxOutputBytes),
         stderr: new CappedBuffer(command.maxOutputBytes),
         stderrEnded: false,
@@ -258,8 +256,8 @@ export class ShellSession {
         resolve,
         reject,
       };
-      this.out.expect(nonce);
-      this.err.expect(nonce);
+      this.out.expect(this.nonce);
+      this.err.expect(this.nonce);
       socket.write(
         stdinBytes && stdinBytes.length > 0 ? Buffer.concat([Buffer.from(line), stdinBytes]) : line,
       );
@@ -281,15 +279,25 @@ export class ShellSession {
     const running = this.running;
     if (!running) return;
     if (marker.kind === 'b') {
-      if (stream === 2) {
-        const pid = Number(marker.value);
-        if (Number.isInteger(pid) && pid > 0) running.command.onPid?.(pid);
-      }
+      const pid = Number(marker.value);
+      if (!Number.isInteger(pid) || pid <= 0) return;
+      const first = running.stdoutPid === undefined && running.stderrPid === undefined;
+      if (stream === 1) running.stdoutPid = pid;
+      else running.stderrPid = pid;
+      if (first) running.command.onPid?.(pid);
       return;
     }
     if (marker.kind !== 'e') return;
-    if (stream === 1) running.exitCode = Number(marker.value);
-    else running.stderrEnded = true;
+    // An end marker of a worker this stream never saw begin is a worker that died
+    // before it took a line (killed while idle): its successor will take ours.
+    if (stream === 1) {
+      const end = parseEnd(marker.value);
+      if (!end || end.pid !== running.stdoutPid) return;
+      running.exitCode = end.exitCode;
+    } else {
+      if (Number(marker.value) !== running.stderrPid) return;
+      running.stderrEnded = true;
+    }
     if (running.exitCode !== undefined && running.stderrEnded) {
       this.running = undefined;
       this.out.reset();

@@ -1,11 +1,14 @@
 /**
  * `DockerSandbox.exec` on the real engine: results, streams, options, timeouts, aborts,
- * queueing and users, through the long-lived shell.
+ * queueing and users, through the long-lived shell (bash, and sh where an image has no bash).
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPaddockError } from '../../../harness/errors.ts';
 import type { Sandbox } from '../../../harness/sandbox.ts';
-import { DockerSandboxProvider, reapContainers } from '../../../sandboxes/docker/index.ts';
+import { BASE_IMAGE, DockerSandboxProvider, reapContainers } from '../../../sandboxes/docker/index.ts';
 import { baseSpec, ensureBaseImage, testRunId } from './helpers.ts';
 
 const runId = testRunId('exec');
@@ -157,9 +160,19 @@ describe('DockerSandbox.exec', () => {
 
   it('leaves background processes of a finished command running', async () => {
     await sandbox.exec('nohup sleep 995 >/dev/null 2>&1 &');
-    const result = await sandbox.exec("ps -eo args | grep -c '^sleep 995$'");
+    // nohup may not have exec'd sleep yet when the next command looks.
+    const result = await sandbox.exec("ps -eo args | grep -cE '^(nohup )?sleep 995$'");
     expect(result.stdout.trim()).toBe('1');
     await sandbox.exec('pkill -f "sleep 995"');
+  });
+
+  it('carries on when the worker waiting for the next command is killed', async () => {
+    // $$ is the shell: its only child, once this command ends, is the waiting worker.
+    await sandbox.exec('(sleep 0.3; pkill -9 -P $$ && touch /tmp/worker-killed) >/dev/null 2>&1 &');
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    const result = await sandbox.exec('echo alive; echo err >&2; exit 3');
+    expect(result).toMatchObject({ exitCode: 3, stdout: 'alive\n', stderr: 'err\n' });
+    expect((await sandbox.exec('ls /tmp/worker-killed')).stdout).toBe('/tmp/worker-killed\n');
   });
 
   it('rejects with ABORTED when the signal aborts, killing the command', async () => {
@@ -257,6 +270,36 @@ describe('DockerSandbox.exec with a non-root sandbox user', () => {
       expect((await asNobody.exec('id -un', { user: 'root' })).stdout).toBe('root\n');
     } finally {
       await asNobody.close();
+    }
+  });
+});
+
+describe('DockerSandbox.exec in an image without bash', () => {
+  it('serves commands from sh: output, stdin, env, cwd, timeouts and a killed shell', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'paddock-no-bash-'));
+    await writeFile(join(dir, 'Dockerfile'), `FROM ${BASE_IMAGE}\nRUN rm -f /bin/bash /usr/bin/bash\n`);
+    const dash = await provider.start(
+      baseSpec({ image: undefined, build: { contextDir: dir, dockerfile: 'Dockerfile' } }),
+      { labels: { runId, episodeId: 'exec-dash' } },
+    );
+    try {
+      expect((await dash.exec('command -v bash || echo none')).stdout).toBe('none\n');
+      const result = await dash.exec('cat; echo "$GREETING" "$(pwd)"; echo err >&2; exit 4', {
+        stdin: 'in\n',
+        env: { GREETING: 'two\nlines' },
+        cwd: '/tmp',
+      });
+      expect(result).toMatchObject({ exitCode: 4, stdout: 'in\ntwo\nlines /tmp\n', stderr: 'err\n' });
+      const slow = await dash.exec('sleep 993', { timeoutMs: 1_000 });
+      expect(slow).toMatchObject({ timedOut: true, exitCode: 137 });
+      expect((await dash.exec("ps -eo args | grep -c '^sleep 993$'")).stdout.trim()).toBe('0');
+      // The command runs in a shell of its own under setsid: its parent is the served shell.
+      const killed = await dash.exec('kill -9 $PPID; sleep 5');
+      expect(killed.stderr).toContain('restarted');
+      expect((await dash.exec('echo back')).stdout).toBe('back\n');
+    } finally {
+      await dash.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -2,13 +2,18 @@
  * The shell protocol's pure parts: attach-stream demultiplexing, marker scanning across
  * chunk boundaries, output capping and quoting.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   AttachStreamDemuxer,
   CappedBuffer,
   MarkerScanner,
   commandLine,
+  parseEnd,
   shellPrelude,
   shellQuote,
   utf8Boundary,
@@ -170,30 +175,58 @@ describe('shell text', () => {
     }
   });
 
-  it('builds one command line with quoted cwd, command and exports', () => {
-    const line = commandLine({ nonce: 'N', cwd: '/a b', command: "echo 'x'", env: { K: 'v w' }, stdin: 5 });
-    expect(line).toBe(`__pd N '/a b' 5 'echo '\\''x'\\''' 'export K='\\''v w'\\''; '\n`);
+  it('builds one command line with quoted cwd, command and exports, with no raw newline', () => {
+    const line = commandLine({ cwd: '/a b', command: "echo 'x'\necho y", env: { K: 'v w' }, stdin: 5 });
+    expect(line).toBe(`'/a b' 5 'echo '\\''x'\\'''"$__pd_nl"'echo y' 'export K='\\''v w'\\''; '\n`);
+    expect(line.indexOf('\n')).toBe(line.length - 1);
   });
 
   it('refuses an environment name a shell cannot export', () => {
-    expect(() =>
-      commandLine({ nonce: 'N', cwd: '/', command: 'true', env: { 'A-B': '1' }, stdin: -1 }),
-    ).toThrow(RangeError);
+    expect(() => commandLine({ cwd: '/', command: 'true', env: { 'A-B': '1' }, stdin: -1 })).toThrow(
+      RangeError,
+    );
   });
 
-  it('runs a command through the prelude in a local bash with both markers and the exit code', () => {
-    const script =
-      shellPrelude('R') +
-      commandLine({ nonce: NONCE, cwd: '/', command: 'echo out; echo err >&2; exit 7', stdin: -1 });
-    const stdout = execFileSync('bash', ['-c', `${script}`], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }).toString('latin1');
-    const { scan, data, markers } = scanner();
-    scan.expect(NONCE);
-    scan.push(Buffer.from(stdout, 'latin1'));
-    expect(data()).toBe('out\n');
-    expect(markers.at(-1)).toEqual({ kind: 'e', value: '7' });
+  it('parses the pid and the exit status of an end marker', () => {
+    expect(parseEnd('42 7')).toEqual({ pid: 42, exitCode: 7 });
+    expect(parseEnd('42')).toBeUndefined();
+    expect(parseEnd('x 1')).toBeUndefined();
   });
+
+  for (const shell of ['bash', 'dash']) {
+    it(`runs commands through the prelude in a local ${shell}: output, env, cwd, exit codes, no secret`, async () => {
+      const input = path.join(mkdtempSync(path.join(tmpdir(), 'paddock-stdin-')), 'in');
+      writeFileSync(input, 'from a file\n');
+      const lines =
+        commandLine({
+          cwd: '/tmp',
+          command: 'echo "$K"; pwd; echo err >&2; echo "[$__pd_s]"; exit 7',
+          env: { K: 'two\nlines' },
+          stdin: -1,
+        }) + commandLine({ cwd: '/', command: 'cat; echo done', stdin: input });
+      // The shell reads from a pipe, as from the engine's attach stream; command lines
+      // follow the ready marker (dash reads its input in blocks); at the end of its input
+      // the shell kills itself (the host went away).
+      const child = spawn(shell, [], { stdio: ['pipe', 'pipe', 'ignore'] });
+      const { scan, data, markers } = scanner();
+      scan.expect(NONCE);
+      child.stdout.on('data', (chunk: Buffer) => {
+        const ready = markers.length === 0;
+        scan.push(chunk);
+        if (ready && markers.length > 0) child.stdin.end(lines);
+      });
+      child.stdin.write(shellPrelude(NONCE));
+      const [, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+      expect(signal).toBe('SIGKILL');
+      expect(existsSync(input)).toBe(false);
+      expect(data()).toBe('two\nlines\n/tmp\n[]\nfrom a file\ndone\n');
+      expect(markers.map((marker) => marker.kind)).toEqual(['r', 'b', 'e', 'b', 'e']);
+      const [first, second] = [markers[1], markers[3]].map((marker) => Number(marker?.value));
+      expect(first).not.toBe(second);
+      expect(markers[2]?.value).toBe(`${first} 7`);
+      expect(markers[4]?.value).toBe(`${second} 0`);
+    });
+  }
 });
 
 describe('pids snapshot', () => {
