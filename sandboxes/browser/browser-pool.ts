@@ -14,7 +14,7 @@ import {
   type BrowserContextOptions,
   type Page,
 } from 'playwright-core';
-import { ERROR_CODES, PaddockError, describeError, throwIfAborted } from '../../harness/index.ts';
+import { ERROR_CODES, PaddockError, describeError, raceAbort, throwIfAborted } from '../../harness/index.ts';
 
 /** Where Chromium is looked for when neither the option nor `PADDOCK_CHROMIUM_PATH` says. */
 export const DEFAULT_CHROMIUM_PATH = '/usr/bin/chromium';
@@ -50,6 +50,8 @@ export interface BrowserPoolOptions {
   spareContexts?: number;
   /** Longest a launch may take, in ms. @default 30_000 */
   launchTimeoutMs?: number;
+  /** Longest making a context and its first page may take, in ms. @default 30_000 */
+  contextTimeoutMs?: number;
 }
 
 /**
@@ -172,7 +174,20 @@ export class BrowserPool {
     return browser;
   }
 
-  private async newLease(browser: Browser): Promise<Lease> {
+  /**
+   * A new lease, or a rejection after `contextTimeoutMs` (a renderer that never starts
+   * must not hang the episode); a lease that arrives after that is closed.
+   */
+  private newLease(browser: Browser): Promise<Lease> {
+    const making = this.makeLease(browser);
+    const ms = this.options.contextTimeoutMs ?? 30_000;
+    return raceAbort(making, AbortSignal.timeout(ms), (): never => {
+      void making.then((lease) => lease.context.close()).catch(() => undefined);
+      throw new Error(`the browser did not open a context and page within ${ms} ms`);
+    });
+  }
+
+  private async makeLease(browser: Browser): Promise<Lease> {
     const context = await browser.newContext(CONTEXT_OPTIONS);
     try {
       const guard: RequestGuard = { allows: () => false, onBlocked: () => undefined };

@@ -207,7 +207,8 @@ export function resolveBrowserConfig(section: unknown, taskDir: string): Browser
     );
   }
   const value = parsed.data;
-  const seconds = (sec: number) => Math.round(sec * 1000);
+  // At least 1 ms: Playwright reads a timeout of 0 as no timeout at all.
+  const seconds = (sec: number) => Math.max(1, Math.round(sec * 1000));
   let source: PageSource;
   if (value.site !== undefined) source = { kind: 'site', root: path.resolve(taskDir, value.site) };
   else if (value.app !== undefined) {

@@ -167,8 +167,13 @@ export class BrowserSession implements ToolSession {
     this.parts.lease.guard.allows = (url) => this.policy.allows(url);
     const { width, height } = config.viewport;
     const viewport = this.current.viewportSize();
-    if (viewport?.width !== width || viewport?.height !== height)
-      await this.current.setViewportSize({ width, height });
+    if (viewport?.width !== width || viewport?.height !== height) {
+      await withTimeout(
+        this.current.setViewportSize({ width, height }),
+        config.actionTimeoutMs,
+        'setting the viewport',
+      );
+    }
     throwIfAborted(signal);
     await this.current.goto(this.parts.startUrl, {
       waitUntil: 'commit',

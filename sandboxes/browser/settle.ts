@@ -208,6 +208,15 @@ export const DOM_QUIET_SCRIPT = `({ quietMs, minMs, maxMs }) => new Promise((res
 })`;
 
 /**
+ * `ms` as a Playwright timeout: whole milliseconds, at least 1 when `ms` is positive, and
+ * 0 when nothing is left. Playwright reads `timeout: 0` as "wait forever", so a caller
+ * passes the result only when it is positive.
+ */
+export function playwrightTimeout(ms: number): number {
+  return ms > 0 ? Math.ceil(ms) : 0;
+}
+
+/**
  * Waits until `page` settles after an action (see the module comment). Never rejects:
  * a page that does not settle in time is observed as it is (the observation says when it
  * is still loading); a browser that died is noticed by the observation that follows.
@@ -218,8 +227,11 @@ export async function settle(page: Page, activity: PageActivity, options: Settle
   const signal = options.signal;
   try {
     await activity.networkIdle(page, left(), signal);
-    if (activity.navigationCount(page) !== options.navigationsBefore && left() > 0) {
-      await page.waitForLoadState('load', { timeout: left() }).catch(() => undefined);
+    // Read once: a second reading may have crossed the deadline, and Playwright reads a
+    // timeout of 0 as no timeout at all (the page that never loads would be waited for forever).
+    const loadLeft = playwrightTimeout(left());
+    if (activity.navigationCount(page) !== options.navigationsBefore && loadLeft > 0) {
+      await page.waitForLoadState('load', { timeout: loadLeft }).catch(() => undefined);
       await activity.networkIdle(page, left(), signal);
     }
     if (left() > 0 && !signal?.aborted && !page.isClosed()) {

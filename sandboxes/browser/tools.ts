@@ -299,7 +299,8 @@ export function browserTools(session: BrowserSession): Tool[] {
         { error: 'give exactly one of text, ref or selector', path: ['text'] },
       ),
     execute: (args, context) => {
-      const timeoutMs = Math.round((args.timeout_sec ?? 5) * 1000);
+      // At least 1 ms: Playwright reads a timeout of 0 as no timeout at all.
+      const timeoutMs = Math.max(1, Math.round((args.timeout_sec ?? 5) * 1000));
       return session.act(
         context.signal,
         async (page) => {
