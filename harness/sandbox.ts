@@ -28,6 +28,12 @@ export interface ExecResult {
   stderr: string;
   /** True when the command was killed because it ran past its timeout. */
   timedOut: boolean;
+  /**
+   * Why the sandbox killed the command, when it did: its timeout, its output past the
+   * flood limit, or the sandbox's memory limit (the kernel's OOM killer). Absent when the
+   * command ended by itself (or an abort ended it: that rejects instead).
+   */
+  killedBy?: 'timeout' | 'output-limit' | 'memory-limit';
   /** True when stdout or stderr was cut at `maxOutputBytes`. */
   truncated: boolean;
   /** Wall time of the command in ms. */

@@ -23,6 +23,8 @@ export function formatExecResult(result: ExecResult): string {
   if (result.stderr.length > 0) parts.push(`[stderr]\n${result.stderr.trimEnd()}`);
   if (result.timedOut)
     parts.push(`[the command timed out after ${Math.round(result.durationMs / 1000)} s and was killed]`);
+  if (result.killedBy === 'memory-limit')
+    parts.push("[the command was killed: it ran out of the sandbox's memory]");
   if (result.truncated) parts.push('[output truncated]');
   parts.push(`[exit code ${result.exitCode}]`);
   return parts.join('\n');

@@ -79,6 +79,8 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
   private readonly user: string;
   private readonly shells = new Map<string, ShellSession>();
   private killer: Promise<KillerShell | undefined> | undefined;
+  /** The OOM kills of the container's memory cgroup last seen (a new container has none). */
+  private oomKillsSeen = 0;
   private queue: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
   private readonly tuning: DockerSandboxTuning;
@@ -302,33 +304,49 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
       this.abortInFlight = (error) => finish(() => reject(error));
       if (signal?.aborted) onAbort(); // aborted while the shell or stdin was being readied
       outcome.then(
-        (result) =>
+        async (result) => {
+          // A SIGKILL that was not ours may be the kernel's, at the memory limit.
+          const oom = result.exitCode === 137 && !killWanted && (await this.newOomKill());
           finish(() =>
             resolve(
-              this.toResult(result.exitCode, result.stdout, result.stderr, { timedOut, flooded, startedAt }),
+              this.toResult(result.exitCode, result.stdout, result.stderr, {
+                timedOut,
+                flooded,
+                oom,
+                startedAt,
+              }),
             ),
-          ),
+          );
+        },
         (error: unknown) => {
           if (done) return;
           const partial = error instanceof ShellDiedError ? error.partial : undefined;
           void this.recoverShell(userKey, error).then(
-            () =>
+            async () => {
+              const oom = !killWanted && (await this.newOomKill());
               finish(() => {
                 if (timedOut || killWanted) {
                   resolve(
-                    this.toResult(137, partial?.stdout, partial?.stderr, { timedOut, flooded, startedAt }),
+                    this.toResult(137, partial?.stdout, partial?.stderr, {
+                      timedOut,
+                      flooded,
+                      oom,
+                      startedAt,
+                    }),
                   );
                 } else {
                   const result = this.toResult(137, partial?.stdout, partial?.stderr, {
                     timedOut,
                     flooded,
+                    oom,
                     startedAt,
                   });
                   result.stderr +=
                     '\n[paddock: the sandbox shell died during this command and was restarted]\n';
                   resolve(result);
                 }
-              }),
+              });
+            },
             (failure: unknown) => finish(() => reject(asError(failure))),
           );
         },
@@ -340,14 +358,14 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
     exitCode: number,
     stdout: CappedBuffer | undefined,
     stderr: CappedBuffer | undefined,
-    flags: { timedOut: boolean; flooded: boolean; startedAt: number },
+    flags: { timedOut: boolean; flooded: boolean; oom: boolean; startedAt: number },
   ): ExecResult {
     let err = stderr?.text() ?? '';
     if (flags.flooded && !flags.timedOut) {
       const total = (stdout?.total ?? 0) + (stderr?.total ?? 0);
       err += `${err && !err.endsWith('\n') ? '\n' : ''}[paddock: the command was killed after writing ${total} bytes of output]\n`;
     }
-    return {
+    const result: ExecResult = {
       exitCode: flags.timedOut ? 137 : exitCode,
       stdout: stdout?.text() ?? '',
       stderr: err,
@@ -355,6 +373,23 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
       truncated: Boolean(stdout?.truncated || stderr?.truncated || flags.flooded),
       durationMs: performance.now() - flags.startedAt,
     };
+    const killedBy = flags.timedOut
+      ? 'timeout'
+      : flags.flooded
+        ? 'output-limit'
+        : flags.oom
+          ? 'memory-limit'
+          : undefined;
+    return killedBy ? { ...result, killedBy } : result;
+  }
+
+  /** Whether the kernel's OOM killer has killed in the container since the last look. */
+  private async newOomKill(): Promise<boolean> {
+    const killer = await this.killer;
+    const count = killer?.alive ? await killer.oomKills() : undefined;
+    if (count === undefined || count <= this.oomKillsSeen) return false;
+    this.oomKillsSeen = count;
+    return true;
   }
 
   /** The shell key of a user option: '' for the sandbox's own user. */

@@ -345,6 +345,15 @@ export function snapshotScript(endToken: string): string {
   );
 }
 
+/** The script behind `KillerShell.oomKills` (cgroup v2 `memory.events`, v1 `memory.oom_control`): builtins only. */
+export function oomKillsScript(endToken: string): string {
+  return (
+    'n=; for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do ' +
+    'if [ -r $f ]; then while read -r k v; do if [ "$k" = oom_kill ]; then n=$v; fi; done < $f; break; fi; done 2>/dev/null; ' +
+    `echo "O $n"; echo "E ${endToken}"\n`
+  );
+}
+
 /** Parses the output of `snapshotScript` (lines `L cur max`, `P state ppid pgrp …`). */
 export function parseSnapshot(text: string): PidsSnapshot {
   const snapshot: PidsSnapshot = { current: 0, max: undefined, groups: new Map() };
@@ -420,8 +429,24 @@ export class KillerShell {
    * The pids cgroup's use and the process groups of every process in the container;
    * undefined when the shell does not answer within `timeoutMs`.
    */
-  snapshot(timeoutMs = 5_000): Promise<PidsSnapshot | undefined> {
-    const run = async (): Promise<PidsSnapshot | undefined> => {
+  async snapshot(timeoutMs = 5_000): Promise<PidsSnapshot | undefined> {
+    const text = await this.ask(snapshotScript, timeoutMs);
+    return text === undefined ? undefined : parseSnapshot(text);
+  }
+
+  /**
+   * How many processes the kernel's OOM killer has killed in the container's memory
+   * cgroup so far; undefined when the count cannot be read or the shell does not answer.
+   */
+  async oomKills(timeoutMs = 5_000): Promise<number | undefined> {
+    const text = await this.ask(oomKillsScript, timeoutMs);
+    const count = Number(/^O (\d+)$/m.exec(text ?? '')?.[1] ?? Number.NaN);
+    return Number.isInteger(count) ? count : undefined;
+  }
+
+  /** Runs `script(token)` and returns what it printed before `E <token>`. */
+  private ask(script: (token: string) => string, timeoutMs: number): Promise<string | undefined> {
+    const run = async (): Promise<string | undefined> => {
       if (!this.alive) return undefined;
       const token = `${process.pid}-${++this.counter}`;
       this.output = '';
@@ -437,9 +462,9 @@ export class KillerShell {
             resolve(value);
           },
         };
-        this.socket.write(snapshotScript(token));
+        this.socket.write(script(token));
       });
-      return text === undefined ? undefined : parseSnapshot(text);
+      return text;
     };
     const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);

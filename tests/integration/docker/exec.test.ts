@@ -141,7 +141,7 @@ describe('DockerSandbox.exec', () => {
   it('kills a command past its timeout (exit 137) and the next command works', async () => {
     const started = Date.now();
     const result = await sandbox.exec('sleep 1000', { timeoutMs: 1_000 });
-    expect(result).toMatchObject({ exitCode: 137, timedOut: true });
+    expect(result).toMatchObject({ exitCode: 137, timedOut: true, killedBy: 'timeout' });
     expect(Date.now() - started).toBeLessThan(10_000);
     expect((await sandbox.exec('echo next')).stdout).toBe('next\n');
   });

@@ -94,6 +94,7 @@ describe('Docker sandbox limits', () => {
     expect(result.truncated).toBe(true);
     expect(result.stdout.length).toBe(65_536);
     expect(result.stderr).toContain('killed after writing');
+    expect(result.killedBy).toBe('output-limit');
     expect(growth).toBeLessThan(64 * 1024 * 1024);
     expect((await sandbox.exec('echo still here')).stdout).toBe('still here\n');
   });
@@ -137,7 +138,13 @@ describe('Docker sandbox limits', () => {
     const hog = await sandbox.exec(`python3 -c "x = 'x' * (2 * 1024 ** 3); print(len(x))"`, {
       timeoutMs: 60_000,
     });
-    expect(hog).toMatchObject({ exitCode: 137, timedOut: false, stdout: '' });
-    expect((await sandbox.exec('echo alive')).stdout).toBe('alive\n');
+    expect(hog).toMatchObject({ exitCode: 137, timedOut: false, stdout: '', killedBy: 'memory-limit' });
+    const alive = await sandbox.exec('echo alive');
+    expect(alive.stdout).toBe('alive\n');
+    expect(alive.killedBy).toBeUndefined();
+    // A SIGKILL of the command's own is not taken for the memory limit.
+    const own = await sandbox.exec('kill -9 $BASHPID');
+    expect(own.exitCode).toBe(137);
+    expect(own.killedBy).toBeUndefined();
   });
 });
