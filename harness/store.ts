@@ -55,6 +55,32 @@ function storeError(message: string, cause?: unknown): PaddockError {
   return new PaddockError(ERROR_CODES.STORE_FAILED, message, cause === undefined ? {} : { cause });
 }
 
+/**
+ * An event as the event log keeps it. The episode record holds everything else, so the
+ * log does not repeat it: episode-end keeps the episode's id and status, and a turn's
+ * images (screenshots) keep their type and size, not their bytes.
+ */
+function loggedEvent(event: EpisodeEvent): object {
+  if (event.type === 'episode-end') {
+    return { type: event.type, episodeId: event.episode.episodeId, status: event.episode.status };
+  }
+  if (event.type !== 'turn-end' || !event.turn.toolResults.some((result) => result.images?.length)) {
+    return event;
+  }
+  const toolResults = event.turn.toolResults.map((result) =>
+    result.images?.length
+      ? {
+          ...result,
+          images: result.images.map((image) => ({
+            mimeType: image.mimeType,
+            bytes: Math.floor((image.dataBase64.length * 3) / 4),
+          })),
+        }
+      : result,
+  );
+  return { ...event, turn: { ...event.turn, toolResults } };
+}
+
 /** Reads a JSONL file, skipping a torn last line; returns the records and the byte length of the intact part. */
 function readJsonl<T>(path: string): { records: T[]; intactBytes: number } {
   if (!existsSync(path)) return { records: [], intactBytes: 0 };
@@ -163,12 +189,7 @@ export class RunStore {
 
   /** Appends an event to the event log (buffered; may lose the last events on a crash). */
   appendEvent(event: EpisodeEvent): void {
-    // The episode record holds everything of episode-end; the log keeps only its id.
-    const line =
-      event.type === 'episode-end'
-        ? { type: event.type, episodeId: event.episode.episodeId, status: event.episode.status }
-        : event;
-    this.events?.write(`${JSON.stringify({ at: Date.now(), ...line })}\n`);
+    this.events?.write(`${JSON.stringify({ at: Date.now(), ...loggedEvent(event) })}\n`);
   }
 
   /** Flushes and closes the files and releases the lock. Idempotent. */

@@ -59,6 +59,58 @@ describe('RunStore', () => {
     ).toEqual(['c#0']);
   });
 
+  it('logs events without what the episode record already holds: screenshots keep only type and size', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'paddock-store-'));
+    const store = RunStore.create(root, manifest());
+    store.openForWrite();
+    const image = { mimeType: 'image/png', dataBase64: Buffer.alloc(3_000, 7).toString('base64') };
+    const turn = {
+      index: 0,
+      text: null,
+      toolCalls: [],
+      toolResults: [
+        {
+          callId: 'c1',
+          name: 'browser_click',
+          output: 'clicked',
+          images: [image],
+          isError: false,
+          durationMs: 1,
+        },
+        { callId: 'c2', name: 'bash', output: 'ok', isError: false, durationMs: 1 },
+      ],
+      rewards: {},
+      reward: 0,
+      startedAt: '2026-01-01T00:00:00.000Z',
+      agentMs: 1,
+      toolMs: 1,
+    };
+    store.appendEvent({ type: 'turn-end', episodeId: 'a#0', turn });
+    store.appendEvent({ type: 'episode-end', episode: episode('a#0') });
+    await store.close();
+    const lines = readFileSync(join(root, 'run-1', 'events.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({
+      type: 'turn-end',
+      turn: {
+        toolResults: [
+          { output: 'clicked', images: [{ mimeType: 'image/png', bytes: 3_000 }] },
+          { output: 'ok' },
+        ],
+      },
+    });
+    expect(JSON.stringify(lines[0])).not.toContain(image.dataBase64.slice(0, 40));
+    expect(lines[1]).toEqual({
+      at: expect.any(Number),
+      type: 'episode-end',
+      episodeId: 'a#0',
+      status: 'completed',
+    });
+    expect(turn.toolResults[0]?.images?.[0]).toBe(image); // the caller's record is untouched
+  });
+
   it('refuses to record an episode twice', () => {
     const store = RunStore.create(mkdtempSync(join(tmpdir(), 'paddock-store-')), manifest());
     store.openForWrite();
