@@ -17,6 +17,7 @@ export {
   type BrowserTaskConfig,
   type BrowserTaskExtension,
   type BrowserTaskExtensionInput,
+  BrowserSandboxSchema,
   type PageSource,
   type ScorerSource,
 } from './schema.ts';
@@ -49,3 +50,13 @@ export { OriginPolicy, originOf, resolveGotoTarget } from './origins.ts';
 export { scorerProgram, scoreValue } from './scorer.ts';
 /** Serving a task's pages. */
 export { serveStaticSite, startApp, type RunningSite } from './site-server.ts';
+/** Serving a task's pages from inside its Docker sandbox, through a relay on the host. */
+export {
+  RELAY_MAX_BUFFERED_BYTES,
+  RELAY_SPARES,
+  openSandboxPort,
+  relayScript,
+  startSandboxApp,
+  type SandboxPortRelay,
+  type SpawningSandbox,
+} from './sandbox-port.ts';

@@ -1,7 +1,8 @@
 /**
  * The browser plug-in: a ToolProvider that gives every episode of a task with a
  * `browser:` section its own isolated context in one shared Chromium, its own origin
- * (static files or the task's app on a fresh loopback port, or a given URL), the browser
+ * (static files or the task's app on a fresh loopback port, a server inside the task's
+ * Docker sandbox relayed to one, or a given URL), the browser
  * tools, a first observation, and a score read from the page at the end.
  */
 import type { Sandbox, SandboxLabels, Task, ToolProvider, TurnRewardFunction } from '../../harness/index.ts';
@@ -11,6 +12,7 @@ import { OriginPolicy, originOf } from './origins.ts';
 import { resolveBrowserConfig } from './schema.ts';
 import { loadScorer } from './scorer.ts';
 import { BrowserSession } from './session.ts';
+import { startSandboxApp, type SpawningSandbox } from './sandbox-port.ts';
 import { serveStaticSite, startApp, type RunningSite } from './site-server.ts';
 
 /** Options of the provider: those of its shared browser. */
@@ -31,9 +33,13 @@ export class BrowserToolProvider implements ToolProvider {
    * Opens the episode's browser session, or returns undefined when the task has no
    * `browser:` section. The browser is launched on first use (and again after a crash).
    *
+   * `context.sandbox` is the episode's sandbox: a `browser.sandbox` source needs it (and its
+   * `spawn`).
+   *
    * @throws PaddockError CONFIG_INVALID (the section, the scorer file or the start URL is
-   *   wrong; not retryable); SANDBOX_START_FAILED (retryable: the browser, the site, the
-   *   app or the start page failed); ABORTED.
+   *   wrong, or `browser.sandbox` without a sandbox that can spawn; not retryable);
+   *   SANDBOX_START_FAILED (retryable: the browser, the site, the app, the sandbox's server
+   *   or the start page failed); ABORTED.
    */
   async open(
     task: Task,
@@ -55,6 +61,9 @@ export class BrowserToolProvider implements ToolProvider {
         base = `${site.origin}/`;
       } else if (config.source.kind === 'app') {
         site = await startApp(config.source, { signal });
+        base = `${site.origin}/`;
+      } else if (config.source.kind === 'sandbox') {
+        site = await startSandboxApp(sandboxOf(task, context.sandbox), config.source, { signal });
         base = `${site.origin}/`;
       } else {
         base = config.source.url;
@@ -110,6 +119,27 @@ export class BrowserToolProvider implements ToolProvider {
     await Promise.all([...this.live.values()].map((entry) => entry.session.close()));
     await this.pool.close();
   }
+}
+
+/**
+ * The episode's sandbox, when it can start processes (what `browser.sandbox` needs).
+ *
+ * @throws PaddockError CONFIG_INVALID otherwise.
+ */
+function sandboxOf(task: Task, sandbox: Sandbox | undefined): SpawningSandbox {
+  if (sandbox === undefined) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `task ${task.id}: browser.sandbox needs the task's Docker sandbox (the task has ${task.environment ? 'an environment, but no sandbox was given to the browser' : 'environment: false'})`,
+    );
+  }
+  if (typeof sandbox.spawn !== 'function') {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `task ${task.id}: browser.sandbox needs a sandbox that can start processes (spawn); sandbox ${sandbox.id} cannot`,
+    );
+  }
+  return sandbox as SpawningSandbox;
 }
 
 /** Options of `browserTurnReward`. */

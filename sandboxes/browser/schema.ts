@@ -60,8 +60,40 @@ export const BrowserAppSchema = z
   .meta({ description: 'A web app the task ships, started per episode and killed after.' });
 
 /**
+ * `sandbox:` — a server inside the task's own Docker sandbox (its `environment:`), reached
+ * from the host through the engine (the container keeps `network: none`).
+ */
+export const BrowserSandboxSchema = z
+  .strictObject({
+    port: z.number().int().min(1).max(65_535).meta({
+      description:
+        'TCP port the server listens on inside the sandbox (on 127.0.0.1 or 0.0.0.0). The page sees it on a fresh loopback port of the host.',
+    }),
+    command: z.string().min(1).optional().meta({
+      description:
+        'Shell command started in the sandbox at the start of every episode and killed after it (e.g. python3 -m http.server 8000 --directory /srv/site). Leave it out when something in the sandbox already serves the port.',
+    }),
+    ready_path: z
+      .string()
+      .regex(/^\//, { error: 'expected a path starting with /' })
+      .default('/')
+      .meta({ description: 'Path polled until it answers (any status below 500). Default "/".' }),
+    ready_timeout_sec: secondsSchema(600)
+      .default(20)
+      .meta({ description: 'How long the server may take to answer, in seconds. Default 20.' }),
+  })
+  .meta({
+    description:
+      "A web server inside the task's Docker sandbox (its environment), reached through the engine; the sandbox needs bash.",
+  });
+
+/** The keys that name where the pages come from; a section has exactly one. */
+const SOURCE_KEYS = ['site', 'app', 'url', 'sandbox'] as const;
+
+/**
  * The zod schema of a task's `browser:` section (register it with the task loader as
- * `extensions: { browser: browserTaskExtension }`). Exactly one of `site`, `app`, `url`.
+ * `extensions: { browser: browserTaskExtension }`). Exactly one of `site`, `app`, `url`,
+ * `sandbox`.
  */
 export const browserTaskExtension = z
   .strictObject({
@@ -71,15 +103,16 @@ export const browserTaskExtension = z
     app: BrowserAppSchema.optional(),
     url: HttpUrlSchema.optional().meta({
       description:
-        'An already-running site (e.g. a port inside the task sandbox made reachable by the task). Its origin is allowed.',
+        'An already-running site reachable from the host. Its origin is allowed; start defaults to it.',
     }),
+    sandbox: BrowserSandboxSchema.optional(),
     start: z
       .string()
       .regex(/^(\/|https?:\/\/)/, { error: 'expected a path starting with / or an http(s) URL' })
       .default('/')
       .meta({
         description:
-          'First page: a path on the site/app/url origin, or a URL on an allowed origin. Default "/".',
+          'First page: a path on the site/app/url/sandbox origin, or a URL on an allowed origin. Default "/".',
       }),
     score: z
       .union([TaskPathSchema, z.strictObject({ expression: z.string().min(1) })], {
@@ -128,15 +161,15 @@ export const browserTaskExtension = z
     }),
   })
   .superRefine((value, context) => {
-    const sources = (['site', 'app', 'url'] as const).filter((key) => value[key] !== undefined);
+    const sources = SOURCE_KEYS.filter((key) => value[key] !== undefined);
     if (sources.length !== 1) {
       context.addIssue({
         code: 'custom',
         path: sources.length > 1 ? [sources[1]!] : [],
         message:
           sources.length === 0
-            ? 'expected exactly one of site, app or url'
-            : `give only one of site, app or url (found ${sources.join(', ')})`,
+            ? 'expected exactly one of site, app, url or sandbox'
+            : `give only one of site, app, url or sandbox (found ${sources.join(', ')})`,
       });
     }
   })
@@ -161,7 +194,12 @@ export type PageSource =
       env: Record<string, string>;
     }
   /** An already-running site. */
-  | { kind: 'url'; url: string };
+  | { kind: 'url'; url: string }
+  /**
+   * A server on `port` inside the episode's Docker sandbox, reached through a relay on the
+   * host; `command` (when given) is started in the sandbox per episode.
+   */
+  | { kind: 'sandbox'; port: number; command?: string; readyPath: string; readyTimeoutMs: number };
 
 /** The scorer: a file on the host (read at episode start) or inline source. */
 export type ScorerSource = { kind: 'file'; path: string } | { kind: 'expression'; source: string };
@@ -219,6 +257,14 @@ export function resolveBrowserConfig(section: unknown, taskDir: string): Browser
       readyPath: value.app.ready_path,
       readyTimeoutMs: seconds(value.app.ready_timeout_sec),
       env: Object.fromEntries(Object.entries(value.app.env).map(([key, item]) => [key, String(item)])),
+    };
+  } else if (value.sandbox !== undefined) {
+    source = {
+      kind: 'sandbox',
+      port: value.sandbox.port,
+      ...(value.sandbox.command !== undefined ? { command: value.sandbox.command } : {}),
+      readyPath: value.sandbox.ready_path,
+      readyTimeoutMs: seconds(value.sandbox.ready_timeout_sec),
     };
   } else source = { kind: 'url', url: value.url! };
   const scorer: ScorerSource | undefined =

@@ -1,8 +1,10 @@
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isPaddockError } from '../../../harness/index.ts';
 import { browserTaskExtension, resolveBrowserConfig } from '../../../sandboxes/browser/index.ts';
-import { loadTasks } from '../../../tasks/index.ts';
+import { loadTasks, validateTasks } from '../../../tasks/index.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 
@@ -38,11 +40,40 @@ describe('browserTaskExtension', () => {
     expect(browserTaskExtension.parse(once)).toEqual(once);
   });
 
-  it('requires exactly one of site, app and url', () => {
-    expect(issues({})).toEqual([': expected exactly one of site, app or url']);
+  it('requires exactly one of site, app, url and sandbox', () => {
+    expect(issues({})).toEqual([': expected exactly one of site, app, url or sandbox']);
     expect(issues({ site: 'site/', url: 'http://127.0.0.1:8080/' })).toEqual([
-      'url: give only one of site, app or url (found site, url)',
+      'url: give only one of site, app, url or sandbox (found site, url)',
     ]);
+    expect(issues({ app: { command: 'node s.js' }, sandbox: { port: 8000 } })).toEqual([
+      'sandbox: give only one of site, app, url or sandbox (found app, sandbox)',
+    ]);
+  });
+
+  it('fills the defaults of a sandbox source', () => {
+    expect(browserTaskExtension.parse({ sandbox: { port: 8000 } }).sandbox).toEqual({
+      port: 8000,
+      ready_path: '/',
+      ready_timeout_sec: 20,
+    });
+    const once = browserTaskExtension.parse({ sandbox: { port: 80, command: 'python3 -m http.server 80' } });
+    expect(browserTaskExtension.parse(once)).toEqual(once);
+  });
+
+  it('refuses a sandbox port out of range, a missing port, a bad ready path and unknown keys', () => {
+    expect(issues({ sandbox: { port: 0 } })[0]).toMatch(/^sandbox\.port: /);
+    expect(issues({ sandbox: { port: 65_536 } })[0]).toMatch(/^sandbox\.port: /);
+    expect(issues({ sandbox: { port: 80.5 } })[0]).toMatch(/^sandbox\.port: /);
+    expect(issues({ sandbox: { port: '8000' } })[0]).toMatch(/^sandbox\.port: /);
+    expect(issues({ sandbox: {} })[0]).toMatch(/^sandbox\.port: /);
+    expect(issues({ sandbox: { port: 8000, ready_path: 'health' } })[0]).toMatch(
+      /^sandbox\.ready_path: expected a path starting with \//,
+    );
+    expect(issues({ sandbox: { port: 8000, ready_timeout_sec: 0 } })[0]).toMatch(
+      /^sandbox\.ready_timeout_sec: /,
+    );
+    expect(issues({ sandbox: { port: 8000, command: '' } })[0]).toMatch(/^sandbox\.command: /);
+    expect(issues({ sandbox: { port: 8000, host: '0.0.0.0' } })[0]).toMatch(/host|Unrecognized key/);
   });
 
   it('refuses unknown keys, absolute or escaping paths, and origins with a path', () => {
@@ -87,6 +118,34 @@ describe('resolveBrowserConfig', () => {
     });
   });
 
+  it('gives a sandbox source its port, command, ready path and timeout in ms', () => {
+    expect(
+      resolveBrowserConfig(
+        {
+          sandbox: {
+            port: 8000,
+            command: 'python3 -m http.server',
+            ready_path: '/health',
+            ready_timeout_sec: 2.5,
+          },
+        },
+        '/t',
+      ).source,
+    ).toEqual({
+      kind: 'sandbox',
+      port: 8000,
+      command: 'python3 -m http.server',
+      readyPath: '/health',
+      readyTimeoutMs: 2_500,
+    });
+    expect(resolveBrowserConfig({ sandbox: { port: 3000 } }, '/t').source).toEqual({
+      kind: 'sandbox',
+      port: 3000,
+      readyPath: '/',
+      readyTimeoutMs: 20_000,
+    });
+  });
+
   it('throws CONFIG_INVALID naming the field', () => {
     try {
       resolveBrowserConfig({ site: 'site/', popups: 'sometimes' }, '/t');
@@ -106,11 +165,40 @@ describe('tasks/web', () => {
     });
     expect(tasks.length).toBeGreaterThanOrEqual(8);
     for (const task of tasks) {
-      expect(task.environment, task.id).toBeUndefined();
+      // Only tasks whose pages come from their sandbox have one.
+      const section = task.extensions.browser as { sandbox?: unknown };
+      if (section.sandbox === undefined) expect(task.environment, task.id).toBeUndefined();
+      else expect(task.environment, task.id).toBeDefined();
       expect(task.tools).toEqual(['submit']);
       expect(task.solution?.kind, task.id).toBe('actions');
       const config = resolveBrowserConfig(task.extensions.browser, task.dir);
       expect(config.scorer?.kind, task.id).toBe('file');
     }
+  });
+});
+
+describe('paddock tasks validate', () => {
+  it('reports two sources and a bad sandbox port with the file and the field path', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'paddock-browser-validate-'));
+    const write = (name: string, browser: string) => {
+      mkdirSync(path.join(dir, name));
+      writeFileSync(
+        path.join(dir, name, 'task.yaml'),
+        `instruction: Do it.\ntools: [submit]\nverifier: false\nbrowser:\n${browser}`,
+      );
+    };
+    write('two-sources', '  site: site/\n  sandbox: { port: 8000 }\n');
+    write('bad-port', '  sandbox: { port: 70000, command: python3 -m http.server 70000 }\n');
+    write('good', '  sandbox: { port: 8000 }\n');
+    const { tasks, problems } = await validateTasks(dir, { extensions: { browser: browserTaskExtension } });
+    expect(tasks.map((task) => task.id)).toEqual([`${path.basename(dir)}/good`]);
+    const shown = problems.map(
+      (problem) => `${path.relative(dir, problem.file)} ${problem.path}: ${problem.message}`,
+    );
+    expect(shown).toHaveLength(2);
+    expect(shown).toContainEqual(expect.stringMatching(/^bad-port\/task\.yaml browser\.sandbox\.port: /));
+    expect(shown).toContainEqual(
+      'two-sources/task.yaml browser.sandbox: give only one of site, app, url or sandbox (found site, sandbox)',
+    );
   });
 });
