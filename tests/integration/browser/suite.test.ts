@@ -1,16 +1,19 @@
 /**
  * The tasks/web suite in a real Chromium: the oracle scores 1 on every task through
  * `runEpisodes`, every scorer gives 0 on the untouched start page, and the episodes are
- * recorded in the run store like any other (the trainer reads them from there).
+ * recorded in the run store like any other (the trainer reads them from there). Tasks with
+ * an `environment:` (pages served from inside their Docker sandbox) get one.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OracleAgent } from '../../../agents/oracle/index.ts';
 import { RunStore, planEpisodes, runEpisodes } from '../../../harness/index.ts';
 import { BrowserToolProvider, browserTaskExtension } from '../../../sandboxes/browser/index.ts';
+import { DockerSandboxProvider, reapContainers } from '../../../sandboxes/docker/index.ts';
 import { loadTasks } from '../../../tasks/index.ts';
+import { ensureBaseImage, testRunId } from '../docker/helpers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const tasks = await loadTasks([path.join(ROOT, 'tasks/web')], {
@@ -18,23 +21,35 @@ const tasks = await loadTasks([path.join(ROOT, 'tasks/web')], {
   cwd: ROOT,
 });
 const provider = new BrowserToolProvider();
+const sandboxProvider = new DockerSandboxProvider();
+const runId = testRunId('web-suite');
 const signal = new AbortController().signal;
+
+beforeAll(async () => {
+  if (tasks.some((task) => task.environment)) await ensureBaseImage();
+});
 
 afterAll(async () => {
   await provider.close();
+  await reapContainers({ runId });
 });
 
 describe('tasks/web', () => {
   it('scores 0 on every untouched start page', async () => {
     for (const task of tasks) {
-      const session = await provider.open(task, {
-        labels: { runId: 'it-web', episodeId: `initial-${task.id}` },
-        signal,
-      });
+      const labels = { runId, episodeId: `initial-${task.id}` };
+      const sandbox = task.environment
+        ? await sandboxProvider.start(task.environment, { labels })
+        : undefined;
       try {
-        expect(await session!.score({ signal }), task.id).toEqual({ browser: 0 });
+        const session = await provider.open(task, { labels, signal, ...(sandbox ? { sandbox } : {}) });
+        try {
+          expect(await session!.score({ signal }), task.id).toEqual({ browser: 0 });
+        } finally {
+          await session!.close();
+        }
       } finally {
-        await session!.close();
+        await sandbox?.close();
       }
     }
   });
@@ -54,6 +69,7 @@ describe('tasks/web', () => {
       tasks,
       agent: new OracleAgent(),
       toolProviders: [provider],
+      sandboxProvider,
       store,
       concurrency: 3,
     });
