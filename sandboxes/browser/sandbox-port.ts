@@ -49,15 +49,10 @@ const RELAY_END_GRACE_MS = 1_500;
  * then it connects fd 3 to the port (exit 1 when nothing listens), copies stdin → socket and socket → stdout in two `cat`s, and ends as
  * soon as either side ends (the browser closed: stdin ends; the server closed: the reader
  * ends), killing the other `cat`. stdin is duplicated to fd 4 first because a background
- * job of a non-interactive shell reads /dev/null otherwise. On exit (also when it could not
- * connect) it removes the pid file the Docker sandbox's `spawn` wrote for it
- * (`/tmp/.paddock-spawn-*.pid` holding its pid), which `spawn` removes only when it kills a
- * process, so that connections leave nothing behind in the agent's `/tmp`.
+ * job of a non-interactive shell reads /dev/null otherwise.
  */
 export function relayScript(port: number): string {
   return [
-    'forget() { for f in /tmp/.paddock-spawn-*.pid; do [ -f "$f" ] && [ "$(<"$f")" = "$$" ] && rm -f "$f"; done; }',
-    'trap forget EXIT',
     'IFS= read -r -n 1 go || exit 0',
     '[ "$go" = g ] || exit 0',
     `exec 3<>/dev/tcp/127.0.0.1/${port} || exit 1`,

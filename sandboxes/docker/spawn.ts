@@ -21,8 +21,27 @@ export interface SpawnInContainerOptions extends EngineOptions {
   killGraceMs?: number;
 }
 
-/** Wraps the command so that its pid is known (for kill) and the shell gets out of the way. */
-const WRAPPER = 'echo $$ > "$1"; exec sh -c "$0"';
+/**
+ * Wraps the command so that its pid is known (for kill) and nothing is left behind: the
+ * wrapper writes its own pid, runs the command as its child (stdin passed on explicitly:
+ * an asynchronous list of a non-interactive sh would read /dev/null), passes a SIGTERM on
+ * to it, and removes the pid file once the command has ended by itself (`kill` removes it
+ * otherwise), so that processes that come and go leave nothing in the container's /tmp.
+ * `$0` is the command, `$1` the pid file.
+ */
+const WRAPPER = [
+  'echo $$ > "$1"',
+  'exec 3<&0',
+  'sh -c "$0" <&3 3<&- &',
+  'c=$!',
+  'exec 3<&-',
+  "trap 'kill -TERM $c 2>/dev/null' TERM",
+  'wait $c; s=$?',
+  // A trapped signal ends `wait` early: wait again until the command is gone.
+  'while kill -0 $c 2>/dev/null; do wait $c; s=$?; done',
+  'rm -f "$1"',
+  'exit $s',
+].join('\n');
 
 /**
  * Starts `command` (run by `sh -c`) inside container `containerId`, with stdin, stdout

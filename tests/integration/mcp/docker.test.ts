@@ -55,6 +55,8 @@ describe.skipIf(!available)('spawnInContainer', () => {
     child.stdin.end();
     expect(await child.exited).toBe(3);
     expect(stderr()).toBe('bye\n');
+    // A process that ended by itself leaves no pid file behind.
+    expect((await sandbox.exec('ls -a /tmp | grep -c paddock-spawn || true')).stdout.trim()).toBe('0');
   });
 
   it('kills the whole process tree, even one that ignores SIGTERM', async () => {
