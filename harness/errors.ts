@@ -74,6 +74,22 @@ export function describeError(error: unknown): string {
   return String(error);
 }
 
+/** True when `promise` settles (either way) within `ms`; false when the time runs out first. */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}
+
 /**
  * Settles like `promise`, unless `signal` aborts first: then it settles with what
  * `onAbort` returns or throws (by default it rejects with ABORTED, the reason as cause).

@@ -18,6 +18,7 @@ export {
   PaddockError,
   describeError,
   raceAbort,
+  settlesWithin,
   isPaddockError,
   throwIfAborted,
   type ErrorCode,

@@ -17,6 +17,7 @@ import {
   ERROR_CODES,
   PaddockError,
   describeError,
+  settlesWithin,
   throwIfAborted,
   type Sandbox,
   type SandboxProcess,
@@ -86,22 +87,6 @@ function endInput(child: SandboxProcess): void {
   } catch {
     // Already destroyed: the input is closed either way.
   }
-}
-
-/** True when `promise` settles within `ms`. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([
-    promise.then(
-      () => true,
-      () => true,
-    ),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  return settled;
 }
 
 /**
@@ -184,7 +169,9 @@ export async function openSandboxPort(
         if (closed || socket.destroyed) {
           // The browser gave up (or the relay closed) while the process started.
           endInput(child);
-          void within(child.exited, RELAY_END_GRACE_MS).then((ended) => (ended ? undefined : child.kill()));
+          void settlesWithin(child.exited, RELAY_END_GRACE_MS).then((ended) =>
+            ended ? undefined : child.kill(),
+          );
           return;
         }
         attach(socket, child);
@@ -222,7 +209,9 @@ export async function openSandboxPort(
     socket.once('close', () => {
       // The browser is gone: ending stdin ends the relay; one stuck writing is killed.
       endInput(child);
-      void within(child.exited, RELAY_END_GRACE_MS).then((ended) => (ended ? undefined : child.kill()));
+      void settlesWithin(child.exited, RELAY_END_GRACE_MS).then((ended) =>
+        ended ? undefined : child.kill(),
+      );
     });
     void child.exited.then(() => {
       processes.delete(child);
@@ -265,7 +254,7 @@ export async function openSandboxPort(
       await Promise.allSettled(
         [...processes, ...idle].map(async (child) => {
           endInput(child);
-          if (!(await within(child.exited, RELAY_END_GRACE_MS))) await child.kill();
+          if (!(await settlesWithin(child.exited, RELAY_END_GRACE_MS))) await child.kill();
         }),
       );
       await stopped;

@@ -34,6 +34,13 @@ const HttpUrlSchema = z
   .regex(/^https?:\/\/[^/?#\s]+/, { error: 'expected an http:// or https:// URL' })
   .refine((value) => URL.canParse(value), { error: 'expected a valid URL' });
 
+/** Where a server is polled until it is ready. */
+const ReadyPathSchema = z
+  .string()
+  .regex(/^\//, { error: 'expected a path starting with /' })
+  .default('/')
+  .meta({ description: 'Path polled until it answers (any status below 500). Default "/".' });
+
 /** `app:` — a small web server the task ships, started on a fresh loopback port per episode. */
 export const BrowserAppSchema = z
   .strictObject({
@@ -41,11 +48,7 @@ export const BrowserAppSchema = z
       description:
         'Shell command started in the task folder with PORT=<fresh port> (and HOST=127.0.0.1); it must serve on 127.0.0.1:$PORT.',
     }),
-    ready_path: z
-      .string()
-      .regex(/^\//, { error: 'expected a path starting with /' })
-      .default('/')
-      .meta({ description: 'Path polled until it answers (any status below 500). Default "/".' }),
+    ready_path: ReadyPathSchema,
     ready_timeout_sec: secondsSchema(600)
       .default(20)
       .meta({ description: 'How long the app may take to answer, in seconds. Default 20.' }),
@@ -73,11 +76,7 @@ export const BrowserSandboxSchema = z
       description:
         'Shell command started in the sandbox at the start of every episode and killed after it (e.g. python3 -m http.server 8000 --directory /srv/site). Leave it out when something in the sandbox already serves the port.',
     }),
-    ready_path: z
-      .string()
-      .regex(/^\//, { error: 'expected a path starting with /' })
-      .default('/')
-      .meta({ description: 'Path polled until it answers (any status below 500). Default "/".' }),
+    ready_path: ReadyPathSchema,
     ready_timeout_sec: secondsSchema(600)
       .default(20)
       .meta({ description: 'How long the server may take to answer, in seconds. Default 20.' }),

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { PassThrough, type Duplex } from 'node:stream';
 import type Docker from 'dockerode';
+import { settlesWithin } from '../../harness/errors.ts';
 import type { SandboxProcess } from '../../harness/sandbox.ts';
 import { dockerClient, execQuietly, wrapEngineError, type EngineOptions } from './engine.ts';
 
@@ -119,12 +120,12 @@ export async function spawnInContainer(
       // While stdin is attached the engine keeps the connection open after the process
       // exits; closing our side lets it report the end.
       if (!stdin.writableEnded) stdin.end();
-      if (!(await within(exited, grace))) {
+      if (!(await settlesWithin(exited, grace))) {
         await signalProcess(container, pidFile, 'KILL');
-        await within(exited, 1_000);
+        await settlesWithin(exited, 1_000);
       }
       stream.destroy();
-      await within(exited, 1_000);
+      await settlesWithin(exited, 1_000);
       await runQuiet(container, ['rm', '-f', pidFile]);
     })();
     return killing;
@@ -178,20 +179,4 @@ async function exitCode(exec: Docker.Exec): Promise<number> {
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   return -1;
-}
-
-/** True when `promise` settles within `ms`. */
-async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const result = await Promise.race([
-    promise.then(
-      () => true,
-      () => true,
-    ),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  return result;
 }
