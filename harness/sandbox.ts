@@ -80,6 +80,18 @@ export interface Sandbox {
     command: string,
     options?: { cwd?: string; env?: Record<string, string>; user?: string },
   ): Promise<SandboxProcess>;
+  /**
+   * A tar archive of the file or folder at `path` (recursively; modes, owners and
+   * symlinks kept, a symlink at `path` itself included as a link), its entries named from
+   * `path`'s basename (as `docker cp` does); `undefined` when nothing is at `path`.
+   * Optional, with `extract`: isolated verification (`VerifierSpec.isolation`) needs both.
+   */
+  download?(path: string, options?: { signal?: AbortSignal }): Promise<NodeJS.ReadableStream | undefined>;
+  /**
+   * Unpacks a tar archive (such as `download` gives, possibly another sandbox's) into the
+   * existing folder `dir`, keeping the entries' modes, owners and symlinks. Optional.
+   */
+  extract?(archive: NodeJS.ReadableStream, dir: string, options?: { signal?: AbortSignal }): Promise<void>;
   /** Stops and removes the sandbox. Idempotent; never rejects. */
   close(): Promise<void>;
 }

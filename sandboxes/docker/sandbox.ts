@@ -4,6 +4,7 @@
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import type { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type Docker from 'dockerode';
 import { extract, pack } from 'tar-stream';
@@ -637,6 +638,45 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
         hostPath,
         sandboxPath,
       });
+    }
+    this.checkOpen(options.signal);
+  }
+
+  /**
+   * The engine's tar archive of `path` (see `Sandbox.download`): owners, modes and
+   * symlinks as they are in the container; a symlink at `path` is archived as the link.
+   * @throws PaddockError SANDBOX_FAILED (engine refusal), SANDBOX_CLOSED, ABORTED.
+   */
+  async download(
+    path: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<NodeJS.ReadableStream | undefined> {
+    this.checkOpen(options.signal);
+    try {
+      return await this.container.getArchive({ path: this.absolute(path) });
+    } catch (error) {
+      if (engineStatusCode(error) === 404) return undefined;
+      throw wrapEngineError(ERROR_CODES.SANDBOX_FAILED, `download: ${path}`, error, { path });
+    }
+  }
+
+  /**
+   * Unpacks a tar archive into the existing folder `dir` through the engine (see
+   * `Sandbox.extract`); entries keep their owners, modes and symlinks.
+   * @throws PaddockError SANDBOX_FAILED (no such folder, engine refusal), SANDBOX_CLOSED, ABORTED.
+   */
+  async extract(
+    archive: NodeJS.ReadableStream,
+    dir: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    this.checkOpen(options.signal);
+    try {
+      await this.container.putArchive(archive, { path: this.absolute(dir) });
+    } catch (error) {
+      // An archive the engine refused is not read any further: let its source go.
+      (archive as Partial<Readable>).destroy?.();
+      throw wrapEngineError(ERROR_CODES.SANDBOX_FAILED, `extract into ${dir}`, error, { path: dir });
     }
     this.checkOpen(options.signal);
   }

@@ -151,6 +151,64 @@ describe('Docker sandbox files', () => {
   });
 });
 
+describe('download and extract between sandboxes', () => {
+  it('copies a folder with its modes, owners, symlinks and empty folders, and a single file', async () => {
+    await sandbox.exec(
+      [
+        'mkdir -p /src/tree/empty /src/tree/sub',
+        'echo secret > /src/tree/sub/key && chmod 600 /src/tree/sub/key && chown nobody:nogroup /src/tree/sub/key',
+        'printf "#!/bin/sh\\necho ran\\n" > /src/tree/run.sh && chmod 750 /src/tree/run.sh',
+        'ln -s sub/key /src/tree/link && ln -s /src/tree/run.sh /src/alias',
+        'echo one > /src/one.txt',
+      ].join(' && '),
+      { user: 'root' },
+    );
+    const other = await provider.start(baseSpec(), { labels: { runId, episodeId: 'files-copy' } });
+    try {
+      await other.exec('mkdir -p /dst', { user: 'root' });
+      for (const path of ['/src/tree', '/src/one.txt', '/src/alias']) {
+        const archive = await sandbox.download!(path);
+        if (archive === undefined) throw new Error(`nothing downloaded from ${path}`);
+        await other.extract(archive, '/dst');
+      }
+      const result = await other.exec(
+        'cd /dst && find . | sort && stat -c "%n %a %U" tree/sub/key tree/run.sh && readlink tree/link alias && tree/run.sh && cat one.txt',
+        { user: 'root' },
+      );
+      expect(result.stdout).toBe(
+        [
+          '.',
+          './alias',
+          './one.txt',
+          './tree',
+          './tree/empty',
+          './tree/link',
+          './tree/run.sh',
+          './tree/sub',
+          './tree/sub/key',
+          'tree/sub/key 600 nobody',
+          'tree/run.sh 750 root',
+          'sub/key',
+          '/src/tree/run.sh',
+          'ran',
+          'one',
+          '',
+        ].join('\n'),
+      );
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('gives undefined for a missing path, and extracting into a missing folder fails with SANDBOX_FAILED', async () => {
+    await expect(sandbox.download!('/no/such/path')).resolves.toBeUndefined();
+    const archive = await sandbox.download!('/task/input.txt');
+    await expect(sandbox.extract!(archive!, '/no/such/folder')).rejects.toMatchObject({
+      code: 'SANDBOX_FAILED',
+    });
+  });
+});
+
 describe('a sandbox with a non-root user', () => {
   it('gives the user a workdir that the engine had to create', async () => {
     const sandbox = await provider.start(baseSpec({ user: 'nobody', workdir: '/home/agent/project' }), {
