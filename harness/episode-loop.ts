@@ -4,6 +4,9 @@
  *   start sandbox + tool sessions → [agent turn → tool calls → observations → turn rewards]*
  *   → stop (submit, no tool calls, a limit) → verify → trajectory reward → close everything
  *
+ * The verifier runs in the agent's sandbox, or with `verifier.isolation` in a fresh one
+ * from the same provider and labels that verification removes itself.
+ *
  * An agent's mistakes (unknown tools, invalid JSON, bad arguments, failing commands) are
  * observations; infrastructure faults end the episode as `infra-error` (retryable by the
  * scheduler); a failing agent backend ends it as `agent-error`. Every resource is closed
@@ -35,7 +38,7 @@ import type { Sandbox, SandboxProvider } from './sandbox.ts';
 import type { Task } from './task.ts';
 import { toolSpec, type Tool, type ToolOutput, type ToolSpec } from './tool.ts';
 import { builtinTools } from './tools/index.ts';
-import { runVerifier } from './verify.ts';
+import { verifyEpisode } from './verify.ts';
 
 export interface EpisodeOptions {
   task: Task;
@@ -98,13 +101,13 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
   const sessionScores: Record<string, RewardComponent> = {};
 
   let sandbox: Sandbox | undefined;
+  const labels = { runId: options.runId, episodeId: options.episodeId };
   const sessions: ToolSession[] = [];
   let specs: ToolSpec[] = [];
   emit({ type: 'episode-start', episodeId: options.episodeId, taskId: task.id, attempt });
 
   try {
     // --- set-up: sandbox and tool sessions -------------------------------------------
-    const labels = { runId: options.runId, episodeId: options.episodeId };
     if (task.environment) {
       if (!options.sandboxProvider) {
         throw new PaddockError(
@@ -248,7 +251,12 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
     // --- verification and trajectory rewards ---------------------------------------
     if (task.verifier && sandbox) {
       emit({ type: 'verify-start', episodeId: options.episodeId });
-      verifier = await runVerifier(task.verifier, sandbox, { signal: outer });
+      verifier = await verifyEpisode(task.verifier, sandbox, {
+        signal: outer,
+        labels,
+        ...(options.sandboxProvider ? { provider: options.sandboxProvider } : {}),
+        ...(task.environment ? { environment: task.environment } : {}),
+      });
       emit({ type: 'verify-end', episodeId: options.episodeId, result: verifier });
     }
     for (const session of sessions) {

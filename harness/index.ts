@@ -53,6 +53,7 @@ export type {
   SolutionSpec,
   Task,
   TaskLimits,
+  VerifierIsolation,
   VerifierSpec,
 } from './task.ts';
 export {
@@ -75,4 +76,11 @@ export {
   submitTool,
   writeFileTool,
 } from './tools/index.ts';
-export { pytestPassed, readRewardFiles, runVerifier } from './verify.ts';
+export {
+  pytestPassed,
+  readRewardFiles,
+  runIsolatedVerifier,
+  runVerifier,
+  verifyEpisode,
+  type VerifyContext,
+} from './verify.ts';

@@ -22,6 +22,23 @@ export interface VerifierResult {
   error?: string;
   /** Things worth a look that did not stop scoring (e.g. pytest refused its flags). */
   warnings: string[];
+  /**
+   * Present when the verifier ran in a fresh sandbox (`VerifierSpec.isolation`);
+   * `durationMs` then covers starting it and copying too.
+   */
+  isolation?: {
+    kind: 'container';
+    /** The fresh sandbox's id. */
+    sandboxId: string;
+    /** Paths copied from the agent's sandbox. */
+    copied: string[];
+    /** `copy` paths that did not exist in the agent's sandbox (the verifier ran without them). */
+    missing: string[];
+    /** Time to start the fresh sandbox, in ms. */
+    startMs: number;
+    /** Time to copy the paths over, in ms. */
+    copyMs: number;
+  };
 }
 
 export interface RewardComponent {

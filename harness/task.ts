@@ -60,6 +60,24 @@ export interface VerifierSpec {
    * - `pytest-output`: 1 when the output reports passing tests and no failures (Terminal-Bench 1).
    */
   reward: { kind: 'files'; dir: string } | { kind: 'exit-code' } | { kind: 'pytest-output' };
+  /**
+   * Where the verifier runs. Absent: in the agent's own sandbox (Harbor's way), where an
+   * agent that ran as root can have replaced what the verifier relies on (python3,
+   * pytest, site-packages). `container`: in a fresh sandbox started from the same
+   * environment after the agent stops, with only `copy` taken over from the agent's.
+   */
+  isolation?: VerifierIsolation;
+}
+
+/** A verification in a fresh sandbox (see `VerifierSpec.isolation`). */
+export interface VerifierIsolation {
+  kind: 'container';
+  /**
+   * Absolute paths (files or folders) copied from the agent's sandbox into the fresh one,
+   * replacing what the image has there (modes, owners and symlinks kept). A path missing
+   * in the agent's sandbox is removed in the fresh one too and recorded. @default [the environment's workdir]
+   */
+  copy?: string[];
 }
 
 /** One reference action: a tool call the oracle agent makes. */

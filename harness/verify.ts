@@ -3,12 +3,18 @@
  * reward location, upload the verifier's files, run its command with its own timeout,
  * and read the reward. Nothing the agent wrote before can reach the reward: the
  * reward folder and the verifier's target paths are emptied first.
+ *
+ * With `isolation: container` (see `verifyEpisode`) all of that happens in a fresh
+ * sandbox from the same environment, into which only the task's `copy` paths are taken
+ * from the agent's sandbox: whatever else the agent changed (a replaced python3, a
+ * planted sitecustomize.py) is not there.
  */
+import { posix } from 'node:path';
 import { z } from 'zod';
-import { describeError } from './errors.ts';
+import { ERROR_CODES, PaddockError, describeError } from './errors.ts';
 import type { VerifierResult } from './reward.ts';
-import type { Sandbox } from './sandbox.ts';
-import type { VerifierSpec } from './task.ts';
+import type { Sandbox, SandboxLabels, SandboxProvider } from './sandbox.ts';
+import type { EnvironmentSpec, VerifierSpec } from './task.ts';
 
 /** Bytes of verifier output kept in the record. */
 const OUTPUT_TAIL_BYTES = 8 * 1024;
@@ -53,6 +59,129 @@ function tail(text: string): string {
 
 function quote(path: string): string {
   return `'${path.replace(/'/g, `'\\''`)}'`;
+}
+
+/** What an isolated verification needs besides the agent's sandbox. */
+export interface VerifyContext {
+  signal: AbortSignal;
+  /** The provider that started the agent's sandbox; starts the fresh one. */
+  provider?: SandboxProvider;
+  /** The environment the agent's sandbox was started from. */
+  environment?: EnvironmentSpec;
+  /** The episode's labels, given to the fresh sandbox too (so that the reaper finds it). */
+  labels?: SandboxLabels;
+}
+
+/**
+ * Scores an episode whose agent has stopped: `runVerifier` in the agent's sandbox, or,
+ * with `spec.isolation`, in a fresh sandbox (see `runIsolatedVerifier`).
+ */
+export async function verifyEpisode(
+  spec: VerifierSpec,
+  sandbox: Sandbox,
+  context: VerifyContext,
+): Promise<VerifierResult> {
+  if (!spec.isolation) return runVerifier(spec, sandbox, { signal: context.signal });
+  return runIsolatedVerifier(spec, sandbox, context);
+}
+
+/**
+ * The isolated verification: stops the agent's processes (so that the copy is a
+ * snapshot), starts a fresh sandbox from the same environment and labels, replaces each
+ * `copy` path there with the agent's (a missing one is removed and recorded; the
+ * verifier runs without it), runs `runVerifier` there and removes the fresh sandbox,
+ * whatever happens. The agent's sandbox is left open: the episode closes it at its end,
+ * after plug-in sessions (which may read it) have scored.
+ * @throws PaddockError from `provider.start` (a failed start is an infrastructure error,
+ *   retryable as the provider says), SANDBOX_FAILED (copying failed), CONFIG_INVALID (a
+ *   sandbox without `download`/`extract`), ABORTED.
+ */
+export async function runIsolatedVerifier(
+  spec: VerifierSpec,
+  agentSandbox: Sandbox,
+  context: VerifyContext,
+): Promise<VerifierResult> {
+  const started = performance.now();
+  const { provider, environment, labels, signal } = context;
+  if (!provider || !environment || !labels) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      'an isolated verifier needs the sandbox provider, environment and labels of the episode',
+    );
+  }
+  if (!agentSandbox.download) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `verifier isolation "container" needs sandboxes that can download files; ${provider.kind} sandboxes cannot`,
+    );
+  }
+  const paths = [...new Set((spec.isolation?.copy ?? [agentSandbox.workdir]).map(normalise))];
+  if (paths.includes('/')) {
+    return failed(
+      spec.isolation?.copy
+        ? "verifier.copy cannot copy / (the agent's whole filesystem)"
+        : "verifier isolation copies the environment's workdir by default, but the workdir is /: list the paths to copy in verifier.copy",
+      started,
+    );
+  }
+  // The agent's leftovers must not change files while they are copied.
+  await agentSandbox.exec(STOP_AGENT_PROCESSES, { user: 'root', timeoutMs: 60_000, signal, cwd: '/' });
+
+  const fresh = await provider.start(environment, { labels, signal });
+  const startMs = performance.now() - started;
+  try {
+    if (!fresh.extract) {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `verifier isolation "container" needs sandboxes that can extract archives; ${provider.kind} sandboxes cannot`,
+      );
+    }
+    const copyStarted = performance.now();
+    const parents = [...new Set(paths.map((path) => posix.dirname(path)))];
+    const cleared = await fresh.exec(
+      [`rm -rf ${paths.map(quote).join(' ')}`, `mkdir -p ${parents.map(quote).join(' ')}`].join('\n'),
+      { user: 'root', timeoutMs: 60_000, signal, cwd: '/' },
+    );
+    if (cleared.exitCode !== 0) {
+      throw new PaddockError(
+        ERROR_CODES.SANDBOX_FAILED,
+        `could not prepare the fresh sandbox for the copy: ${cleared.stderr.trim()}`,
+      );
+    }
+    const copied: string[] = [];
+    const missing: string[] = [];
+    for (const path of paths) {
+      const archive = await agentSandbox.download(path, { signal });
+      if (!archive) {
+        missing.push(path);
+        continue;
+      }
+      await fresh.extract(archive, posix.dirname(path), { signal });
+      copied.push(path);
+    }
+    const copyMs = performance.now() - copyStarted;
+    const result = await runVerifier(spec, fresh, { signal });
+    return {
+      ...result,
+      durationMs: performance.now() - started,
+      warnings: [
+        ...missing.map(
+          (path) =>
+            `verifier.copy: ${path} does not exist in the agent's sandbox; the verifier ran without it`,
+        ),
+        ...result.warnings,
+      ],
+      isolation: { kind: 'container', sandboxId: fresh.id, copied, missing, startMs, copyMs },
+    };
+  } finally {
+    await fresh.close();
+  }
+}
+
+/** `/app/` → `/app`, `/a/../b` → `/b`. */
+function normalise(path: string): string {
+  const normal = posix.normalize(path);
+  return normal.length > 1 ? normal.replace(/\/+$/, '') : normal;
 }
 
 export async function runVerifier(

@@ -209,7 +209,25 @@ export async function loadNativeTask(
         block.reward === 'exit-code' || block.reward === 'pytest-output'
           ? { kind: block.reward }
           : { kind: 'files', dir: REWARD_DIR },
+      ...(block.isolation === 'container'
+        ? { isolation: { kind: 'container' as const, ...(block.copy ? { copy: block.copy } : {}) } }
+        : {}),
     };
+    if (block.copy !== undefined && block.isolation !== 'container')
+      problem(
+        'verifier.copy',
+        'copy needs isolation: container (without it the verifier sees every file as is)',
+      );
+    if (
+      block.isolation === 'container' &&
+      block.copy === undefined &&
+      environment &&
+      environment.workdir === '/'
+    )
+      problem(
+        'verifier.copy',
+        'required: isolation: container copies the workdir by default, but the workdir is / (list the paths to copy)',
+      );
   }
 
   // solution: a script (its folder uploaded to /solution), or reference tool calls.

@@ -35,6 +35,11 @@ const SandboxPathSchema = z
   .string({ error: expecting('an absolute path in the sandbox (starting with /)') })
   .regex(/^\//, { error: expecting('an absolute path in the sandbox (starting with /)') });
 
+/** A path inside the sandbox to copy from it: absolute, and not `/` itself. */
+const CopyPathSchema = SandboxPathSchema.refine((path) => !/^\/[/.]*$/.test(path), {
+  error: 'expected a path below / (copying / would bring every change the agent made), got "/"',
+});
+
 /** A path on the host, relative to the task folder. */
 const TaskPathSchema = z
   .string({ error: expecting('a path relative to the task folder') })
@@ -142,6 +147,21 @@ export const VerifierFileSchema = z
       .array(FileCopySchema, { error: expecting('a list of {from, to}') })
       .optional()
       .meta({ description: 'Extra files uploaded before the verifier runs (tests/ always goes to /tests).' }),
+    isolation: z
+      .enum(['none', 'container'], { error: expecting('"none" or "container"') })
+      .optional()
+      .meta({
+        description:
+          "Where the verifier runs: none (the default, as Harbor does: in the agent's own sandbox, where an agent running as root can replace python3, pytest, site-packages…) or container (in a fresh sandbox from the same environment, started after the agent stops, into which only the `copy` paths are taken from the agent's sandbox).",
+      }),
+    copy: z
+      .array(CopyPathSchema, { error: expecting('a list of absolute paths') })
+      .min(1, { error: expecting('a non-empty list of absolute paths') })
+      .optional()
+      .meta({
+        description:
+          "With isolation: container, the files and folders copied from the agent's sandbox into the verifier's, replacing the image's (modes, owners and symlinks kept). A path the agent's sandbox lacks is removed there too and recorded as a warning; the verifier runs without it. Default: the environment's workdir.",
+      }),
   })
   .meta({ description: 'How the episode is scored. `false`: no verifier (plug-ins score it).' });
 

@@ -1,6 +1,13 @@
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { pytestPassed, runVerifier, type VerifierSpec } from '../../../harness/index.ts';
-import { MemorySandbox } from '../../fakes/memory-sandbox.ts';
+import {
+  PaddockError,
+  pytestPassed,
+  runIsolatedVerifier,
+  runVerifier,
+  type VerifierSpec,
+} from '../../../harness/index.ts';
+import { MemorySandbox, MemorySandboxProvider } from '../../fakes/memory-sandbox.ts';
 
 const spec: VerifierSpec = {
   files: [{ hostPath: '/host/tests', sandboxPath: '/tests' }],
@@ -113,5 +120,112 @@ describe('pytestPassed', () => {
     ['no tests ran', false],
   ])('%s → %s', (output, expected) => {
     expect(pytestPassed(output)).toBe(expected);
+  });
+});
+
+describe('runIsolatedVerifier', () => {
+  const environment = { image: 'img', cpus: 1, memoryMb: 256, pids: 64, network: false, env: {}, files: [] };
+  const labels = { runId: 'run', episodeId: 'ep' };
+
+  /** A memory sandbox that can download the paths in `tree` and records what is extracted into it. */
+  function copyable(sandbox: MemorySandbox, tree: Record<string, string> = {}) {
+    const extracted: { dir: string; data: string }[] = [];
+    const copying = Object.assign(sandbox, {
+      extracted,
+      download: async (path: string) => (path in tree ? Readable.from([tree[path]!]) : undefined),
+      extract: async (archive: NodeJS.ReadableStream, dir: string) => {
+        let data = '';
+        for await (const chunk of archive) data += String(chunk);
+        extracted.push({ dir, data });
+      },
+    });
+    return copying;
+  }
+
+  function freshProvider(handler: ConstructorParameters<typeof MemorySandboxProvider>[0]) {
+    const provider = new MemorySandboxProvider(handler);
+    const start = provider.start.bind(provider);
+    provider.start = async (spec, options) => copyable(await start(spec, options));
+    return provider;
+  }
+
+  const writesReward: ConstructorParameters<typeof MemorySandboxProvider>[0] = (command, sandbox) => {
+    if (command === spec.command) sandbox.files.set('/logs/verifier/reward.txt', Buffer.from('1'));
+    return {};
+  };
+
+  it('stops the agent, copies the paths into a fresh sandbox with the episode labels, verifies there and removes it', async () => {
+    const agent = copyable(new MemorySandbox('agent', () => ({})), { '/app': 'app-tar' });
+    const provider = freshProvider(writesReward);
+    const isolated = { ...spec, isolation: { kind: 'container' as const, copy: ['/app/', '/data/out.csv'] } };
+    const result = await runIsolatedVerifier(isolated, agent, { signal, provider, environment, labels });
+
+    expect(agent.commands).toHaveLength(1);
+    expect(agent.commands[0]!.command).toContain('kill -9');
+    expect(agent.closed).toBe(0);
+    const [{ sandbox: fresh, labels: freshLabels, spec: freshSpec }] = provider.started as [
+      (typeof provider.started)[0],
+    ];
+    expect(freshLabels).toEqual(labels);
+    expect(freshSpec).toBe(environment);
+    expect(fresh.commands[0]!.command).toBe("rm -rf '/app' '/data/out.csv'\nmkdir -p '/' '/data'");
+    expect(fresh.commands.map((c) => c.command)).toContain('bash /tests/test.sh');
+    expect((fresh as ReturnType<typeof copyable>).extracted).toEqual([{ dir: '/', data: 'app-tar' }]);
+    expect(fresh.closed).toBe(1);
+    expect(result.reward).toBe(1);
+    expect(result.isolation).toMatchObject({
+      kind: 'container',
+      sandboxId: 'mem-0',
+      copied: ['/app'],
+      missing: ['/data/out.csv'],
+    });
+    expect(result.warnings).toEqual([
+      "verifier.copy: /data/out.csv does not exist in the agent's sandbox; the verifier ran without it",
+    ]);
+  });
+
+  it('copies the workdir by default', async () => {
+    const agent = copyable(new MemorySandbox('agent', () => ({})), { '/app': 'app-tar' });
+    const provider = freshProvider(writesReward);
+    const isolated = { ...spec, isolation: { kind: 'container' as const } };
+    const result = await runIsolatedVerifier(isolated, agent, { signal, provider, environment, labels });
+    expect(result.isolation?.copied).toEqual(['/app']);
+  });
+
+  it('removes the fresh sandbox when verification fails, and passes a failed start on', async () => {
+    const agent = copyable(new MemorySandbox('agent', () => ({})), { '/app': 'app-tar' });
+    const isolated = { ...spec, isolation: { kind: 'container' as const } };
+    const broken = freshProvider((command) => {
+      if (command === spec.command) throw new PaddockError('SANDBOX_FAILED', 'gone');
+      return {};
+    });
+    await expect(
+      runIsolatedVerifier(isolated, agent, { signal, provider: broken, environment, labels }),
+    ).rejects.toMatchObject({ code: 'SANDBOX_FAILED' });
+    expect(broken.started[0]!.sandbox.closed).toBe(1);
+
+    const failing = freshProvider(writesReward);
+    failing.failuresLeft = 1;
+    await expect(
+      runIsolatedVerifier(isolated, agent, { signal, provider: failing, environment, labels }),
+    ).rejects.toMatchObject({ code: 'SANDBOX_START_FAILED', retryable: true });
+  });
+
+  it('refuses sandboxes that cannot download, and fails clearly when the default copy would be /', async () => {
+    const isolated = { ...spec, isolation: { kind: 'container' as const } };
+    const provider = freshProvider(writesReward);
+    await expect(
+      runIsolatedVerifier(isolated, new MemorySandbox('plain', () => ({})), {
+        signal,
+        provider,
+        environment,
+        labels,
+      }),
+    ).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    const rooted = Object.assign(copyable(new MemorySandbox('agent', () => ({}))), { workdir: '/' });
+    const result = await runIsolatedVerifier(isolated, rooted, { signal, provider, environment, labels });
+    expect(result.reward).toBeNull();
+    expect(result.error).toContain('the workdir is /');
+    expect(provider.started).toEqual([]);
   });
 });

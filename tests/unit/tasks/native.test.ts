@@ -510,3 +510,81 @@ describe('plug-in sections', () => {
     expect(error.code).toBe('CONFIG_INVALID');
   });
 });
+
+describe('verifier isolation', () => {
+  it('leaves isolation out by default and for isolation: none (the verifier runs in the agent sandbox)', async () => {
+    const { task } = await loadOne({ 'task.yaml': 'instruction: x\n', ...TESTS_ONLY });
+    expect(task.verifier?.isolation).toBeUndefined();
+    const { task: none } = await loadOne({
+      'task.yaml': 'instruction: x\nverifier: { isolation: none }\n',
+      ...TESTS_ONLY,
+    });
+    expect(none.verifier?.isolation).toBeUndefined();
+  });
+
+  it('reads isolation: container, with the workdir copied by default or the copy paths given', async () => {
+    const { task } = await loadOne({
+      'task.yaml': 'instruction: x\nverifier: { isolation: container }\n',
+      ...TESTS_ONLY,
+    });
+    expect(task.verifier?.isolation).toEqual({ kind: 'container' });
+    const { task: listed } = await loadOne({
+      'task.yaml': 'instruction: x\nverifier: { isolation: container, copy: [/app, /data/out.csv] }\n',
+      ...TESTS_ONLY,
+    });
+    expect(listed.verifier?.isolation).toEqual({ kind: 'container', copy: ['/app', '/data/out.csv'] });
+  });
+
+  it('refuses copy without isolation: container, with the file and the field path', async () => {
+    const { file, problems } = await problemsOf({
+      'task.yaml': 'instruction: x\nverifier: { copy: [/app] }\n',
+      ...TESTS_ONLY,
+    });
+    expect(problems).toEqual([
+      expect.objectContaining({
+        file,
+        path: 'verifier.copy',
+        message: expect.stringContaining('copy needs isolation: container'),
+      }),
+    ]);
+  });
+
+  it.each([
+    ['a relative path', '[app]', 'verifier.copy.0', 'absolute path'],
+    ['/ itself', '[/app, /]', 'verifier.copy.1', 'below /'],
+    ['an empty list', '[]', 'verifier.copy', 'non-empty list'],
+    ['a string', '/app', 'verifier.copy', 'list of absolute paths'],
+  ])('refuses %s in copy', async (_name, copy, path, message) => {
+    const { problems } = await problemsOf({
+      'task.yaml': `instruction: x\nverifier: { isolation: container, copy: ${copy} }\n`,
+      ...TESTS_ONLY,
+    });
+    expect(problems).toEqual([expect.objectContaining({ path, message: expect.stringContaining(message) })]);
+  });
+
+  it('refuses an unknown isolation', async () => {
+    const { problems } = await problemsOf({
+      'task.yaml': 'instruction: x\nverifier: { isolation: vm }\n',
+      ...TESTS_ONLY,
+    });
+    expect(problems).toEqual([
+      expect.objectContaining({
+        path: 'verifier.isolation',
+        message: 'expected "none" or "container", got "vm"',
+      }),
+    ]);
+  });
+
+  it('refuses the default copy when the workdir is /', async () => {
+    const { problems } = await problemsOf({
+      'task.yaml': 'instruction: x\nenvironment: { workdir: / }\nverifier: { isolation: container }\n',
+      ...TESTS_ONLY,
+    });
+    expect(problems).toEqual([
+      expect.objectContaining({
+        path: 'verifier.copy',
+        message: expect.stringContaining('the workdir is /'),
+      }),
+    ]);
+  });
+});
