@@ -28,7 +28,8 @@ const LOG_DIRS = ['/logs/verifier', '/logs/agent', '/logs/artifacts'];
  * that started first — an orphan adopted by pid 1 always started later) and its
  * children; processes the engine started (parent pid 0: the sandbox's control shells,
  * checked at kill time since one may be starting while this runs); and this script's
- * ancestors. Builtins only (no forks), run twice to catch processes forked meanwhile.
+ * ancestors. A control shell's idle worker (a child of the shell) is killed like the
+ * rest; the shell replaces it. Builtins only (no forks), run twice to catch processes forked meanwhile.
  */
 const STOP_AGENT_PROCESSES = [
   // Sets __pp (parent pid) and __st (start time, field 22 of /proc/<pid>/stat).
