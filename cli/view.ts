@@ -18,6 +18,9 @@ export function renderEpisode(episode: EpisodeRecord): string {
     `reward ${episode.reward.total.toFixed(3)}  ${Object.entries(episode.reward.components)
       .map(([name, component]) => `${name}=${component.value}×${component.weight}`)
       .join(' ')}`,
+    ...Object.entries(episode.reward.components)
+      .filter(([, component]) => component.note)
+      .map(([name, component]) => `  ${name}: ${component.note}`),
     '',
   ];
   for (const message of episode.messages) {

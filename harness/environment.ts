@@ -7,14 +7,24 @@ import type { Sandbox, SandboxLabels } from './sandbox.ts';
 import type { Task } from './task.ts';
 import type { Tool } from './tool.ts';
 
+/** A session's score with what a bare number cannot say: its weight and why it is what it is. */
+export interface SessionScore {
+  value: number;
+  /** @default 1 */
+  weight?: number;
+  /** Why the score is what it is (e.g. which check failed), kept on the episode's reward. */
+  note?: string;
+}
+
 export interface ToolSession {
   /** Tools this session adds to the agent's list. Names must not collide with others. */
   readonly tools: readonly Tool[];
   /**
    * Trajectory scores read from the session's state after the agent stopped (a page
-   * predicate, an MCP server's state), by name. Optional.
+   * predicate, an MCP server's state), by name: a number (weight 1), or a value with a
+   * weight and a note. Optional.
    */
-  score?(options: { signal: AbortSignal }): Promise<Record<string, number>>;
+  score?(options: { signal: AbortSignal }): Promise<Record<string, number | SessionScore>>;
   /** Text appended to the first user message (e.g. the page's first snapshot). Optional. */
   initialObservation?(options: { signal: AbortSignal }): Promise<string | undefined>;
   /** Releases everything the session holds. Idempotent; never rejects. */

@@ -261,7 +261,12 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
     }
     for (const session of sessions) {
       const scores = (await session.score?.({ signal: outer })) ?? {};
-      for (const [name, value] of Object.entries(scores)) sessionScores[name] = { value, weight: 1 };
+      for (const [name, score] of Object.entries(scores)) {
+        sessionScores[name] =
+          typeof score === 'number'
+            ? { value: score, weight: 1 }
+            : { value: score.value, weight: score.weight ?? 1, ...(score.note ? { note: score.note } : {}) };
+      }
     }
   } catch (error) {
     if (outer.aborted)

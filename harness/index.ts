@@ -1,6 +1,6 @@
 /** paddock's core: the contracts every plug-in implements, the episode loop, runs and the run store. */
 export type { Agent, AgentInput, AssistantTurn, Message, TokenRecord, ToolCall, Usage } from './agent.ts';
-export type { ToolProvider, ToolSession } from './environment.ts';
+export type { SessionScore, ToolProvider, ToolSession } from './environment.ts';
 export type {
   EpisodeEvent,
   EpisodeEventListener,

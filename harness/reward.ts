@@ -44,6 +44,8 @@ export interface VerifierResult {
 export interface RewardComponent {
   value: number;
   weight: number;
+  /** Why the component has this value (e.g. which check failed), when its source said. */
+  note?: string;
 }
 
 export interface RewardBreakdown {

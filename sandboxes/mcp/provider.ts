@@ -18,6 +18,7 @@ import {
   type JsonSchema,
   type Sandbox,
   type SandboxLabels,
+  type SessionScore,
   type Task,
   type Tool,
   type ToolOutput,
@@ -363,8 +364,11 @@ export class McpSession implements ToolSession {
     };
   }
 
-  /** Reads the task's `score` entries from the servers (components `mcp:<name>`). */
-  async score(options: { signal: AbortSignal }): Promise<Record<string, number>> {
+  /**
+   * Reads the task's `score` entries from the servers (components `mcp:<name>`, with the
+   * failed expectations as their notes).
+   */
+  async score(options: { signal: AbortSignal }): Promise<Record<string, SessionScore>> {
     if (this.config.score.length === 0) return {};
     const { scores, notes } = await runScores(this.config.score, {
       task: this.task,

@@ -18,7 +18,7 @@
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Task } from '../../harness/index.ts';
+import type { SessionScore, Task } from '../../harness/index.ts';
 import { ERROR_CODES, PaddockError, describeError } from '../../harness/index.ts';
 import { JsonPathError, isSingularPath, queryJsonPath } from './jsonpath.ts';
 import { resultValue, toToolOutput } from './results.ts';
@@ -172,22 +172,27 @@ export function callResult(
   };
 }
 
-/** Runs the score entries and returns components `mcp:<name>` (see the module comment). */
+/**
+ * Runs the score entries and returns components `mcp:<name>` (see the module comment);
+ * an entry whose expectations failed carries them as its note, and in `notes`.
+ */
 export async function runScores(
   entries: readonly McpScoreSpec[],
   context: McpScorerContext,
-): Promise<{ scores: Record<string, number>; notes: string[] }> {
-  const scores: Record<string, number> = {};
+): Promise<{ scores: Record<string, SessionScore>; notes: string[] }> {
+  const scores: Record<string, SessionScore> = {};
   const notes: string[] = [];
   for (const entry of entries) {
     if (entry.kind === 'call') {
       const result = await context.call(entry.server, entry.tool, entry.arguments);
       const report = checkExpectations(result, entry.expect, entry.from);
-      scores[`mcp:${entry.name}`] = entry.partial
+      const value = entry.partial
         ? report.passed / Math.max(1, report.total)
         : report.failures.length === 0
           ? 1
           : 0;
+      scores[`mcp:${entry.name}`] =
+        report.failures.length === 0 ? { value } : { value, note: report.failures.join('; ') };
       for (const failure of report.failures) notes.push(`mcp:${entry.name}: ${failure}`);
       continue;
     }
@@ -204,11 +209,12 @@ export async function runScores(
         },
       );
     }
-    if (typeof value === 'boolean') scores[`mcp:${entry.name}`] = value ? 1 : 0;
-    else if (typeof value === 'number' && Number.isFinite(value)) scores[`mcp:${entry.name}`] = value;
+    if (typeof value === 'boolean') scores[`mcp:${entry.name}`] = { value: value ? 1 : 0 };
+    else if (typeof value === 'number' && Number.isFinite(value)) scores[`mcp:${entry.name}`] = { value };
     else if (value !== null && typeof value === 'object') {
       for (const [key, score] of Object.entries(value)) {
-        if (typeof score === 'number' && Number.isFinite(score)) scores[`mcp:${entry.name}.${key}`] = score;
+        if (typeof score === 'number' && Number.isFinite(score))
+          scores[`mcp:${entry.name}.${key}`] = { value: score };
       }
     } else {
       throw new PaddockError(

@@ -56,7 +56,9 @@ describe('a server over streamable HTTP', () => {
 
     // A new episode is a new HTTP session with a fresh ledger.
     const session = await open(task);
-    expect(await session.score({ signal: new AbortController().signal })).toEqual({ 'mcp:calc.ledger': 0 });
+    expect(await session.score({ signal: new AbortController().signal })).toMatchObject({
+      'mcp:calc.ledger': { value: 0 },
+    });
   });
 
   it('tells the agent when the server cannot be reached', async () => {
@@ -196,8 +198,8 @@ describe('rewards from MCP state', () => {
     );
     await record(session, 'total', 37.5);
     expect(await session.score({ signal: new AbortController().signal })).toEqual({
-      'mcp:strict': 0,
-      'mcp:partial': 0.5,
+      'mcp:strict': { value: 0, note: '$.records.tax selected nothing' },
+      'mcp:partial': { value: 0.5, note: '$.records.tax selected nothing' },
     });
     expect(session.scoreNotes).toEqual([
       'mcp:strict: $.records.tax selected nothing',
@@ -212,8 +214,8 @@ describe('rewards from MCP state', () => {
     expect(session.tools.map((tool) => tool.name)).toEqual(['calc__record']);
     await record(session, 'total', 37.5);
     expect(await session.score({ signal: new AbortController().signal })).toEqual({
-      'mcp:ledger-scorer.total': 1,
-      'mcp:ledger-scorer.count': 1,
+      'mcp:ledger-scorer.total': { value: 1 },
+      'mcp:ledger-scorer.count': { value: 1 },
     });
   });
 
@@ -225,6 +227,8 @@ describe('rewards from MCP state', () => {
       }),
     );
     await session.tools.find((tool) => tool.name === 'test__crash')!.execute({}, toolContext());
-    expect(await session.score({ signal: new AbortController().signal })).toEqual({ 'mcp:test.echo': 0 });
+    expect(await session.score({ signal: new AbortController().signal })).toMatchObject({
+      'mcp:test.echo': { value: 0, note: expect.any(String) },
+    });
   });
 });

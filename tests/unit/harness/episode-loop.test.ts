@@ -261,7 +261,7 @@ describe('runEpisode', () => {
             execute: async () => ({ text: 'pong' }),
           },
         ],
-        score: async () => ({ page: 0.5 }),
+        score: async () => ({ page: 0.5, form: { value: 0, weight: 2, note: 'the e-mail field is empty' } }),
         initialObservation: async () => 'The page says hello.',
         close: async () => void closed++,
       }),
@@ -274,6 +274,11 @@ describe('runEpisode', () => {
       content: 'Do the thing.\n\nThe page says hello.',
     });
     expect(episode.reward.components.page).toEqual({ value: 0.5, weight: 1 });
+    expect(episode.reward.components.form).toEqual({
+      value: 0,
+      weight: 2,
+      note: 'the e-mail field is empty',
+    });
     const collision = await run(agent, {}, { toolProviders: [provider('bash')] }).promise;
     expect(collision.status).toBe('infra-error');
     expect(collision.error?.message).toContain('two tools are named bash');
