@@ -80,13 +80,17 @@ export interface SandboxPortRelay {
   close(): Promise<void>;
 }
 
-/** Closes a process's standard input (again: ending twice is harmless). */
-function endInput(child: SandboxProcess): void {
+/**
+ * Ends a relay process: closes its standard input (which ends a relay, also one still
+ * waiting for its go-ahead) and kills it if it has not exited `RELAY_END_GRACE_MS` later.
+ */
+async function endRelay(child: SandboxProcess): Promise<void> {
   try {
     child.stdin.end();
   } catch {
     // Already destroyed: the input is closed either way.
   }
+  if (!(await settlesWithin(child.exited, RELAY_END_GRACE_MS))) await child.kill().catch(() => undefined);
 }
 
 /**
@@ -168,10 +172,7 @@ export async function openSandboxPort(
       (child) => {
         if (closed || socket.destroyed) {
           // The browser gave up (or the relay closed) while the process started.
-          endInput(child);
-          void settlesWithin(child.exited, RELAY_END_GRACE_MS).then((ended) =>
-            ended ? undefined : child.kill(),
-          );
+          void endRelay(child);
           return;
         }
         attach(socket, child);
@@ -208,10 +209,7 @@ export async function openSandboxPort(
     });
     socket.once('close', () => {
       // The browser is gone: ending stdin ends the relay; one stuck writing is killed.
-      endInput(child);
-      void settlesWithin(child.exited, RELAY_END_GRACE_MS).then((ended) =>
-        ended ? undefined : child.kill(),
-      );
+      void endRelay(child);
     });
     void child.exited.then(() => {
       processes.delete(child);
@@ -251,12 +249,7 @@ export async function openSandboxPort(
       // Processes still starting are ended by their own callbacks once they exist.
       await Promise.allSettled([...pending]);
       const idle = (await Promise.all(spares.splice(0))).filter((child) => child !== undefined);
-      await Promise.allSettled(
-        [...processes, ...idle].map(async (child) => {
-          endInput(child);
-          if (!(await settlesWithin(child.exited, RELAY_END_GRACE_MS))) await child.kill();
-        }),
-      );
+      await Promise.allSettled([...processes, ...idle].map(endRelay));
       await stopped;
     })().catch(() => undefined);
     return closing;
