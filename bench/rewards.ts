@@ -12,7 +12,7 @@
  * Prints figures; asserts nothing. Run: node --import tsx bench/rewards.ts
  */
 import { join } from 'node:path';
-import type { Task, TurnRecord } from '../harness/index.ts';
+import { scoreTurn, type Task, type TurnRecord } from '../harness/index.ts';
 import { DockerSandboxProvider } from '../sandboxes/docker/index.ts';
 import { loadTasks } from '../tasks/index.ts';
 import {
@@ -90,20 +90,7 @@ for (let i = 0; i < TURN_SAMPLES; i++) {
 
   const current = turn(history.length);
   started = performance.now();
-  let total = 0;
-  for (const fn of functions) {
-    const value = await fn.score({
-      task,
-      episodeId: 'bench',
-      turn: current,
-      previousTurns: history,
-      sandbox,
-      signal,
-    });
-    current.rewards[fn.name] = value;
-    total += value * fn.weight;
-  }
-  current.reward = total;
+  await scoreTurn(current, history, functions, { task, episodeId: 'bench', sandbox, signal });
   withRewards.push(performance.now() - started);
 }
 
@@ -122,16 +109,12 @@ for (let i = 0; i < CHEAP_SAMPLES; i++) {
   cheapAlone.push(performance.now() - started);
   const current = turn(history.length);
   started = performance.now();
-  for (const fn of cheapFunctions) {
-    current.rewards[fn.name] = await fn.score({
-      task,
-      episodeId: 'bench',
-      turn: current,
-      previousTurns: history,
-      sandbox,
-      signal,
-    });
-  }
+  await scoreTurn(current, history, cheapFunctions, {
+    task,
+    episodeId: 'bench',
+    sandbox,
+    signal,
+  });
   cheapWith.push(performance.now() - started);
 }
 await sandbox.close();
@@ -142,14 +125,7 @@ const rulesOnly: number[] = [];
 for (let i = 0; i < 2_000; i++) {
   const current = turn(history.length);
   const started = performance.now();
-  for (const fn of rules)
-    current.rewards[fn.name] = await fn.score({
-      task,
-      episodeId: 'bench',
-      turn: current,
-      previousTurns: history,
-      signal,
-    });
+  await scoreTurn(current, history, rules, { task, episodeId: 'bench', signal });
   rulesOnly.push(performance.now() - started);
 }
 await setup.close();

@@ -28,10 +28,10 @@ import type {
 import { ERROR_CODES, PaddockError, describeError, isPaddockError } from './errors.ts';
 import {
   combineRewards,
+  scoreTurn,
   type EpisodeRewards,
   type RewardBreakdown,
   type RewardComponent,
-  type TurnRewardFunction,
   type VerifierResult,
 } from './reward.ts';
 import type { Sandbox, SandboxProvider } from './sandbox.ts';
@@ -464,19 +464,4 @@ async function executeCall(
     if (context.signal.aborted || outer.aborted || isPaddockError(error)) throw error;
     return finish({ text: `${call.name} failed: ${describeError(error)}`, isError: true }, 'tool-error');
   }
-}
-
-async function scoreTurn(
-  turn: TurnRecord,
-  previousTurns: readonly TurnRecord[],
-  functions: readonly TurnRewardFunction[],
-  context: { task: Task; episodeId: string; sandbox?: Sandbox; signal: AbortSignal },
-): Promise<void> {
-  let total = 0;
-  for (const fn of functions) {
-    const value = await fn.score({ ...context, turn, previousTurns });
-    turn.rewards[fn.name] = value;
-    total += value * fn.weight;
-  }
-  turn.reward = total;
 }

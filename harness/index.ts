@@ -26,6 +26,7 @@ export {
 } from './errors.ts';
 export {
   combineRewards,
+  scoreTurn,
   type ConstraintFunction,
   type EpisodeRewards,
   type RewardBreakdown,

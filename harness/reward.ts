@@ -122,3 +122,22 @@ export interface TrajectoryRewardFunction {
     signal: AbortSignal;
   }): Promise<number>;
 }
+
+/**
+ * Scores one turn with the turn reward functions, in order: each value goes into
+ * `turn.rewards` under the function's name, and their weighted sum into `turn.reward`.
+ */
+export async function scoreTurn(
+  turn: TurnRecord,
+  previousTurns: readonly TurnRecord[],
+  functions: readonly TurnRewardFunction[],
+  context: { task: Task; episodeId: string; sandbox?: Sandbox; signal: AbortSignal },
+): Promise<void> {
+  let total = 0;
+  for (const fn of functions) {
+    const value = await fn.score({ ...context, turn, previousTurns });
+    turn.rewards[fn.name] = value;
+    total += value * fn.weight;
+  }
+  turn.reward = total;
+}
