@@ -6,9 +6,10 @@
  *     `sandbox.exec` (interleaved): overhead = with-rewards p50 − command p50 (and the p50
  *     of the paired differences), plus the rules timed alone (the overhead is small next
  *     to the command's own jitter, so the difference is noisy on a loaded machine);
- *  2. the ONNX reward model of tests/fixtures/rewards on a turn of 512 tokens: p50 of one
- *     call, and a group of 16 scored in one batch vs 16 single calls (ratio), plus 16
- *     concurrent `score()` calls (gathered into one batch by the model).
+ *  2. the ONNX reward models of tests/fixtures/rewards (int32 ids; int64 ids + attention
+ *     mask) on a turn of 512 tokens: p50 of one call, and a group of 16 scored in one batch
+ *     vs 16 single calls (ratio), plus 16 concurrent `score()` calls (gathered into one
+ *     batch by the model).
  * Prints figures; asserts nothing. Run: node --import tsx bench/rewards.ts
  */
 import { join } from 'node:path';
@@ -28,7 +29,7 @@ import { ms, percentile, writeResults } from './stats.ts';
 const TURN_SAMPLES = 40;
 const MODEL_SAMPLES = 200;
 const GROUP = 16;
-const GROUP_SAMPLES = 50;
+const GROUP_SAMPLES = 300;
 
 // --- 1. per-turn overhead: rules + one progress command in Docker ---------------------
 const [task] = (await loadTasks([join(import.meta.dirname, '..', 'tasks', 'rewards', 'fix-bug-progress')], {
@@ -166,62 +167,73 @@ console.log(
 );
 
 // --- 2. ONNX reward model on 512-token turns ---------------------------------------------
-const model = await OnnxRewardModel.load(
-  join(import.meta.dirname, '..', 'tests', 'fixtures', 'rewards', 'byte-reward'),
-);
 const text = (seed: number): string => {
   // 512 bytes = 512 tokens for the byte-level model.
   const line = `turn ${seed}: ran pytest, ${seed % 5} failed, ${4 - (seed % 5)} passed; editing src/module_${seed}.py\n`;
   return line.repeat(Math.ceil(512 / line.length)).slice(0, 512);
 };
-if (model.encode(text(0)).length !== 512) throw new Error('the benchmark turn is not 512 tokens');
 const texts = Array.from({ length: GROUP }, (_, index) => text(index));
-for (let i = 0; i < 20; i++) await model.scoreTexts(texts);
 
-const single: number[] = [];
-for (let i = 0; i < MODEL_SAMPLES; i++) {
-  const started = performance.now();
-  await model.scoreTexts([texts[i % GROUP]!]);
-  single.push(performance.now() - started);
+/** One model folder: a single call, and a group of 16 as 16 single calls, one batch, 16 concurrent `score()`. */
+async function measureModel(folder: string) {
+  const model = await OnnxRewardModel.load(
+    join(import.meta.dirname, '..', 'tests', 'fixtures', 'rewards', folder),
+  );
+  if (model.encode(texts[0]!).length !== 512) throw new Error('the benchmark turn is not 512 tokens');
+  for (let i = 0; i < 50; i++) {
+    await model.scoreTexts(texts);
+    for (const one of texts) await model.scoreTexts([one]);
+  }
+  const single: number[] = [];
+  for (let i = 0; i < MODEL_SAMPLES; i++) {
+    const started = performance.now();
+    await model.scoreTexts([texts[i % GROUP]!]);
+    single.push(performance.now() - started);
+  }
+  // Interleaved, so that the machine's load weighs on the three alike.
+  const sequential: number[] = [];
+  const batched: number[] = [];
+  const concurrent: number[] = [];
+  for (let i = 0; i < GROUP_SAMPLES; i++) {
+    let started = performance.now();
+    for (const one of texts) await model.scoreTexts([one]);
+    sequential.push(performance.now() - started);
+    started = performance.now();
+    await model.scoreTexts(texts);
+    batched.push(performance.now() - started);
+    started = performance.now();
+    await Promise.all(texts.map((one) => model.score(one)));
+    concurrent.push(performance.now() - started);
+  }
+  const inputs = model.spec.inputs;
+  await model.close();
+  const figures = {
+    model: folder,
+    inputs: `${inputs.dtype ?? 'int64'} ids${inputs.mask ? ' + mask' : ''}`,
+    tokens: 512,
+    threads: 1,
+    singleP50Ms: percentile(single, 50),
+    singleP99Ms: percentile(single, 99),
+    group: GROUP,
+    sixteenSinglesP50Ms: percentile(sequential, 50),
+    batchOf16P50Ms: percentile(batched, 50),
+    batchSpeedup: percentile(sequential, 50) / percentile(batched, 50),
+    sixteenConcurrentScoreP50Ms: percentile(concurrent, 50),
+    concurrentSpeedup: percentile(sequential, 50) / percentile(concurrent, 50),
+  };
+  console.log(`\nONNX reward model ${folder} (${figures.inputs}), 512-token turn, 1 thread`);
+  console.log(`  one call                 p50 ${ms(figures.singleP50Ms)}   p99 ${ms(figures.singleP99Ms)}`);
+  console.log(`  16 single calls          p50 ${ms(figures.sixteenSinglesP50Ms)}`);
+  console.log(
+    `  one batch of 16          p50 ${ms(figures.batchOf16P50Ms)}   (${figures.batchSpeedup.toFixed(1)}× faster; target ≥ 4×)`,
+  );
+  console.log(
+    `  16 concurrent score()    p50 ${ms(figures.sixteenConcurrentScoreP50Ms)}   (${figures.concurrentSpeedup.toFixed(1)}× faster)`,
+  );
+  return figures;
 }
-const sequential: number[] = [];
-const batched: number[] = [];
-const concurrent: number[] = [];
-for (let i = 0; i < GROUP_SAMPLES; i++) {
-  let started = performance.now();
-  for (const one of texts) await model.scoreTexts([one]);
-  sequential.push(performance.now() - started);
-  started = performance.now();
-  await model.scoreTexts(texts);
-  batched.push(performance.now() - started);
-  started = performance.now();
-  await Promise.all(texts.map((one) => model.score(one)));
-  concurrent.push(performance.now() - started);
-}
-await model.close();
 
-const onnxFigures = {
-  tokens: 512,
-  threads: 1,
-  singleP50Ms: percentile(single, 50),
-  singleP99Ms: percentile(single, 99),
-  group: GROUP,
-  sixteenSinglesP50Ms: percentile(sequential, 50),
-  batchOf16P50Ms: percentile(batched, 50),
-  batchSpeedup: percentile(sequential, 50) / percentile(batched, 50),
-  sixteenConcurrentScoreP50Ms: percentile(concurrent, 50),
-  concurrentSpeedup: percentile(sequential, 50) / percentile(concurrent, 50),
-};
-console.log('\nONNX reward model, 512-token turn (1 thread)');
-console.log(
-  `  one call                 p50 ${ms(onnxFigures.singleP50Ms)}   p99 ${ms(onnxFigures.singleP99Ms)}`,
-);
-console.log(`  16 single calls          p50 ${ms(onnxFigures.sixteenSinglesP50Ms)}`);
-console.log(
-  `  one batch of 16          p50 ${ms(onnxFigures.batchOf16P50Ms)}   (${onnxFigures.batchSpeedup.toFixed(1)}× faster)`,
-);
-console.log(
-  `  16 concurrent score()    p50 ${ms(onnxFigures.sixteenConcurrentScoreP50Ms)}   (${onnxFigures.concurrentSpeedup.toFixed(1)}× faster)`,
-);
+const onnxFigures = await measureModel('byte-reward');
+const onnxInt64Figures = await measureModel('byte-reward-int64');
 
-writeResults('rewards', { turn: turnFigures, onnx: onnxFigures });
+writeResults('rewards', { turn: turnFigures, onnx: onnxFigures, onnxInt64: onnxInt64Figures });

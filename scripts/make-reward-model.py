@@ -11,10 +11,12 @@ trainers/rewards/onnx-model.ts).
 
 The model is a bag of bytes (fastText-like): the embeddings of the text's bytes are
 averaged, and a small MLP maps the average to a score in [0, 1] (sigmoid).
-Input: int32 ids [batch, length], byte + 1, 0 = padding; padding embeds to zero and is
-left out of the average, so a row scores the same alone or padded inside a batch. It is
-deliberately cheap per token: scoring is dominated by the fixed cost of a call, which is
-what batching a group saves.
+Input: int32 ids [batch, length], byte + 1, 0 = padding; padding is left out of the
+average, so a row scores the same alone or padded inside a batch. It is deliberately
+cheap per token: the exported graph counts the ids into a histogram (one scatter-add per
+token) and multiplies the counts by the embedding table, instead of gathering a 16-float
+embedding per token; the same function, about half the time. Scoring is then dominated by
+the fixed cost of a call, which is what batching a group saves.
 
 It is trained for a few seconds on synthetic turns so that its scores mean something:
 outputs that look like progress ("5 passed", "OK", "done") score high, outputs that look
@@ -76,10 +78,31 @@ class ByteReward(nn.Module):
         return torch.sigmoid(self.head(pooled)).squeeze(1)  # [B]
 
 
+class HistogramPooling(nn.Module):
+    """`ByteReward` as exported: the mean embedding computed from the ids' histogram.
+
+    counts[b, v] = how often id v occurs in row b (ScatterElements with reduction add, opset
+    16); the mean embedding is counts[:, 1:] @ embed[1:] / (number of non-padding ids).
+    """
+
+    def __init__(self, model: ByteReward) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        ids = input_ids.long()
+        counts = torch.zeros(ids.shape[0], 257, dtype=torch.float32).scatter_add(
+            1, ids, torch.ones(ids.shape, dtype=torch.float32)
+        )[:, 1:]
+        count = counts.sum(1, keepdim=True).clamp(min=1.0)  # [B, 1]
+        pooled = counts @ self.model.embed.weight[1:] / count  # [B, E]
+        return torch.sigmoid(self.model.head(pooled)).squeeze(1)  # [B]
+
+
 class Int64Inputs(nn.Module):
     """The same model taking int64 ids and an attention mask, as most exported models do."""
 
-    def __init__(self, model: ByteReward) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
@@ -153,14 +176,17 @@ def main() -> None:
         "range": [0, 1],
     }
     example_ids, _ = batch([("2 passed in 0.1s", 1.0), ("error", 0.0)])
+    exported = HistogramPooling(model)
+    with torch.no_grad():
+        assert torch.allclose(exported(input_ids), model(input_ids), atol=1e-5)
     for out in outs:
-        export(model, (example_ids,), ["input_ids"], out, spec)
+        export(exported, (example_ids,), ["input_ids"], out, spec)
     if not sys.argv[1:]:
         # The int64 + attention-mask variant, for tests of that input path.
         spec64 = {**spec, "inputs": {"ids": "input_ids", "mask": "attention_mask", "dtype": "int64"}}
         ids64 = example_ids.to(torch.int64)
         out = os.path.join(root, "tests", "fixtures", "rewards", "byte-reward-int64")
-        export(Int64Inputs(model), (ids64, torch.ones_like(ids64)), ["input_ids", "attention_mask"], out, spec64)
+        export(Int64Inputs(exported), (ids64, torch.ones_like(ids64)), ["input_ids", "attention_mask"], out, spec64)
 
 
 def export(model: nn.Module, example: tuple, inputs: list, out: str, spec: dict) -> None:
@@ -172,7 +198,7 @@ def export(model: nn.Module, example: tuple, inputs: list, out: str, spec: dict)
         input_names=inputs,
         output_names=["score"],
         dynamic_axes={**{name: {0: "batch", 1: "length"} for name in inputs}, "score": {0: "batch"}},
-        opset_version=13,
+        opset_version=16,
     )
     with open(os.path.join(out, "spec.json"), "w", encoding="utf-8") as file:
         file.write(spec_json(spec))

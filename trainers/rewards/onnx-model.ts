@@ -78,7 +78,7 @@ export interface OnnxRewardModelOptions {
 }
 
 interface Pending {
-  ids: Int32Array;
+  text: string;
   resolve: (score: number) => void;
   reject: (error: unknown) => void;
 }
@@ -92,67 +92,135 @@ function fnv1a(text: string): number {
   return hash;
 }
 
-/** Input ids of `text` under `spec` (cut to `maxLength`). Exposed for tests and for model authors. */
-export function encodeText(text: string, spec: RewardModelSpec): Int32Array {
-  const keepEnd = (spec.truncate ?? 'left') === 'left';
-  if (spec.tokenizer.kind === 'bytes') {
-    let bytes: Uint8Array = Buffer.from(text, 'utf8');
-    if (bytes.length > spec.maxLength) {
-      bytes = keepEnd ? bytes.subarray(bytes.length - spec.maxLength) : bytes.subarray(0, spec.maxLength);
-    }
-    const ids = new Int32Array(bytes.length);
-    for (let i = 0; i < bytes.length; i++) ids[i] = bytes[i]! + 1;
-    return ids;
-  }
-  const { vocabSize } = spec.tokenizer;
-  const source = spec.tokenizer.lowercase === false ? text : text.toLowerCase();
+/**
+ * The UTF-8 bytes a byte-level model reads of `text`: at most `maxLength`, its end
+ * (`keepEnd`) or its start. Only a slice of a long text is encoded: `maxLength` + 1 UTF-16
+ * units. Each unit makes at least one byte, so the `maxLength` bytes kept never include
+ * the outermost unit, the one a slice may cut out of a surrogate pair; they are the bytes
+ * the whole text's encoding would keep.
+ */
+function textBytes(text: string, maxLength: number, keepEnd: boolean): Uint8Array {
+  const source =
+    text.length <= maxLength + 1
+      ? text
+      : keepEnd
+        ? text.slice(text.length - maxLength - 1)
+        : text.slice(0, maxLength + 1);
+  const bytes = Buffer.from(source, 'utf8');
+  if (bytes.length <= maxLength) return bytes;
+  return keepEnd ? bytes.subarray(bytes.length - maxLength) : bytes.subarray(0, maxLength);
+}
+
+/** Ids of the hashed tokenizer (see the spec's `tokenizer`). */
+function hashedIds(
+  text: string,
+  tokenizer: { vocabSize: number; lowercase?: boolean | undefined },
+  maxLength: number,
+  keepEnd: boolean,
+): Int32Array {
+  const { vocabSize } = tokenizer;
+  const source = tokenizer.lowercase === false ? text : text.toLowerCase();
   let tokens: string[] = source.match(/[\p{L}\p{N}_]+|[^\p{L}\p{N}_\s]/gu) ?? [];
-  if (tokens.length > spec.maxLength) {
-    tokens = keepEnd ? tokens.slice(tokens.length - spec.maxLength) : tokens.slice(0, spec.maxLength);
+  if (tokens.length > maxLength) {
+    tokens = keepEnd ? tokens.slice(tokens.length - maxLength) : tokens.slice(0, maxLength);
   }
   return Int32Array.from(tokens, (token) => 1 + (fnv1a(token) % (vocabSize - 1)));
+}
+
+/**
+ * One text's row of a batch: its ids, or for the byte tokenizer its bytes (id = byte + 1,
+ * added while the batch tensor is filled, so a byte row is never copied on its own).
+ */
+type Row = Int32Array | Uint8Array;
+
+function encodeRow(text: string, spec: RewardModelSpec): Row {
+  const keepEnd = (spec.truncate ?? 'left') === 'left';
+  return spec.tokenizer.kind === 'bytes'
+    ? textBytes(text, spec.maxLength, keepEnd)
+    : hashedIds(text, spec.tokenizer, spec.maxLength, keepEnd);
+}
+
+/** Input ids of `text` under `spec` (cut to `maxLength`). Exposed for tests and for model authors. */
+export function encodeText(text: string, spec: RewardModelSpec): Int32Array {
+  const row = encodeRow(text, spec);
+  if (row instanceof Int32Array) return row;
+  const ids = new Int32Array(row.length);
+  for (let i = 0; i < row.length; i++) ids[i] = row[i]! + 1;
+  return ids;
 }
 
 /** Little-endian hosts fill int64 tensors through an int32 view (no BigInt per id). */
 const LITTLE_ENDIAN = endianness() === 'LE';
 
-/** A `[rows, length]` tensor of `dtype` holding `rows` padded with 0, and its 1/0 mask. */
+// Monomorphic copy loops (one row type each): the id fill is the only per-token work here.
+function copyBytes(words: Int32Array, bytes: Uint8Array, at: number, stride: number): void {
+  if (stride === 1) {
+    // A native widening copy, then + 1 in place: about twice as fast as one loop doing both.
+    words.set(bytes, at);
+    for (let i = at, end = at + bytes.length; i < end; i++) words[i]! += 1;
+    return;
+  }
+  for (let i = 0; i < bytes.length; i++, at += stride) words[at] = bytes[i]! + 1;
+}
+function copyIds(words: Int32Array, ids: Int32Array, at: number, stride: number): void {
+  for (let i = 0; i < ids.length; i++, at += stride) words[at] = ids[i]!;
+}
+
+/**
+ * A `[rows, length]` tensor of `dtype` holding `rows` padded with 0, and (when `withMask`)
+ * its 1/0 mask. Ids are written straight into the tensor's buffer: `reuse` when it is
+ * large enough (a buffer of an earlier batch whose inference has ended: memory already in
+ * the cache is filled faster than a new allocation), else a new one.
+ */
 function batchTensors(
-  rows: readonly Int32Array[],
+  rows: readonly Row[],
   dtype: 'int64' | 'int32',
-): { ids: ort.Tensor; mask: ort.Tensor } {
-  const length = Math.max(1, ...rows.map((row) => row.length));
+  withMask: boolean,
+  reuse?: ArrayBuffer,
+): { ids: ort.Tensor; mask?: ort.Tensor; buffer: ArrayBuffer } {
+  let length = 1;
+  for (const row of rows) length = Math.max(length, row.length);
   const dims = [rows.length, length];
   const size = rows.length * length;
-  if (dtype === 'int32') {
-    const ids = new Int32Array(size);
-    const mask = new Int32Array(size);
+  const fits = reuse !== undefined && reuse.byteLength >= size * (dtype === 'int32' ? 4 : 8);
+  const data =
+    dtype === 'int32'
+      ? fits
+        ? new Int32Array(reuse, 0, size)
+        : new Int32Array(size)
+      : fits
+        ? new BigInt64Array(reuse, 0, size)
+        : new BigInt64Array(size);
+  if (fits) {
+    // Padding holds an earlier batch's ids; zero it (a whole int64 is zeroed).
     rows.forEach((row, r) => {
-      ids.set(row, r * length);
-      mask.fill(1, r * length, r * length + row.length);
+      if (data instanceof Int32Array) data.fill(0, r * length + row.length, (r + 1) * length);
+      else data.fill(0n, r * length + row.length, (r + 1) * length);
     });
-    return { ids: new ort.Tensor('int32', ids, dims), mask: new ort.Tensor('int32', mask, dims) };
   }
-  const ids = new BigInt64Array(size);
-  const mask = new BigInt64Array(size);
-  if (LITTLE_ENDIAN) {
-    const idWords = new Int32Array(ids.buffer);
-    const maskWords = new Int32Array(mask.buffer);
+  if (data instanceof Int32Array || LITTLE_ENDIAN) {
+    // int64 on a little-endian host: the low word of each id; the high word stays 0.
+    const stride = data instanceof Int32Array ? 1 : 2;
+    const words = new Int32Array(data.buffer, 0, stride * size);
     rows.forEach((row, r) => {
-      for (let i = 0, at = 2 * r * length; i < row.length; i++, at += 2) {
-        idWords[at] = row[i]!;
-        maskWords[at] = 1;
-      }
+      if (row instanceof Int32Array) copyIds(words, row, stride * r * length, stride);
+      else copyBytes(words, row, stride * r * length, stride);
     });
   } else {
     rows.forEach((row, r) => {
-      for (let i = 0; i < row.length; i++) {
-        ids[r * length + i] = BigInt(row[i]!);
-        mask[r * length + i] = 1n;
-      }
+      const shift = row instanceof Int32Array ? 0 : 1;
+      for (let i = 0; i < row.length; i++) data[r * length + i] = BigInt(row[i]! + shift);
     });
   }
-  return { ids: new ort.Tensor('int64', ids, dims), mask: new ort.Tensor('int64', mask, dims) };
+  const ids = new ort.Tensor(dtype, data, dims);
+  const buffer = data.buffer;
+  if (!withMask) return { ids, buffer };
+  const mask = dtype === 'int32' ? new Int32Array(size) : new BigInt64Array(size);
+  rows.forEach((row, r) => {
+    if (mask instanceof Int32Array) mask.fill(1, r * length, r * length + row.length);
+    else mask.fill(1n, r * length, r * length + row.length);
+  });
+  return { ids, mask: new ort.Tensor(dtype, mask, dims), buffer };
 }
 
 /** Where a model's `model.onnx` and `spec.json` are, for a folder or an `.onnx` file. */
@@ -171,6 +239,8 @@ export class OnnxRewardModel {
   private queue: Pending[] = [];
   private scheduled = false;
   private closed = false;
+  /** The ids buffer of the last batch, reused by the next while no inference holds it. */
+  private spareBuffer: ArrayBuffer | undefined;
   private readonly maxBatch: number;
   /** Inferences run so far (one per batch). */
   inferences = 0;
@@ -257,8 +327,7 @@ export class OnnxRewardModel {
     for (let start = 0; start < texts.length; start += this.maxBatch) {
       if (options.signal?.aborted)
         throw new PaddockError(ERROR_CODES.ABORTED, 'scoring was aborted', { cause: options.signal.reason });
-      const ids = texts.slice(start, start + this.maxBatch).map((text) => this.encode(text));
-      scores.push(...(await this.run(ids)));
+      scores.push(...(await this.run(texts.slice(start, start + this.maxBatch))));
     }
     return scores;
   }
@@ -273,7 +342,7 @@ export class OnnxRewardModel {
         new PaddockError(ERROR_CODES.ABORTED, 'scoring was aborted', { cause: options.signal.reason }),
       );
     return new Promise<number>((resolve, reject) => {
-      this.queue.push({ ids: this.encode(text), resolve, reject });
+      this.queue.push({ text, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -285,20 +354,25 @@ export class OnnxRewardModel {
     this.scheduled = false;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
-      this.run(batch.map((pending) => pending.ids)).then(
+      this.run(batch.map((pending) => pending.text)).then(
         (scores) => batch.forEach((pending, index) => pending.resolve(scores[index]!)),
         (error: unknown) => batch.forEach((pending) => pending.reject(error)),
       );
     }
   }
 
-  private async run(rows: readonly Int32Array[]): Promise<number[]> {
+  private async run(texts: readonly string[]): Promise<number[]> {
     if (this.closed)
       throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `the reward model ${this.file} is closed`);
-    if (rows.length === 0) return [];
-    const tensors = batchTensors(rows, this.spec.inputs.dtype ?? 'int64');
-    const feeds: Record<string, ort.Tensor> = { [this.spec.inputs.ids]: tensors.ids };
-    if (this.spec.inputs.mask) feeds[this.spec.inputs.mask] = tensors.mask;
+    if (texts.length === 0) return [];
+    const { inputs } = this.spec;
+    const rows = texts.map((text) => encodeRow(text, this.spec));
+    // Taken while this inference runs, so that a concurrent batch does not write into it.
+    const spare = this.spareBuffer;
+    this.spareBuffer = undefined;
+    const tensors = batchTensors(rows, inputs.dtype ?? 'int64', inputs.mask !== undefined, spare);
+    const feeds: Record<string, ort.Tensor> = { [inputs.ids]: tensors.ids };
+    if (inputs.mask && tensors.mask) feeds[inputs.mask] = tensors.mask;
     let output: ort.Tensor | undefined;
     try {
       this.inferences++;
@@ -311,6 +385,8 @@ export class OnnxRewardModel {
           cause: error,
         },
       );
+    } finally {
+      this.keepSpare(tensors.buffer);
     }
     const data = output?.data;
     if (!(data instanceof Float32Array || data instanceof Float64Array) || data.length !== rows.length) {
@@ -321,6 +397,11 @@ export class OnnxRewardModel {
     }
     const range = this.spec.range;
     return Array.from(data, (value) => (range ? Math.min(range[1], Math.max(range[0], value)) : value));
+  }
+
+  /** Keeps the larger of `buffer` and the current spare for the next batch. */
+  private keepSpare(buffer: ArrayBuffer): void {
+    if (buffer.byteLength >= (this.spareBuffer?.byteLength ?? 0)) this.spareBuffer = buffer;
   }
 
   /** Releases the session; pending and later calls reject. Idempotent. */

@@ -39,6 +39,40 @@ describe('encodeText', () => {
     expect(Array.from(encodeText('abcdef', { ...bytes, truncate: 'right' }))).toEqual([98, 99, 100, 101]);
   });
 
+  it('cuts a long text inside a character at the same bytes as its whole encoding', () => {
+    // 😀 is a surrogate pair of 4 bytes; the cut falls inside it.
+    expect(Array.from(encodeText('x😀abc', bytes))).toEqual([0x80 + 1, 98, 99, 100]);
+    expect(Array.from(encodeText('abc😀x', { ...bytes, truncate: 'right' }))).toEqual([
+      98,
+      99,
+      100,
+      0xf0 + 1,
+    ]);
+  });
+
+  it('reads only the kept part of a long text, cut at the same bytes as the whole text', () => {
+    // Characters of 1 to 4 bytes, so that the cut falls inside some of them.
+    const pieces = ['a', 'é', '€', '😀', '\n', '\ud800']; // the last one a lone surrogate
+    for (let seed = 1; seed <= 200; seed++) {
+      let text = '';
+      for (let i = 0, x = seed; i < 40 + (seed % 17); i++, x = (x * 1103515245 + 12345) % 2 ** 31)
+        text += pieces[x % pieces.length];
+      const whole = Buffer.from(text, 'utf8');
+      for (const truncate of ['left', 'right'] as const) {
+        const spec = { ...bytes, maxLength: 1 + (seed % 23), truncate };
+        const kept =
+          whole.length <= spec.maxLength
+            ? whole
+            : truncate === 'left'
+              ? whole.subarray(whole.length - spec.maxLength)
+              : whole.subarray(0, spec.maxLength);
+        expect(Array.from(encodeText(text, spec)), `${truncate} ${JSON.stringify(text)}`).toEqual(
+          Array.from(kept, (byte) => byte + 1),
+        );
+      }
+    }
+  });
+
   it('hashes words and punctuation into the vocabulary', () => {
     const hashed: RewardModelSpec = {
       ...bytes,
@@ -85,6 +119,29 @@ describe('OnnxRewardModel', () => {
     }
   });
 
+  it('scores alike in batches of any length and order, and in concurrent batches', async () => {
+    const texts = ['z'.repeat(700), 'Ran 3 tests\n\nOK', 'error', 'q'.repeat(300), '', '1 passed'];
+    const alone: number[] = [];
+    for (const text of texts) alone.push((await model.scoreTexts([text]))[0]!);
+    // A long batch, then shorter ones (their padding must not keep the longer rows' ids).
+    expect(await model.scoreTexts(texts)).toEqual(alone.map((score) => expect.closeTo(score, 5)));
+    expect(await model.scoreTexts(texts.slice(1).reverse())).toEqual(
+      alone
+        .slice(1)
+        .reverse()
+        .map((score) => expect.closeTo(score, 5)),
+    );
+    // Three batches of two in flight at once.
+    const small = await OnnxRewardModel.load(MODEL_DIR, { maxBatch: 2 });
+    try {
+      const scores = await Promise.all(texts.map((text) => small.score(text)));
+      expect(small.inferences).toBe(3);
+      expect(scores).toEqual(alone.map((score) => expect.closeTo(score, 5)));
+    } finally {
+      await small.close();
+    }
+  });
+
   it('feeds int64 ids and an attention mask to models that take them', async () => {
     const int64 = await OnnxRewardModel.load(INT64_MODEL_DIR);
     try {
@@ -94,6 +151,9 @@ describe('OnnxRewardModel', () => {
       (await int64.scoreTexts(texts)).forEach((score, index) =>
         expect(score).toBeCloseTo(expected[index]!, 5),
       );
+      // Again, shorter rows first, in the buffer of the batch before.
+      const again = await int64.scoreTexts([...texts].reverse());
+      expect(again).toEqual([...expected].reverse().map((score) => expect.closeTo(score, 5)));
     } finally {
       await int64.close();
     }
