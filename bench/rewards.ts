@@ -74,7 +74,7 @@ const turn = (index: number): TurnRecord => ({
 });
 const history = Array.from({ length: 10 }, (_, index) => turn(index));
 
-await progress.start({ task, sandbox, signal });
+await progress.start({ task, episodeId: 'bench', sandbox, signal });
 for (let i = 0; i < 3; i++) await sandbox.exec(progressCommand, { user: 'root', cwd: '/app' });
 const alone: number[] = [];
 const withRewards: number[] = [];
@@ -101,7 +101,7 @@ const CHEAP_SAMPLES = 300;
 await sandbox.exec('echo 0.5 > /tmp/progress', { user: 'root' });
 const cheap = new ProgressReward({ command: 'cat /tmp/progress', parse: 'number' });
 const cheapFunctions = [...functions.filter((fn) => fn !== progress), cheap];
-await cheap.start({ task, sandbox, signal });
+await cheap.start({ task, episodeId: 'bench', sandbox, signal });
 const cheapAlone: number[] = [];
 const cheapWith: number[] = [];
 for (let i = 0; i < CHEAP_SAMPLES; i++) {

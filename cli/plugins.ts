@@ -4,7 +4,7 @@
  */
 import type { EpisodeRewards, Task, ToolProvider } from '../harness/index.ts';
 import { creditTaskExtension, episodeReturns } from '../trainers/credit/index.ts';
-import { BrowserToolProvider, browserTaskExtension } from '../sandboxes/browser/index.ts';
+import { BrowserToolProvider, browserTaskExtension, pageTurnReward } from '../sandboxes/browser/index.ts';
 import { McpToolProvider, mcpTaskExtension } from '../sandboxes/mcp/index.ts';
 import { RewardResources, buildRewardFunctions, rewardsTaskExtension } from '../trainers/rewards/index.ts';
 import { toyTaskExtension, toyToolProvider } from '../trainers/rl/index.ts';
@@ -42,6 +42,7 @@ export class RunPlugins {
   private readonly resources = new RewardResources({
     judgeAgentFactory: createAgent,
     cacheDir: JUDGE_CACHE_DIR,
+    pageTurnReward: (task, options) => pageTurnReward(this.browser, task, options),
   });
   private readonly setups: { close(): Promise<void> }[] = [];
 

@@ -10,7 +10,29 @@ function clip(text: string): string {
   return text.length <= CLIP ? text : `${text.slice(0, CLIP)}… [${text.length - CLIP} more characters]`;
 }
 
-/** Renders one episode's conversation, tool results, verifier output and reward breakdown. */
+/**
+ * Each turn's reward components, its combined reward and its return (what the trainer
+ * uses), as a table; nothing when the turns carry neither rewards nor returns.
+ */
+function turnRewardLines(turns: EpisodeRecord['turns']): string[] {
+  const names = [...new Set(turns.flatMap((turn) => Object.keys(turn.rewards)))];
+  const withReturns = turns.some((turn) => turn.return !== undefined);
+  if (names.length === 0 && !withReturns) return [];
+  const number = (value: number | undefined) => (value === undefined ? '-' : value.toFixed(3));
+  const rows = [
+    ['turn', ...names, 'reward', ...(withReturns ? ['return'] : [])],
+    ...turns.map((turn) => [
+      String(turn.index),
+      ...names.map((name) => number(turn.rewards[name])),
+      number(turn.reward),
+      ...(withReturns ? [number(turn.return)] : []),
+    ]),
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  return rows.map((row) => `  ${row.map((cell, column) => cell.padStart(widths[column]!)).join('  ')}`);
+}
+
+/** Renders one episode's reward breakdown, per-turn rewards, conversation, tool results and verifier output. */
 export function renderEpisode(episode: EpisodeRecord): string {
   const lines = [
     `episode ${episode.episodeId} — task ${episode.taskId}, agent ${episode.agent}, attempt ${episode.attempt}`,
@@ -21,6 +43,11 @@ export function renderEpisode(episode: EpisodeRecord): string {
     ...Object.entries(episode.reward.components)
       .filter(([, component]) => component.note)
       .map(([name, component]) => `  ${name}: ${component.note}`),
+    ...Object.entries(episode.reward.constraints).map(
+      ([name, constraint]) =>
+        `constraint ${name}=${constraint.value}${constraint.limit === undefined ? '' : ` (limit ${constraint.limit})`}`,
+    ),
+    ...turnRewardLines(episode.turns),
     '',
   ];
   for (const message of episode.messages) {

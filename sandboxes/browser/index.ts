@@ -7,6 +7,7 @@
 export {
   BrowserToolProvider,
   browserTurnReward,
+  pageTurnReward,
   type BrowserToolProviderOptions,
   type BrowserTurnRewardOptions,
 } from './provider.ts';

@@ -23,7 +23,7 @@ export class BrowserToolProvider implements ToolProvider {
   readonly name = 'browser';
   /** The shared browser (exposed for benchmarks and diagnostics). */
   readonly pool: BrowserPool;
-  private readonly live = new Map<string, { task: Task; session: BrowserSession }>();
+  private readonly live = new Map<string, BrowserSession>();
 
   constructor(options: BrowserToolProviderOptions = {}) {
     this.pool = new BrowserPool(options);
@@ -91,12 +91,12 @@ export class BrowserToolProvider implements ToolProvider {
           ...(site ? { site } : {}),
           ...(scorer ? { scorer } : {}),
           onClose: () => {
-            if (this.live.get(episodeId)?.session === session) this.live.delete(episodeId);
+            if (this.live.get(episodeId) === session) this.live.delete(episodeId);
           },
         },
         signal,
       );
-      this.live.set(episodeId, { task, session });
+      this.live.set(episodeId, session);
       return session;
     } catch (error) {
       await site?.close();
@@ -106,17 +106,12 @@ export class BrowserToolProvider implements ToolProvider {
 
   /** The open session of an episode, if any. */
   session(episodeId: string): BrowserSession | undefined {
-    return this.live.get(episodeId)?.session;
-  }
-
-  /** The open sessions of a task. */
-  sessionsOf(task: Task): BrowserSession[] {
-    return [...this.live.values()].filter((entry) => entry.task === task).map((entry) => entry.session);
+    return this.live.get(episodeId);
   }
 
   /** Closes every open session and the browser. Never rejects; a later `open` launches a new browser. */
   async close(): Promise<void> {
-    await Promise.all([...this.live.values()].map((entry) => entry.session.close()));
+    await Promise.all([...this.live.values()].map((session) => session.close()));
     await this.pool.close();
   }
 }
@@ -156,30 +151,11 @@ export interface BrowserTurnRewardOptions {
   mode?: 'delta' | 'value';
 }
 
-/** The open session a reward context is about: by its `episodeId`, else by its task (see `browserTurnReward`). */
-function sessionFor(
-  provider: BrowserToolProvider,
-  context: { task: Task; episodeId?: unknown },
-): BrowserSession | undefined {
-  if (typeof context.episodeId === 'string') return provider.session(context.episodeId);
-  const sessions = provider.sessionsOf(context.task);
-  if (sessions.length > 1) {
-    throw new PaddockError(
-      ERROR_CODES.CONFIG_INVALID,
-      `browserTurnReward: ${sessions.length} episodes of ${context.task.id} are open and the turn-reward context names no episodeId`,
-    );
-  }
-  return sessions[0];
-}
-
 /**
  * A turn reward that runs the task's scorer on the page after every turn (and once at
- * the start, for the baseline of `delta`). Turns of episodes without a browser session
- * or scorer score 0.
- *
- * The episode is found by `episodeId` in the reward's context. Until the episode loop
- * passes it, the session is found by task, which works only while one episode of the
- * task is open at a time; with several it rejects with CONFIG_INVALID.
+ * the start, for the baseline of `delta`). The episode's session is found by the
+ * `episodeId` of the reward's context; turns of episodes without a browser session or
+ * scorer score 0 (see `pageTurnReward` for a reward that insists on a scorer).
  */
 export function browserTurnReward(
   provider: BrowserToolProvider,
@@ -191,14 +167,41 @@ export function browserTurnReward(
     weight: options.weight ?? 1,
     async start(context) {
       // The score of the untouched page is the baseline of the first turn's delta.
-      await sessionFor(provider, context)?.scoreNow(context.signal);
+      await provider.session(context.episodeId)?.scoreNow(context.signal);
     },
     async score(context) {
-      const session = sessionFor(provider, context);
+      const session = provider.session(context.episodeId);
       if (!session) return 0;
       const before = session.lastScore ?? 0;
       const value = (await session.scoreNow(context.signal)) ?? 0;
       return mode === 'delta' ? value - before : value;
     },
   };
+}
+
+/**
+ * The turn reward of a `page:` entry in a task's `rewards.turn` (see `browserTurnReward`):
+ * made for `task` only when it has a `browser:` section with a scorer.
+ *
+ * @throws PaddockError CONFIG_INVALID when the task has no browser section or no `browser.score`.
+ */
+export function pageTurnReward(
+  provider: BrowserToolProvider,
+  task: Task,
+  options: BrowserTurnRewardOptions = {},
+): TurnRewardFunction {
+  const section = task.extensions[provider.name];
+  if (section === undefined) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `task ${task.id} has no browser section: a page reward scores the page of a web task`,
+    );
+  }
+  if (!resolveBrowserConfig(section, task.dir).scorer) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `task ${task.id} has no browser.score: a page reward runs the page scorer after each turn`,
+    );
+  }
+  return browserTurnReward(provider, options);
 }

@@ -176,7 +176,7 @@ export const creditTaskExtension = z
       .optional()
       .meta({
         description:
-          "progress: turn reward components holding progress differences. Default: the task's progress rewards.",
+          "progress: turn reward components holding progress differences. Default: the task's progress rewards (progress commands, models in progress mode, page rewards in delta mode).",
       }),
   })
   .meta({ description: 'Credit assignment for training: how rewards become per-turn returns.' });

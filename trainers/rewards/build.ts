@@ -47,6 +47,16 @@ import {
 /** Makes the judge model of a `judge.agent` spec (e.g. `openai:gpt-4.1-mini`). */
 export type JudgeAgentFactory = (spec: string) => Agent | Promise<Agent>;
 
+/**
+ * Makes the turn reward of a `page:` entry: the task's page scorer after each turn. The
+ * browser plug-in provides it (the reward layer does not know the browser); it throws a
+ * PaddockError when `task` has no page to score.
+ */
+export type PageTurnRewardFactory = (
+  task: Task,
+  options: { name: string; weight: number; mode: 'delta' | 'value' },
+) => TurnRewardFunction;
+
 export interface RewardResourcesOptions {
   /** Makes judge agents; required when a task declares a judge. */
   judgeAgentFactory?: JudgeAgentFactory;
@@ -54,6 +64,8 @@ export interface RewardResourcesOptions {
   cacheDir?: string;
   /** Options of the ONNX sessions. */
   onnx?: OnnxRewardModelOptions;
+  /** Makes `page:` turn rewards; required when a task declares one. */
+  pageTurnReward?: PageTurnRewardFactory;
 }
 
 /**
@@ -227,8 +239,9 @@ async function readRubric(task: Task, relative: string, where: string): Promise<
  * Builds the reward functions of `task` from `task.extensions.rewards` and `.credit`.
  * A task without a `rewards:` section gets none (the loop still records the verifier).
  * Rejects with CONFIG_INVALID when a section is invalid, a rubric or model cannot be
- * loaded, a judge is declared without `judgeAgentFactory`, a progress reward is declared
- * for a task without a sandbox, or the verifier is listed for a task without one.
+ * loaded, a judge is declared without `judgeAgentFactory`, a page reward without
+ * `pageTurnReward` or for a task without a page scorer, a progress reward for a task
+ * without a sandbox, or the verifier is listed for a task without one.
  */
 export async function buildRewardFunctions(
   task: Task,
@@ -264,7 +277,11 @@ export async function buildRewardFunctions(
     for (const [index, entry] of (section.turn ?? []).entries()) {
       const where = `task ${task.id}: rewards.turn.${index}`;
       turn.push(await buildTurnReward(task, entry, where, resources, makeJudge));
-      if (entry.progress || entry.model?.mode === 'progress') progressNames.push(turnEntryName(entry)!);
+      const potential =
+        entry.progress !== undefined ||
+        entry.model?.mode === 'progress' ||
+        (entry.page !== undefined && (entry.page.mode ?? 'delta') === 'delta');
+      if (potential) progressNames.push(turnEntryName(entry)!);
     }
     for (const [index, entry] of (section.trajectory ?? []).entries()) {
       const where = `task ${task.id}: rewards.trajectory.${index}`;
@@ -368,6 +385,23 @@ async function buildTurnReward(
       ...(entry.model.input ? { input: entry.model.input } : {}),
       ...(entry.model.mode ? { mode: entry.model.mode } : {}),
     });
+  }
+  if (entry.page) {
+    const factory = resources.options.pageTurnReward;
+    if (!factory) {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `${where}.page: a page reward runs the browser's page scorer, but no browser plug-in was given to make it (pageTurnReward)`,
+      );
+    }
+    const options = { name, weight: entryWeight(entry, entry.page), mode: entry.page.mode ?? 'delta' };
+    try {
+      return factory(task, options);
+    } catch (error) {
+      throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `${where}.page: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
   }
   const judge = await makeJudge(entry.judge!, where);
   return judgeTurnReward(judge, { name, weight: entryWeight(entry, entry.judge) });

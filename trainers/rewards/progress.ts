@@ -15,7 +15,7 @@
  * and only through the parsed, clamped value. Treat progress as a hint the agent may game
  * (hence the `gated` credit scheme), and the verifier as the ground truth.
  */
-import type { Sandbox, Task, TurnRewardFunction } from '../../harness/index.ts';
+import type { Sandbox, TurnRewardFunction } from '../../harness/index.ts';
 import type { ComponentOptions } from './rules.ts';
 import { tryParseJson } from './text.ts';
 
@@ -98,16 +98,12 @@ export interface ProgressRewardOptions extends ComponentOptions {
   initial?: number;
 }
 
-/** Context of the episode-start hook. */
-export interface RewardStartContext {
-  task: Task;
-  sandbox?: Sandbox;
-  signal: AbortSignal;
-}
+/** What a turn reward's episode-start hook is told (as the episode loop calls it). */
+export type RewardStartContext = Parameters<NonNullable<TurnRewardFunction['start']>>[0];
 
 /**
- * A turn reward with an episode-start hook: `start` is called once per episode, after
- * the sandbox is ready and before turn 0 (see the report for the harness change).
+ * A turn reward with an episode-start hook: the episode loop calls `start` once per
+ * episode, after the sandbox and tool sessions are ready and before turn 0.
  */
 export interface StartableTurnReward extends TurnRewardFunction {
   start(context: RewardStartContext): Promise<void>;

@@ -10,6 +10,7 @@
  *     - rule: tool_error
  *       weight: 0.1
  *     - model: { onnx: rewards/progress, input: transcript, mode: progress }
+ *     - page: { mode: delta }        # web tasks: the browser's page scorer after each turn
  *   trajectory:
  *     - verifier: { weight: 1.0 }
  *     - judge: { agent: "openai:gpt-4.1-mini", rubric: rubric.md, weight: 0.2 }
@@ -20,7 +21,7 @@
  * ```
  *
  * Each entry is one component, named after its kind (`progress`, `tool_error`, `model`,
- * `judge`, `answer`, `verifier`) unless it sets `name`; `weight` (default 1) may sit
+ * `page`, `judge`, `answer`, `verifier`) unless it sets `name`; `weight` (default 1) may sit
  * beside the kind key or inside its mapping.
  */
 import { z } from 'zod';
@@ -119,6 +120,19 @@ export const TrajectoryModelEntrySchema = z.strictObject({
   }),
 });
 
+/**
+ * `page:` — the task's page scorer (`browser.score`) run on the agent's page after each
+ * turn, by the browser plug-in.
+ */
+export const PageEntrySchema = z.strictObject({
+  mode: z.enum(['delta', 'value']).optional().meta({
+    description:
+      "delta: the change of the page's score since the previous turn (a potential difference: an episode's turn rewards add up to its final page score); value: the score itself. Default delta.",
+  }),
+  name: nameSchema.optional(),
+  weight: weightSchema.optional(),
+});
+
 /** `judge:` — an LLM judge with a rubric. */
 const judgeFields = {
   agent: z.string({ error: 'expected an agent spec, e.g. openai:gpt-4.1-mini' }).min(1),
@@ -214,25 +228,26 @@ const RULE_OPTIONS: Record<TurnRuleName, readonly (keyof typeof ruleOptionShape)
   cost: [],
 };
 
-/** One `turn:` entry: exactly one of `rule`, `progress`, `model`, `judge`. */
+/** One `turn:` entry: exactly one of `rule`, `progress`, `model`, `page`, `judge`. */
 export const TurnRewardEntrySchema = z
   .strictObject({
     rule: z.enum(TURN_RULES).optional(),
     progress: ProgressEntrySchema.optional(),
     model: TurnModelEntrySchema.optional(),
+    page: PageEntrySchema.optional(),
     judge: TurnJudgeEntrySchema.optional(),
     name: nameSchema.optional(),
     weight: weightSchema.optional(),
     ...ruleOptionShape,
   })
   .superRefine((entry, context) => {
-    const kinds = (['rule', 'progress', 'model', 'judge'] as const).filter(
+    const kinds = (['rule', 'progress', 'model', 'page', 'judge'] as const).filter(
       (kind) => entry[kind] !== undefined,
     );
     if (kinds.length !== 1) {
       context.addIssue({
         code: 'custom',
-        message: `expected exactly one of rule, progress, model, judge; got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`,
+        message: `expected exactly one of rule, progress, model, page, judge; got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`,
       });
       return;
     }
@@ -382,9 +397,18 @@ export function turnEntryName(entry: TurnRewardEntry): string | undefined {
     entry.name ??
     entry.progress?.name ??
     entry.model?.name ??
+    entry.page?.name ??
     entry.judge?.name ??
     entry.rule ??
-    (entry.progress ? 'progress' : entry.model ? 'model' : entry.judge ? 'judge' : undefined)
+    (entry.progress
+      ? 'progress'
+      : entry.model
+        ? 'model'
+        : entry.page
+          ? 'page'
+          : entry.judge
+            ? 'judge'
+            : undefined)
   );
 }
 

@@ -26,4 +26,35 @@ describe('renderEpisode', () => {
     expect(lines[2]).toBe('reward 0.500  mcp:ledger=0×1 verifier=1×1');
     expect(lines[3]).toBe('  mcp:ledger: $.records.tax selected nothing');
   });
+
+  it("shows each turn's reward components, its reward and its return, and the constraints", () => {
+    const turn = (index: number, page: number, value: number) => ({
+      index,
+      rewards: { page, invalid_call: 0 },
+      reward: page * 0.5,
+      return: value,
+    });
+    const episode = {
+      episodeId: 'web#0',
+      taskId: 'web',
+      agent: 'oracle',
+      attempt: 1,
+      status: 'completed',
+      messages: [],
+      turns: [turn(0, 0, 1), turn(1, 1 / 3, 1), turn(2, 2 / 3, 0.667)],
+      reward: {
+        total: 1,
+        components: { browser: { value: 1, weight: 1 } },
+        constraints: { tokens: { value: 1200, limit: 20000 } },
+      },
+    } as unknown as EpisodeRecord;
+    const lines = renderEpisode(episode).split('\n');
+    expect(lines.slice(3, 8)).toEqual([
+      'constraint tokens=1200 (limit 20000)',
+      '  turn   page  invalid_call  reward  return',
+      '     0  0.000         0.000   0.000   1.000',
+      '     1  0.333         0.000   0.167   1.000',
+      '     2  0.667         0.000   0.333   0.667',
+    ]);
+  });
 });

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { isPaddockError, type Task } from '../../../harness/index.ts';
+import { PaddockError, isPaddockError, type Task, type TurnRewardFunction } from '../../../harness/index.ts';
+import { browserTaskExtension } from '../../../sandboxes/browser/index.ts';
 import { loadTasks } from '../../../tasks/index.ts';
 import {
   RewardResources,
@@ -185,6 +186,48 @@ describe('buildRewardFunctions', () => {
     ).rejects.toThrow(/lists the verifier, but the task has none/);
   });
 
+  it('makes page rewards through the pageTurnReward factory, and counts delta pages as progress', async () => {
+    const asked: unknown[] = [];
+    const pageTurnReward = (task: Task, options: { name: string; weight: number; mode: string }) => {
+      asked.push({ task: task.id, ...options });
+      return { name: options.name, weight: options.weight, score: async () => 0.25 } as TurnRewardFunction;
+    };
+    const task = taskWith(
+      {
+        turn: [
+          { page: { mode: 'delta' }, weight: 0.5 },
+          { page: { mode: 'value', name: 'page_value' } },
+          { page: {}, name: 'page_again' },
+        ],
+      },
+      { id: 'web' },
+      { scheme: 'progress' },
+    );
+    const setup = await buildRewardFunctions(task, { pageTurnReward });
+    expect(asked).toEqual([
+      { task: 'web', name: 'page', weight: 0.5, mode: 'delta' },
+      { task: 'web', name: 'page_value', weight: 1, mode: 'value' },
+      { task: 'web', name: 'page_again', weight: 1, mode: 'delta' },
+    ]);
+    expect(setup.turn.map((fn) => fn.name)).toEqual(['page', 'page_value', 'page_again']);
+    expect(setup.credit.progressComponents).toEqual(['page', 'page_again']);
+  });
+
+  it('refuses a page reward without a browser plug-in, or for a task it cannot score', async () => {
+    const task = taskWith({ turn: [{ rule: 'tool_error' }, { page: {} }] });
+    await expect(buildRewardFunctions(task)).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(/rewards\.turn\.1\.page: .*no browser plug-in/),
+    });
+    const refusing = () => {
+      throw new PaddockError('CONFIG_INVALID', 'task x has no browser.score');
+    };
+    await expect(buildRewardFunctions(task, { pageTurnReward: refusing })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(/rewards\.turn\.1\.page: task x has no browser\.score/),
+    });
+  });
+
   it('shares models and judge agents across tasks through RewardResources', async () => {
     const made: FakeJudgeAgent[] = [];
     const resources = new RewardResources({
@@ -229,7 +272,11 @@ describe('buildRewardFunctions', () => {
 describe('the example tasks', () => {
   it('load with the rewards and credit sections registered, and build', async () => {
     const tasks = await loadTasks([EXAMPLES], {
-      extensions: { rewards: rewardsTaskExtension, credit: creditTaskExtension },
+      extensions: {
+        rewards: rewardsTaskExtension,
+        credit: creditTaskExtension,
+        browser: browserTaskExtension,
+      },
     });
     const ids = tasks.map((task) => task.id);
     expect(ids).toEqual(
@@ -238,9 +285,17 @@ describe('the example tasks', () => {
         'rewards/judged-summary',
         'rewards/math-answer@apples',
         'rewards/onnx-reward',
+        'rewards/web-wizard',
       ]),
     );
-    const resources = new RewardResources({ judgeAgentFactory });
+    const pages: string[] = [];
+    const resources = new RewardResources({
+      judgeAgentFactory,
+      pageTurnReward: (task, options) => {
+        pages.push(task.id);
+        return { ...options, score: async () => 0 };
+      },
+    });
     try {
       for (const task of tasks) {
         const setup = await buildRewardFunctions(task, { resources });
@@ -256,6 +311,14 @@ describe('the example tasks', () => {
         gate: 1,
         progressComponents: ['progress'],
       });
+      const wizard = await buildRewardFunctions(
+        tasks.find((task) => task.id === 'rewards/web-wizard')!,
+        {
+          resources,
+        },
+      );
+      expect(pages).toContain('rewards/web-wizard');
+      expect(wizard.credit).toMatchObject({ scheme: 'progress', progressComponents: ['page'] });
       const math = tasks.find((task) => task.id === 'rewards/math-answer@speed')!;
       const mathSetup = await buildRewardFunctions(math, { resources });
       expect(

@@ -80,7 +80,7 @@ describe('ProgressReward', () => {
     turns: number,
     start: boolean,
   ): Promise<number[]> {
-    if (start) await reward.start({ task, sandbox, signal });
+    if (start) await reward.start({ task, episodeId: 'e', sandbox, signal });
     const previous = [];
     const values: number[] = [];
     for (let t = 0; t < turns; t++) {
@@ -108,7 +108,12 @@ describe('ProgressReward', () => {
 
   it('runs the command as root in the sandbox with a timeout', async () => {
     const sandbox = sandboxPrinting(['0']);
-    await new ProgressReward({ ...options, timeoutMs: 5_000, cwd: '/app' }).start({ task, sandbox, signal });
+    await new ProgressReward({ ...options, timeoutMs: 5_000, cwd: '/app' }).start({
+      task,
+      episodeId: 'e',
+      sandbox,
+      signal,
+    });
     expect(sandbox.commands).toEqual([
       {
         command: options.command,
@@ -137,8 +142,8 @@ describe('ProgressReward', () => {
     const reward = new ProgressReward({ command: 'cat p', parse: 'number' });
     const a = sandboxPrinting(['0.1', '0.5']);
     const b = sandboxPrinting(['0.7', '0.8']);
-    await reward.start({ task, sandbox: a, signal });
-    await reward.start({ task, sandbox: b, signal });
+    await reward.start({ task, episodeId: 'a', sandbox: a, signal });
+    await reward.start({ task, episodeId: 'b', sandbox: b, signal });
     const turn = makeTurn();
     expect(
       await reward.score({ episodeId: 'e', task, turn, previousTurns: [], sandbox: b, signal }),
