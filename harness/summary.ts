@@ -1,6 +1,7 @@
 /**
  * Run summaries: one row per task (dataset rows are grouped under their task), with
- * episodes, mean reward, pass rate and errors, plus the mean of every reward component.
+ * episodes, mean reward, pass rate and errors, plus the mean of every reward component,
+ * turn reward (summed over an episode's turns) and constraint.
  */
 import type { EpisodeRecord } from './episode.ts';
 
@@ -17,6 +18,8 @@ export interface TaskSummary {
   limits: number;
   /** Mean value of each reward component. */
   components: Record<string, number>;
+  /** Mean over episodes of each turn reward component summed over the episode's turns. */
+  turnComponents: Record<string, number>;
   /** Mean value of each constraint (costs kept apart from the reward). */
   constraints: Record<string, number>;
 }
@@ -41,7 +44,14 @@ function summarise(name: string, episodes: readonly EpisodeRecord[]): TaskSummar
     values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
   const componentValues: Record<string, number[]> = {};
   const constraintValues: Record<string, number[]> = {};
+  const turnValues: Record<string, number[]> = {};
   for (const episode of episodes) {
+    const sums: Record<string, number> = {};
+    // Older records and hand-made ones may lack turns.
+    for (const turn of episode.turns ?? []) {
+      for (const [key, value] of Object.entries(turn.rewards)) sums[key] = (sums[key] ?? 0) + value;
+    }
+    for (const [key, sum] of Object.entries(sums)) (turnValues[key] ??= []).push(sum);
     for (const [key, component] of Object.entries(episode.reward.components)) {
       (componentValues[key] ??= []).push(component.value);
     }
@@ -59,6 +69,7 @@ function summarise(name: string, episodes: readonly EpisodeRecord[]): TaskSummar
     errors: episodes.filter(isErrorEpisode).length,
     limits: episodes.filter((episode) => episode.status === 'limit').length,
     components: means(componentValues),
+    turnComponents: means(turnValues),
     constraints: means(constraintValues),
   };
 }
@@ -97,15 +108,19 @@ export function formatSummary(summary: RunSummary): string {
       .join('  ');
   const rule = widths.map((width) => '-'.repeat(width)).join('  ');
   const table = [render(header), rule, ...rows.slice(1, -1).map(render), rule, render(rows.at(-1)!)];
-  // Component and constraint means, where a task's reward has more than one part.
+  // Component, turn reward and constraint means, where a task's reward has more than one part.
   const detailed = summary.tasks.filter(
-    (task) => Object.keys(task.constraints).length > 0 || Object.keys(task.components).length > 1,
+    (task) =>
+      Object.keys(task.constraints).length > 0 ||
+      Object.keys(task.turnComponents).length > 0 ||
+      Object.keys(task.components).length > 1,
   );
   if (detailed.length > 0) {
-    table.push('', 'reward components and constraints (means):');
+    table.push('', 'reward components, turn rewards (turn.*, summed per episode) and constraints (means):');
     for (const task of detailed) {
       const parts = [
         ...Object.entries(task.components).map(([name, value]) => `${name}=${value.toFixed(3)}`),
+        ...Object.entries(task.turnComponents).map(([name, value]) => `turn.${name}=${value.toFixed(3)}`),
         ...Object.entries(task.constraints).map(([name, value]) => `[${name}]=${value.toFixed(3)}`),
       ];
       table.push(`  ${task.task}: ${parts.join('  ')}`);

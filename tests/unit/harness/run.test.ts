@@ -155,6 +155,10 @@ describe('summariseRun', () => {
       ({
         taskId,
         status: 'completed',
+        turns: [
+          { rewards: { page: total / 2, tool_error: 0 } },
+          { rewards: { page: total / 2, tool_error: -1 } },
+        ],
         reward: {
           total,
           components: { verifier: { value: total, weight: 1 }, judge: { value: 0.5, weight: 0.2 } },
@@ -172,6 +176,9 @@ describe('summariseRun', () => {
     ]);
     expect(summary.tasks[0]!.components).toEqual({ verifier: 0.5, judge: 0.5 });
     expect(summary.tasks[0]!.constraints).toEqual({ tokens: 20 });
-    expect(formatSummary(summary)).toContain('math: verifier=0.500  judge=0.500  [tokens]=20.000');
+    expect(summary.tasks[0]!.turnComponents).toEqual({ page: 0.5, tool_error: -1 });
+    expect(formatSummary(summary)).toContain(
+      'math: verifier=0.500  judge=0.500  turn.page=0.500  turn.tool_error=-1.000  [tokens]=20.000',
+    );
   });
 });
