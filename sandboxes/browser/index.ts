@@ -47,8 +47,16 @@ export {
 } from './observation.ts';
 /** Which URLs a page may reach. */
 export { OriginPolicy, originOf, resolveGotoTarget } from './origins.ts';
-/** Scorers: how a scorer's source becomes a program, and what counts as a score. */
-export { scorerProgram, scoreValue } from './scorer.ts';
+/** Scorers: how a scorer's source becomes a program, what counts as a score, and the note of one that threw. */
+export {
+  THREW_NOTE_MAX_CHARS,
+  scorerProgram,
+  scorerScore,
+  scoreValue,
+  threwNote,
+  type ScorerOutcome,
+  type ScorerScore,
+} from './scorer.ts';
 /** Serving a task's pages. */
 export { serveStaticSite, startApp, type RunningSite } from './site-server.ts';
 /** Serving a task's pages from inside its Docker sandbox, through a relay on the host. */

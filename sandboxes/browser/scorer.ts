@@ -5,8 +5,10 @@
  * written inline in the task file): a value (`document.title === 'Done'`) or a function,
  * sync or async, that is called with no arguments (`() => { …; return 0.5; }`). An
  * optional leading `export default` is ignored. Its result is the score: `true`/`false`
- * count as 1/0, a finite number counts as itself; any other result is a fault of the task.
- * A scorer that throws (an element it expects is missing) scores 0.
+ * count as 1/0, a finite number counts as itself, and `{ score, note? }` is such a score
+ * with a note saying why (kept on the episode's reward); any other result is a fault of
+ * the task. A scorer that throws (an element it expects is missing) scores 0, with what it
+ * threw as the note.
  *
  * What the agent cannot do to it:
  * - read it: it is read on the host and never served (the static server refuses it, and
@@ -22,6 +24,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { BrowserContext, CDPSession, Page } from 'playwright-core';
+import { z } from 'zod';
 import { ERROR_CODES, PaddockError, describeError, raceAbort } from '../../harness/index.ts';
 import type { ScorerSource } from './schema.ts';
 
@@ -62,16 +65,65 @@ export async function loadScorer(source: ScorerSource): Promise<Scorer> {
   }
 }
 
-/** The score a scorer's result stands for, or undefined when it is no score. */
+/**
+ * The score a bare result stands for (`true`/`false` as 1/0, a finite number as itself),
+ * or undefined when it is none.
+ */
 export function scoreValue(result: unknown): number | undefined {
   if (typeof result === 'boolean') return result ? 1 : 0;
   if (typeof result === 'number' && Number.isFinite(result)) return result;
   return undefined;
 }
 
+/** A score with a note: `{ score, note? }`, nothing else (a misspelt `notes` is refused, not lost). */
+const SCORE_WITH_NOTE = z.strictObject({
+  score: z.union([z.boolean(), z.number()]),
+  note: z.string().optional(),
+});
+
+/** What a scorer's result gives: its value and, when it said why, a note. */
+export interface ScorerScore {
+  value: number;
+  /** Why the score is what it is; absent when the scorer gave no (or an empty) note. */
+  note?: string;
+}
+
+/**
+ * The score a scorer's result stands for: a bare result as `scoreValue` reads it, or an
+ * object `{ score: boolean | number, note?: string }` (the score read the same way).
+ * Undefined when it is no score.
+ */
+export function scorerScore(result: unknown): ScorerScore | undefined {
+  const bare = scoreValue(result);
+  if (bare !== undefined) return { value: bare };
+  const parsed = SCORE_WITH_NOTE.safeParse(result);
+  if (!parsed.success) return undefined;
+  const value = scoreValue(parsed.data.score);
+  if (value === undefined) return undefined;
+  return parsed.data.note ? { value, note: parsed.data.note } : { value };
+}
+
+/** Longest message of a throwing scorer kept in its note, in characters. */
+export const THREW_NOTE_MAX_CHARS = 300;
+
+/**
+ * The note of a scorer that threw or timed out: `scorer threw: <message>` on one line,
+ * without the stack's `at …` frames, the message cut to `THREW_NOTE_MAX_CHARS`.
+ */
+export function threwNote(message: string): string {
+  const text = message
+    .split('\n')
+    .filter((line) => !/^\s*at\s/.test(line))
+    .join(' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  const clipped = text.length <= THREW_NOTE_MAX_CHARS ? text : `${text.slice(0, THREW_NOTE_MAX_CHARS - 1)}…`;
+  return `scorer threw: ${clipped || 'no message'}`;
+}
+
 /** What one evaluation gave. */
 export type ScorerOutcome =
-  | { kind: 'score'; value: number }
+  | { kind: 'score'; value: number; note?: string }
   /** The scorer threw or timed out: scored 0, with the reason. */
   | { kind: 'threw'; message: string }
   /** The scorer returned something that is not a score. */
@@ -123,16 +175,19 @@ export async function evaluateScorer(
       const details = response.exceptionDetails;
       return { kind: 'threw', message: details.exception?.description ?? details.text ?? 'the scorer threw' };
     }
-    const value = scoreValue(response.result?.value);
-    if (value === undefined) {
+    const score = scorerScore(response.result?.value);
+    if (score === undefined) {
+      const result = response.result;
       const shown =
-        response.result?.description ?? JSON.stringify(response.result?.value) ?? response.result?.type;
+        result?.type === 'object' && result.value !== undefined
+          ? JSON.stringify(result.value)
+          : (result?.description ?? JSON.stringify(result?.value) ?? result?.type);
       return {
         kind: 'invalid',
-        message: `the scorer ${scorer.origin} returned ${shown}, not a number or boolean`,
+        message: `the scorer ${scorer.origin} returned ${shown}, not a number, a boolean or { score: number | boolean, note?: string }`,
       };
     }
-    return { kind: 'score', value };
+    return { kind: 'score', ...score };
   } finally {
     await session?.detach().catch(() => undefined);
   }

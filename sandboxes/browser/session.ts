@@ -14,6 +14,7 @@ import {
   raceAbort,
   throwIfAborted,
   type ImagePart,
+  type SessionScore,
   type Tool,
   type ToolOutput,
   type ToolSession,
@@ -28,7 +29,7 @@ import {
 } from './observation.ts';
 import type { OriginPolicy } from './origins.ts';
 import type { BrowserTaskConfig } from './schema.ts';
-import { evaluateScorer, type Scorer } from './scorer.ts';
+import { evaluateScorer, threwNote, type Scorer, type ScorerOutcome, type ScorerScore } from './scorer.ts';
 import { PROBE, type ClickState, type Probe } from './page-functions.ts';
 import { PageActivity, settle } from './settle.ts';
 import type { RunningSite } from './site-server.ts';
@@ -454,10 +455,28 @@ export class BrowserSession implements ToolSession {
    *   VERIFIER_FAILED when the scorer returned something that is not a score; ABORTED.
    */
   async scoreNow(signal: AbortSignal): Promise<number | undefined> {
+    return (await this.scoreWithNote(signal))?.value;
+  }
+
+  /**
+   * The page's score under the name `browser`: a number, or `{ value, note }` when the
+   * scorer said why (or threw: value 0, note `scorer threw: …`). Nothing when the task has
+   * no scorer.
+   *
+   * @throws PaddockError as `scoreNow`.
+   */
+  async score(options: { signal: AbortSignal }): Promise<Record<string, number | SessionScore>> {
+    const score = await this.scoreWithNote(options.signal);
+    if (score === undefined) return {};
+    return { browser: score.note === undefined ? score.value : { value: score.value, note: score.note } };
+  }
+
+  /** Runs the scorer on the page as it is now: its value and note (see `scoreNow`). */
+  private async scoreWithNote(signal: AbortSignal): Promise<ScorerScore | undefined> {
     const scorer = this.parts.scorer;
     if (!scorer) return undefined;
     throwIfAborted(signal);
-    let outcome;
+    let outcome: ScorerOutcome;
     try {
       const page = await this.page();
       outcome = await evaluateScorer(this.parts.lease.context, page, scorer, {
@@ -467,22 +486,19 @@ export class BrowserSession implements ToolSession {
     } catch (error) {
       await this.rethrowFault(error, signal);
       // The page navigated away while the scorer ran, or could not host a world: nothing to score.
-      outcome = { kind: 'threw' as const, message: describeError(error) };
+      outcome = { kind: 'threw', message: describeError(error) };
     }
     if (outcome.kind === 'invalid') {
       throw new PaddockError(ERROR_CODES.VERIFIER_FAILED, outcome.message, {
         details: { scorer: scorer.origin },
       });
     }
-    const value = outcome.kind === 'score' ? outcome.value : 0;
-    this.lastScore = value;
-    return value;
-  }
-
-  /** The page's score under the name `browser`; nothing when the task has no scorer. */
-  async score(options: { signal: AbortSignal }): Promise<Record<string, number>> {
-    const value = await this.scoreNow(options.signal);
-    return value === undefined ? {} : { browser: value };
+    const score: ScorerScore =
+      outcome.kind === 'score'
+        ? { value: outcome.value, ...(outcome.note === undefined ? {} : { note: outcome.note }) }
+        : { value: 0, note: threwNote(outcome.message) };
+    this.lastScore = score.value;
+    return score;
   }
 
   /** Closes the context (and every page in it) and stops the site. Idempotent; never rejects. */

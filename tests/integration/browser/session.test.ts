@@ -1,20 +1,23 @@
 /**
  * One browser session against fixture pages in a real Chromium: refs and selectors, stale
  * refs and other agent mistakes as observations, settling, trimming and scrolling, dialogs,
- * screenshots, frames, a frozen page, and the scorer's isolation from the page's scripts.
+ * screenshots, frames, a frozen page, the scorer's isolation from the page's scripts, and
+ * the notes a scorer gives (or throws).
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OracleAgent } from '../../../agents/oracle/index.ts';
+import { ScriptedAgent } from '../../../agents/scripted/index.ts';
 import { runEpisode } from '../../../harness/index.ts';
 import {
   BrowserToolProvider,
+  THREW_NOTE_MAX_CHARS,
   browserTaskExtension,
   browserTurnReward,
   type BrowserSession,
 } from '../../../sandboxes/browser/index.ts';
 import { loadTasks } from '../../../tasks/index.ts';
-import { call, refOf, startFixtureServer, webTask } from './helpers.ts';
+import { FIXTURES, call, refOf, startFixtureServer, webTask } from './helpers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const provider = new BrowserToolProvider();
@@ -231,21 +234,118 @@ describe('the scorer', () => {
     }
   });
 
-  it('scores a throwing scorer 0, and refuses a scorer that returns no score', async () => {
+  it('scores a throwing scorer 0 with what it threw as the note, on one line and clipped', async () => {
     const throwing = await open('refs.html', {
       score: { expression: "() => document.querySelector('#none').textContent === 'x'" },
     });
     try {
-      expect(await throwing.score({ signal })).toEqual({ browser: 0 });
+      expect(await throwing.score({ signal })).toEqual({
+        browser: {
+          value: 0,
+          note: expect.stringMatching(
+            /^scorer threw: TypeError: Cannot read properties of null \(reading 'textContent'\)$/,
+          ),
+        },
+      });
+      expect(await throwing.scoreNow(signal)).toBe(0);
+      expect(throwing.lastScore).toBe(0);
     } finally {
       await throwing.close();
     }
-    const invalid = await open('refs.html', { score: { expression: "'solved'" } });
+    const long = await open('refs.html', {
+      score: { expression: "() => { throw new Error('no e-mail field\\n' + 'x'.repeat(1000)); }" },
+    });
     try {
-      await expect(invalid.score({ signal })).rejects.toMatchObject({ code: 'VERIFIER_FAILED' });
+      const { browser } = (await long.score({ signal })) as { browser: { value: number; note: string } };
+      expect(browser.value).toBe(0);
+      expect(browser.note).toMatch(/^scorer threw: Error: no e-mail field x+…$/);
+      expect(browser.note).toHaveLength('scorer threw: '.length + THREW_NOTE_MAX_CHARS);
     } finally {
-      await invalid.close();
+      await long.close();
     }
+  });
+
+  it('keeps the note of a scorer that returns { score, note }, and a bare score stays a number', async () => {
+    const noted = await open('refs.html', { score: 'note-scorer.js' });
+    try {
+      expect(await noted.score({ signal })).toEqual({ browser: { value: 0, note: 'the counter shows 0' } });
+      await call(noted, 'browser_click', { selector: '#add' });
+      expect(await noted.score({ signal })).toEqual({ browser: { value: 0.5, note: 'the counter shows 1' } });
+      // Per-turn rewards read the number only.
+      expect(await noted.scoreNow(signal)).toBe(0.5);
+      expect(noted.lastScore).toBe(0.5);
+    } finally {
+      await noted.close();
+    }
+    const flags = await open('refs.html', {
+      score: { expression: "({ score: document.title === 'Refs', note: '' })" },
+    });
+    try {
+      // An empty note is no note.
+      expect(await flags.score({ signal })).toEqual({ browser: 1 });
+    } finally {
+      await flags.close();
+    }
+    const bare = await open('refs.html', { score: { expression: "() => document.title === 'Refs'" } });
+    try {
+      expect(await bare.score({ signal })).toEqual({ browser: 1 });
+    } finally {
+      await bare.close();
+    }
+  });
+
+  it('refuses a scorer that returns no score, saying what a score is', async () => {
+    const refused = async (score: unknown): Promise<unknown> => {
+      const session = await open('refs.html', { score });
+      try {
+        return await session.score({ signal }).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      } finally {
+        await session.close();
+      }
+    };
+    const expected = 'not a number, a boolean or { score: number | boolean, note?: string }';
+    expect(await refused({ expression: "'solved'" })).toMatchObject({
+      code: 'VERIFIER_FAILED',
+      message: `the scorer inline returned "solved", ${expected}`,
+    });
+    expect(await refused('bad-note-scorer.js')).toMatchObject({
+      code: 'VERIFIER_FAILED',
+      message: `the scorer ${path.join(FIXTURES, 'bad-note-scorer.js')} returned {"score":1,"note":42}, ${expected}`,
+    });
+    for (const [expression, shown] of [
+      ["({ score: 'x' })", '{"score":"x"}'],
+      ["({ note: 'y' })", '{"note":"y"}'],
+      ["({ score: 1, notes: 'z' })", '{"score":1,"notes":"z"}'],
+      ['({ score: 1 / 0 })', '{"score":null}'],
+    ] as const) {
+      expect(await refused({ expression }), expression).toMatchObject({
+        code: 'VERIFIER_FAILED',
+        message: `the scorer inline returned ${shown}, ${expected}`,
+      });
+    }
+  });
+
+  it('gives the note to the episode reward, and the number to turn rewards', async () => {
+    const id = `noted-${++episode}`;
+    const record = await runEpisode({
+      task: webTask(id, { url: `${server.origin}/refs.html`, score: 'note-scorer.js' }),
+      agent: new ScriptedAgent({
+        turns: [
+          { tool_calls: [{ name: 'browser_click', arguments: { selector: '#add' } }] },
+          { tool_calls: [{ name: 'submit', arguments: { answer: 'done' } }] },
+        ],
+      }),
+      runId: 'it-browser',
+      episodeId: id,
+      toolProviders: [provider],
+      rewards: { turn: [browserTurnReward(provider)] },
+    });
+    expect(record.status).toBe('completed');
+    expect(record.reward.components.browser).toEqual({ value: 0.5, weight: 1, note: 'the counter shows 1' });
+    expect(record.turns.map((turn) => turn.rewards.browser)).toEqual([0.5, 0]);
   });
 
   it('gives turn rewards that add up to the final score', async () => {
