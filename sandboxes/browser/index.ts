@@ -49,6 +49,7 @@ export {
 export { OriginPolicy, originOf, resolveGotoTarget } from './origins.ts';
 /** Scorers: how a scorer's source becomes a program, what counts as a score, and the note of one that threw. */
 export {
+  NOTE_MAX_CHARS,
   THREW_NOTE_MAX_CHARS,
   scorerProgram,
   scorerScore,

@@ -100,8 +100,14 @@ export function scorerScore(result: unknown): ScorerScore | undefined {
   if (!parsed.success) return undefined;
   const value = scoreValue(parsed.data.score);
   if (value === undefined) return undefined;
-  return parsed.data.note ? { value, note: parsed.data.note } : { value };
+  const note = parsed.data.note;
+  if (!note) return { value };
+  // Every episode record keeps the note: a page dump is cut.
+  return { value, note: note.length <= NOTE_MAX_CHARS ? note : `${note.slice(0, NOTE_MAX_CHARS - 1)}…` };
 }
+
+/** Longest note of a scorer kept, in characters. */
+export const NOTE_MAX_CHARS = 1_000;
 
 /** Longest message of a throwing scorer kept in its note, in characters. */
 export const THREW_NOTE_MAX_CHARS = 300;

@@ -1,6 +1,7 @@
 import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import {
+  NOTE_MAX_CHARS,
   THREW_NOTE_MAX_CHARS,
   scoreValue,
   scorerProgram,
@@ -59,6 +60,9 @@ describe('scorerScore', () => {
     expect(scorerScore({ score: true, note: 'sent' })).toEqual({ value: 1, note: 'sent' });
     expect(scorerScore({ score: false })).toEqual({ value: 0 });
     expect(scorerScore({ score: 0.75, note: '' })).toEqual({ value: 0.75 });
+    const long = scorerScore({ score: 0, note: 'x'.repeat(NOTE_MAX_CHARS + 50) })!;
+    expect(long.note).toHaveLength(NOTE_MAX_CHARS);
+    expect(long.note!.endsWith('x…')).toBe(true);
     // Nothing but a score and a string note.
     for (const value of [
       { score: 'x' },
