@@ -61,6 +61,8 @@ export interface ExportRow {
   turn_rewards: number[];
   /** Turn reward components of each turn, by name. */
   turn_reward_components: Record<string, number>[];
+  /** The return G_t of each turn (credit assignment, what the trainer uses); null when none was assigned. */
+  turn_returns: number[] | null;
   /** Trajectory reward (the breakdown's total). */
   reward: number;
   reward_breakdown: EpisodeRecord['reward'];
@@ -159,6 +161,10 @@ export function episodeRow(episode: EpisodeRecord, tools?: readonly ToolSpec[]):
     num_turns: episode.turns.length,
     turn_rewards: episode.turns.map((turn) => turn.reward),
     turn_reward_components: episode.turns.map((turn) => turn.rewards),
+    // Credit assignment gives every turn a return, or none.
+    turn_returns: episode.turns.some((turn) => turn.return !== undefined)
+      ? episode.turns.map((turn) => turn.return ?? 0)
+      : null,
     reward: episode.reward.total,
     reward_breakdown: episode.reward,
     prompt_tokens: episode.usage.promptTokens,
@@ -196,6 +202,7 @@ export const EXPORT_PARQUET_COLUMNS: readonly ParquetColumn[] = [
   { name: 'num_turns', type: 'int64' },
   { name: 'turn_rewards', type: 'double', list: true },
   { name: 'turn_reward_components', type: 'string' },
+  { name: 'turn_returns', type: 'double', list: true },
   { name: 'reward', type: 'double' },
   { name: 'reward_breakdown', type: 'string' },
   { name: 'prompt_tokens', type: 'int64' },

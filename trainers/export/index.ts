@@ -1,6 +1,6 @@
 /**
  * Training-ready export of runs: one row per episode (ids, OpenAI-format messages, tools
- * when known, per-turn and trajectory rewards, status, usage, and for token-exact
+ * when known, per-turn rewards and returns, trajectory rewards, status, usage, and for token-exact
  * episodes the token ids, logprobs and loss mask), as JSONL or Parquet. The Parquet
  * writer is built in (no dependency): flat nullable columns and lists, uncompressed.
  *

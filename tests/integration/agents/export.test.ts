@@ -67,6 +67,7 @@ async function recordEpisode(): Promise<EpisodeRecord> {
         trajectory: [
           { name: 'answer', weight: 1, score: async ({ episode }) => (episode.answer === '5' ? 1 : 0) },
         ],
+        assignReturns: (record) => record.turns.map((_, index) => 10 - index),
       },
     });
   } finally {
@@ -103,6 +104,7 @@ function checkRow(row: Record<string, unknown>, json: (value: unknown) => unknow
   );
   expect(row.prompt_length).toBe(10);
   expect(row.turn_rewards).toEqual([0.5, 1, 1.5]);
+  expect(row.turn_returns).toEqual([10, 9, 8]);
   expect(row.reward).toBe(1);
   expect(json(row.token_spans)).toEqual([
     { turn: 0, start: 10, end: 14 },
