@@ -45,17 +45,28 @@ export class RunPlugins {
     pageTurnReward: (task, options) => pageTurnReward(this.browser, task, options),
   });
   private readonly setups: { close(): Promise<void> }[] = [];
+  /** Built once per task: the trainer asks again at every step. */
+  private readonly built = new WeakMap<Task, Promise<EpisodeRewards>>();
 
   /** The reward functions of a task, from its `rewards` and `credit` sections. */
-  readonly rewardsFor = async (task: Task): Promise<EpisodeRewards> => {
-    const setup = await buildRewardFunctions(task, { resources: this.resources });
-    this.setups.push(setup);
-    return {
-      turn: setup.turn,
-      trajectory: setup.trajectory,
-      constraints: setup.constraints,
-      assignReturns: (episode) => episodeReturns(episode, setup.credit),
-    };
+  readonly rewardsFor = (task: Task): Promise<EpisodeRewards> => {
+    let rewards = this.built.get(task);
+    if (!rewards) {
+      rewards = buildRewardFunctions(task, { resources: this.resources }).then((setup) => {
+        this.setups.push(setup);
+        return {
+          turn: setup.turn,
+          trajectory: setup.trajectory,
+          constraints: setup.constraints,
+          group: setup.group,
+          assignReturns: (episode) => episodeReturns(episode, setup.credit),
+        };
+      });
+      this.built.set(task, rewards);
+      // A failed build is not kept: the next call tries again.
+      rewards.catch(() => this.built.delete(task));
+    }
+    return rewards;
   };
 
   /** Releases models, judge agents and tool providers. Idempotent. */

@@ -25,10 +25,12 @@ export {
   type PaddockErrorOptions,
 } from './errors.ts';
 export {
+  applyGroupRewards,
   combineRewards,
   scoreTurn,
   type ConstraintFunction,
   type EpisodeRewards,
+  type GroupRewardFunction,
   type RewardBreakdown,
   type RewardComponent,
   type TrajectoryRewardFunction,

@@ -2,6 +2,7 @@
  * Rewards: every episode records a breakdown of named components, their weights and the
  * combined value, so that reports and trainers can see where a reward came from.
  */
+import { ERROR_CODES, PaddockError } from './errors.ts';
 import type { Sandbox } from './sandbox.ts';
 import type { Task } from './task.ts';
 import type { EpisodeRecord, TurnRecord } from './episode.ts';
@@ -104,8 +105,71 @@ export interface EpisodeRewards {
   trajectory?: readonly TrajectoryRewardFunction[];
   /** Measured on the finished episode into `reward.constraints`. */
   constraints?: readonly ConstraintFunction[];
+  /**
+   * Scored over a finished group of episodes of the task (the G rollouts of a training
+   * step) by the trainer, with `applyGroupRewards`; `runEpisodes` scores episodes one by
+   * one and does not apply them.
+   */
+  group?: readonly GroupRewardFunction[];
   /** Credit assignment: the per-turn returns G_t stored on the turns. */
   assignReturns?: (episode: EpisodeRecord) => number[];
+}
+
+/**
+ * A reward computed over a whole group of episodes of one task at once (after the group
+ * finished), one value per episode in the order given — e.g. one judge call ranking the
+ * G episodes against each other.
+ */
+export interface GroupRewardFunction {
+  readonly name: string;
+  /** @default 1 */
+  readonly weight: number;
+  score(context: { task: Task; episodes: readonly EpisodeRecord[]; signal: AbortSignal }): Promise<number[]>;
+}
+
+/**
+ * Adds the components of `functions` to each episode's reward breakdown and recombines its
+ * total (constraints kept); with `assignReturns`, the turns' returns are assigned again from
+ * the new totals. Returns new records; the inputs are not changed. Episodes that ended in an
+ * error keep their breakdown and are left out of the group scoring.
+ */
+export async function applyGroupRewards(
+  task: Task,
+  episodes: readonly EpisodeRecord[],
+  functions: readonly GroupRewardFunction[],
+  options: { signal?: AbortSignal; assignReturns?: EpisodeRewards['assignReturns'] } = {},
+): Promise<EpisodeRecord[]> {
+  const signal = options.signal ?? new AbortController().signal;
+  const scored = episodes
+    .map((episode, index) => ({ episode, index }))
+    .filter(({ episode }) => episode.status === 'completed' || episode.status === 'limit');
+  const result = episodes.map((episode) => ({
+    ...episode,
+    reward: { ...episode.reward, components: { ...episode.reward.components } },
+  }));
+  for (const fn of functions) {
+    const values = await fn.score({ task, episodes: scored.map(({ episode }) => episode), signal });
+    if (values.length !== scored.length) {
+      throw new PaddockError(
+        ERROR_CODES.VERIFIER_FAILED,
+        `group reward ${fn.name} gave ${values.length} values for ${scored.length} episodes of ${task.id}`,
+      );
+    }
+    scored.forEach(({ index }, k) => {
+      result[index]!.reward.components[fn.name] = { value: values[k]!, weight: fn.weight };
+    });
+  }
+  for (const { index } of scored) {
+    const record = result[index]!;
+    record.reward = combineRewards(record.reward.components, record.reward.constraints);
+    if (options.assignReturns) {
+      const returns = options.assignReturns(record);
+      record.turns = record.turns.map((turn, t) =>
+        returns[t] === undefined ? turn : { ...turn, return: returns[t] },
+      );
+    }
+  }
+  return result;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   describeError,
   formatZodIssues,
   type Agent,
+  type GroupRewardFunction,
   type Task,
   type TrajectoryRewardFunction,
   type TurnRewardFunction,
@@ -19,13 +20,7 @@ import { creditConfig, creditTaskExtension, type CreditConfig } from '../credit/
 import { answerReward, extractNumber } from './answer.ts';
 import { JUDGE_CACHE_FILE, JudgeCache } from './cache.ts';
 import { constraintFunction, type ConstraintFunction } from './constraints.ts';
-import {
-  LlmJudge,
-  judgeGroupReward,
-  judgeTrajectoryReward,
-  judgeTurnReward,
-  type GroupRewardFunction,
-} from './judge.ts';
+import { LlmJudge, judgeGroupReward, judgeTrajectoryReward, judgeTurnReward } from './judge.ts';
 import {
   OnnxRewardModel,
   onnxTrajectoryReward,

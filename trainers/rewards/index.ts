@@ -84,15 +84,15 @@ export {
 /** LLM judges of turns, episodes and groups; the judgement cache. */
 export {
   LlmJudge,
-  applyGroupRewards,
   judgeGroupReward,
   judgeTrajectoryReward,
   judgeTurnReward,
   parseGroupScores,
   parseJudgeScore,
-  type GroupRewardFunction,
   type LlmJudgeOptions,
 } from './judge.ts';
+/** Group rewards are a harness contract; re-exported here beside the group judge. */
+export { applyGroupRewards, type GroupRewardFunction } from '../../harness/index.ts';
 export { JUDGE_CACHE_FILE, JudgeCache, type CachedValue } from './cache.ts';
 
 /** Answer match on `episode.answer`. */

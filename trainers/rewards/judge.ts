@@ -18,11 +18,11 @@ import { z } from 'zod';
 import {
   ERROR_CODES,
   PaddockError,
-  combineRewards,
   describeError,
   isPaddockError,
   type Agent,
   type EpisodeRecord,
+  type GroupRewardFunction,
   type Message,
   type Task,
   type TrajectoryRewardFunction,
@@ -389,17 +389,6 @@ export function judgeTurnReward(judge: LlmJudge, options: ComponentOptions = {})
   };
 }
 
-/**
- * A reward computed over a whole group of episodes of one task at once (after the group
- * finished), one value per episode in the order given.
- */
-export interface GroupRewardFunction {
-  readonly name: string;
-  /** @default 1 */
-  readonly weight: number;
-  score(context: { task: Task; episodes: readonly EpisodeRecord[]; signal: AbortSignal }): Promise<number[]>;
-}
-
 /** A group reward: one judge call ranks the G episodes against each other. */
 export function judgeGroupReward(judge: LlmJudge, options: ComponentOptions = {}): GroupRewardFunction {
   return {
@@ -407,36 +396,4 @@ export function judgeGroupReward(judge: LlmJudge, options: ComponentOptions = {}
     weight: options.weight ?? 1,
     score: ({ task, episodes, signal }) => judge.scoreGroup({ task, episodes, signal }),
   };
-}
-
-/**
- * Adds the components of `functions` to each episode's reward breakdown and recombines its
- * total (constraints kept). Returns new records; the inputs are not changed. Episodes that
- * ended in an error keep their breakdown and are left out of the group scoring.
- */
-export async function applyGroupRewards(
-  task: Task,
-  episodes: readonly EpisodeRecord[],
-  functions: readonly GroupRewardFunction[],
-  options: { signal?: AbortSignal } = {},
-): Promise<EpisodeRecord[]> {
-  const signal = options.signal ?? new AbortController().signal;
-  const scored = episodes
-    .map((episode, index) => ({ episode, index }))
-    .filter(({ episode }) => episode.status === 'completed' || episode.status === 'limit');
-  const result = episodes.map((episode) => ({
-    ...episode,
-    reward: { ...episode.reward, components: { ...episode.reward.components } },
-  }));
-  for (const fn of functions) {
-    const values = await fn.score({ task, episodes: scored.map(({ episode }) => episode), signal });
-    scored.forEach(({ index }, k) => {
-      result[index]!.reward.components[fn.name] = { value: values[k]!, weight: fn.weight };
-    });
-  }
-  for (const { index } of scored) {
-    const record = result[index]!;
-    record.reward = combineRewards(record.reward.components, record.reward.constraints);
-  }
-  return result;
 }

@@ -34,6 +34,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import {
   ERROR_CODES,
+  applyGroupRewards,
   PaddockError,
   episodeSeed,
   isPaddockError,
@@ -592,16 +593,20 @@ class TrainingRun {
     });
     const rolloutMs = performance.now() - rolloutStarted;
 
-    const usable = episodes.filter((episode) => episode.status === 'completed' || episode.status === 'limit');
     const byTask = new Map<string, EpisodeRecord[]>();
-    for (const episode of usable) {
+    for (const episode of episodes) {
+      if (episode.status !== 'completed' && episode.status !== 'limit') continue;
       const group = byTask.get(episode.taskId) ?? [];
       group.push(episode);
       byTask.set(episode.taskId, group);
     }
-    const groups = tasks.map((task) => byTask.get(task.id) ?? []).filter((group) => group.length > 0);
+    const finished = tasks.map((task) => byTask.get(task.id) ?? []).filter((group) => group.length > 0);
     // Episodes of a group are ordered by their index, whatever order they finished in.
-    for (const group of groups) group.sort((a, b) => a.epoch - b.epoch);
+    for (const group of finished) group.sort((a, b) => a.epoch - b.epoch);
+    const groupStarted = performance.now();
+    const groups = await this.scoreGroups(finished, taskMap);
+    const groupMs = performance.now() - groupStarted;
+    const usable = groups.flat();
     const advantages = computeAdvantages(groups, taskMap, {
       estimator: algorithm.name,
       level: algorithm.level,
@@ -667,6 +672,7 @@ class TrainingRun {
       skipped_update: metrics.optimizer_steps ? 0 : 1,
       ...workerMetrics,
       rollout_ms: rolloutMs,
+      group_reward_ms: groupMs,
       update_ms: updateMs,
       export_ms: exportMs,
       step_ms: performance.now() - stepStarted,
@@ -678,6 +684,30 @@ class TrainingRun {
       `step ${step}/${cfg.steps}: reward ${mean(rewards).toFixed(3)} pass ${(row.pass_rate as number).toFixed(3)} ` +
         `entropy ${(metrics.entropy ?? 0).toFixed(3)} kl ${(metrics.kl ?? 0).toFixed(4)} ` +
         `rollout ${(rolloutMs / 1000).toFixed(1)}s update ${(updateMs / 1000).toFixed(1)}s`,
+    );
+  }
+
+  /**
+   * Group rewards (e.g. a judge ranking the G episodes of a task against each other): each
+   * task's `group` functions score its finished group, and the turns' returns are assigned
+   * again from the new totals. Groups of tasks without them are returned as they are.
+   */
+  private async scoreGroups(
+    groups: readonly EpisodeRecord[][],
+    taskMap: ReadonlyMap<string, Task>,
+  ): Promise<EpisodeRecord[][]> {
+    const rewardsFor = this.options.rewardsFor;
+    if (!rewardsFor) return [...groups];
+    return Promise.all(
+      groups.map(async (group) => {
+        const task = taskMap.get(group[0]!.taskId)!;
+        const rewards = await rewardsFor(task);
+        if (!rewards.group?.length) return group;
+        return applyGroupRewards(task, group, rewards.group, {
+          signal: this.signal,
+          ...(rewards.assignReturns ? { assignReturns: rewards.assignReturns } : {}),
+        });
+      }),
     );
   }
 

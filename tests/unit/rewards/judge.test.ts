@@ -264,4 +264,28 @@ describe('group judging', () => {
     expect(scored[0]!.reward.constraints).toEqual({ tokens: { value: 10 } });
     expect(withVerifier[0]!.reward.components.judge).toBeUndefined();
   });
+
+  it('assigns the returns again from the new totals, and refuses a value count that does not match', async () => {
+    const finished = episodes.map((episode) => ({
+      ...episode,
+      turns: [makeTurn({ index: 0 }), makeTurn({ index: 1 })],
+      reward: { total: 0, components: {}, constraints: {} },
+    }));
+    const ranks = { name: 'rank', weight: 1, score: async () => [1, 0, 0, 0.5] };
+    const scored = await applyGroupRewards(task, finished, [ranks], {
+      assignReturns: (episode) => [episode.reward.total, episode.reward.total / 2],
+    });
+    expect(scored.map((episode) => episode.turns.map((turn) => turn.return))).toEqual([
+      [1, 0.5],
+      [0, 0],
+      [0, 0],
+      [0.5, 0.25],
+    ]);
+    expect(finished[0]!.turns[0]!.return).toBeUndefined();
+    const short = { name: 'short', weight: 1, score: async () => [1] };
+    await expect(applyGroupRewards(task, finished, [short])).rejects.toMatchObject({
+      code: 'VERIFIER_FAILED',
+      message: expect.stringContaining('gave 1 values for 4 episodes'),
+    });
+  });
 });
