@@ -73,15 +73,31 @@ interface StoredConfig {
   seed: number;
 }
 
+/**
+ * The run's plug-ins, with the reward functions of every task built before any episode
+ * runs: a task whose rewards cannot be built (a missing model or rubric, a judge that
+ * cannot be made, a page reward for a task without a page) stops the run before it starts.
+ */
+async function preparePlugins(tasks: readonly Task[]): Promise<RunPlugins> {
+  const plugins = new RunPlugins();
+  try {
+    for (const task of tasks) await plugins.rewardsFor(task);
+  } catch (error) {
+    await plugins.close();
+    throw error;
+  }
+  return plugins;
+}
+
 async function execute(
   store: RunStore,
   tasks: Task[],
   agent: Agent,
+  plugins: RunPlugins,
   config: StoredConfig,
   options: Pick<EvaluateOptions, 'signal' | 'onEvent' | 'onRecorded' | 'onStart'>,
 ): Promise<EvaluationResult> {
   const sandboxProvider = new DockerSandboxProvider({ imageMap: config.imageMap });
-  const plugins = new RunPlugins();
   store.openForWrite();
   options.onStart?.({
     runId: store.manifest.runId,
@@ -126,15 +142,28 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
   };
   const tasks = await loadSuite(config.taskPaths);
   const agent = await createAgent(config.agent);
+  let plugins: RunPlugins;
+  try {
+    plugins = await preparePlugins(tasks);
+  } catch (error) {
+    await agent.close?.();
+    throw error;
+  }
   const plan = planEpisodes(tasks, { epochs: config.epochs, seed: config.seed });
   const runId = options.runId ?? newRunId();
-  const store = RunStore.create(options.runsDir ?? DEFAULT_RUNS_DIR, {
-    runId,
-    createdAt: new Date().toISOString(),
-    config: { ...config },
-    plan,
-  });
-  return execute(store, tasks, agent, config, options);
+  let store: RunStore;
+  try {
+    store = RunStore.create(options.runsDir ?? DEFAULT_RUNS_DIR, {
+      runId,
+      createdAt: new Date().toISOString(),
+      config: { ...config },
+      plan,
+    });
+  } catch (error) {
+    await Promise.allSettled([plugins.close(), agent.close?.()]);
+    throw error;
+  }
+  return execute(store, tasks, agent, plugins, config, options);
 }
 
 /**
@@ -152,12 +181,22 @@ export async function resume(
   const config = store.manifest.config as unknown as StoredConfig;
   store.openForWrite(); // takes the lock first, so no live process owns the containers reaped below
   await reapContainers({ runId });
-  const tasks = await loadSuite(config.taskPaths);
-  const agent = await createAgent(config.agent);
+  let agent: Agent | undefined;
+  let plugins: RunPlugins;
+  let tasks: Task[];
+  try {
+    tasks = await loadSuite(config.taskPaths);
+    agent = await createAgent(config.agent);
+    plugins = await preparePlugins(tasks);
+  } catch (error) {
+    await Promise.allSettled([agent?.close?.(), store.close()]);
+    throw error;
+  }
   return execute(
     store,
     tasks,
     agent,
+    plugins,
     { ...config, concurrency: options.concurrency ?? config.concurrency },
     options,
   );

@@ -2,7 +2,7 @@
  * The CLI as a user runs it: real processes, the real engine, the real store.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -51,6 +51,21 @@ describe('paddock CLI', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/limits\.max_turns/);
     expect(labelledContainers().length).toBe(before);
+  });
+
+  it('refuses a suite whose rewards cannot be built before any episode runs, naming the task and field', () => {
+    const runsDir = mkdtempSync(join(tmpdir(), 'paddock-e2e-'));
+    // The summary task's judge needs a model endpoint; none is configured.
+    const run = paddock(['run', 'tasks/rewards', '--agent', 'oracle', '--runs-dir', runsDir], {
+      OPENAI_API_KEY: '',
+      OPENAI_BASE_URL: '',
+    });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      /rewards\/judged-summary: rewards\.trajectory\.0: cannot make the judge "openai:gpt-4\.1-mini"/,
+    );
+    expect(run.stdout).not.toMatch(/\[1\//);
+    expect(readdirSync(runsDir)).toEqual([]);
   });
 
   it('says in one clear message how to start the engine when it is not running', () => {

@@ -106,7 +106,13 @@ export class RewardResources {
       this.agents.set(spec, agent);
       agent.catch(() => this.agents.delete(spec));
     }
-    return agent;
+    return agent.catch((error: unknown) => {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `${where}: cannot make the judge "${spec}": ${describeError(error)}`,
+        { cause: error },
+      );
+    });
   }
 
   /** The judge cache (a file in `cacheDir`, or memory). */

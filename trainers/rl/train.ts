@@ -110,8 +110,10 @@ export interface TrainOptions {
   sandboxProvider?: SandboxProvider;
   /**
    * The reward functions of each task (turn, trajectory, constraints, credit assignment),
-   * as the composition root builds them from the tasks' `rewards` / `credit` sections.
-   * Tool sessions' scores (the toy tools' `correct`) count without it.
+   * as the composition root builds them from the tasks' `rewards` / `credit` sections;
+   * called for every task before the warm start (so build errors come first; cache what it
+   * builds) and again by the rollouts. Tool sessions' scores (the toy tools' `correct`)
+   * count without it.
    */
   rewardsFor?: RunEpisodesOptions['rewardsFor'];
   /** Aborting stops the run (rollouts and the worker) and rejects with ABORTED; checkpoints stay. */
@@ -287,6 +289,9 @@ class TrainingRun {
     if (trainTasks.length === 0)
       throw new PaddockError(ERROR_CODES.TASK_NOT_FOUND, 'no train tasks were loaded');
     const taskMap = new Map([...trainTasks, ...heldout].map((task) => [task.id, task]));
+    // Every task's rewards are built before the warm start: one that cannot be built (a
+    // judge without a key, a missing model) stops the run now, not minutes later.
+    if (this.options.rewardsFor) for (const task of taskMap.values()) await this.options.rewardsFor(task);
 
     mkdirSync(join(this.dir, 'checkpoints'), { recursive: true });
     mkdirSync(join(this.dir, 'policies'), { recursive: true });

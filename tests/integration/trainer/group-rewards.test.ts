@@ -3,16 +3,34 @@
  * judge ranking the G episodes against each other) score its finished group, their
  * component joins each episode's reward, and the advantages and returns use the new totals.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { EpisodeRecord, GroupRewardFunction } from '../../../harness/index.ts';
+import { PaddockError, type EpisodeRecord, type GroupRewardFunction } from '../../../harness/index.ts';
 import { train } from '../../../trainers/rl/index.ts';
 import { TOY_DIR, loadToyTasks } from './fixtures/toy.ts';
 
 const GROUP = 4;
 const PER_STEP = 2;
+
+function config(output: string) {
+  return {
+    tasks: { train: [join(TOY_DIR, 'lookup-train')], per_step: PER_STEP },
+    policy: {
+      builtin: { d_model: 32, n_layers: 1, n_heads: 2, max_len: 192 },
+      tokenizer: { kind: 'pieces' as const, max_pieces: 200, split_digits: true },
+      tool_descriptions: false,
+    },
+    algorithm: { name: 'grpo' as const, group_size: GROUP, lr: 1e-3, micro_batch: 8 },
+    sampling: { temperature: 1, max_new_tokens: 16 },
+    steps: 2,
+    eval: { every: 10 },
+    device: 'cpu' as const,
+    seed: 5,
+    output,
+  };
+}
 
 describe('training with a group reward', () => {
   it('scores each finished group once, and trains on the combined reward', async () => {
@@ -28,33 +46,16 @@ describe('training with a group reward', () => {
       },
     };
     const output = join(mkdtempSync(join(tmpdir(), 'paddock-group-')), 'run');
-    await train(
-      {
-        tasks: { train: [join(TOY_DIR, 'lookup-train')], per_step: PER_STEP },
-        policy: {
-          builtin: { d_model: 32, n_layers: 1, n_heads: 2, max_len: 192 },
-          tokenizer: { kind: 'pieces', max_pieces: 200, split_digits: true },
-          tool_descriptions: false,
+    await train(config(output), {
+      loadTasks: loadToyTasks,
+      rewardsFor: () => ({
+        group: [firstBest],
+        assignReturns: (episode: EpisodeRecord) => {
+          returns.push([episode.reward.total]);
+          return episode.turns.map(() => episode.reward.total);
         },
-        algorithm: { name: 'grpo', group_size: GROUP, lr: 1e-3, micro_batch: 8 },
-        sampling: { temperature: 1, max_new_tokens: 16 },
-        steps: 2,
-        eval: { every: 10 },
-        device: 'cpu',
-        seed: 5,
-        output,
-      },
-      {
-        loadTasks: loadToyTasks,
-        rewardsFor: () => ({
-          group: [firstBest],
-          assignReturns: (episode: EpisodeRecord) => {
-            returns.push([episode.reward.total]);
-            return episode.turns.map(() => episode.reward.total);
-          },
-        }),
-      },
-    );
+      }),
+    });
     // One call per task and step, with the group's episodes in their order.
     expect(calls).toHaveLength(2 * PER_STEP);
     for (const call of calls) {
@@ -80,4 +81,20 @@ describe('training with a group reward', () => {
     // Returns were assigned again from the totals that include the group reward.
     expect(returns.flat()).toContain(1);
   }, 120_000);
+
+  it("stops before the warm start when a task's rewards cannot be built", async () => {
+    const output = join(mkdtempSync(join(tmpdir(), 'paddock-group-')), 'run');
+    let calls = 0;
+    const failing = train(config(output), {
+      loadTasks: loadToyTasks,
+      rewardsFor: () => {
+        calls++;
+        throw new PaddockError('CONFIG_INVALID', 'rewards.trajectory.0: cannot make the judge');
+      },
+    });
+    await expect(failing).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    expect(calls).toBe(1);
+    expect(existsSync(join(output, 'metrics.jsonl'))).toBe(false);
+    expect(existsSync(join(output, 'checkpoints'))).toBe(false);
+  });
 });

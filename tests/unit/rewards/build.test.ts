@@ -150,6 +150,16 @@ describe('buildRewardFunctions', () => {
       /no judge agent factory/,
     ],
     [
+      'a judge its factory cannot make',
+      { trajectory: [{ answer: { expected: '1' } }, { judge: { agent: 'openai:x', rubric: 'rubric.md' } }] },
+      {
+        judgeAgentFactory: () => {
+          throw new Error('set OPENAI_API_KEY');
+        },
+      },
+      /rewards\.trajectory\.1: cannot make the judge "openai:x": set OPENAI_API_KEY/,
+    ],
+    [
       'a missing rubric',
       { trajectory: [{ judge: { agent: 'openai:x', rubric: 'nope.md' } }] },
       { judgeAgentFactory },
