@@ -9,10 +9,14 @@
  *  2. the ONNX reward models of tests/fixtures/rewards (int32 ids; int64 ids + attention
  *     mask) on a turn of 512 tokens: p50 of one call, and a group of 16 scored in one batch
  *     vs 16 single calls (ratio), plus 16 concurrent `score()` calls (gathered into one
- *     batch by the model).
+ *     batch by the model); the same for a small transformer made by transformer-reward.py
+ *     (untrained, for timing), whose work per token leaves less for batching to save.
  * Prints figures; asserts nothing. Run: node --import tsx bench/rewards.ts
  */
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { scoreTurn, type Task, type TurnRecord } from '../harness/index.ts';
 import { DockerSandboxProvider } from '../sandboxes/docker/index.ts';
 import { loadTasks } from '../tasks/index.ts';
@@ -24,6 +28,7 @@ import {
   ruleReward,
   rewardsTaskExtension,
 } from '../trainers/rewards/index.ts';
+import { DEFAULT_PYTHON } from '../trainers/rl/index.ts';
 import { ms, percentile, writeResults } from './stats.ts';
 
 const TURN_SAMPLES = 40;
@@ -175,10 +180,9 @@ const text = (seed: number): string => {
 const texts = Array.from({ length: GROUP }, (_, index) => text(index));
 
 /** One model folder: a single call, and a group of 16 as 16 single calls, one batch, 16 concurrent `score()`. */
-async function measureModel(folder: string) {
-  const model = await OnnxRewardModel.load(
-    join(import.meta.dirname, '..', 'tests', 'fixtures', 'rewards', folder),
-  );
+async function measureModel(location: string, target?: string) {
+  const folder = basename(location);
+  const model = await OnnxRewardModel.load(location);
   if (model.encode(texts[0]!).length !== 512) throw new Error('the benchmark turn is not 512 tokens');
   for (let i = 0; i < 50; i++) {
     await model.scoreTexts(texts);
@@ -225,7 +229,7 @@ async function measureModel(folder: string) {
   console.log(`  one call                 p50 ${ms(figures.singleP50Ms)}   p99 ${ms(figures.singleP99Ms)}`);
   console.log(`  16 single calls          p50 ${ms(figures.sixteenSinglesP50Ms)}`);
   console.log(
-    `  one batch of 16          p50 ${ms(figures.batchOf16P50Ms)}   (${figures.batchSpeedup.toFixed(1)}× faster; target ≥ 4×)`,
+    `  one batch of 16          p50 ${ms(figures.batchOf16P50Ms)}   (${figures.batchSpeedup.toFixed(1)}× faster${target ? `; ${target}` : ''})`,
   );
   console.log(
     `  16 concurrent score()    p50 ${ms(figures.sixteenConcurrentScoreP50Ms)}   (${figures.concurrentSpeedup.toFixed(1)}× faster)`,
@@ -233,7 +237,21 @@ async function measureModel(folder: string) {
   return figures;
 }
 
-const onnxFigures = await measureModel('byte-reward');
-const onnxInt64Figures = await measureModel('byte-reward-int64');
+const fixtures = join(import.meta.dirname, '..', 'tests', 'fixtures', 'rewards');
+const onnxFigures = await measureModel(join(fixtures, 'byte-reward'), 'target ≥ 4×');
+const onnxInt64Figures = await measureModel(join(fixtures, 'byte-reward-int64'), 'target ≥ 4×');
+// For comparison: a model with real work per token (made here, untrained) gains less.
+const transformerDir = join(mkdtempSync(join(tmpdir(), 'paddock-bench-')), 'transformer-reward');
+execFileSync(
+  process.env.PADDOCK_PYTHON ?? DEFAULT_PYTHON,
+  [join(import.meta.dirname, 'transformer-reward.py'), transformerDir],
+  { stdio: ['ignore', 'ignore', 'pipe'] },
+);
+const onnxTransformerFigures = await measureModel(transformerDir, 'for comparison: heavy work per token');
 
-writeResults('rewards', { turn: turnFigures, onnx: onnxFigures, onnxInt64: onnxInt64Figures });
+writeResults('rewards', {
+  turn: turnFigures,
+  onnx: onnxFigures,
+  onnxInt64: onnxInt64Figures,
+  onnxTransformer: onnxTransformerFigures,
+});

@@ -18,7 +18,8 @@
  *                                                // [batch, length] ids and 1/0 mask (optional),
  *                                                // int64 (default) or int32
  *   "output": "score",                            // float [batch] or [batch, 1]
- *   "range": [0, 1]                               // optional: documents (and clamps) the score's range
+ *   "range": [0, 1],                              // optional: documents (and clamps) the score's range
+ *   "maxBatch": 64                                // optional: most texts in one inference
  * }
  * ```
  *
@@ -66,12 +67,18 @@ export const RewardModelSpecSchema = z.strictObject({
   }),
   output: z.string().min(1),
   range: z.tuple([z.number(), z.number()]).optional(),
+  /**
+   * Most texts in one inference (default 64). Batching saves the fixed cost of a call; a
+   * model with heavy work per token (attention over long texts) can run a large batch
+   * slower than its rows one by one, and says so here (1: no batching).
+   */
+  maxBatch: z.number().int().positive().optional(),
 });
 
 export type RewardModelSpec = z.infer<typeof RewardModelSpecSchema>;
 
 export interface OnnxRewardModelOptions {
-  /** Most texts in one `session.run`. @default 64 */
+  /** Most texts in one `session.run`. @default the spec's `maxBatch`, else 64 */
   maxBatch?: number;
   /** Threads of one inference. @default 1 (episodes run concurrently; sandboxes need the cores) */
   threads?: number;
@@ -252,7 +259,7 @@ export class OnnxRewardModel {
     private readonly session: ort.InferenceSession,
     options: OnnxRewardModelOptions,
   ) {
-    this.maxBatch = Math.max(1, options.maxBatch ?? 64);
+    this.maxBatch = Math.max(1, options.maxBatch ?? spec.maxBatch ?? 64);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -224,6 +224,25 @@ describe('OnnxRewardModel.load', () => {
     await model.close();
     await model.close();
     await expect(model.score('x')).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  });
+
+  it("batches at most the spec's maxBatch texts per inference, unless told otherwise", async () => {
+    const spec = JSON.parse(readFileSync(path.join(MODEL_DIR, 'spec.json'), 'utf8')) as object;
+    writeFileSync(path.join(dir, 'small.spec.json'), JSON.stringify({ ...spec, maxBatch: 2 }));
+    copyFileSync(path.join(MODEL_DIR, 'model.onnx'), path.join(dir, 'small.onnx'));
+    const texts = ['a', 'b', 'c', 'd', 'e'];
+    const small = await OnnxRewardModel.load(path.join(dir, 'small.onnx'));
+    const told = await OnnxRewardModel.load(path.join(dir, 'small.onnx'), { maxBatch: 5 });
+    try {
+      await small.scoreTexts(texts);
+      await Promise.all(texts.map((text) => small.score(text)));
+      expect(small.inferences).toBe(6);
+      await told.scoreTexts(texts);
+      expect(told.inferences).toBe(1);
+    } finally {
+      await small.close();
+      await told.close();
+    }
   });
 
   it('refuses a spec that names an output the model lacks', async () => {
