@@ -74,19 +74,25 @@ interface StoredConfig {
 }
 
 /**
- * The run's plug-ins, with the reward functions of every task built before any episode
- * runs: a task whose rewards cannot be built (a missing model or rubric, a judge that
- * cannot be made, a page reward for a task without a page) stops the run before it starts.
+ * What a run needs besides its store: the tasks, the agent, and the plug-ins with the
+ * reward functions of every task built before any episode runs, so that a task whose
+ * rewards cannot be built (a missing model or rubric, a judge that cannot be made, a page
+ * reward for a task without a page) stops the run before it starts. On failure it closes
+ * what it made.
  */
-async function preparePlugins(tasks: readonly Task[]): Promise<RunPlugins> {
+async function prepareRun(
+  config: StoredConfig,
+): Promise<{ tasks: Task[]; agent: Agent; plugins: RunPlugins }> {
+  const tasks = await loadSuite(config.taskPaths);
+  const agent = await createAgent(config.agent);
   const plugins = new RunPlugins();
   try {
     for (const task of tasks) await plugins.rewardsFor(task);
   } catch (error) {
-    await plugins.close();
+    await Promise.allSettled([plugins.close(), agent.close?.()]);
     throw error;
   }
-  return plugins;
+  return { tasks, agent, plugins };
 }
 
 async function execute(
@@ -140,15 +146,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     epochs: options.epochs ?? 1,
     seed: options.seed ?? 0,
   };
-  const tasks = await loadSuite(config.taskPaths);
-  const agent = await createAgent(config.agent);
-  let plugins: RunPlugins;
-  try {
-    plugins = await preparePlugins(tasks);
-  } catch (error) {
-    await agent.close?.();
-    throw error;
-  }
+  const { tasks, agent, plugins } = await prepareRun(config);
   const plan = planEpisodes(tasks, { epochs: config.epochs, seed: config.seed });
   const runId = options.runId ?? newRunId();
   let store: RunStore;
@@ -181,17 +179,11 @@ export async function resume(
   const config = store.manifest.config as unknown as StoredConfig;
   store.openForWrite(); // takes the lock first, so no live process owns the containers reaped below
   await reapContainers({ runId });
-  let agent: Agent | undefined;
-  let plugins: RunPlugins;
-  let tasks: Task[];
-  try {
-    tasks = await loadSuite(config.taskPaths);
-    agent = await createAgent(config.agent);
-    plugins = await preparePlugins(tasks);
-  } catch (error) {
-    await Promise.allSettled([agent?.close?.(), store.close()]);
+  // A run that cannot start releases the lock taken above.
+  const { tasks, agent, plugins } = await prepareRun(config).catch(async (error: unknown) => {
+    await store.close();
     throw error;
-  }
+  });
   return execute(
     store,
     tasks,

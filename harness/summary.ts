@@ -47,8 +47,7 @@ function summarise(name: string, episodes: readonly EpisodeRecord[]): TaskSummar
   const turnValues: Record<string, number[]> = {};
   for (const episode of episodes) {
     const sums: Record<string, number> = {};
-    // Older records and hand-made ones may lack turns.
-    for (const turn of episode.turns ?? []) {
+    for (const turn of episode.turns) {
       for (const [key, value] of Object.entries(turn.rewards)) sums[key] = (sums[key] ?? 0) + value;
     }
     for (const [key, sum] of Object.entries(sums)) (turnValues[key] ??= []).push(sum);

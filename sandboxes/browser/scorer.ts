@@ -25,7 +25,13 @@
 import { readFile } from 'node:fs/promises';
 import type { BrowserContext, CDPSession, Page } from 'playwright-core';
 import { z } from 'zod';
-import { ERROR_CODES, PaddockError, describeError, raceAbort } from '../../harness/index.ts';
+import {
+  ERROR_CODES,
+  PaddockError,
+  describeError,
+  raceAbort,
+  type SessionScore,
+} from '../../harness/index.ts';
 import type { ScorerSource } from './schema.ts';
 
 /** A scorer ready to run: its program and where it came from (for messages). */
@@ -81,12 +87,11 @@ const SCORE_WITH_NOTE = z.strictObject({
   note: z.string().optional(),
 });
 
-/** What a scorer's result gives: its value and, when it said why, a note. */
-export interface ScorerScore {
-  value: number;
-  /** Why the score is what it is; absent when the scorer gave no (or an empty) note. */
-  note?: string;
-}
+/**
+ * What a scorer's result gives: its value and, when it said why, a note (absent when the
+ * scorer gave no, or an empty, note). The session's score without a weight of its own.
+ */
+export type ScorerScore = Pick<SessionScore, 'value' | 'note'>;
 
 /**
  * The score a scorer's result stands for: a bare result as `scoreValue` reads it, or an

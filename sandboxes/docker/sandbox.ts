@@ -326,26 +326,18 @@ export class DockerSandbox implements Sandbox, AsyncDisposable {
             async () => {
               const oom = !killWanted && (await this.newOomKill());
               finish(() => {
-                if (timedOut || killWanted) {
-                  resolve(
-                    this.toResult(137, partial?.stdout, partial?.stderr, {
-                      timedOut,
-                      flooded,
-                      oom,
-                      startedAt,
-                    }),
-                  );
-                } else {
-                  const result = this.toResult(137, partial?.stdout, partial?.stderr, {
-                    timedOut,
-                    flooded,
-                    oom,
-                    startedAt,
-                  });
+                const result = this.toResult(137, partial?.stdout, partial?.stderr, {
+                  timedOut,
+                  flooded,
+                  oom,
+                  startedAt,
+                });
+                // Said only when the shell died by itself, not when a timeout or kill of ours took it.
+                if (!timedOut && !killWanted) {
                   result.stderr +=
                     '\n[paddock: the sandbox shell died during this command and was restarted]\n';
-                  resolve(result);
                 }
+                resolve(result);
               });
             },
             (failure: unknown) => finish(() => reject(asError(failure))),
