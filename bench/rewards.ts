@@ -27,7 +27,7 @@ import {
   creditTaskExtension,
   ruleReward,
   rewardsTaskExtension,
-} from '../trainers/rewards/index.ts';
+} from '../rewards/index.ts';
 import { DEFAULT_PYTHON } from '../trainers/rl/index.ts';
 import { ms, percentile, writeResults } from './stats.ts';
 

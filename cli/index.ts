@@ -9,7 +9,7 @@ export { OracleAgent } from '../agents/oracle/index.ts';
 export { ScriptedAgent, ScriptSchema, type Script } from '../agents/scripted/index.ts';
 export { OpenAIAgent, parseModelAgentSpec, type OpenAIAgentOptions } from '../agents/openai/index.ts';
 export { AnthropicAgent, type AnthropicAgentOptions } from '../agents/anthropic/index.ts';
-export { exportRun } from '../trainers/export/index.ts';
+export { exportRun } from '../export/index.ts';
 export { AGENT_SPECS, createAgent } from './agents.ts';
 export {
   DEFAULT_RUNS_DIR,

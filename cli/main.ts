@@ -18,7 +18,7 @@ import {
   describeError,
   type EpisodeRecord,
 } from '../harness/index.ts';
-import { exportRun } from '../trainers/export/index.ts';
+import { exportRun } from '../export/index.ts';
 import { bootstrapBaseImage, checkEngine, collectGarbage } from '../sandboxes/docker/index.ts';
 import { formatTaskProblem } from '../tasks/index.ts';
 import { validateSuite } from './plugins.ts';

@@ -3,10 +3,10 @@
  * plug-ins add to task files, the tool providers, and the reward functions of each task.
  */
 import type { EpisodeRewards, Task, ToolProvider } from '../harness/index.ts';
-import { creditTaskExtension, episodeReturns } from '../trainers/credit/index.ts';
+import { creditTaskExtension, episodeReturns } from '../rewards/credit/index.ts';
 import { BrowserToolProvider, browserTaskExtension, pageTurnReward } from '../sandboxes/browser/index.ts';
 import { McpToolProvider, mcpTaskExtension } from '../sandboxes/mcp/index.ts';
-import { RewardResources, buildRewardFunctions, rewardsTaskExtension } from '../trainers/rewards/index.ts';
+import { RewardResources, buildRewardFunctions, rewardsTaskExtension } from '../rewards/index.ts';
 import { toyTaskExtension, toyToolProvider } from '../trainers/rl/index.ts';
 import { loadTasks, validateTasks, type TaskValidation } from '../tasks/index.ts';
 import type { TaskSelection } from '../tasks/load.ts';

@@ -7,7 +7,7 @@ Default output folders: tests/fixtures/rewards/byte-reward and
 tasks/rewards/onnx-reward/rewards (int32 ids), and
 tests/fixtures/rewards/byte-reward-int64 (the same model with int64 ids and an attention
 mask). Each receives `model.onnx` and `spec.json` (the paddock reward-model spec read by
-trainers/rewards/onnx-model.ts).
+rewards/onnx-model.ts).
 
 The model is a bag of bytes (fastText-like): the embeddings of the text's bytes are
 averaged, and a small MLP maps the average to a score in [0, 1] (sigmoid).

@@ -45,7 +45,7 @@ import {
   type ReasoningField,
   type ServerFamily,
 } from './families.ts';
-import { toOpenAIMessages, toOpenAITools } from './messages.ts';
+import { toOpenAIMessages, toOpenAITools } from '../../harness/openai-format.ts';
 import { TokenHistories, driftIndex, parseHermesCompletion, spliceObservation } from './tito.ts';
 
 /** The base URL used when neither the options nor `OPENAI_BASE_URL` name one. */

@@ -35,7 +35,7 @@ export {
   type OpenAIContentPart,
   type OpenAIMessage,
   type OpenAITool,
-} from './messages.ts';
+} from '../../harness/openai-format.ts';
 export { MODEL_AGENT_SPECS, isModelAgentSpec, parseModelAgentSpec } from './spec.ts';
 export {
   DEFAULT_MAX_RESPONSE_BYTES,

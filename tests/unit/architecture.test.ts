@@ -22,7 +22,7 @@ const DEPENDENCY_HOMES: Record<string, string[]> = {
   dockerode: ['sandboxes/docker'],
   'playwright-core': ['sandboxes/browser'],
   '@modelcontextprotocol/sdk': ['sandboxes/mcp'],
-  'onnxruntime-node': ['agents/onnx', 'trainers/rewards'],
+  'onnxruntime-node': ['agents/onnx', 'rewards'],
 };
 
 function sourceFiles(dir: string): string[] {

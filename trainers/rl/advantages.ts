@@ -1,12 +1,12 @@
 /**
  * Per-turn advantages of a step's episodes, grouped by task. The estimators and the
- * credit assignment are trainers/credit's; this file decides what is pooled:
+ * credit assignment are rewards/credit's; this file decides what is pooled:
  *
  * - trajectory level: each episode's `reward.total`, GRPO / RLOO within the task's group,
  *   REINFORCE against the mean of the whole step's batch; every turn of an episode gets
  *   its episode's advantage;
  * - turn level: each turn's return G_t — the one the episode loop stored on the turn
- *   (`TurnRecord.return`), else trainers/credit `episodeReturns` with the task's `credit:`
+ *   (`TurnRecord.return`), else rewards/credit `episodeReturns` with the task's `credit:`
  *   section — pooled within the group (`pooling`), REINFORCE over the batch.
  */
 import type { EpisodeRecord, Task } from '../../harness/index.ts';
@@ -18,7 +18,7 @@ import {
   turnAdvantages,
   type AdvantageEstimator,
   type CreditSection,
-} from '../credit/index.ts';
+} from '../../rewards/credit/index.ts';
 
 export interface AdvantageSettings {
   estimator: AdvantageEstimator;

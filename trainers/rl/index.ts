@@ -30,7 +30,7 @@ export {
   type TokenDrift,
   type TokenSequence,
 } from './batch.ts';
-/** Per-turn advantages of a step's groups (estimators from trainers/credit). */
+/** Per-turn advantages of a step's groups (estimators from rewards/credit). */
 export { computeAdvantages, type AdvantageSettings } from './advantages.ts';
 /** The torch worker: process supervision and typed protocol calls. */
 export {
@@ -57,4 +57,4 @@ export { TRAINER_FAILED, trainerError } from './errors.ts';
 /** The learning-curve SVG. */
 export { learningCurveSvg, renderPlot, type PlotPanel, type PlotSeries } from './plot.ts';
 /** The toy suite's tools (lookup, calc, submit) and its `toy:` task.yaml section. */
-export { evaluateExpression, toyTaskExtension, toyToolProvider, type ToySection } from './toy-tools.ts';
+export { evaluateExpression, toyTaskExtension, toyToolProvider, type ToySection } from '../../sandboxes/toy/index.ts';

@@ -4,7 +4,7 @@
  *   load tasks → (record oracle demonstrations) → tokenizer → torch worker: build policy
  *   → supervised warm-start → checkpoint "step 0" → export ONNX → evaluate held-out
  *   → for each step: sample tasks, run G episodes each with the current ONNX policy
- *     (harness runEpisodes), rewards → advantages (trainers/credit) → token batches from
+ *     (harness runEpisodes), rewards → advantages (rewards/credit) → token batches from
  *     the recorded ids → worker policy-gradient update → export ONNX → swap the agent's
  *     policy; evaluate and checkpoint on their cadence
  *   → final evaluation, summary.json, policy/ (the trained policy folder)
@@ -80,7 +80,7 @@ import {
   type StepMetrics,
   type WorkerInfo,
 } from './torch-trainer.ts';
-import { toyToolProvider } from './toy-tools.ts';
+import { toyToolProvider } from '../../sandboxes/toy/index.ts';
 
 /** One row of metrics.jsonl. `type` is `sft`, `train` or `eval`; `step` the step it belongs to. */
 export interface MetricRow extends CurveRow {

@@ -6,7 +6,7 @@ import { parquetReadObjects } from 'hyparquet';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OpenAIAgent } from '../../../agents/openai/index.ts';
 import { runEpisode, type EpisodeRecord } from '../../../harness/index.ts';
-import { exportRun, type ExportRow } from '../../../trainers/export/index.ts';
+import { exportRun, type ExportRow } from '../../../export/index.ts';
 import { reply, startOpenAIServer, type FakeTokens } from '../../fakes/model-servers/openai.ts';
 import { fakeTask, mathTools } from '../../fakes/model-servers/tasks.ts';
 

@@ -21,14 +21,14 @@ import { ScriptedAgent } from '../../../agents/scripted/index.ts';
 import { runEpisode, type Sandbox, type Task } from '../../../harness/index.ts';
 import { DockerSandboxProvider } from '../../../sandboxes/docker/index.ts';
 import { loadTasks } from '../../../tasks/index.ts';
-import { episodeReturns } from '../../../trainers/credit/index.ts';
+import { episodeReturns } from '../../../rewards/credit/index.ts';
 import {
   RewardResources,
   buildRewardFunctions,
   creditTaskExtension,
   rewardsTaskExtension,
   type RewardSetup,
-} from '../../../trainers/rewards/index.ts';
+} from '../../../rewards/index.ts';
 import { FakeJudgeAgent, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../../tasks/rewards/fix-bug-progress', import.meta.url));

@@ -13,7 +13,7 @@ import {
   inferParquetType,
   writeParquetFile,
   type ExportRow,
-} from '../../../trainers/export/index.ts';
+} from '../../../export/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'paddock-export-unit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@ import {
   rlooAdvantages,
   trajectoryAdvantages,
   turnAdvantages,
-} from '../../../trainers/credit/index.ts';
+} from '../../../rewards/credit/index.ts';
 
 function close(actual: number[], expected: number[], digits = 10): void {
   expect(actual).toHaveLength(expected.length);

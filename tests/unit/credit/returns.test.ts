@@ -7,7 +7,7 @@ import {
   type CreditEpisode,
   discountedReturns,
   episodeReturns,
-} from '../../../trainers/credit/index.ts';
+} from '../../../rewards/credit/index.ts';
 
 function close(actual: number[], expected: number[]): void {
   expect(actual).toHaveLength(expected.length);

@@ -4,7 +4,7 @@ import {
   answerReward,
   extractNumber,
   normalizeAnswer,
-} from '../../../trainers/rewards/index.ts';
+} from '../../../rewards/index.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 import { makeEpisode } from '../../fixtures/rewards/records.ts';
 

@@ -11,7 +11,7 @@ import {
   buildRewardFunctions,
   creditTaskExtension,
   rewardsTaskExtension,
-} from '../../../trainers/rewards/index.ts';
+} from '../../../rewards/index.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 import { FakeJudgeAgent, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
 

@@ -4,7 +4,7 @@ import {
   constraintViolations,
   measureConstraints,
   withConstraints,
-} from '../../../trainers/rewards/index.ts';
+} from '../../../rewards/index.ts';
 import { makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
 
 const episode = makeEpisode({

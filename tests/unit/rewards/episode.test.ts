@@ -6,8 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { ScriptedAgent } from '../../../agents/scripted/index.ts';
 import { runEpisode } from '../../../harness/index.ts';
-import { episodeReturns } from '../../../trainers/credit/index.ts';
-import { buildRewardFunctions, constraintViolations } from '../../../trainers/rewards/index.ts';
+import { episodeReturns } from '../../../rewards/credit/index.ts';
+import { buildRewardFunctions, constraintViolations } from '../../../rewards/index.ts';
 import { MemorySandboxProvider, type CommandHandler } from '../../fakes/memory-sandbox.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 

@@ -13,7 +13,7 @@ import {
   judgeTurnReward,
   parseGroupScores,
   parseJudgeScore,
-} from '../../../trainers/rewards/index.ts';
+} from '../../../rewards/index.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 import { FakeJudgeAgent, lastUser, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
 

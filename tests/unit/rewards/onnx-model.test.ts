@@ -12,7 +12,7 @@ import {
   renderTranscript,
   turnText,
   type RewardModelSpec,
-} from '../../../trainers/rewards/index.ts';
+} from '../../../rewards/index.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 import { bashTurn, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
 

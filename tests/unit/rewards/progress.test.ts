@@ -7,7 +7,7 @@ import {
   lastNumber,
   parseProgress,
   passedFraction,
-} from '../../../trainers/rewards/index.ts';
+} from '../../../rewards/index.ts';
 import { MemorySandbox } from '../../fakes/memory-sandbox.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 import { makeTurn } from '../../fixtures/rewards/records.ts';

@@ -9,7 +9,7 @@ import {
   ruleReward,
   tokensReward,
   toolErrorReward,
-} from '../../../trainers/rewards/index.ts';
+} from '../../../rewards/index.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 import { bashTurn, makeTurn } from '../../fixtures/rewards/records.ts';
 
@@ -163,7 +163,7 @@ describe('ruleReward', () => {
 
 describe('truncated and refused rules', () => {
   it('cost −1 on a cut or refused turn and 0 otherwise', async () => {
-    const { truncatedReward, refusedReward } = await import('../../../trainers/rewards/index.ts');
+    const { truncatedReward, refusedReward } = await import('../../../rewards/index.ts');
     const turn = (stopReason?: TurnRecord['stopReason']): TurnRecord => ({
       index: 0,
       text: 'x',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { rewardsTaskExtension } from '../../../trainers/rewards/index.ts';
+import { rewardsTaskExtension } from '../../../rewards/index.ts';
 
 /** The section as the issue writes it. */
 const DOCUMENTED = `

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { browserTaskExtension } from '../../../sandboxes/browser/schema.ts';
 import { mcpTaskExtension } from '../../../sandboxes/mcp/schema.ts';
-import { buildRewardFunctions } from '../../../trainers/rewards/build.ts';
-import { rewardsTaskExtension } from '../../../trainers/rewards/schema.ts';
+import { buildRewardFunctions } from '../../../rewards/build.ts';
+import { rewardsTaskExtension } from '../../../rewards/schema.ts';
 import { loadTasks, validateTasks } from '../../../tasks/index.ts';
 import { TESTS_ONLY, rejection, removeTrees, writeTree } from './helpers.ts';
 

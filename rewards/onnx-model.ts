@@ -39,7 +39,7 @@ import {
   formatZodIssues,
   type TrajectoryRewardFunction,
   type TurnRewardFunction,
-} from '../../harness/index.ts';
+} from '../harness/index.ts';
 import type { ComponentOptions } from './rules.ts';
 import { renderTranscript, tryParseJson, turnText } from './text.ts';
 

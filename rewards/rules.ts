@@ -3,7 +3,7 @@
  * it, so `- rule: tool_error, weight: 0.1` costs 0.1 per failing tool call. Rules read only
  * the turn record (and the previous ones): they never touch the sandbox.
  */
-import type { TurnRecord, TurnRewardFunction } from '../../harness/index.ts';
+import type { TurnRecord, TurnRewardFunction } from '../harness/index.ts';
 import type { TurnRuleName } from './schema.ts';
 import { canonicalJson, tryParseJson } from './text.ts';
 

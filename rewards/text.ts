@@ -5,7 +5,7 @@
  * judgement is found again.
  */
 import { createHash } from 'node:crypto';
-import type { TurnRecord } from '../../harness/index.ts';
+import type { TurnRecord } from '../harness/index.ts';
 
 /** Characters of one tool output kept in a rendering (the rest is elided in the middle). */
 const MAX_OUTPUT_CHARS = 4_000;

@@ -4,7 +4,7 @@
  * summed into the reward. A trainer can use them for constrained optimisation
  * (e.g. a Lagrangian penalty) or just report them.
  */
-import type { EpisodeRecord, RewardBreakdown } from '../../harness/index.ts';
+import type { EpisodeRecord, RewardBreakdown } from '../harness/index.ts';
 import type { ConstraintKind } from './schema.ts';
 
 /** The parts of an episode constraints are measured on. */

@@ -2,7 +2,7 @@
  * Rewards: turn-level functions (rules, progress commands, ONNX reward/progress models,
  * LLM judges), trajectory-level functions (verifier weight, answer match, judges, ONNX
  * models), group judges, and constraints — built from a task's `rewards:` section with
- * `buildRewardFunctions`. Credit assignment lives in `trainers/credit`.
+ * `buildRewardFunctions`. Credit assignment lives in `rewards/credit`.
  *
  * Register the task.yaml sections with the loader:
  * `loadTasks(paths, { extensions: { rewards: rewardsTaskExtension, credit: creditTaskExtension } })`.
@@ -22,8 +22,8 @@ export {
   type TurnRewardEntry,
   type TurnRuleName,
 } from './schema.ts';
-/** The `credit:` section (re-exported from trainers/credit for one-stop registration). */
-export { creditTaskExtension } from '../credit/index.ts';
+/** The `credit:` section (re-exported from rewards/credit for one-stop registration). */
+export { creditTaskExtension } from './credit/index.ts';
 
 /** Building a task's reward functions, and the resources they share across a run. */
 export {
@@ -94,7 +94,7 @@ export {
   type LlmJudgeOptions,
 } from './judge.ts';
 /** Group rewards are a harness contract; re-exported here beside the group judge. */
-export { applyGroupRewards, type GroupRewardFunction } from '../../harness/index.ts';
+export { applyGroupRewards, type GroupRewardFunction } from '../harness/index.ts';
 export { JUDGE_CACHE_FILE, JudgeCache, type CachedValue } from './cache.ts';
 
 /** Answer match on `episode.answer`. */

@@ -28,7 +28,7 @@ import {
   type TrajectoryRewardFunction,
   type TurnRecord,
   type TurnRewardFunction,
-} from '../../harness/index.ts';
+} from '../harness/index.ts';
 import { JudgeCache, type CachedValue } from './cache.ts';
 import type { ComponentOptions } from './rules.ts';
 import { contentHash, renderTranscript, tryParseJson, turnText } from './text.ts';

@@ -15,7 +15,7 @@
  * and only through the parsed, clamped value. Treat progress as a hint the agent may game
  * (hence the `gated` credit scheme), and the verifier as the ground truth.
  */
-import type { Sandbox, TurnRewardFunction } from '../../harness/index.ts';
+import type { Sandbox, TurnRewardFunction } from '../harness/index.ts';
 import type { ComponentOptions } from './rules.ts';
 import { tryParseJson } from './text.ts';
 

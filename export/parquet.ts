@@ -10,7 +10,7 @@ import { statSync } from 'node:fs';
 import { constants as zlibConstants, gzipSync } from 'node:zlib';
 import * as zlib from 'node:zlib';
 import { fileWriter, ParquetWriter } from 'hyparquet-writer';
-import { PaddockError } from '../../harness/index.ts';
+import { PaddockError } from '../harness/index.ts';
 
 /**
  * The type of a column or of a nested field. Everything is nullable. `json` is UTF-8 text

@@ -6,7 +6,7 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ERROR_CODES, PaddockError, describeError } from '../../harness/index.ts';
+import { ERROR_CODES, PaddockError, describeError } from '../harness/index.ts';
 import { tryParseJson } from './text.ts';
 
 /** A cached value: one score, or the scores of a group. */

@@ -4,7 +4,7 @@
  * transcript — so files or text the agent leaves elsewhere cannot change the score.
  * 1 when the answer matches one of the expected answers, else 0 (also without an answer).
  */
-import type { TrajectoryRewardFunction } from '../../harness/index.ts';
+import type { TrajectoryRewardFunction } from '../harness/index.ts';
 import type { ComponentOptions } from './rules.ts';
 import type { AnswerMatch } from './schema.ts';
 

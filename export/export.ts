@@ -21,8 +21,8 @@
  * sequence are not the ones the policy sampled. Text is never re-tokenized.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { toOpenAIMessages, toOpenAITools, type OpenAITool } from '../../agents/openai/index.ts';
-import type { EpisodeRecord, Message, RunStore, ToolSpec, TurnRecord } from '../../harness/index.ts';
+import { toOpenAIMessages, toOpenAITools, type OpenAITool } from '../harness/openai-format.ts';
+import type { EpisodeRecord, Message, RunStore, ToolSpec, TurnRecord } from '../harness/index.ts';
 import {
   inferParquetType,
   writeParquetFile,

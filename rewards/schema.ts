@@ -25,8 +25,8 @@
  * beside the kind key or inside its mapping.
  */
 import { z } from 'zod';
-import { MAX_TIMER_MS } from '../../harness/deadline.ts';
-import { declareTaskPaths, type TaskPathRef } from '../../harness/task.ts';
+import { MAX_TIMER_MS } from '../harness/deadline.ts';
+import { declareTaskPaths, type TaskPathRef } from '../harness/task.ts';
 
 /** Rules over one turn; every rule's value is a penalty (≤ 0). */
 export const TURN_RULES = [

@@ -2,7 +2,7 @@
  * Conversion of paddock's conversation and tools to the OpenAI chat-completions shape —
  * used for requests by {@link OpenAIAgent} and for training exports.
  */
-import type { ImagePart, Message, ToolSpec } from '../../harness/index.ts';
+import type { ImagePart, Message, ToolSpec } from './index.ts';
 
 /** A content part of a user message. */
 export type OpenAIContentPart =

@@ -15,9 +15,9 @@ import {
   type Task,
   type TrajectoryRewardFunction,
   type TurnRewardFunction,
-} from '../../harness/index.ts';
-import { checkTaskPath, type TaskPathKind } from '../../harness/task.ts';
-import { creditConfig, creditTaskExtension, type CreditConfig } from '../credit/index.ts';
+} from '../harness/index.ts';
+import { checkTaskPath, type TaskPathKind } from '../harness/task.ts';
+import { creditConfig, creditTaskExtension, type CreditConfig } from './credit/index.ts';
 import { answerReward, extractNumber } from './answer.ts';
 import { JUDGE_CACHE_FILE, JudgeCache } from './cache.ts';
 import { constraintFunction, type ConstraintFunction } from './constraints.ts';
