@@ -3,7 +3,7 @@
  * assistant turn. Backends (OpenAI-compatible HTTP, a local ONNX policy, the oracle, a
  * script) implement it in `agents/`.
  */
-import type { Sandbox } from './sandbox.ts';
+import type { EpisodeContext } from './environment.ts';
 import type { Task } from './task.ts';
 import type { ImagePart, ToolSpec } from './tool.ts';
 
@@ -130,17 +130,36 @@ export interface AssistantTurn {
   tokenExactUnavailable?: boolean;
 }
 
+/** What an agent is asked on one turn. */
 export interface AgentInput {
+  /**
+   * The task as this turn shows it: for a step of a multi-step task, the step's instruction
+   * and limits. The episode (id, seed, sandbox, sessions) is what the session was opened with.
+   */
   task: Task;
-  /** The episode this turn belongs to (state kept per episode is keyed by it, never by task and seed). */
-  episodeId: string;
   /** The conversation so far, system and user messages included. */
   messages: readonly Message[];
   tools: readonly ToolSpec[];
-  /** 0-based index of the turn being asked for. */
+  /** 0-based index of the turn being asked for (within the step, for a multi-step task). */
   turnIndex: number;
-  /** The episode's seed, for backends that sample. */
-  seed: number;
+}
+
+/**
+ * An agent playing one episode: made by `Agent.open`, asked one turn at a time, closed when
+ * the episode ends. Whatever the agent keeps for the episode (a token history, a sampler's
+ * state, which files it copied in) lives here.
+ */
+export interface AgentSession {
+  /**
+   * Returns the next assistant turn. Rejects with ABORTED when `signal` aborts; with
+   * MODEL_UNREACHABLE (retryable) when the backend cannot be reached or keeps failing
+   * (connection refused or reset, no answer in time, persistent 5xx / 429) after the
+   * backend's own retries; with MODEL_CALL_FAILED (non-retryable) when it refused the
+   * call (a 4xx) or answered something unusable (not JSON, not a turn, over the size cap).
+   */
+  act(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn>;
+  /** Releases what the session holds. Idempotent; never rejects. Optional. */
+  close?(): Promise<void>;
 }
 
 export interface Agent {
@@ -152,13 +171,13 @@ export interface Agent {
    */
   readonly systemPrompt?: string;
   /**
-   * Returns the next assistant turn. Rejects with ABORTED when `signal` aborts; with
-   * MODEL_UNREACHABLE (retryable) when the backend cannot be reached or keeps failing
-   * (connection refused or reset, no answer in time, persistent 5xx / 429) after the
-   * backend's own retries; with MODEL_CALL_FAILED (non-retryable) when it refused the
-   * call (a 4xx) or answered something unusable (not JSON, not a turn, over the size cap).
+   * Opens the agent for one episode, after the sandbox and tool sessions are ready and
+   * before turn 0. An agent that needs the sandbox itself uses it here: the oracle copies
+   * the reference solution in through the sandbox's file API (as Harbor does), owned by the
+   * sandbox's user. Rejections are the agent's fault (`agent-error`), except
+   * infrastructure faults of the sandbox.
    */
-  act(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn>;
+  open(episode: EpisodeContext): AgentSession | Promise<AgentSession>;
   /**
    * Asks the backend whether it answers at all (a cheap request with its own 5 s
    * deadline); used when a deadline fires during a model call to tell a hung server
@@ -167,25 +186,12 @@ export interface Agent {
    */
   probe?(options: { signal?: AbortSignal }): Promise<{ ok: boolean; detail: string }>;
   /**
-   * Called once per episode after the sandbox and tool sessions are ready, before turn 0,
-   * for an agent that needs the sandbox itself: the oracle copies the reference solution
-   * in through the sandbox's file API (as Harbor does), owned by the sandbox's user, so a
-   * non-root agent user can run it. Rejections are the agent's fault (`agent-error`),
-   * except infrastructure faults of the sandbox. Optional.
-   */
-  prepareEpisode?(context: {
-    task: Task;
-    episodeId: string;
-    sandbox?: Sandbox;
-    signal: AbortSignal;
-  }): Promise<void>;
-  /**
    * Says before a run which of `tasks` the agent cannot play (an oracle without a
    * solution, a script naming tasks that do not exist), one problem each; `known` names
    * tasks of the suite left out of `tasks` by a selection (a script may name them).
    * Problems without `taskId` concern the whole run. Optional.
    */
   checkTasks?(tasks: readonly Task[], known?: readonly string[]): { taskId?: string; message: string }[];
-  /** Releases resources (sessions, connections). Idempotent. */
+  /** Releases resources (connections, models). Idempotent. */
   close?(): Promise<void>;
 }

@@ -31,6 +31,27 @@ export interface ToolSession {
   close(): Promise<void>;
 }
 
+/**
+ * One episode as the plug-ins opened for it see it: agents (`Agent.open`), turn rewards
+ * (`TurnRewardFunction.open`) and, through `labels`, tool providers receive it, so that
+ * whatever they keep for an episode lives in what they return, never in a table keyed by
+ * task id and seed.
+ */
+export interface EpisodeContext {
+  /** The task (for a multi-step task, the whole task; each turn's input has the step's view). */
+  readonly task: Task;
+  readonly runId: string;
+  readonly episodeId: string;
+  /** The episode's seed, for backends that sample. */
+  readonly seed: number;
+  /** The task's sandbox, when it has an environment. */
+  readonly sandbox?: Sandbox;
+  /** The episode's tool sessions, by the name of the provider that opened them (`browser`, `mcp`…). */
+  readonly sessions: ReadonlyMap<string, ToolSession>;
+  /** Aborts when the run stops. */
+  readonly signal: AbortSignal;
+}
+
 export interface ToolProvider {
   /** The task extension key this provider reads, e.g. `browser`, `mcp`. */
   readonly name: string;

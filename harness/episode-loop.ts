@@ -13,8 +13,8 @@
  * whatever happens. Aborting `signal` (the run is stopping) rejects with ABORTED and
  * records nothing, so that `resume` runs the episode again.
  */
-import type { Agent, AssistantTurn, Message, ToolCall, Usage } from './agent.ts';
-import type { ToolProvider, ToolSession } from './environment.ts';
+import type { Agent, AgentSession, AssistantTurn, Message, ToolCall, Usage } from './agent.ts';
+import type { EpisodeContext, ToolProvider, ToolSession } from './environment.ts';
 import {
   isAgentOutcome,
   type EpisodeEvent,
@@ -35,6 +35,8 @@ import {
   type KeptFile,
   type RewardComponent,
   type StepResult,
+  type TurnReward,
+  type TurnRewardFunction,
   type VerifierResult,
 } from './reward.ts';
 import type { Sandbox, SandboxProvider } from './sandbox.ts';
@@ -116,6 +118,9 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
   let sandbox: Sandbox | undefined;
   const labels = { runId: options.runId, episodeId: options.episodeId };
   const sessions: ToolSession[] = [];
+  const byProvider = new Map<string, ToolSession>();
+  let agentSession: AgentSession | undefined;
+  const turnRewards: { fn: TurnRewardFunction; opened: TurnReward }[] = [];
   let specs: ToolSpec[] = [];
   emit({ type: 'episode-start', episodeId: options.episodeId, taskId: task.id, attempt });
 
@@ -132,22 +137,24 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
     }
     for (const provider of options.toolProviders ?? []) {
       const session = await provider.open(task, { labels, signal: outer, ...(sandbox ? { sandbox } : {}) });
-      if (session) sessions.push(session);
+      if (session) {
+        sessions.push(session);
+        byProvider.set(provider.name, session);
+      }
     }
     let tools = collectTools(task, sessions);
-    await agent.prepareEpisode?.({
+    const episode: EpisodeContext = {
       task,
+      runId: options.runId,
       episodeId: options.episodeId,
+      seed: options.seed ?? 0,
+      sessions: byProvider,
       signal: outer,
       ...(sandbox ? { sandbox } : {}),
-    });
+    };
+    agentSession = await agent.open(episode);
     for (const fn of options.rewards?.turn ?? []) {
-      await fn.start?.({
-        task,
-        episodeId: options.episodeId,
-        signal: outer,
-        ...(sandbox ? { sandbox } : {}),
-      });
+      turnRewards.push({ fn, opened: await fn.open(episode) });
     }
     specs = tools.map(toolSpec);
 
@@ -237,14 +244,8 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
           const agentStarted = performance.now();
           const reply = await callAgent(
             agent,
-            {
-              task: view,
-              episodeId: options.episodeId,
-              messages,
-              tools: specs,
-              turnIndex: turnIndex - phaseStart,
-              seed: options.seed ?? 0,
-            },
+            agentSession,
+            { task: view, messages, tools: specs, turnIndex: turnIndex - phaseStart },
             deadline,
             outer,
           );
@@ -330,12 +331,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
             agentMs,
             toolMs: performance.now() - toolStarted,
           };
-          await scoreTurn(turn, turns, options.rewards?.turn ?? [], {
-            task,
-            episodeId: options.episodeId,
-            signal: deadline,
-            ...(sandbox ? { sandbox } : {}),
-          });
+          await scoreTurn(turn, turns, turnRewards, deadline);
           turns.push(turn);
           emit({ type: 'turn-end', episodeId: options.episodeId, turn });
           // A cut or refused output ends the agent's part (unless it submitted in that turn):
@@ -453,6 +449,10 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
       }
     }
   } finally {
+    await Promise.allSettled([
+      ...turnRewards.map(({ opened }) => opened.close?.()),
+      agentSession?.close?.(),
+    ]);
     await Promise.all(sessions.map((session) => session.close()));
     await sandbox?.close();
   }
@@ -562,12 +562,13 @@ class AgentFailure extends Error {
 
 async function callAgent(
   agent: Agent,
-  input: Parameters<Agent['act']>[0],
+  session: AgentSession,
+  input: Parameters<AgentSession['act']>[0],
   deadline: AbortSignal,
   outer: AbortSignal,
 ): Promise<AssistantTurn> {
   try {
-    return await agent.act(input, { signal: deadline });
+    return await session.act(input, { signal: deadline });
   } catch (error) {
     if (outer.aborted) throw error;
     if (deadline.aborted) {

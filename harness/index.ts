@@ -2,6 +2,7 @@
 export type {
   Agent,
   AgentInput,
+  AgentSession,
   AssistantTurn,
   Message,
   Reasoning,
@@ -10,7 +11,7 @@ export type {
   ToolCall,
   Usage,
 } from './agent.ts';
-export type { SessionScore, ToolProvider, ToolSession } from './environment.ts';
+export type { EpisodeContext, SessionScore, ToolProvider, ToolSession } from './environment.ts';
 export { isAgentOutcome } from './episode.ts';
 export type {
   EpisodeEvent,
@@ -48,6 +49,7 @@ export {
   type KeptFile,
   type StepResult,
   type TrajectoryRewardFunction,
+  type TurnReward,
   type TurnRewardFunction,
   type VerifierResult,
 } from './reward.ts';

@@ -6,6 +6,7 @@ import { ERROR_CODES, PaddockError } from './errors.ts';
 import type { Sandbox, SealReport } from './sandbox.ts';
 import type { Task } from './task.ts';
 import { isAgentOutcome, type EpisodeRecord, type TurnRecord } from './episode.ts';
+import type { EpisodeContext } from './environment.ts';
 
 /** What the verifier did and what it found. */
 export interface VerifierResult {
@@ -165,24 +166,24 @@ export function combineRewards(
   return { total, components: checked, constraints };
 }
 
-/** A reward given after each turn. */
+/**
+ * A reward given after each turn. It is opened once per episode (after the sandbox and
+ * tool sessions are ready, before turn 0: a progress reward measures its starting value
+ * there), and what it keeps for the episode lives in the `TurnReward` it returns.
+ */
 export interface TurnRewardFunction {
   readonly name: string;
   /** @default 1 */
   readonly weight: number;
-  /**
-   * Called once per episode after the sandbox and tool sessions are ready, before turn 0
-   * (a progress reward measures its starting value here). Optional.
-   */
-  start?(context: { task: Task; episodeId: string; sandbox?: Sandbox; signal: AbortSignal }): Promise<void>;
-  score(context: {
-    task: Task;
-    episodeId: string;
-    turn: TurnRecord;
-    previousTurns: readonly TurnRecord[];
-    sandbox?: Sandbox;
-    signal: AbortSignal;
-  }): Promise<number>;
+  open(episode: EpisodeContext): TurnReward | Promise<TurnReward>;
+}
+
+/** A turn reward opened for one episode (see `TurnRewardFunction`). */
+export interface TurnReward {
+  /** Scores the turn just recorded; `turn.index` counts the episode's turns. */
+  score(context: { turn: TurnRecord; previousTurns: readonly TurnRecord[]; signal: AbortSignal }): Promise<number>;
+  /** Releases what it holds for the episode. Idempotent; never rejects. Optional. */
+  close?(): Promise<void>;
 }
 
 /** A cost measured on a finished episode, kept apart from the reward (a constraint). */
@@ -285,18 +286,18 @@ export interface TrajectoryRewardFunction {
 }
 
 /**
- * Scores one turn with the turn reward functions, in order: each value goes into
+ * Scores one turn with the episode's opened turn rewards, in order: each value goes into
  * `turn.rewards` under the function's name, and their weighted sum into `turn.reward`.
  */
 export async function scoreTurn(
   turn: TurnRecord,
   previousTurns: readonly TurnRecord[],
-  functions: readonly TurnRewardFunction[],
-  context: { task: Task; episodeId: string; sandbox?: Sandbox; signal: AbortSignal },
+  rewards: readonly { fn: TurnRewardFunction; opened: TurnReward }[],
+  signal: AbortSignal,
 ): Promise<void> {
   let total = 0;
-  for (const fn of functions) {
-    const value = await fn.score({ ...context, turn, previousTurns });
+  for (const { fn, opened } of rewards) {
+    const value = await opened.score({ turn, previousTurns, signal });
     turn.rewards[fn.name] = value;
     total += value * fn.weight;
   }
