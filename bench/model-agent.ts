@@ -17,7 +17,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { OpenAIAgent } from '../agents/openai/index.ts';
-import { runEpisodes, type AgentInput, type Message, type ToolSpec } from '../harness/index.ts';
+import { runEpisodes, type Message, type ToolSpec } from '../harness/index.ts';
+import { actOnce, type TurnInput } from '../tests/fakes/agent-session.ts';
 import { chatCompletion, startOpenAIServer } from '../tests/fakes/model-servers/openai.ts';
 import type { Responder } from '../tests/fakes/model-servers/scripted-server.ts';
 import { fakeTask, mathTools } from '../tests/fakes/model-servers/tasks.ts';
@@ -137,7 +138,7 @@ async function overhead(mode: 'plain' | 'exact'): Promise<Record<string, number>
       tokenExact: mode === 'exact',
       env: {},
     });
-    const input: AgentInput = {
+    const input: TurnInput = {
       task: fakeTask(),
       episodeId: 'bench',
       messages: conversation(),
@@ -160,7 +161,7 @@ async function overhead(mode: 'plain' | 'exact'): Promise<Record<string, number>
     for (let i = 0; i < WARMUP + CALLS; i++) {
       // Interleaved, so that both see the same machine state.
       let started = performance.now();
-      await agent.act(input, { signal });
+      await actOnce(agent, input, { signal });
       const a = performance.now() - started;
       started = performance.now();
       await raw();

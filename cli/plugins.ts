@@ -7,7 +7,7 @@ import { creditTaskExtension, episodeReturns } from '../rewards/credit/index.ts'
 import { BrowserToolProvider, browserTaskExtension, pageTurnReward } from '../sandboxes/browser/index.ts';
 import { McpToolProvider, mcpTaskExtension } from '../sandboxes/mcp/index.ts';
 import { RewardResources, buildRewardFunctions, rewardsTaskExtension } from '../rewards/index.ts';
-import { toyTaskExtension, toyToolProvider } from '../trainers/rl/index.ts';
+import { toyTaskExtension, toyToolProvider } from '../sandboxes/toy/index.ts';
 import { loadTasks, validateTasks, type TaskValidation } from '../tasks/index.ts';
 import type { TaskSelection } from '../tasks/load.ts';
 import { createAgent } from './agents.ts';

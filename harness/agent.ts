@@ -195,3 +195,22 @@ export interface Agent {
   /** Releases resources (connections, models). Idempotent. */
   close?(): Promise<void>;
 }
+
+/** What `defineAgent` takes: an agent that keeps nothing per episode beyond what `act` is given. */
+export interface AgentDefinition {
+  readonly name: string;
+  readonly systemPrompt?: string;
+  /** One turn, with the episode it belongs to. */
+  act(input: AgentInput, options: { signal: AbortSignal }, episode: EpisodeContext): Promise<AssistantTurn>;
+  probe?: Agent['probe'];
+  close?: Agent['close'];
+}
+
+/**
+ * An agent from one function (a script, a test double, a thin client of a stateless
+ * backend): `open` returns a session that passes each turn to `act` with its episode.
+ */
+export function defineAgent(definition: AgentDefinition): Agent {
+  const { act, ...rest } = definition;
+  return { ...rest, open: (episode) => ({ act: (input, options) => act(input, options, episode) }) };
+}

@@ -2,6 +2,7 @@
 export type {
   Agent,
   AgentInput,
+  AgentDefinition,
   AgentSession,
   AssistantTurn,
   Message,
@@ -11,6 +12,7 @@ export type {
   ToolCall,
   Usage,
 } from './agent.ts';
+export { defineAgent } from './agent.ts';
 export type { EpisodeContext, SessionScore, ToolProvider, ToolSession } from './environment.ts';
 export { isAgentOutcome } from './episode.ts';
 export type {

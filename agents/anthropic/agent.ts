@@ -31,6 +31,8 @@ import {
   formatZodIssues,
   type Agent,
   type AgentInput,
+  type AgentSession,
+  type EpisodeContext,
   type AssistantTurn,
   type ImagePart,
   type Message,
@@ -533,7 +535,12 @@ export class AnthropicAgent implements Agent {
     return maxTokens;
   }
 
-  async act(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn> {
+  /** Opens the agent for one episode (each turn sends the whole conversation; no state is kept). */
+  open(_episode: EpisodeContext): AgentSession {
+    return { act: (input, options) => this.play(input, options) };
+  }
+
+  private async play(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn> {
     const body = this.requestBody(input);
     const messages = body.messages as AnthropicMessage[];
     const maxPauses = this.options.maxPauseContinuations ?? DEFAULT_MAX_PAUSE_CONTINUATIONS;

@@ -20,6 +20,8 @@ import {
   throwIfAborted,
   type Agent,
   type AgentInput,
+  type AgentSession,
+  type EpisodeContext,
   type AssistantTurn,
   type Message,
 } from '../../harness/index.ts';
@@ -36,13 +38,12 @@ export interface OnnxAgentOptions {
   maxNewTokens?: number;
   /** The agent's name in records. @default `onnx:<policy dir>` */
   name?: string;
-  /** Episodes whose context (ids and KV cache) is kept at once; the oldest is dropped beyond. @default 256 */
-  maxEpisodes?: number;
   /** Whether close() also closes the policy (and every policy swapped in later). @default false */
   ownsPolicy?: boolean;
 }
 
-interface EpisodeContext {
+/** What the agent keeps for one episode: the token context and the policy's cache. */
+interface PolicyContext {
   /** The whole context so far: every prompt and sampled id, in order. */
   ids: number[];
   /** The messages the context covers (those of the last call; the reply comes next). */
@@ -57,7 +58,6 @@ export class OnnxPolicyAgent implements Agent {
   readonly name: string;
   private policyRef: OnnxPolicy;
   private template: ChatTemplate;
-  private readonly episodes = new Map<string, EpisodeContext>();
   private readonly options: OnnxAgentOptions;
   /** Turns whose conversation did not continue the recorded context and was rendered afresh. */
   freshRenders = 0;
@@ -99,17 +99,32 @@ export class OnnxPolicyAgent implements Agent {
     return previous;
   }
 
-  /** Forgets every episode's context. */
-  reset(): void {
-    this.episodes.clear();
+  /**
+   * Opens the policy for one episode: the session keeps the episode's token context (so
+   * each prompt is the exact ids of the previous turns) and samples with the episode's seed.
+   */
+  open(episode: EpisodeContext): AgentSession {
+    let context: PolicyContext | undefined;
+    return {
+      act: async (input, options) => {
+        context = this.contextFor(context, input, this.policyRef);
+        return this.sample(context, input, episode.seed, options.signal);
+      },
+      close: async () => {
+        context = undefined;
+      },
+    };
   }
 
-  async act(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn> {
-    throwIfAborted(options.signal);
+  private async sample(
+    context: PolicyContext,
+    input: AgentInput,
+    seed: number,
+    signal: AbortSignal,
+  ): Promise<AssistantTurn> {
+    throwIfAborted(signal);
     const policy = this.policyRef;
     const { temperature, topP, maxNewTokens } = this.sampling;
-    const key = `${input.task.id}\u0000${input.seed}`;
-    const context = this.contextFor(key, input, policy);
     const promptIds = [...context.ids];
     const end = this.template.end;
 
@@ -122,11 +137,11 @@ export class OnnxPolicyAgent implements Agent {
     const completionLogprobs: number[] = [];
     let finishReason = 'length';
     if (promptIds.length < policy.maxLen) {
-      const rng = createRng(input.seed, input.turnIndex);
+      const rng = createRng(seed, input.turnIndex);
       let logits = await policy.extend(context.state, promptIds.slice(context.state.ids.length));
       const budget = Math.min(maxNewTokens, policy.maxLen - promptIds.length);
       for (let step = 0; step < budget; step++) {
-        throwIfAborted(options.signal);
+        throwIfAborted(signal);
         const { id, logprob } = sampleToken(logits, 0, logits.length, { temperature, topP }, rng);
         completionIds.push(id);
         completionLogprobs.push(logprob);
@@ -163,8 +178,7 @@ export class OnnxPolicyAgent implements Agent {
   }
 
   /** The episode's context with the new messages and the generation prompt appended. */
-  private contextFor(key: string, input: AgentInput, policy: OnnxPolicy): EpisodeContext {
-    const known = this.episodes.get(key);
+  private contextFor(known: PolicyContext | undefined, input: AgentInput, policy: OnnxPolicy): PolicyContext {
     if (known && input.turnIndex > 0 && this.continues(known, input.messages)) {
       // messages[consumed] is the reply this agent sampled: its ids are in the context already.
       for (const message of input.messages.slice(known.consumed + 1)) {
@@ -178,22 +192,16 @@ export class OnnxPolicyAgent implements Agent {
       ...this.template.renderConversation(input.messages, input.tools),
       this.template.assistantHeader,
     ];
-    const context: EpisodeContext = { ids, consumed: 0, fingerprint: '', policy, state: policy.newState() };
-    this.episodes.delete(key);
-    this.episodes.set(key, context);
-    const limit = this.options.maxEpisodes ?? 256;
-    while (this.episodes.size > limit) this.episodes.delete(this.episodes.keys().next().value!);
-    return context;
+    return { ids, consumed: 0, fingerprint: '', policy, state: policy.newState() };
   }
 
-  private continues(context: EpisodeContext, messages: readonly Message[]): boolean {
+  private continues(context: PolicyContext, messages: readonly Message[]): boolean {
     if (messages.length <= context.consumed || messages[context.consumed]?.role !== 'assistant') return false;
     return JSON.stringify(messages.slice(0, context.consumed)) === context.fingerprint;
   }
 
-  /** Forgets contexts, and closes the policy when the agent owns it. Idempotent. */
+  /** Closes the policy when the agent owns it. Idempotent. */
   async close(): Promise<void> {
-    this.episodes.clear();
     if (this.options.ownsPolicy) await this.policyRef.close();
   }
 }

@@ -21,6 +21,8 @@ import {
   isPaddockError,
   type Agent,
   type AgentInput,
+  type AgentSession,
+  type EpisodeContext,
   type AssistantTurn,
   type Message,
   type StopReason,
@@ -326,6 +328,9 @@ interface RawTokens {
  * comes back empty with `stopReason: 'context-exceeded'`, and the loop ends the episode
  * as truncated.
  */
+/** One turn's input with the episode's seed (what `seed=episode` sends). */
+export type ModelTurnInput = AgentInput & { seed?: number };
+
 export class OpenAIAgent implements Agent {
   readonly name: string;
   readonly model: string;
@@ -346,7 +351,6 @@ export class OpenAIAgent implements Agent {
   private readonly reasoningField: ReasoningField;
   private readonly maxTokensField: MaxTokensField;
   private readonly tito: TitoMode;
-  private readonly histories = new TokenHistories();
   private recorded: { samplingParams: Record<string, unknown>; serverDefaultParams: string[] } | undefined;
   private askTokens: boolean;
 
@@ -379,9 +383,22 @@ export class OpenAIAgent implements Agent {
     return this.stats.tokenExactUnavailable;
   }
 
-  async act(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn> {
+  /**
+   * Opens the agent for one episode: the session keeps the episode's token history (for
+   * drift marks and token-in prompts) and its seed (for `seed=episode`).
+   */
+  open(episode: EpisodeContext): AgentSession {
+    const histories = new TokenHistories();
+    return { act: (input, options) => this.play({ ...input, seed: episode.seed }, histories, options) };
+  }
+
+  private async play(
+    input: ModelTurnInput,
+    histories: TokenHistories,
+    options: { signal: AbortSignal },
+  ): Promise<AssistantTurn> {
     const askTokens = this.askTokens;
-    const history = askTokens ? this.histories.get(input.messages) : undefined;
+    const history = askTokens ? histories.get(input.messages) : undefined;
     let promptIds: number[] | undefined;
     let tokenIn = false;
     if (askTokens && this.tito !== 'off' && (history || this.tito === 'completions')) {
@@ -401,7 +418,7 @@ export class OpenAIAgent implements Agent {
       }
     } catch (error) {
       if (isContextExceeded(error)) {
-        this.histories.delete(input.messages);
+        histories.delete(input.messages);
         return {
           text: null,
           toolCalls: [],
@@ -414,12 +431,12 @@ export class OpenAIAgent implements Agent {
 
     const tokens = raw ? this.tokenRecord(input, raw, history?.ids, tokenIn) : undefined;
     if (tokens) {
-      this.histories.set(input.messages, [...tokens.promptIds, ...tokens.completionIds], turn);
+      histories.set(input.messages, [...tokens.promptIds, ...tokens.completionIds], turn);
       if (tokenIn) this.stats.tokenInTurns++;
       if (tokens.driftAt !== undefined) this.stats.driftTurns++;
       turn.tokens = tokens;
     } else if (askTokens) {
-      this.histories.delete(input.messages);
+      histories.delete(input.messages);
       if (this.options.tokenExact === true) {
         this.stats.tokenExactUnavailable++;
         turn.tokenExactUnavailable = true;
@@ -430,7 +447,7 @@ export class OpenAIAgent implements Agent {
 
   /** One chat-completions call; `inputIds` go in SGLang's `input_ids`. */
   private async chat(
-    input: AgentInput,
+    input: ModelTurnInput,
     withTokens: boolean,
     inputIds: number[] | undefined,
     signal: AbortSignal,
@@ -475,7 +492,7 @@ export class OpenAIAgent implements Agent {
 
   /** One completions call with `prompt` as token ids (token-in/token-out). */
   private async complete(
-    input: AgentInput,
+    input: ModelTurnInput,
     promptIds: number[],
     signal: AbortSignal,
   ): Promise<{ turn: AssistantTurn; raw?: RawTokens }> {
@@ -521,7 +538,7 @@ export class OpenAIAgent implements Agent {
   }
 
   /** The server's rendering of the whole conversation (`POST /tokenize` with messages). */
-  private async render(input: AgentInput, signal: AbortSignal): Promise<number[]> {
+  private async render(input: ModelTurnInput, signal: AbortSignal): Promise<number[]> {
     const url = this.options.tokenizeUrl ?? joinUrl(this.baseUrl.replace(/\/v1\/?$/, ''), 'tokenize');
     const body: Record<string, unknown> = {
       model: this.model,
@@ -568,7 +585,7 @@ export class OpenAIAgent implements Agent {
   }
 
   private tokenRecord(
-    input: AgentInput,
+    input: ModelTurnInput,
     raw: RawTokens,
     previous: number[] | undefined,
     tokenIn: boolean,
@@ -578,7 +595,7 @@ export class OpenAIAgent implements Agent {
     const o = this.options;
     const samplingParams =
       o.seed === 'episode'
-        ? { ...this.recorded.samplingParams, seed: input.seed }
+        ? { ...this.recorded.samplingParams, seed: input.seed ?? 0 }
         : this.recorded.samplingParams;
     const serverDefaultParams = this.recorded.serverDefaultParams;
     const driftAt = previous ? driftIndex(previous, raw.promptIds) : undefined;
@@ -594,7 +611,7 @@ export class OpenAIAgent implements Agent {
     };
   }
 
-  private recordedParams(input: AgentInput): {
+  private recordedParams(input: ModelTurnInput): {
     samplingParams: Record<string, unknown>;
     serverDefaultParams: string[];
   } {
@@ -659,7 +676,7 @@ export class OpenAIAgent implements Agent {
     );
   }
 
-  private wireMessages(input: AgentInput) {
+  private wireMessages(input: ModelTurnInput) {
     const messages: Message[] =
       input.messages[0]?.role === 'system'
         ? [...input.messages]
@@ -668,15 +685,15 @@ export class OpenAIAgent implements Agent {
   }
 
   /** Temperature, top_p and the seed, as the options ask. */
-  private sampling(body: Record<string, unknown>, input: AgentInput): void {
+  private sampling(body: Record<string, unknown>, input: ModelTurnInput): void {
     const o = this.options;
     if (o.temperature !== undefined) body.temperature = o.temperature;
     if (o.topP !== undefined) body.top_p = o.topP;
-    if (o.seed !== undefined) body.seed = o.seed === 'episode' ? input.seed : o.seed;
+    if (o.seed !== undefined) body.seed = o.seed === 'episode' ? (input.seed ?? 0) : o.seed;
   }
 
   /** The chat-completions request body of one turn (exposed for benchmarks and debugging). */
-  requestBody(input: AgentInput, withTokens = this.askTokens): Record<string, unknown> {
+  requestBody(input: ModelTurnInput, withTokens = this.askTokens): Record<string, unknown> {
     const o = this.options;
     const body: Record<string, unknown> = { model: this.model, messages: this.wireMessages(input) };
     // vLLM refuses `tools: []` ("`tools` must not be an empty array", chat_completion/protocol.py).

@@ -15,7 +15,8 @@ import {
   type AgentInput,
   type AssistantTurn,
   type FileMount,
-  type Sandbox,
+  type AgentSession,
+  type EpisodeContext,
   type Task,
   type ToolCall,
 } from '../../harness/index.ts';
@@ -67,27 +68,29 @@ function noSolution(task: Task): PaddockError {
 
 export class OracleAgent implements Agent {
   readonly name = 'oracle';
-  /** Episodes whose solution files were copied in through the sandbox (see `prepareEpisode`). */
-  private readonly uploaded = new Set<string>();
 
   /**
-   * Copies a script solution's files into the sandbox through its file API, owned by the
-   * sandbox's user (as Harbor copies `solution/` in), so that a non-root agent user can
-   * write and run them; `act` then only runs the command.
+   * Opens the oracle for one episode. A script solution's files are copied into the
+   * sandbox through its file API, owned by the sandbox's user (as Harbor copies
+   * `solution/` in), so that a non-root agent user can write and run them; the first turn
+   * then only runs the command. Multi-step tasks give each step its own solution, written
+   * by the turn itself.
    */
-  async prepareEpisode(context: {
-    task: Task;
-    episodeId: string;
-    sandbox?: Sandbox;
-    signal: AbortSignal;
-  }): Promise<void> {
-    const solution = context.task.solution;
-    // Multi-step tasks give each step its own solution: those are written by `act` as before.
-    if (!context.sandbox || solution?.kind !== 'script' || context.task.steps !== undefined) return;
-    for (const mount of solution.files) {
-      await context.sandbox.upload(mount.hostPath, mount.sandboxPath, { signal: context.signal });
+  async open(episode: EpisodeContext): Promise<AgentSession> {
+    const { task, sandbox, signal } = episode;
+    const solution = task.solution;
+    let uploaded = false;
+    if (sandbox && solution?.kind === 'script' && task.steps === undefined) {
+      for (const mount of solution.files) await sandbox.upload(mount.hostPath, mount.sandboxPath, { signal });
+      uploaded = true;
     }
-    this.uploaded.add(`${context.task.id}\0${context.episodeId}`);
+    return {
+      act: async (input) => {
+        const turn = oracleTurn(input, uploaded);
+        uploaded = false;
+        return turn;
+      },
+    };
   }
 
   /**
@@ -102,23 +105,23 @@ export class OracleAgent implements Agent {
         message: `task ${task.id} has no reference solution for the oracle (solution/solve.sh, or solution: in task.yaml)`,
       }));
   }
+}
 
-  async act({ task, turnIndex, episodeId }: AgentInput): Promise<AssistantTurn> {
-    const solution = task.solution;
-    if (!solution) throw noSolution(task);
-    const submit = { text: null, toolCalls: [call(turnIndex, 0, 'submit', {})] };
-    if (solution.kind === 'actions') {
-      const action = solution.actions[turnIndex];
-      if (!action) return submit;
-      return { text: null, toolCalls: [call(turnIndex, 0, action.tool, action.arguments)] };
-    }
-    if (turnIndex > 0) return submit;
-    const exports = Object.entries(solution.env).map(([key, value]) => `export ${key}=${quote(value)}`);
-    const uploaded = episodeId !== undefined && this.uploaded.delete(`${task.id}\0${episodeId}`);
-    const command = [uploaded ? '' : writeFilesCommand(solution.files), ...exports, solution.command]
-      .filter(Boolean)
-      .join('\n');
-    const timeoutSec = Math.min(3600, Math.max(1, Math.floor(task.limits.timeoutMs / 1000)));
-    return { text: null, toolCalls: [call(turnIndex, 0, 'bash', { command, timeout_sec: timeoutSec })] };
+/** The oracle's turn: the solution's next action, or its command (files written unless `uploaded`). */
+function oracleTurn({ task, turnIndex }: AgentInput, uploaded: boolean): AssistantTurn {
+  const solution = task.solution;
+  if (!solution) throw noSolution(task);
+  const submit = { text: null, toolCalls: [call(turnIndex, 0, 'submit', {})] };
+  if (solution.kind === 'actions') {
+    const action = solution.actions[turnIndex];
+    if (!action) return submit;
+    return { text: null, toolCalls: [call(turnIndex, 0, action.tool, action.arguments)] };
   }
+  if (turnIndex > 0) return submit;
+  const exports = Object.entries(solution.env).map(([key, value]) => `export ${key}=${quote(value)}`);
+  const command = [uploaded ? '' : writeFilesCommand(solution.files), ...exports, solution.command]
+    .filter(Boolean)
+    .join('\n');
+  const timeoutSec = Math.min(3600, Math.max(1, Math.floor(task.limits.timeoutMs / 1000)));
+  return { text: null, toolCalls: [call(turnIndex, 0, 'bash', { command, timeout_sec: timeoutSec })] };
 }

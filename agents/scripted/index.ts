@@ -24,6 +24,8 @@ import {
   formatZodIssues,
   type Agent,
   type AgentInput,
+  type AgentSession,
+  type EpisodeContext,
   type AssistantTurn,
   type Task,
   type Usage,
@@ -62,8 +64,8 @@ export type Script = z.input<typeof ScriptSchema>;
 export class ScriptedAgent implements Agent {
   readonly name: string;
   private readonly script: z.output<typeof ScriptSchema>;
-  /** Every input the agent was given, in order (for tests). */
-  readonly calls: AgentInput[] = [];
+  /** Every input the agent was given, in order, with its episode's id and seed (for tests). */
+  readonly calls: (AgentInput & { episodeId: string; seed: number })[] = [];
 
   constructor(script: Script, name = 'scripted') {
     const parsed = ScriptSchema.safeParse(script);
@@ -123,8 +125,17 @@ export class ScriptedAgent implements Agent {
     ];
   }
 
-  async act(input: AgentInput): Promise<AssistantTurn> {
-    this.calls.push(input);
+  /** Opens the script for one episode: its turns are the task's (a per-task key) or the default ones. */
+  open(episode: EpisodeContext): AgentSession {
+    return {
+      act: async (input) => {
+        this.calls.push({ ...input, episodeId: episode.episodeId, seed: episode.seed });
+        return this.turn(input);
+      },
+    };
+  }
+
+  private turn(input: AgentInput): AssistantTurn {
     const turns = this.script.tasks[input.task.id]?.turns ?? this.script.turns;
     const turn = turns[input.turnIndex];
     if (!turn) return { text: 'Done.', toolCalls: [] };

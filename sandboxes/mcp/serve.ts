@@ -46,6 +46,8 @@ import {
   runEpisode,
   type Agent,
   type AgentInput,
+  type AgentSession,
+  type EpisodeContext as LoopEpisode,
   type AssistantTurn,
   type EpisodeEvent,
   type EpisodeRewards,
@@ -246,7 +248,12 @@ export class ExternalAgent implements Agent {
     if (this.callController) this.callStructured = structuredContent;
   }
 
-  async act(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn> {
+  /** Opens the bridge for its episode (one agent serves one episode). */
+  open(_episode: LoopEpisode): AgentSession {
+    return { act: (input, options) => this.play(input, options) };
+  }
+
+  private async play(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn> {
     this.firstInput.resolve(input);
     this.latest = input;
     const key = JSON.stringify(input.tools);

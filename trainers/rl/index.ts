@@ -56,5 +56,3 @@ export {
 export { TRAINER_FAILED, trainerError } from './errors.ts';
 /** The learning-curve SVG. */
 export { learningCurveSvg, renderPlot, type PlotPanel, type PlotSeries } from './plot.ts';
-/** The toy suite's tools (lookup, calc, submit) and its `toy:` task.yaml section. */
-export { evaluateExpression, toyTaskExtension, toyToolProvider, type ToySection } from '../../sandboxes/toy/index.ts';

@@ -212,19 +212,6 @@ const TOOL_CALL_PIECES = [
 
 const pad = (step: number): string => String(step).padStart(6, '0');
 
-/** Wraps an agent and keeps the tool list each episode was played with (for demonstrations). */
-class ToolRecordingAgent implements Agent {
-  readonly name: string;
-  readonly tools = new Map<string, ToolSpec[]>();
-  constructor(private readonly inner: Agent) {
-    this.name = inner.name;
-  }
-  act(input: AgentInput, options: { signal: AbortSignal }): Promise<AssistantTurn> {
-    this.tools.set(`${input.task.id}\u0000${input.seed}`, [...input.tools]);
-    return this.inner.act(input, options);
-  }
-}
-
 const DemonstrationSchema = z.object({
   messages: z.array(z.record(z.string(), z.unknown())).min(1),
   tools: z.array(
@@ -423,19 +410,17 @@ class TrainingRun {
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
     const chosen = order.slice(0, Math.min(sft.episodes, order.length));
-    const recorder = new ToolRecordingAgent(new OracleAgent());
     const episodes = await runEpisodes({
       runId: 'sft-demonstrations',
       tasks: chosen,
       plan: planEpisodes(chosen, { seed: this.cfg.seed }),
-      agent: recorder,
+      agent: new OracleAgent(),
       ...this.episodeOptions(),
     });
     const demos: Demonstration[] = [];
     for (const episode of episodes) {
       if (episode.reward.total < this.cfg.pass_threshold) continue;
-      const tools = recorder.tools.get(`${episode.taskId}\u0000${episode.seed}`) ?? [];
-      demos.push({ messages: episode.messages, tools });
+      demos.push({ messages: episode.messages, tools: episode.tools });
     }
     if (demos.length === 0)
       throw new PaddockError(
@@ -757,9 +742,6 @@ class TrainingRun {
       this.evalAgent!.setPolicy(policy);
       this.greedyAgent?.setPolicy(policy);
     }
-    this.agent.reset();
-    this.evalAgent!.reset();
-    this.greedyAgent?.reset();
     if (previous) {
       await previous.close();
       rmSync(previous.dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AnthropicAgent, type AnthropicAgentOptions } from '../../../agents/anthropic/index.ts';
-import { isPaddockError, runEpisode, type AgentInput, type Task } from '../../../harness/index.ts';
+import { isPaddockError, runEpisode, type Task } from '../../../harness/index.ts';
+import { actOnce, type TurnInput } from '../../fakes/agent-session.ts';
 import { anthropicError, anthropicReply, startAnthropicServer } from '../../fakes/model-servers/anthropic.ts';
 import type {
   Responder,
@@ -34,7 +35,7 @@ function play(agent: AnthropicAgent, task: Task = fakeTask()) {
   return runEpisode({ task, agent, runId: 'run-1', episodeId: 'ep-1', seed: 7, toolProviders: [mathTools] });
 }
 
-function input(): AgentInput {
+function input(): TurnInput {
   return {
     task: fakeTask(),
     messages: [{ role: 'user', content: 'hi' }],
@@ -150,7 +151,7 @@ describe('AnthropicAgent', () => {
       anthropicError(429, 'rate limited', { 'retry-after': '1' }),
       submit(),
     ]);
-    const turn = await agent.act(input(), { signal: new AbortController().signal });
+    const turn = await actOnce(agent, input(), { signal: new AbortController().signal });
     expect(turn.toolCalls[0]!.name).toBe('submit');
     expect(server.requests).toHaveLength(3);
     expect(server.requests[2]!.at - server.requests[1]!.at).toBeGreaterThanOrEqual(990);
@@ -158,7 +159,7 @@ describe('AnthropicAgent', () => {
 
   it('fails at once on a 401, with the API’s message', async () => {
     const { server, agent } = await setup([anthropicError(401, 'invalid x-api-key'), submit()]);
-    const error = await failure(agent.act(input(), { signal: new AbortController().signal }));
+    const error = await failure(actOnce(agent, input(), { signal: new AbortController().signal }));
     expect(error.code).toBe('MODEL_CALL_FAILED');
     expect(error.message).toContain('HTTP 401: invalid x-api-key');
     expect(error.retryable).toBe(false);
@@ -168,7 +169,7 @@ describe('AnthropicAgent', () => {
   it('does not retry after an abort', async () => {
     const { server, agent } = await setup([{ hang: true }, submit()]);
     const controller = new AbortController();
-    const pending = failure(agent.act(input(), { signal: controller.signal }));
+    const pending = failure(actOnce(agent, input(), { signal: controller.signal }));
     await server.waitForRequests(1);
     controller.abort();
     expect((await pending).code).toBe('ABORTED');
@@ -192,7 +193,7 @@ describe('AnthropicAgent', () => {
 
   it('sends max_tokens, temperature and top_p as given to a model that takes both', async () => {
     const { server, agent } = await setup([submit()], { maxTokens: 512, temperature: 0, topP: 0.5 });
-    await agent.act(input(), { signal: new AbortController().signal });
+    await actOnce(agent, input(), { signal: new AbortController().signal });
     expect(server.requests[0]!.body).toMatchObject({ max_tokens: 512, temperature: 0, top_p: 0.5 });
   });
 });

@@ -93,14 +93,21 @@ describe('AnthropicAgent with thinking, against the strict fake', () => {
     });
     // What agents did before: the assistant turn replayed as text and tool_use only.
     const stripping = Object.create(agent) as AnthropicAgent;
-    stripping.act = (input, options) =>
-      agent.act(
-        {
-          ...input,
-          messages: input.messages.map((m) => (m.role === 'assistant' ? { ...m, reasoning: undefined } : m)),
-        },
-        options,
-      );
+    stripping.open = (episode) => {
+      const session = agent.open(episode);
+      return {
+        act: (input, options) =>
+          session.act(
+            {
+              ...input,
+              messages: input.messages.map((m) =>
+                m.role === 'assistant' ? { ...m, reasoning: undefined } : m,
+              ),
+            },
+            options,
+          ),
+      };
+    };
     const episode = await runEpisode({
       task: fakeTask(),
       agent: stripping,

@@ -56,7 +56,7 @@ async function recordEpisode(): Promise<EpisodeRecord> {
       seed: 3,
       toolProviders: [mathTools],
       rewards: {
-        turn: [{ name: 'step', weight: 0.5, score: async ({ turn }) => turn.index + 1 }],
+        turn: [{ name: 'step', weight: 0.5, open: () => ({ score: async ({ turn }) => turn.index + 1 }) }],
         trajectory: [
           { name: 'answer', weight: 1, score: async ({ episode }) => (episode.answer === '5' ? 1 : 0) },
         ],

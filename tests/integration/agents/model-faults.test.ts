@@ -11,7 +11,8 @@ import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AnthropicAgent } from '../../../agents/anthropic/index.ts';
 import { OpenAIAgent, parseModelAgentSpec, type OpenAIAgentOptions } from '../../../agents/openai/index.ts';
-import { isPaddockError, runEpisode, type AgentInput, type PaddockError } from '../../../harness/index.ts';
+import { isPaddockError, runEpisode, type PaddockError } from '../../../harness/index.ts';
+import { actOnce, type TurnInput } from '../../fakes/agent-session.ts';
 import { anthropicError, startAnthropicServer } from '../../fakes/model-servers/anthropic.ts';
 import { chatCompletion, errorReply, startOpenAIServer } from '../../fakes/model-servers/openai.ts';
 import type { Responder, ScriptedResponse } from '../../fakes/model-servers/scripted-server.ts';
@@ -31,7 +32,7 @@ function forceGc(everyMs = 5): void {
 }
 
 const FAST = { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 20 };
-const input: AgentInput = {
+const input: TurnInput = {
   task: fakeTask(),
   episodeId: 'e',
   messages: [{ role: 'user', content: 'hi' }],
@@ -77,7 +78,7 @@ describe('a model server that never answers', () => {
     const { server, agent } = await openai([{ hang: true }], { timeoutMs: 1_500, retry: { maxAttempts: 1 } });
     forceGc();
     const started = performance.now();
-    const error = await failure(agent.act(input, { signal }));
+    const error = await failure(actOnce(agent, input, { signal }));
     const lateness = performance.now() - started - 1_500;
     expect(error.code).toBe('MODEL_UNREACHABLE');
     expect(error.retryable).toBe(true);
@@ -93,7 +94,7 @@ describe('a model server that never answers', () => {
       timeoutMs: 300,
       retry: { ...FAST, maxAttempts: 2 },
     });
-    const error = await failure(agent.act(input, { signal }));
+    const error = await failure(actOnce(agent, input, { signal }));
     expect(error.code).toBe('MODEL_UNREACHABLE');
     expect(error.message).toMatch(/no answer within 300 ms \(after 2 attempts\)/);
     expect((error.details.attempts as unknown[]).length).toBe(2);
@@ -130,7 +131,7 @@ describe('a model server that stops in the middle of its reply', () => {
       retry: { maxAttempts: 1 },
       env: {},
     });
-    const error = await failure(agent.act(input, { signal }));
+    const error = await failure(actOnce(agent, input, { signal }));
     expect(error.code).toBe('MODEL_UNREACHABLE');
     expect(error.message).toContain('no answer within 500 ms');
   });
@@ -181,7 +182,7 @@ describe('faults of the connection', () => {
       retry: FAST,
       env: {},
     });
-    const error = await failure(agent.act(input, { signal }));
+    const error = await failure(actOnce(agent, input, { signal }));
     expect(error.code).toBe('MODEL_UNREACHABLE');
     expect(error.retryable).toBe(true);
     const attempts = error.details.attempts as { errorCode?: string }[];
@@ -194,7 +195,7 @@ describe('faults of the connection', () => {
 
   it('a connection reset on every attempt is MODEL_UNREACHABLE', async () => {
     const { server, agent } = await openai([{ drop: true }, { drop: true }, { drop: true }]);
-    const error = await failure(agent.act(input, { signal }));
+    const error = await failure(actOnce(agent, input, { signal }));
     expect(error.code).toBe('MODEL_UNREACHABLE');
     expect(error.message).toMatch(/connection failed/);
     expect(server.requests).toHaveLength(3);
@@ -207,7 +208,7 @@ describe('faults of the connection', () => {
       retry: { ...FAST, maxAttempts: 2 },
       env: {},
     });
-    const error = await failure(agent.act(input, { signal }));
+    const error = await failure(actOnce(agent, input, { signal }));
     expect(error.code).toBe('MODEL_UNREACHABLE');
     expect(error.retryable).toBe(true);
     expect(error.message).toMatch(/ENOTFOUND|EAI_AGAIN/);
@@ -221,7 +222,7 @@ describe('HTTP statuses', () => {
     [429, 'slow down'],
   ])('a %i that persists through the retries is MODEL_UNREACHABLE, retryable', async (status, message) => {
     const { server, agent } = await openai(() => errorReply(status, message));
-    const error = await failure(agent.act(input, { signal }));
+    const error = await failure(actOnce(agent, input, { signal }));
     expect(error.code).toBe('MODEL_UNREACHABLE');
     expect(error.retryable).toBe(true);
     expect(error.details.status).toBe(status);
@@ -231,7 +232,7 @@ describe('HTTP statuses', () => {
 
   it.each([400, 401, 403, 404, 422])('a %i is MODEL_CALL_FAILED at once, not retryable', async (status) => {
     const { server, agent } = await openai(() => errorReply(status, 'refused'));
-    const error = await failure(agent.act(input, { signal }));
+    const error = await failure(actOnce(agent, input, { signal }));
     expect(error.code).toBe('MODEL_CALL_FAILED');
     expect(error.retryable).toBe(false);
     expect(server.requests).toHaveLength(1);
@@ -248,14 +249,14 @@ describe('HTTP statuses', () => {
     const overloaded = await startAnthropicServer(() => anthropicError(529, 'Overloaded'));
     cleanups.push(() => overloaded.close());
     const agent = new AnthropicAgent({ model: 'c', baseUrl: overloaded.baseUrl, retry: FAST, env: {} });
-    const error = await failure(agent.act(input, { signal }));
+    const error = await failure(actOnce(agent, input, { signal }));
     expect(error.code).toBe('MODEL_UNREACHABLE');
     expect(error.details.status).toBe(529);
 
     const refusing = await startAnthropicServer(() => anthropicError(401, 'invalid x-api-key'));
     cleanups.push(() => refusing.close());
     const refused = new AnthropicAgent({ model: 'c', baseUrl: refusing.baseUrl, retry: FAST, env: {} });
-    expect((await failure(refused.act(input, { signal }))).code).toBe('MODEL_CALL_FAILED');
+    expect((await failure(actOnce(refused, input, { signal }))).code).toBe('MODEL_CALL_FAILED');
   });
 });
 
@@ -301,7 +302,7 @@ describe('the cap on a reply’s size', () => {
       const agent = parseModelAgentSpec(`openai:m?max_response_bytes=${1024 * 1024}&max_attempts=3`, {
         OPENAI_BASE_URL: baseUrl,
       });
-      const error = await failure(agent.act(input, { signal }));
+      const error = await failure(actOnce(agent, input, { signal }));
       expect(error.code).toBe('MODEL_CALL_FAILED');
       expect(error.retryable).toBe(false);
       expect(error.message).toContain('passed the cap of 1048576 bytes (max_response_bytes)');
@@ -329,7 +330,7 @@ describe('the cap on a reply’s size', () => {
     const { agent } = await openai([{ raw: body, headers: { 'content-type': 'application/json' } }], {
       maxResponseBytes: Buffer.byteLength(body),
     });
-    const turn = await agent.act(input, { signal });
+    const turn = await actOnce(agent, input, { signal });
     expect(turn.text).toHaveLength(10_000);
   });
 

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { OpenAIAgent, type OpenAIAgentOptions } from '../../../agents/openai/index.ts';
-import { isPaddockError, runEpisode, type AgentInput, type Task } from '../../../harness/index.ts';
+import { isPaddockError, runEpisode, type Task } from '../../../harness/index.ts';
+import { actOnce, type TurnInput } from '../../fakes/agent-session.ts';
 import { errorReply, reply, startOpenAIServer, type FakeTokens } from '../../fakes/model-servers/openai.ts';
 import type {
   Responder,
@@ -42,7 +43,7 @@ function play(agent: OpenAIAgent, task: Task = fakeTask(), signal?: AbortSignal)
   });
 }
 
-function input(task: Task = fakeTask()): AgentInput {
+function input(task: Task = fakeTask()): TurnInput {
   return {
     task,
     messages: [{ role: 'user', content: 'hi' }],
@@ -200,7 +201,7 @@ describe('OpenAIAgent in episodes', () => {
       seed: 42,
       price: { inputPerMTok: 2, outputPerMTok: 8 },
     });
-    const turn = await agent.act(input(), { signal: new AbortController().signal });
+    const turn = await actOnce(agent, input(), { signal: new AbortController().signal });
     const request = server.requests[0]!;
     expect(request.headers.authorization).toBe('Bearer sk-test');
     expect(request.body).toMatchObject({ temperature: 0.3, top_p: 0.9, max_tokens: 256, seed: 42 });
@@ -211,7 +212,7 @@ describe('OpenAIAgent in episodes', () => {
 describe('OpenAIAgent retries', () => {
   it('retries a 429 after the wait its retry-after asks for', async () => {
     const { server, agent } = await setup([errorReply(429, 'slow down', { 'retry-after': '1' }), submit()]);
-    const turn = await agent.act(input(), { signal: new AbortController().signal });
+    const turn = await actOnce(agent, input(), { signal: new AbortController().signal });
     expect(turn.toolCalls[0]!.name).toBe('submit');
     expect(server.requests).toHaveLength(2);
     expect(server.requests[1]!.at - server.requests[0]!.at).toBeGreaterThanOrEqual(990);
@@ -223,7 +224,7 @@ describe('OpenAIAgent retries', () => {
       errorReply(429, 'slow down', { 'retry-after-ms': '300' }),
       submit(),
     ]);
-    await agent.act(input(), { signal: new AbortController().signal });
+    await actOnce(agent, input(), { signal: new AbortController().signal });
     const gap = server.requests[1]!.at - server.requests[0]!.at;
     expect(gap).toBeGreaterThanOrEqual(295);
     expect(gap).toBeLessThan(1_000);
@@ -238,7 +239,7 @@ describe('OpenAIAgent retries', () => {
 
   it.each([400, 401, 404])('fails at once on a %i', async (status) => {
     const { server, agent } = await setup([errorReply(status, 'no'), submit()]);
-    const error = await failure(agent.act(input(), { signal: new AbortController().signal }));
+    const error = await failure(actOnce(agent, input(), { signal: new AbortController().signal }));
     expect(error.code).toBe('MODEL_CALL_FAILED');
     expect(error.retryable).toBe(false);
     expect(error.message).toContain(`HTTP ${status}: no`);
@@ -259,7 +260,7 @@ describe('OpenAIAgent retries', () => {
     const { server, agent } = await setup([errorReply(500, 'one'), errorReply(503, 'two'), { drop: true }], {
       retry: { ...FAST, maxAttempts: 3 },
     });
-    const error = await failure(agent.act(input(), { signal: new AbortController().signal }));
+    const error = await failure(actOnce(agent, input(), { signal: new AbortController().signal }));
     expect(error.code).toBe('MODEL_UNREACHABLE');
     expect(error.retryable).toBe(true);
     expect(error.message).toMatch(/after 3 attempts/);
@@ -277,7 +278,7 @@ describe('OpenAIAgent retries', () => {
   it('does not retry after an abort', async () => {
     const { server, agent } = await setup([{ hang: true }, submit()]);
     const controller = new AbortController();
-    const pending = failure(agent.act(input(), { signal: controller.signal }));
+    const pending = failure(actOnce(agent, input(), { signal: controller.signal }));
     await server.waitForRequests(1);
     controller.abort();
     const error = await pending;
@@ -287,7 +288,7 @@ describe('OpenAIAgent retries', () => {
 
   it('gives up on a call that does not answer within timeoutMs', async () => {
     const { server, agent } = await setup([{ hang: true }], { timeoutMs: 200, retry: { maxAttempts: 1 } });
-    const error = await failure(agent.act(input(), { signal: new AbortController().signal }));
+    const error = await failure(actOnce(agent, input(), { signal: new AbortController().signal }));
     expect(error.code).toBe('MODEL_UNREACHABLE');
     expect(error.message).toContain('no answer within 200 ms');
     expect(error.retryable).toBe(true);
@@ -296,7 +297,7 @@ describe('OpenAIAgent retries', () => {
 
   it('retries a call that timed out', async () => {
     const { server, agent } = await setup([{ hang: true }, submit()], { timeoutMs: 200 });
-    const turn = await agent.act(input(), { signal: new AbortController().signal });
+    const turn = await actOnce(agent, input(), { signal: new AbortController().signal });
     expect(turn.toolCalls).toHaveLength(1);
     expect(server.requests).toHaveLength(2);
   });
@@ -306,7 +307,7 @@ describe('OpenAIAgent retries', () => {
     ['JSON that is not a chat completion', { json: { choices: [] } }],
   ])('fails with MODEL_CALL_FAILED on %s, without retrying', async (_name, response) => {
     const { server, agent } = await setup([response, submit()]);
-    const error = await failure(agent.act(input(), { signal: new AbortController().signal }));
+    const error = await failure(actOnce(agent, input(), { signal: new AbortController().signal }));
     expect(error.code).toBe('MODEL_CALL_FAILED');
     expect(server.requests).toHaveLength(1);
   });
@@ -406,8 +407,8 @@ describe('OpenAIAgent token-exact turns', () => {
       submit(),
       submit(),
     ]);
-    await agent.act(input(), { signal: new AbortController().signal });
-    await agent.act(input(), { signal: new AbortController().signal });
+    await actOnce(agent, input(), { signal: new AbortController().signal });
+    await actOnce(agent, input(), { signal: new AbortController().signal });
     expect(server.requests[0]!.body.return_token_ids).toBe(true);
     expect(server.requests[1]!.body).not.toHaveProperty('return_token_ids');
     expect(server.requests[2]!.body).not.toHaveProperty('return_token_ids');

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OracleAgent } from '../../../agents/oracle/index.ts';
 import { ScriptedAgent } from '../../../agents/scripted/index.ts';
-import { runEpisode, type Agent, type Task } from '../../../harness/index.ts';
+import { runEpisode, type Agent, type Task, defineAgent } from '../../../harness/index.ts';
 import { DockerSandboxProvider, reapContainers } from '../../../sandboxes/docker/index.ts';
 import { loadTasks } from '../../../tasks/index.ts';
 import { ensureBaseImage, testRunId } from '../docker/helpers.ts';
@@ -104,7 +104,7 @@ describe('multi-step episodes', () => {
       name: tool.name,
       arguments: JSON.stringify(tool.arguments),
     });
-    const agent: Agent = {
+    const agent = defineAgent({
       name: 'snoop',
       act: async ({ task: seen, turnIndex }) => ({
         text: null,
@@ -116,7 +116,7 @@ describe('multi-step episodes', () => {
                 call(submit, 'submit'),
               ],
       }),
-    };
+    });
     const episode = await runEpisode({ task, agent, runId, episodeId: 'snoop', sandboxProvider: provider });
     const steps = episode.verifier!.steps!;
     expect(steps[0]?.reward).toBe(1);

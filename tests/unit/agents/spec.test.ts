@@ -32,7 +32,6 @@ describe('parseModelAgentSpec', () => {
     expect(agent.baseUrl).toBe('http://127.0.0.1:11434/v1');
     const body = agent.requestBody({
       task: {} as never,
-      episodeId: 'e',
       messages: [{ role: 'user', content: 'hi' }],
       tools: [],
       turnIndex: 0,
@@ -51,7 +50,6 @@ describe('parseModelAgentSpec', () => {
     const agent = parseModelAgentSpec('openai:gpt-4.1?max_tokens=64', { OPENAI_API_KEY: 'k' }) as OpenAIAgent;
     const body = agent.requestBody({
       task: {} as never,
-      episodeId: 'e',
       messages: [{ role: 'user', content: 'hi' }],
       tools: [],
       turnIndex: 0,

@@ -16,6 +16,7 @@ import {
   startDeadline,
   withDeadline,
   type Agent,
+  type AgentSession,
   type AssistantTurn,
 } from '../../../harness/index.ts';
 import { fakeTask } from '../../fakes/model-servers/tasks.ts';
@@ -114,7 +115,10 @@ describe('startDeadline', () => {
 class WaitingAgent implements Agent {
   readonly name = 'waiting';
   calls = 0;
-  act(_input: unknown, options: { signal: AbortSignal }): Promise<AssistantTurn> {
+  open(): AgentSession {
+    return { act: (_input, options) => this.wait(options) };
+  }
+  private wait(options: { signal: AbortSignal }): Promise<AssistantTurn> {
     this.calls++;
     return new Promise((_resolve, reject) => {
       options.signal.addEventListener('abort', () => reject(options.signal.reason as Error), { once: true });

@@ -7,6 +7,7 @@ import {
   type EpisodeEvent,
   type ToolProvider,
   type TurnRewardFunction,
+  defineAgent,
 } from '../../../harness/index.ts';
 import { MemorySandboxProvider, type CommandHandler } from '../../fakes/memory-sandbox.ts';
 import { makeTask } from '../../fakes/tasks.ts';
@@ -146,7 +147,7 @@ describe('runEpisode', () => {
   });
 
   it('ends with status limit (time) when the agent runs past the wall-clock limit', async () => {
-    const slow: Agent = {
+    const slow = defineAgent({
       name: 'slow',
       act: ({ turnIndex }, { signal }) =>
         new Promise((_, reject) => {
@@ -155,7 +156,7 @@ describe('runEpisode', () => {
             once: true,
           });
         }),
-    };
+    });
     const episode = await run(slow, { limits: { maxTurns: 3, timeoutMs: 50, commandTimeoutMs: 1_000 } })
       .promise;
     expect(episode.status).toBe('limit');
@@ -178,10 +179,10 @@ describe('runEpisode', () => {
   });
 
   it('records a failing agent backend as agent-error, not retryable, and closes the sandbox', async () => {
-    const broken: Agent = {
+    const broken = defineAgent({
       name: 'broken',
       act: async () => Promise.reject(new PaddockError('MODEL_CALL_FAILED', 'HTTP 401')),
-    };
+    });
     const { promise, provider } = run(broken);
     const episode = await promise;
     expect(episode.status).toBe('agent-error');
@@ -219,14 +220,14 @@ describe('runEpisode', () => {
 
   it('rejects with ABORTED and records nothing when the run is aborted', async () => {
     const controller = new AbortController();
-    const waiting: Agent = {
+    const waiting = defineAgent({
       name: 'waiting',
       act: (_, { signal }) =>
         new Promise((_, reject) => {
           controller.abort();
           if (signal.aborted) reject(new PaddockError('ABORTED', 'aborted'));
         }),
-    };
+    });
     const { promise, provider } = run(waiting, {}, { signal: controller.signal });
     await expect(promise).rejects.toMatchObject({ code: 'ABORTED' });
     expect(provider.started[0]!.sandbox.closed).toBe(1);
@@ -236,7 +237,7 @@ describe('runEpisode', () => {
     const perCall: TurnRewardFunction = {
       name: 'calls',
       weight: 0.5,
-      score: async ({ turn }) => turn.toolCalls.length,
+      open: () => ({ score: async ({ turn }) => turn.toolCalls.length }),
     };
     const agent = new ScriptedAgent({
       turns: [{ tool_calls: [write42, write42] }, { tool_calls: [submit] }],

@@ -10,6 +10,7 @@ import {
   runEpisodes,
   summariseRun,
   type Agent,
+  defineAgent,
 } from '../../../harness/index.ts';
 import { MemorySandboxProvider } from '../../fakes/memory-sandbox.ts';
 import { makeTask } from '../../fakes/tasks.ts';
@@ -34,7 +35,7 @@ describe('runEpisodes', () => {
   it('never runs more than `concurrency` episodes at once', async () => {
     let running = 0;
     let peak = 0;
-    const agent: Agent = {
+    const agent = defineAgent({
       name: 'counting',
       act: async () => {
         running++;
@@ -43,7 +44,7 @@ describe('runEpisodes', () => {
         running--;
         return { text: null, toolCalls: [{ id: '', name: 'submit', arguments: '{}' }] };
       },
-    };
+    });
     const episodes = await runEpisodes({
       runId: 'r',
       tasks,
@@ -129,13 +130,13 @@ describe('runEpisodes', () => {
 
   it('stops starting episodes when aborted and rejects with ABORTED', async () => {
     const controller = new AbortController();
-    const agent: Agent = {
+    const agent = defineAgent({
       name: 'aborting',
       act: async () => {
         controller.abort();
         return { text: null, toolCalls: [] };
       },
-    };
+    });
     await expect(
       runEpisodes({
         runId: 'r',

@@ -10,12 +10,13 @@ import {
   formatSummary,
   type Agent,
   type AssistantTurn,
+  defineAgent,
 } from '../../../harness/index.ts';
 import { fakeTask, mathTools } from '../../fakes/model-servers/tasks.ts';
 
 /** An agent that calls `add` once, then gives `last` (with its stop reason). */
 function agentEndingWith(last: AssistantTurn): Agent {
-  return {
+  return defineAgent({
     name: 'fake',
     async act(input) {
       if (input.turnIndex === 0)
@@ -26,7 +27,7 @@ function agentEndingWith(last: AssistantTurn): Agent {
         };
       return last;
     },
-  };
+  });
 }
 
 async function run(last: AssistantTurn) {

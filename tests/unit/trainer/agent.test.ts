@@ -11,7 +11,8 @@ import {
   loadOnnxPolicy,
   type OnnxPolicy,
 } from '../../../agents/onnx/index.ts';
-import type { AgentInput, Message, Task, ToolSpec } from '../../../harness/index.ts';
+import type { Message, Task, ToolSpec } from '../../../harness/index.ts';
+import { actOnce, openFor, type TurnInput } from '../../fakes/agent-session.ts';
 import { checkTokenDrift } from '../../../trainers/rl/index.ts';
 import { episode, turn } from './helpers.ts';
 
@@ -30,7 +31,7 @@ afterAll(async () => {
   await policy.close();
 });
 
-function input(messages: Message[], turnIndex: number, seed = 5): AgentInput {
+function input(messages: Message[], turnIndex: number, seed = 5): TurnInput {
   return { task, episodeId: `e${seed}`, messages, tools, turnIndex, seed };
 }
 
@@ -38,8 +39,10 @@ function input(messages: Message[], turnIndex: number, seed = 5): AgentInput {
 async function play(agent: OnnxPolicyAgent, turns: number, seed = 5) {
   const messages: Message[] = [{ role: 'user', content: 'Look up the key.' }];
   const replies = [];
+  const session = await openFor(agent, input(messages, 0, seed));
   for (let t = 0; t < turns; t++) {
-    const reply = await agent.act(input(messages, t, seed), { signal });
+    const { episodeId: _e, seed: _s, ...turn } = input(messages, t, seed);
+    const reply = await session.act(turn, { signal });
     replies.push(reply);
     messages.push({
       role: 'assistant',
@@ -125,10 +128,11 @@ describe('OnnxPolicyAgent', () => {
     const other = await loadOnnxPolicy(DIR);
     const agent = new OnnxPolicyAgent(policy, { maxNewTokens: 6 });
     const messages: Message[] = [{ role: 'user', content: 'Look up the key.' }];
-    const first = await agent.act(input(messages, 0), { signal });
+    const session = await openFor(agent, input(messages, 0));
+    const first = await session.act({ task, messages, tools, turnIndex: 0 }, { signal });
     messages.push({ role: 'assistant', content: first.text }, { role: 'user', content: 'more' });
     agent.setPolicy(other);
-    const second = await agent.act(input(messages, 1), { signal });
+    const second = await session.act({ task, messages, tools, turnIndex: 1 }, { signal });
     expect(
       second.tokens!.promptIds.slice(0, first.tokens!.promptIds.length + first.tokens!.completionIds.length),
     ).toEqual([...first.tokens!.promptIds, ...first.tokens!.completionIds]);
@@ -138,11 +142,11 @@ describe('OnnxPolicyAgent', () => {
 
   it('stops at the context length with a length finish', async () => {
     const agent = new OnnxPolicyAgent(policy, { maxNewTokens: 500 });
-    const reply = await agent.act(input([{ role: 'user', content: 'x'.repeat(10) }], 0), { signal });
+    const reply = await actOnce(agent, input([{ role: 'user', content: 'x'.repeat(10) }], 0), { signal });
     expect(reply.tokens!.promptIds.length + reply.tokens!.completionIds.length).toBeLessThanOrEqual(
       policy.maxLen,
     );
-    const long = await agent.act(input([{ role: 'user', content: 'y'.repeat(2000) }], 0), { signal });
+    const long = await actOnce(agent, input([{ role: 'user', content: 'y'.repeat(2000) }], 0), { signal });
     expect(long).toMatchObject({ text: null, toolCalls: [], finishReason: 'length' });
     expect(long.tokens!.completionIds).toEqual([]);
   });
@@ -152,7 +156,7 @@ describe('OnnxPolicyAgent', () => {
     controller.abort();
     const agent = new OnnxPolicyAgent(policy, { maxNewTokens: 4 });
     await expect(
-      agent.act(input([{ role: 'user', content: 'hi' }], 0), { signal: controller.signal }),
+      actOnce(agent, input([{ role: 'user', content: 'hi' }], 0), { signal: controller.signal }),
     ).rejects.toMatchObject({
       code: 'ABORTED',
     });

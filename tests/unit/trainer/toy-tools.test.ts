@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Task } from '../../../harness/index.ts';
-import { evaluateExpression, toyToolProvider } from '../../../trainers/rl/index.ts';
+import { evaluateExpression, toyToolProvider } from '../../../sandboxes/toy/index.ts';
 
 function task(extensions: Record<string, unknown>, row: Record<string, unknown>): Task {
   return {
