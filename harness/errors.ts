@@ -21,10 +21,26 @@ export const ERROR_CODES = {
   IMAGE_BUILD_FAILED: 'IMAGE_BUILD_FAILED',
   /** A sandbox could not be created or started. */
   SANDBOX_START_FAILED: 'SANDBOX_START_FAILED',
-  /** A running sandbox broke (its control channel died, the container vanished). */
+  /**
+   * A running sandbox broke (its control channel died, the container vanished, the engine
+   * refused): an infrastructure fault, `retryable` when another attempt may succeed. Never
+   * a missing path (that is FILE_NOT_FOUND). One exception, kept for the `Sandbox`
+   * contract's `ReadFileOptions.maxBytes`: a file larger than a read's cap is refused with
+   * this code and `details.tooLarge: true` (not retryable; the caller's input).
+   */
   SANDBOX_FAILED: 'SANDBOX_FAILED',
   /** The agent's own processes ended its sandbox (an outcome of the agent, scored 0; not retried). */
   SANDBOX_KILLED: 'SANDBOX_KILLED',
+  /**
+   * A path a sandbox call named does not exist, or is not what the call needs: no regular
+   * file to read (nothing there, a folder, a FIFO or a device, a symlink loop), no folder to
+   * extract into, no host file to upload. The input of the caller or of the agent, never a
+   * fault of the sandbox: never `retryable`, and the built-in file tools show it to the
+   * agent as an observation. `details.path` names the path; `details.type`, when present,
+   * says what is there instead (`directory`, `fifo`…); a file larger than a read's
+   * `maxBytes` is not this code (SANDBOX_FAILED with `details.tooLarge`).
+   */
+  FILE_NOT_FOUND: 'FILE_NOT_FOUND',
   /** A call on a sandbox that was already closed. */
   SANDBOX_CLOSED: 'SANDBOX_CLOSED',
   /** The agent's backend failed (HTTP error, bad response) after its retries. */

@@ -48,12 +48,14 @@ export type { DockerSandboxProviderOptions } from './provider.ts';
 export {
   /** A running Docker sandbox (what `DockerSandboxProvider.start` returns). */
   DockerSandbox,
+} from './sandbox.ts';
+export {
   /** Default per-command timeout, ms. */
   DEFAULT_EXEC_TIMEOUT_MS,
   /** Default cap of each output stream, bytes. */
   DEFAULT_MAX_OUTPUT_BYTES,
-} from './sandbox.ts';
-export type { DockerSandboxTuning } from './sandbox.ts';
+} from './exec.ts';
+export type { DockerSandboxTuning } from './exec.ts';
 
 export {
   /** `PADDOCK_IMAGE_MAP` merged with explicit substitutions. */

@@ -15,7 +15,7 @@ import { dockerClient, engineStatusCode, wrapEngineError } from './engine.ts';
 import { buildTaskImage, effectiveImageMap, resolveLocalImage } from './images.ts';
 import { RunLeases } from './lease.ts';
 import { DockerSandbox } from './sandbox.ts';
-import type { DockerSandboxTuning } from './sandbox.ts';
+import type { DockerSandboxTuning } from './exec.ts';
 import { KillerShell, ShellSession, ShellStartError } from './shell.ts';
 
 /** Labels put on every container paddock starts. */
@@ -311,7 +311,9 @@ export class DockerSandboxProvider implements SandboxProvider {
         }
       } catch (error) {
         await sandbox.close();
-        throw error instanceof PaddockError && error.code === ERROR_CODES.SANDBOX_FAILED
+        // A task file that cannot be copied in (missing on the host, refused) fails the start.
+        throw error instanceof PaddockError &&
+          (error.code === ERROR_CODES.SANDBOX_FAILED || error.code === ERROR_CODES.FILE_NOT_FOUND)
           ? new PaddockError(
               ERROR_CODES.SANDBOX_START_FAILED,
               `copying the task's files in failed: ${error.message}`,

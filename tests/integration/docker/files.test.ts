@@ -84,15 +84,57 @@ describe('Docker sandbox files', () => {
     expect(Buffer.from(await sandbox.readFile('/tmp/link.txt')).toString()).toBe('target\n');
   });
 
-  it('rejects reading a missing file with SANDBOX_FAILED naming the path', async () => {
+  it('rejects reading a missing file with FILE_NOT_FOUND naming the path, not retryable', async () => {
     await expect(sandbox.readFile('/no/such/file.txt')).rejects.toMatchObject({
-      code: 'SANDBOX_FAILED',
+      code: 'FILE_NOT_FOUND',
+      retryable: false,
       message: expect.stringContaining('/no/such/file.txt'),
+      details: { path: '/no/such/file.txt' },
     });
   });
 
-  it('rejects reading a folder with SANDBOX_FAILED', async () => {
-    await expect(sandbox.readFile('/etc')).rejects.toMatchObject({ code: 'SANDBOX_FAILED' });
+  it('rejects reading a folder with FILE_NOT_FOUND saying a directory is there', async () => {
+    await expect(sandbox.readFile('/etc')).rejects.toMatchObject({
+      code: 'FILE_NOT_FOUND',
+      details: { path: '/etc', type: 'directory' },
+    });
+  });
+
+  it('rejects reading a FIFO with FILE_NOT_FOUND without reading it', async () => {
+    await sandbox.exec('mkfifo /tmp/pipe');
+    await expect(sandbox.readFile('/tmp/pipe')).rejects.toMatchObject({
+      code: 'FILE_NOT_FOUND',
+      details: { type: 'fifo' },
+    });
+  });
+
+  it('rejects reading through a file as if it were a folder with FILE_NOT_FOUND', async () => {
+    await expect(sandbox.readFile('/etc/hostname/x')).rejects.toMatchObject({ code: 'FILE_NOT_FOUND' });
+  });
+
+  it('rejects a symlink loop with FILE_NOT_FOUND', async () => {
+    await sandbox.exec('ln -sf /tmp/loop-b /tmp/loop-a; ln -sf /tmp/loop-a /tmp/loop-b');
+    await expect(sandbox.readFile('/tmp/loop-a')).rejects.toMatchObject({
+      code: 'FILE_NOT_FOUND',
+      message: expect.stringContaining('symbolic links'),
+    });
+  });
+
+  it('refuses a file larger than maxBytes with SANDBOX_FAILED and details.tooLarge, reading nothing', async () => {
+    await sandbox.writeFile('/tmp/big.txt', 'x'.repeat(1000));
+    await expect(sandbox.readFile('/tmp/big.txt', { maxBytes: 999 })).rejects.toMatchObject({
+      code: 'SANDBOX_FAILED',
+      retryable: false,
+      details: { tooLarge: true, size: 1000 },
+    });
+    expect((await sandbox.readFile('/tmp/big.txt', { maxBytes: 1000 })).length).toBe(1000);
+  });
+
+  it('rejects writing through a file as if it were a folder with FILE_NOT_FOUND', async () => {
+    await expect(sandbox.writeFile('/etc/hostname/x', 'x')).rejects.toMatchObject({
+      code: 'FILE_NOT_FOUND',
+      details: { path: '/etc/hostname/x' },
+    });
   });
 
   it('uploads a folder recursively: files, modes, empty folders and symlinks', async () => {
@@ -129,9 +171,10 @@ describe('Docker sandbox files', () => {
     expect((await sandbox.exec('stat -c %a /tmp; cat /tmp/top.txt')).stdout).toBe('1777\ntop\n');
   });
 
-  it('rejects uploading a host path that does not exist', async () => {
+  it('rejects uploading a host path that does not exist with FILE_NOT_FOUND', async () => {
     await expect(sandbox.upload(join(hostDir, 'missing'), '/x')).rejects.toMatchObject({
-      code: 'SANDBOX_FAILED',
+      code: 'FILE_NOT_FOUND',
+      details: { path: join(hostDir, 'missing') },
     });
   });
 
@@ -200,11 +243,18 @@ describe('download and extract between sandboxes', () => {
     }
   });
 
-  it('gives undefined for a missing path, and extracting into a missing folder fails with SANDBOX_FAILED', async () => {
+  it('gives undefined for a missing path, and extracting into a missing folder fails with FILE_NOT_FOUND', async () => {
     await expect(sandbox.download!('/no/such/path')).resolves.toBeUndefined();
+    await expect(sandbox.download!('/etc/hostname/x')).resolves.toBeUndefined();
     const archive = await sandbox.download!('/task/input.txt');
     await expect(sandbox.extract!(archive!, '/no/such/folder')).rejects.toMatchObject({
-      code: 'SANDBOX_FAILED',
+      code: 'FILE_NOT_FOUND',
+      details: { path: '/no/such/folder' },
+    });
+    const again = await sandbox.download!('/task/input.txt');
+    await expect(sandbox.extract!(again!, '/etc/hostname')).rejects.toMatchObject({
+      code: 'FILE_NOT_FOUND',
+      details: { type: 'file' },
     });
   });
 });
@@ -249,6 +299,17 @@ describe('DockerSandbox.close', () => {
     const doomed = await provider.start(baseSpec(), { labels: { runId, episodeId: 'close-gone' } });
     await dockerClient().getContainer(doomed.id).remove({ force: true });
     await expect(doomed.close()).resolves.toBeUndefined();
+  });
+
+  it('fails file calls with a retryable SANDBOX_FAILED, not FILE_NOT_FOUND, when the container was removed under them', async () => {
+    const doomed = await provider.start(baseSpec(), { labels: { runId, episodeId: 'vanished-files' } });
+    await dockerClient().getContainer(doomed.id).remove({ force: true });
+    const gone = { code: 'SANDBOX_FAILED', retryable: true };
+    await expect(doomed.readFile('/etc/hostname')).rejects.toMatchObject(gone);
+    await expect(doomed.download!('/etc/hostname')).rejects.toMatchObject(gone);
+    await expect(doomed.writeFile('/tmp/x', 'x')).rejects.toMatchObject(gone);
+    await expect(doomed.upload(join(hostDir, 'single.txt'), '/tmp/x')).rejects.toMatchObject(gone);
+    await doomed.close();
   });
 
   it('fails the next command with SANDBOX_FAILED when the container was removed under it', async () => {
