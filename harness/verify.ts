@@ -346,10 +346,14 @@ async function readText(
     );
   } catch (error) {
     // An abort is never "no reward file": the episode is not recorded at all then.
-    if (signal.aborted || !isPaddockError(error, 'SANDBOX_FAILED')) throw error;
-    if (error.details.tooLarge) return { error: `${path}: ${error.message}` };
-    // A missing file (or a FIFO, a device, a folder) is no reward file: the caller tries the next location.
-    if (/no such file/.test(error.message)) return undefined;
+    if (signal.aborted) throw error;
+    if (isPaddockError(error, 'SANDBOX_FAILED') && error.details.tooLarge)
+      return { error: `${path}: ${error.message}` };
+    // Nothing at the path is no reward file: the caller tries the next location. Something
+    // else there (a folder, a FIFO, a device) is the verifier's error. Any other fault is
+    // the sandbox's (SANDBOX_FAILED): it propagates, and the episode is an infra-error.
+    if (!isPaddockError(error, 'FILE_NOT_FOUND')) throw error;
+    if (error.details.type === undefined) return undefined;
     return { error: `${path} is not a readable regular file: ${error.message}` };
   }
 }
@@ -427,7 +431,8 @@ async function readPytestReport(
       await sandbox.readFile(PYTEST_REPORT, { signal, maxBytes: MAX_PYTEST_REPORT_BYTES }),
     ).toString('utf8');
   } catch (error) {
-    if (signal.aborted || !isPaddockError(error, 'SANDBOX_FAILED')) throw error;
+    const tooLarge = isPaddockError(error, 'SANDBOX_FAILED') && error.details.tooLarge === true;
+    if (signal.aborted || !(tooLarge || isPaddockError(error, 'FILE_NOT_FOUND'))) throw error;
     // No report (or one too large to read): the output decides.
     return undefined;
   }

@@ -3,7 +3,15 @@ import type { Tool } from '../tool.ts';
 import { bashTool, editFileTool, readFileTool, writeFileTool } from './sandbox-tools.ts';
 import { submitTool } from './submit.ts';
 
-export { bashTool, editFileTool, formatExecResult, readFileTool, writeFileTool } from './sandbox-tools.ts';
+export {
+  bashTool,
+  editFileTool,
+  formatExecResult,
+  /** True for a file fault the agent caused (an observation), false for a sandbox fault. */
+  isAgentFileFault,
+  readFileTool,
+  writeFileTool,
+} from './sandbox-tools.ts';
 export { submitTool } from './submit.ts';
 
 /** The built-in tools a task asks for, in the task's order. Sandbox tools are left out when it has no sandbox. */

@@ -1,10 +1,13 @@
 /**
  * The built-in tools that work on any Sandbox: bash, read_file, write_file, edit_file.
- * Each validates its arguments with zod, and a failing command or a missing file is an
- * observation (isError), not an exception.
+ * Each validates its arguments with zod, and what the agent caused — a failing command, a
+ * missing file, a file too large to read — is an observation (isError), not an exception.
+ * A fault of the sandbox itself (SANDBOX_FAILED, SANDBOX_CLOSED, an abort) propagates, so
+ * that the episode ends as an `infra-error` (retried when retryable) instead of being
+ * recorded, and trained on, as the agent's outcome.
  */
 import { z } from 'zod';
-import { describeError, isPaddockError } from '../errors.ts';
+import { ERROR_CODES, describeError, isPaddockError } from '../errors.ts';
 import type { ExecResult, Sandbox } from '../sandbox.ts';
 import { defineTool, type Tool, type ToolContext, type ToolOutput } from '../tool.ts';
 
@@ -66,9 +69,24 @@ export function bashTool(defaultTimeoutMs: number): Tool {
   });
 }
 
-/** Turns a sandbox file fault into an observation; rethrows infrastructure faults. */
+/**
+ * True for a file fault the agent's own input caused: a path that does not exist or is
+ * not a regular file (FILE_NOT_FOUND), a file over the read cap (SANDBOX_FAILED with
+ * `details.tooLarge`), a write the sandbox's filesystem refused (SANDBOX_FAILED with
+ * `details.refused`: a busy mount, a full disk). Nothing else is: a vanished container, a
+ * dead engine, a closed sandbox and an abort are faults of the infrastructure.
+ */
+export function isAgentFileFault(error: unknown): boolean {
+  if (isPaddockError(error, ERROR_CODES.FILE_NOT_FOUND)) return true;
+  return (
+    isPaddockError(error, ERROR_CODES.SANDBOX_FAILED) &&
+    (error.details.tooLarge === true || error.details.refused === true)
+  );
+}
+
+/** Turns a file fault the agent caused into an observation; rethrows every other fault. */
 function fileProblem(error: unknown, path: string): ToolOutput {
-  if (isPaddockError(error, 'SANDBOX_FAILED'))
+  if (isAgentFileFault(error))
     return { text: `Cannot access ${path}: ${describeError(error)}`, isError: true };
   throw error;
 }
@@ -147,7 +165,11 @@ export const editFileTool: Tool = defineTool({
       return { text: `old_text occurs more than once in ${path}; include more context`, isError: true };
     }
     const updated = content.slice(0, first) + args.new_text + content.slice(first + args.old_text.length);
-    await sandbox.writeFile(path, updated, { signal: context.signal });
+    try {
+      await sandbox.writeFile(path, updated, { signal: context.signal });
+    } catch (error) {
+      return fileProblem(error, path);
+    }
     return { text: `Edited ${path}` };
   },
 });

@@ -49,7 +49,8 @@ export class MemorySandbox implements Sandbox {
 
   async readFile(path: string): Promise<Uint8Array> {
     const data = this.files.get(path);
-    if (!data) throw new PaddockError('SANDBOX_FAILED', `no such file: ${path}`);
+    // As the Sandbox contract says: a missing path is the caller's input, not a sandbox fault.
+    if (!data) throw new PaddockError('FILE_NOT_FOUND', `no such file: ${path}`, { details: { path } });
     return data;
   }
 
