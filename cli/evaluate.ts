@@ -20,12 +20,10 @@ import {
   type Task,
   type TornTail,
 } from '../harness/index.ts';
-import { DockerSandboxProvider, reapContainers } from '../sandboxes/docker/index.ts';
 import { formatTaskProblem } from '../tasks/index.ts';
 import { NO_TURN_LIMIT } from '../tasks/defaults.ts';
 import type { TaskSelection } from '../tasks/load.ts';
-import { createAgent } from './agents.ts';
-import { RunPlugins, validateSuite } from './plugins.ts';
+import { DEFAULT_SANDBOX_KIND, createPaddock, type OpenedRun, type Paddock } from './paddock.ts';
 
 /** Where runs are stored unless told otherwise. */
 export const DEFAULT_RUNS_DIR = 'runs';
@@ -35,6 +33,15 @@ export interface EvaluateOptions {
   taskPaths: string[];
   /** Agent spec, e.g. `oracle`. */
   agent: string;
+  /** The plug-ins to run with (`createPaddock`). @default the built-in ones */
+  paddock?: Paddock;
+  /** The sandbox kind (`--sandbox`), one a plug-in registered. Stored with the run. @default `docker` */
+  sandbox?: string;
+  /**
+   * The plug-in modules the run was given (`--plugin`), stored with the run so that
+   * `paddock resume` loads them again; the plug-ins themselves come in `paddock`.
+   */
+  pluginModules?: string[];
   /** @default 4 */
   concurrency?: number;
   /** Episodes per task. @default 1 */
@@ -107,6 +114,10 @@ export function newRunId(now = new Date()): string {
 interface StoredConfig {
   taskPaths: string[];
   agent: string;
+  /** The sandbox kind; runs stored before it had one used `docker`. */
+  sandbox?: string;
+  /** Plug-in modules to load again on resume (absolute paths or package names). */
+  pluginModules?: string[];
   concurrency: number;
   maxAttempts: number;
   imageMap: Record<string, string>;
@@ -139,12 +150,17 @@ function describeSelection(select: StoredConfig['select'], ids?: ReadonlySet<str
  * what it made.
  */
 async function prepareRun(
+  paddock: Paddock,
   config: StoredConfig,
   planIds?: ReadonlySet<string>,
-): Promise<{ tasks: Task[]; agent: Agent; plugins: RunPlugins; skipped: string[] }> {
+): Promise<{ tasks: Task[]; agent: Agent; plugins: OpenedRun; skipped: string[] }> {
+  paddock.sandboxKind(config.sandbox ?? DEFAULT_SANDBOX_KIND); // an unknown kind fails before anything is made
   // A resumed run loads exactly the tasks of its plan; a new one applies the selection.
   const select: TaskSelection = planIds ? { ids: planIds } : { ...config.select };
-  const validation = await validateSuite(config.taskPaths, { allowEnv: config.allowEnv ?? [], select });
+  const validation = await paddock.validateSuite(config.taskPaths, {
+    allowEnv: config.allowEnv ?? [],
+    select,
+  });
   const skipped = validation.problems.map((problem) => formatTaskProblem(problem));
   if (skipped.length > 0 && config.skipInvalid !== true) {
     throw new PaddockError(
@@ -166,7 +182,7 @@ async function prepareRun(
     const maxTurns = config.maxTurns === 'none' ? NO_TURN_LIMIT : config.maxTurns;
     tasks = tasks.map((task) => ({ ...task, limits: { ...task.limits, maxTurns } }));
   }
-  const agent = await createAgent(config.agent);
+  const agent = await paddock.createAgent(config.agent);
   if (agent.checkTasks) {
     // Folders the selection left out still count as tasks a script may name.
     const loadedFolders = new Set(tasks.map((task) => task.id.split('@')[0]!));
@@ -195,7 +211,13 @@ async function prepareRun(
       );
     }
   }
-  const plugins = new RunPlugins();
+  let plugins: OpenedRun;
+  try {
+    plugins = await paddock.openRun();
+  } catch (error) {
+    await agent.close?.();
+    throw error;
+  }
   try {
     for (const task of tasks) await plugins.rewardsFor(task);
   } catch (error) {
@@ -206,10 +228,11 @@ async function prepareRun(
 }
 
 async function execute(
+  paddock: Paddock,
   store: RunStore,
   tasks: Task[],
   agent: Agent,
-  plugins: RunPlugins,
+  plugins: OpenedRun,
   config: StoredConfig,
   options: Pick<EvaluateOptions, 'signal' | 'onEvent' | 'onRecorded' | 'onStart' | 'onWarning'> & {
     retryErrors?: boolean;
@@ -218,7 +241,7 @@ async function execute(
   // With skipInvalid a resumed run leaves out the planned tasks that no longer load.
   const loaded = new Set(tasks.map((task) => task.id));
   const plan = store.manifest.plan.filter((planned) => loaded.has(planned.taskId));
-  const sandboxProvider = new DockerSandboxProvider({
+  const sandboxProvider = paddock.sandboxKind(config.sandbox ?? DEFAULT_SANDBOX_KIND).create({
     imageMap: config.imageMap,
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
   });
@@ -258,7 +281,7 @@ async function execute(
     throw explainStoreFailure(error, store.manifest.runId);
   } finally {
     // Containers first: whatever ended the run (an interrupt, a full disk), none is left behind.
-    await sandboxProvider.closeAll();
+    await sandboxProvider.closeAll?.();
     await store.close();
     await plugins.close();
     await agent.close?.();
@@ -287,9 +310,12 @@ function explainStoreFailure(error: unknown, runId: string): unknown {
  *   loading tasks and agents.
  */
 export async function evaluate(options: EvaluateOptions): Promise<EvaluationResult> {
+  const paddock = options.paddock ?? createPaddock();
   const config: StoredConfig = {
     taskPaths: options.taskPaths.map((path) => resolve(path)),
     agent: options.agent,
+    sandbox: options.sandbox ?? DEFAULT_SANDBOX_KIND,
+    ...(options.pluginModules?.length ? { pluginModules: [...options.pluginModules] } : {}),
     concurrency: options.concurrency ?? 4,
     maxAttempts: options.maxAttempts ?? 3,
     imageMap: options.imageMap ?? {},
@@ -300,7 +326,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     ...(options.skipInvalid ? { skipInvalid: true } : {}),
     ...(options.maxTurns !== undefined ? { maxTurns: options.maxTurns } : {}),
   };
-  const { tasks, agent, plugins, skipped } = await prepareRun(config);
+  const { tasks, agent, plugins, skipped } = await prepareRun(paddock, config);
   if (skipped.length > 0) {
     config.skipped = skipped;
     options.onSkipped?.(skipped);
@@ -319,12 +345,13 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluationResu
     await Promise.allSettled([plugins.close(), agent.close?.()]);
     throw error;
   }
-  return execute(store, tasks, agent, plugins, config, options);
+  return execute(paddock, store, tasks, agent, plugins, config, options);
 }
 
 /** Options of `resume`. */
 export type ResumeOptions = Pick<
   EvaluateOptions,
+  | 'paddock'
   | 'runsDir'
   | 'signal'
   | 'onEvent'
@@ -364,15 +391,17 @@ export async function resume(runId: string, options: ResumeOptions = {}): Promis
   };
   store.openForWrite(); // takes the lock first, so no live process owns the containers reaped below
   // A run that cannot start releases the lock taken above.
+  const paddock = options.paddock ?? createPaddock();
   const { tasks, agent, plugins, skipped } = await (async () => {
-    await reapContainers({ runId });
-    return prepareRun(config, new Set(store.manifest.plan.map((planned) => planned.taskId)));
+    await paddock.sandboxKind(config.sandbox ?? DEFAULT_SANDBOX_KIND).reap?.(runId);
+    return prepareRun(paddock, config, new Set(store.manifest.plan.map((planned) => planned.taskId)));
   })().catch(async (error: unknown) => {
     await store.close();
     throw error;
   });
   if (skipped.length > 0) options.onSkipped?.(skipped);
   return execute(
+    paddock,
     store,
     tasks,
     agent,
@@ -380,4 +409,17 @@ export async function resume(runId: string, options: ResumeOptions = {}): Promis
     { ...config, concurrency: options.concurrency ?? config.concurrency },
     options,
   );
+}
+
+/**
+ * The sandbox kind and plug-in modules a stored run was made with, read before the
+ * plug-ins are put together (the CLI loads the modules, then resumes). Rejects with
+ * RUN_NOT_FOUND for an unknown run.
+ */
+export function storedRunPlugins(
+  runsDir: string,
+  runId: string,
+): { sandbox: string; pluginModules: string[] } {
+  const config = RunStore.open(runsDir, runId).manifest.config as unknown as StoredConfig;
+  return { sandbox: config.sandbox ?? DEFAULT_SANDBOX_KIND, pluginModules: config.pluginModules ?? [] };
 }

@@ -1,28 +1,268 @@
 /**
- * The package's public entry: the core contracts and loop, the task loaders, the
+ * The package's main entry (`paddock`): the core contracts and loop, the task loaders, the
  * sandbox and agent plug-ins, and the high-level `evaluate` / `resume` functions.
+ *
+ * Every name is listed: adding one here is an API decision. The Docker, browser, MCP and
+ * ONNX plug-ins have entries of their own as well (`paddock/docker`, `paddock/browser`,
+ * `paddock/mcp`, `paddock/onnx`), with their whole surface; fakes and the conformance
+ * suite for plug-in authors are at `paddock/testing`.
  */
-export * from '../harness/index.ts';
-export * from '../tasks/index.ts';
-export * from '../sandboxes/docker/index.ts';
+
+// --- Contracts (harness/) -----------------------------------------------------------
+
+// Agents: what the loop asks for a turn, and what it gets back.
+export { defineAgent } from '../harness/index.ts';
+export type {
+  Agent,
+  AgentDefinition,
+  AgentInput,
+  AgentSession,
+  AssistantTurn,
+  Message,
+  Reasoning,
+  StopReason,
+  TokenRecord,
+  ToolCall,
+  Usage,
+} from '../harness/index.ts';
+
+// Plug-ins: sandbox kinds, agent kinds and reward kinds put together by a run.
+export { definePlugin } from '../harness/index.ts';
+export type {
+  AgentKind,
+  AgentKindContext,
+  PaddockPlugin,
+  PluginRun,
+  PluginRunContext,
+  RewardBuilder,
+  RunSandboxProvider,
+  SandboxKind,
+  SandboxKindOptions,
+  TurnRewardKind,
+} from '../harness/index.ts';
+
+// Sandboxes and the tool providers an episode opens sessions of.
+export type {
+  EpisodeContext,
+  ExecOptions,
+  ExecResult,
+  ReadFileOptions,
+  Sandbox,
+  SandboxDiagnosis,
+  SandboxLabels,
+  SandboxProcess,
+  SandboxProvider,
+  SealReport,
+  SessionScore,
+  ToolProvider,
+  ToolSession,
+} from '../harness/index.ts';
+
+// Tasks as the harness sees them, whatever file they were loaded from.
+export { checkTaskPath, declareTaskPaths, taskPathsOf } from '../harness/index.ts';
+export type {
+  BuiltinToolName,
+  EnvironmentSpec,
+  FileMount,
+  ReferenceAction,
+  SolutionSpec,
+  StepHealthcheck,
+  Task,
+  TaskArtifact,
+  TaskLimits,
+  TaskPathCheck,
+  TaskPathKind,
+  TaskPathLister,
+  TaskPathRef,
+  TaskStep,
+  TaskSteps,
+  VerifierIsolation,
+  VerifierSpec,
+} from '../harness/index.ts';
+
+// Tools: defining one, and the built-in tools over a sandbox.
+export {
+  bashTool,
+  builtinTools,
+  defineTool,
+  editFileTool,
+  formatExecResult,
+  formatZodIssues,
+  readFileTool,
+  submitTool,
+  toolSpec,
+  writeFileTool,
+} from '../harness/index.ts';
+export type { ImagePart, JsonSchema, Tool, ToolContext, ToolOutput, ToolSpec } from '../harness/index.ts';
+
+// Rewards: per turn, per trajectory, per group, and how they combine.
+export { applyGroupRewards, combineRewards, scoreTurn } from '../harness/index.ts';
+export type {
+  ConstraintFunction,
+  EpisodeRewards,
+  GroupRewardFunction,
+  KeptFile,
+  RewardBreakdown,
+  RewardComponent,
+  StepResult,
+  TrajectoryRewardFunction,
+  TurnReward,
+  TurnRewardFunction,
+  VerifierResult,
+} from '../harness/index.ts';
+
+// Verification: running a task's verifier and reading what it reports.
+export {
+  KeepFiles,
+  PYTEST_REPORT_DIR,
+  parseJunitCounts,
+  pytestOutcome,
+  pytestPassed,
+  readRewardFiles,
+  runIsolatedVerifier,
+  runVerifier,
+  verifyEpisode,
+} from '../harness/index.ts';
+export type { VerifyContext } from '../harness/index.ts';
+
+// --- Episodes, runs and the run store (harness/) --------------------------------------
+
+export { aggregateSteps, isAgentOutcome, minRewardFailure, runEpisode } from '../harness/index.ts';
+export type {
+  EpisodeEvent,
+  EpisodeEventListener,
+  EpisodeOptions,
+  EpisodeRecord,
+  EpisodeStats,
+  EpisodeStatus,
+  LimitKind,
+  ToolCallProblem,
+  ToolResultRecord,
+  TurnRecord,
+} from '../harness/index.ts';
+export { episodeSeed, isRetryableRecord, planEpisodes, runEpisodes } from '../harness/index.ts';
+export type { RunEpisodesOptions } from '../harness/index.ts';
+export { RunStore, formatSummary, isErrorEpisode, summariseRun } from '../harness/index.ts';
+export type { PlannedEpisode, RunManifest, RunSummary, TaskSummary, TornTail } from '../harness/index.ts';
+
+// --- Errors, cancellation and deadlines (harness/) ------------------------------------
+
+export {
+  ERROR_CODES,
+  PaddockError,
+  describeError,
+  isPaddockError,
+  raceAbort,
+  settlesWithin,
+  throwIfAborted,
+} from '../harness/index.ts';
+export type { ErrorCode, PaddockErrorOptions } from '../harness/index.ts';
+export { MAX_TIMER_MS, assertTimerMs, startDeadline, withDeadline } from '../harness/index.ts';
+export type { Deadline } from '../harness/index.ts';
+
+// --- Task files (tasks/) --------------------------------------------------------------
+
+export {
+  fieldEnvName,
+  formatTaskProblem,
+  loadTasks,
+  matchesTaskPattern,
+  selectTasks,
+  TaskFileSchema,
+  taskJsonSchema,
+  taskTags,
+  validateTasks,
+} from '../tasks/index.ts';
+export type {
+  LoadTasksOptions,
+  TaskFile,
+  TaskProblem,
+  TaskSelection,
+  TaskValidation,
+} from '../tasks/index.ts';
+export { DEFAULT_IMAGE, NO_TURN_LIMIT, REWARD_DIR, SOLUTION_DIR, TESTS_DIR } from '../tasks/index.ts';
+
+// --- The Docker sandbox (sandboxes/docker/; all of it at `paddock/docker`) -----------
+
+export {
+  DEFAULT_CAPABILITIES,
+  DEFAULT_EXEC_TIMEOUT_MS,
+  DEFAULT_MAX_OUTPUT_BYTES,
+  DockerSandbox,
+  DockerSandboxProvider,
+  LABELS,
+} from '../sandboxes/docker/index.ts';
+export type { DockerSandboxProviderOptions, DockerSandboxTuning } from '../sandboxes/docker/index.ts';
+export {
+  DEFAULT_DOCKER_SOCKET,
+  checkEngine,
+  dockerClient,
+  resolveEngineEndpoint,
+} from '../sandboxes/docker/index.ts';
+export type { EngineEndpoint, EngineInfo, EngineOptions } from '../sandboxes/docker/index.ts';
+export {
+  BASE_IMAGE,
+  BASE_PACKAGES,
+  baseImageExists,
+  bootstrapBaseImage,
+  findDebianMirror,
+} from '../sandboxes/docker/index.ts';
+export type { BootstrapOptions, BootstrapResult } from '../sandboxes/docker/index.ts';
+export {
+  IMAGE_MAP_ENV,
+  buildTaskImage,
+  effectiveImageMap,
+  parseImageMap,
+  resolveLocalImage,
+  rewriteDockerfile,
+} from '../sandboxes/docker/index.ts';
+export type {
+  BuildOptions,
+  BuildResult,
+  ImageMap,
+  ResolvedImage,
+  RewriteResult,
+} from '../sandboxes/docker/index.ts';
+export { collectGarbage, reapContainers } from '../sandboxes/docker/index.ts';
+export type { GarbageReport, ReapOptions, ReapedContainer } from '../sandboxes/docker/index.ts';
+
+// --- MCP servers and the browser as tool providers (also `paddock/mcp`, `paddock/browser`)
+
+export { McpToolProvider, mcpTaskExtension, serveTask } from '../sandboxes/mcp/index.ts';
+export { BrowserToolProvider, browserTaskExtension, browserTurnReward } from '../sandboxes/browser/index.ts';
+
+// --- Agents (agents/; the ONNX policy also at `paddock/onnx`) -------------------------
+
 export { OracleAgent } from '../agents/oracle/index.ts';
 export { ScriptedAgent, ScriptSchema, type Script } from '../agents/scripted/index.ts';
 export { OpenAIAgent, parseModelAgentSpec, type OpenAIAgentOptions } from '../agents/openai/index.ts';
 export { AnthropicAgent, type AnthropicAgentOptions } from '../agents/anthropic/index.ts';
-export { exportRun } from '../export/index.ts';
-export { AGENT_SPECS, createAgent } from './agents.ts';
+export { OnnxPolicyAgent, createOnnxAgent, loadOnnxPolicy } from '../agents/onnx/index.ts';
+
+// --- What the CLI does, as functions (cli/) --------------------------------------------
+
 export {
   DEFAULT_RUNS_DIR,
   evaluate,
   newRunId,
   resume,
+  storedRunPlugins,
   type EvaluateOptions,
+  type ResumeOptions,
   type EvaluationResult,
 } from './evaluate.ts';
+export {
+  BUILTIN_PLUGINS,
+  DEFAULT_SANDBOX_KIND,
+  JUDGE_CACHE_DIR,
+  Paddock,
+  createPaddock,
+  loadPluginModules,
+  type OpenedRun,
+  type PaddockOptions,
+  type SuiteOptions,
+} from './paddock.ts';
 export { renderEpisode, viewRun } from './view.ts';
 export { serve, type ServeOptions } from './serve.ts';
 export { resumeTrainingRun, trainFromConfig, type TrainCommandOptions } from './train.ts';
-export { OnnxPolicyAgent, createOnnxAgent, loadOnnxPolicy } from '../agents/onnx/index.ts';
-export { JUDGE_CACHE_DIR, RunPlugins, TASK_EXTENSIONS, loadSuite, validateSuite } from './plugins.ts';
-export { McpToolProvider, mcpTaskExtension, serveTask } from '../sandboxes/mcp/index.ts';
-export { BrowserToolProvider, browserTaskExtension, browserTurnReward } from '../sandboxes/browser/index.ts';
+export { exportRun } from '../export/index.ts';

@@ -21,34 +21,44 @@ import {
 import { exportRun } from '../export/index.ts';
 import { bootstrapBaseImage, checkEngine, collectGarbage } from '../sandboxes/docker/index.ts';
 import { formatTaskProblem } from '../tasks/index.ts';
-import { validateSuite } from './plugins.ts';
-import { AGENT_SPECS } from './agents.ts';
-import { DEFAULT_RUNS_DIR, evaluate, resume, type EvaluationResult } from './evaluate.ts';
+import { DEFAULT_RUNS_DIR, evaluate, resume, storedRunPlugins, type EvaluationResult } from './evaluate.ts';
+import {
+  DEFAULT_SANDBOX_KIND,
+  createPaddock,
+  loadPluginModules,
+  pluginModuleReference,
+  type Paddock,
+} from './paddock.ts';
 import { serve } from './serve.ts';
 import { resumeTrainingRun, trainFromConfig } from './train.ts';
 import { episodeOutcome, viewRun } from './view.ts';
 
-const USAGE = `paddock — run LLM agents on tasks in sandboxes
+const usage = (paddock: Paddock): string => `paddock — run LLM agents on tasks in sandboxes
 
 Usage:
   paddock run <tasks…> --agent <spec> [--concurrency N] [--epochs N] [--seed N]
                 [--task GLOB]… [--tag TAG]… [--limit N] [--skip-invalid]
                 [--max-turns N|none] [--max-attempts N] [--image-map IMAGE=LOCAL]…
-                [--allow-env NAME]… [--runs-dir DIR] [--json]
+                [--allow-env NAME]… [--sandbox KIND] [--plugin MODULE]… [--runs-dir DIR] [--json]
   paddock resume <run-id> [--retry-errors] [--skip-invalid] [--max-turns N|none]
-                [--allow-env NAME]… [--runs-dir DIR] [--json]
+                [--allow-env NAME]… [--plugin MODULE]… [--runs-dir DIR] [--json]
   paddock view [run-id] [--episode ID] [--runs-dir DIR]
   paddock export <run-id> --format jsonl|parquet --out FILE [--runs-dir DIR]
       [--compression snappy|gzip|zstd|uncompressed] [--row-group-size N] [--token-columns auto|always|never]
-  paddock train <train.yaml> | paddock train --resume <dir>
+  paddock train <train.yaml> | paddock train --resume <dir>   [--sandbox KIND] [--plugin MODULE]…
   paddock mcp serve <task> [--transport stdio|http] [--port N] [--host H] [--runs-dir DIR]
-                [--sessions N] [--max-concurrent-sessions N]
-  paddock tasks validate <tasks…> [--task GLOB]… [--tag TAG]… [--allow-env NAME]…
-  paddock tasks list <tasks…> [--task GLOB]… [--tag TAG]… [--limit N] [--allow-env NAME]… [--json]
+                [--sessions N] [--max-concurrent-sessions N] [--sandbox KIND] [--plugin MODULE]…
+  paddock tasks validate <tasks…> [--task GLOB]… [--tag TAG]… [--allow-env NAME]… [--plugin MODULE]…
+  paddock tasks list <tasks…> [--task GLOB]… [--tag TAG]… [--limit N] [--allow-env NAME]… [--plugin MODULE]… [--json]
   paddock images bootstrap [--force]
   paddock sandbox gc [--run RUN-ID] [--all]
 
-Agents: ${AGENT_SPECS.join(', ')}
+Agents: ${paddock.agentSpecs.join(', ')}
+Sandboxes (--sandbox, default ${DEFAULT_SANDBOX_KIND}): ${paddock.sandboxKinds.map((kind) => kind.name).join(', ')}
+Plug-ins (--plugin MODULE, repeatable): a module whose default export is a plug-in
+                 (see harness/plugin.ts) adds sandbox kinds, agent kinds, task-file
+                 sections, tool providers and rewards; a run stores its modules, and
+                 resume loads them again
 
 Task ids are <suite>/<path in the suite>, the suite being the folder given (a task
 folder given alone counts as in its parent folder): tasks/examples and
@@ -115,6 +125,22 @@ function maxTurns(value: unknown): number | 'none' | undefined {
   if (value === 'none') return 'none';
   return integer(value, 'max-turns');
 }
+
+/** The `--plugin` modules (repeatable), as the run stores them. */
+function pluginModules(values: unknown): string[] {
+  return ((values as string[] | undefined) ?? []).map((specifier) => pluginModuleReference(specifier));
+}
+
+/** The built-in plug-ins and those of `modules`. */
+async function paddockWith(modules: readonly string[]): Promise<Paddock> {
+  return createPaddock({ plugins: await loadPluginModules(modules) });
+}
+
+/** The flags every command that runs episodes or loads tasks takes for plug-ins. */
+const PLUGIN_FLAGS: Flags = {
+  sandbox: { type: 'string' },
+  plugin: { type: 'string', multiple: true },
+};
 
 /** The selection flags (`--task`, `--tag`, `--limit`). */
 function selection(values: Record<string, unknown>): {
@@ -213,12 +239,16 @@ async function main(argv: string[]): Promise<number> {
         'allow-env': { type: 'string', multiple: true },
         'runs-dir': { type: 'string' },
         json: { type: 'boolean' },
+        ...PLUGIN_FLAGS,
       });
       const allowed = allowEnv(values['allow-env']);
+      const modules = pluginModules(values.plugin);
+      const paddock = await paddockWith(modules);
       if (positionals.length === 0)
         throw new UsageError('paddock run needs at least one task folder or suite');
       if (typeof values.agent !== 'string')
-        throw new UsageError(`paddock run needs --agent (${AGENT_SPECS.join(', ')})`);
+        throw new UsageError(`paddock run needs --agent (${paddock.agentSpecs.join(', ')})`);
+      const sandbox = typeof values.sandbox === 'string' ? values.sandbox : DEFAULT_SANDBOX_KIND;
       let total = 0;
       const concurrency = integer(values.concurrency, 'concurrency');
       const epochs = integer(values.epochs, 'epochs');
@@ -226,8 +256,11 @@ async function main(argv: string[]): Promise<number> {
       const maxAttempts = integer(values['max-attempts'], 'max-attempts');
       const turns = maxTurns(values['max-turns']);
       const select = selection(values);
-      await checkEngine();
+      await paddock.sandboxKind(sandbox).check?.({ signal: controller.signal });
       const result = await evaluate({
+        paddock,
+        sandbox,
+        ...(modules.length > 0 ? { pluginModules: modules } : {}),
         taskPaths: positionals,
         agent: values.agent,
         imageMap: imageMap(values['image-map']),
@@ -259,14 +292,21 @@ async function main(argv: string[]): Promise<number> {
         'max-turns': { type: 'string' },
         'allow-env': { type: 'string', multiple: true },
         json: { type: 'boolean' },
+        plugin: { type: 'string', multiple: true },
       });
       const allowed = allowEnv(values['allow-env']);
       const turns = maxTurns(values['max-turns']);
       const [runId] = positionals;
       if (!runId) throw new UsageError('paddock resume needs a run id');
-      await checkEngine();
+      const runsDir = typeof values['runs-dir'] === 'string' ? values['runs-dir'] : DEFAULT_RUNS_DIR;
+      const stored = storedRunPlugins(runsDir, runId);
+      const paddock = await paddockWith([
+        ...new Set([...stored.pluginModules, ...pluginModules(values.plugin)]),
+      ]);
+      await paddock.sandboxKind(stored.sandbox).check?.({ signal: controller.signal });
       let total = 0;
       const result = await resume(runId, {
+        paddock,
         signal: controller.signal,
         retryErrors: values['retry-errors'] === true,
         onStart: (run) => {
@@ -344,15 +384,25 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'train': {
-      const { values, positionals } = parse(rest, { resume: { type: 'string' }, json: { type: 'boolean' } });
+      const { values, positionals } = parse(rest, {
+        resume: { type: 'string' },
+        json: { type: 'boolean' },
+        ...PLUGIN_FLAGS,
+      });
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
+      const trainWith = {
+        paddock: await paddockWith(pluginModules(values.plugin)),
+        ...(typeof values.sandbox === 'string' ? { sandbox: values.sandbox } : {}),
+        signal: controller.signal,
+        log,
+      };
       let result;
       if (typeof values.resume === 'string') {
-        result = await resumeTrainingRun(values.resume, { signal: controller.signal, log });
+        result = await resumeTrainingRun(values.resume, trainWith);
       } else {
         const [config] = positionals;
         if (!config) throw new UsageError('usage: paddock train <train.yaml> | paddock train --resume <dir>');
-        result = await trainFromConfig(config, { signal: controller.signal, log });
+        result = await trainFromConfig(config, trainWith);
       }
       if (values.json === true) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else {
@@ -374,6 +424,7 @@ async function main(argv: string[]): Promise<number> {
         'image-map': { type: 'string', multiple: true },
         sessions: { type: 'string' },
         'max-concurrent-sessions': { type: 'string' },
+        ...PLUGIN_FLAGS,
       });
       const [sub, taskPath] = positionals;
       if (sub !== 'serve' || !taskPath)
@@ -389,6 +440,8 @@ async function main(argv: string[]): Promise<number> {
       // serve() checks the engine only when the task has an environment.
       // In stdio mode stdout carries the protocol, so everything else goes to stderr.
       const episode = await serve({
+        paddock: await paddockWith(pluginModules(values.plugin)),
+        ...(typeof values.sandbox === 'string' ? { sandbox: values.sandbox } : {}),
         taskPath,
         transport,
         imageMap: imageMap(values['image-map']),
@@ -415,11 +468,13 @@ async function main(argv: string[]): Promise<number> {
         tag: { type: 'string', multiple: true },
         limit: { type: 'string' },
         'allow-env': { type: 'string', multiple: true },
+        plugin: { type: 'string', multiple: true },
       });
       if ((sub !== 'validate' && sub !== 'list') || positionals.length === 0)
         throw new UsageError('usage: paddock tasks validate|list <tasks…>');
       const select = selection(values);
-      const { tasks, problems } = await validateSuite(positionals, {
+      const paddock = await paddockWith(pluginModules(values.plugin));
+      const { tasks, problems } = await paddock.validateSuite(positionals, {
         allowEnv: allowEnv(values['allow-env']),
         ...(Object.keys(select).length > 0 ? { select } : {}),
       });
@@ -469,7 +524,7 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(USAGE);
+      process.stdout.write(usage(createPaddock()));
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(`unknown command "${command}"`);
@@ -480,7 +535,7 @@ try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
   if (error instanceof UsageError) {
-    process.stderr.write(`paddock: ${error.message}\n\n${USAGE}`);
+    process.stderr.write(`paddock: ${error.message}\n\n${usage(createPaddock())}`);
     process.exitCode = 2;
   } else if (isPaddockError(error) && error.code === 'ABORTED' && interruptedBy !== undefined) {
     process.stderr.write(`paddock: interrupted by ${interruptedBy}; nothing unfinished was recorded\n`);

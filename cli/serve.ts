@@ -6,14 +6,17 @@
  * checked only when the task has an environment.
  */
 import { ERROR_CODES, PaddockError, RunStore, type EpisodeRecord } from '../harness/index.ts';
-import { DockerSandboxProvider, checkEngine } from '../sandboxes/docker/index.ts';
 import { serveTask } from '../sandboxes/mcp/index.ts';
 import { DEFAULT_RUNS_DIR, newRunId } from './evaluate.ts';
-import { RunPlugins, loadSuite } from './plugins.ts';
+import { DEFAULT_SANDBOX_KIND, createPaddock, type Paddock } from './paddock.ts';
 
 export interface ServeOptions {
   /** The task folder (exactly one task). */
   taskPath: string;
+  /** The plug-ins to serve with. @default the built-in ones */
+  paddock?: Paddock;
+  /** The sandbox kind, when the task has an environment. @default `docker` */
+  sandbox?: string;
   /** @default 'stdio' */
   transport?: 'stdio' | 'http';
   /** HTTP port; 0 picks a free one. @default 0 */
@@ -44,7 +47,8 @@ export interface ServeOptions {
  *   intact); ABORTED when `signal` aborts; CONFIG_INVALID for a folder of more than one task.
  */
 export async function serve(options: ServeOptions): Promise<EpisodeRecord> {
-  const tasks = await loadSuite([options.taskPath]);
+  const paddock = options.paddock ?? createPaddock();
+  const tasks = await paddock.loadSuite([options.taskPath]);
   if (tasks.length !== 1) {
     throw new PaddockError(
       ERROR_CODES.CONFIG_INVALID,
@@ -53,7 +57,8 @@ export async function serve(options: ServeOptions): Promise<EpisodeRecord> {
   }
   const task = tasks[0]!;
   // Only a task with an environment needs the engine (and a sandbox provider).
-  if (task.environment) await checkEngine();
+  const kind = task.environment ? paddock.sandboxKind(options.sandbox ?? DEFAULT_SANDBOX_KIND) : undefined;
+  await kind?.check?.({ ...(options.signal ? { signal: options.signal } : {}) });
   const transport = options.transport ?? 'stdio';
   const sessions = transport === 'stdio' ? 1 : (options.sessions ?? 1);
   const runId = options.runId ?? newRunId();
@@ -67,10 +72,14 @@ export async function serve(options: ServeOptions): Promise<EpisodeRecord> {
     config: { mode: 'mcp-serve', taskPaths: [options.taskPath], transport, sessions },
     plan: episodeIds.map((episodeId, index) => ({ episodeId, taskId: task.id, epoch: 0, seed: index })),
   });
-  const plugins = new RunPlugins();
-  const sandboxProvider = task.environment
-    ? new DockerSandboxProvider({ imageMap: options.imageMap ?? {} })
-    : undefined;
+  let plugins;
+  try {
+    plugins = await paddock.openRun();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const sandboxProvider = kind?.create({ imageMap: options.imageMap ?? {} });
   let served: Awaited<ReturnType<typeof serveTask>> | undefined;
   try {
     served = await serveTask(task, {
@@ -96,7 +105,7 @@ export async function serve(options: ServeOptions): Promise<EpisodeRecord> {
   } finally {
     // Ends what still runs (after a failure: a full disk, an abort) and stops serving.
     await served?.close();
-    await sandboxProvider?.closeAll();
+    await sandboxProvider?.closeAll?.();
     await plugins.close();
     await store.close();
   }

@@ -13,6 +13,19 @@ export type {
   Usage,
 } from './agent.ts';
 export { defineAgent } from './agent.ts';
+export { definePlugin } from './plugin.ts';
+export type {
+  AgentKind,
+  AgentKindContext,
+  PaddockPlugin,
+  PluginRun,
+  PluginRunContext,
+  RewardBuilder,
+  RunSandboxProvider,
+  SandboxKind,
+  SandboxKindOptions,
+  TurnRewardKind,
+} from './plugin.ts';
 export type { EpisodeContext, SessionScore, ToolProvider, ToolSession } from './environment.ts';
 export { isAgentOutcome } from './episode.ts';
 export type {

@@ -1,5 +1,5 @@
 /**
- * `page:` turn rewards through the CLI's own wiring (`RunPlugins`): the tasks/rewards/web-wizard
+ * `page:` turn rewards through the composition root's wiring (`createPaddock().openRun()`): the tasks/rewards/web-wizard
  * example in a real Chromium pays the change of its page scorer after every turn, the turn
  * rewards add up to the final page score, and progress credit turns them into returns.
  */
@@ -7,14 +7,15 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OracleAgent } from '../../../agents/oracle/index.ts';
 import { ScriptedAgent } from '../../../agents/scripted/index.ts';
-import { RunPlugins, loadSuite } from '../../../cli/plugins.ts';
+import { createPaddock } from '../../../cli/paddock.ts';
 import { runEpisode, type Agent, type Task } from '../../../harness/index.ts';
 import { BrowserToolProvider, pageTurnReward } from '../../../sandboxes/browser/index.ts';
 import { webTask } from './helpers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
-const [wizard] = (await loadSuite([path.join(ROOT, 'tasks/rewards/web-wizard')])) as [Task];
-const plugins = new RunPlugins();
+const paddock = createPaddock();
+const [wizard] = (await paddock.loadSuite([path.join(ROOT, 'tasks/rewards/web-wizard')])) as [Task];
+const plugins = await paddock.openRun();
 let episode = 0;
 
 afterAll(async () => {

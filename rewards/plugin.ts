@@ -1,0 +1,73 @@
+/**
+ * The rewards plug-in: the `rewards:` and `credit:` sections of task files, and the
+ * reward builder that turns them into each task's reward functions for evaluation and
+ * training alike. Judge models are made through the registered agent kinds, judge
+ * verdicts are cached under the run context's cache folder, and `page:` turn rewards come
+ * from whichever plug-in opened the `page` reward kind (the browser).
+ */
+import {
+  ERROR_CODES,
+  PaddockError,
+  type EpisodeRewards,
+  type PaddockPlugin,
+  type PluginRunContext,
+  type PluginRun,
+  type Task,
+} from '../harness/index.ts';
+import { creditTaskExtension, episodeReturns } from './credit/index.ts';
+import { RewardResources, buildRewardFunctions } from './build.ts';
+import { rewardsTaskExtension } from './schema.ts';
+
+/** Opens the reward builder of one run: each task's functions are built once and closed with the run. */
+function openRewards(context: PluginRunContext): PluginRun {
+  const resources = new RewardResources({
+    judgeAgentFactory: (spec) => context.createAgent(spec),
+    cacheDir: context.cacheDir,
+    pageTurnReward: (task, options) => {
+      const kind = context.turnRewardKind('page');
+      if (!kind) {
+        throw new PaddockError(
+          ERROR_CODES.CONFIG_INVALID,
+          `task ${task.id}: a page reward needs the browser plug-in, which is not registered`,
+        );
+      }
+      return kind(task, options);
+    },
+  });
+  const setups: { close(): Promise<void> }[] = [];
+  // Built once per task: the trainer asks again at every step.
+  const built = new WeakMap<Task, Promise<EpisodeRewards>>();
+  return {
+    rewards: {
+      rewardsFor: (task) => {
+        let rewards = built.get(task);
+        if (!rewards) {
+          rewards = buildRewardFunctions(task, { resources }).then((setup) => {
+            setups.push(setup);
+            return {
+              turn: setup.turn,
+              trajectory: setup.trajectory,
+              constraints: setup.constraints,
+              group: setup.group,
+              assignReturns: (episode) => episodeReturns(episode, setup.credit),
+            };
+          });
+          built.set(task, rewards);
+          // A failed build is not kept: the next call tries again.
+          rewards.catch(() => built.delete(task));
+        }
+        return rewards;
+      },
+    },
+    close: async () => {
+      await Promise.allSettled(setups.map((setup) => setup.close()));
+      await resources.close();
+    },
+  };
+}
+
+export const rewardsPlugin: PaddockPlugin = {
+  name: 'rewards',
+  taskSections: { rewards: rewardsTaskExtension, credit: creditTaskExtension },
+  open: openRewards,
+};
