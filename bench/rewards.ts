@@ -17,7 +17,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { scoreTurn, type Task, type TurnRecord } from '../harness/index.ts';
+import {
+  scoreTurn,
+  type EpisodeContext,
+  type Task,
+  type TurnRecord,
+  type TurnRewardFunction,
+} from '../harness/index.ts';
 import { DockerSandboxProvider } from '../sandboxes/docker/index.ts';
 import { loadTasks } from '../tasks/index.ts';
 import {
@@ -79,7 +85,19 @@ const turn = (index: number): TurnRecord => ({
 });
 const history = Array.from({ length: 10 }, (_, index) => turn(index));
 
-await progress.start({ task, episodeId: 'bench', sandbox, signal });
+const episode: EpisodeContext = {
+  task,
+  runId: 'bench',
+  episodeId: 'rewards',
+  seed: 0,
+  sandbox,
+  sessions: new Map(),
+  signal,
+};
+/** Opens `fns` for the bench's episode, as the episode loop does before turn 0 (progress measures Φ(start)). */
+const openAll = (fns: readonly TurnRewardFunction[]) =>
+  Promise.all(fns.map(async (fn) => ({ fn, opened: await fn.open(episode) })));
+const opened = await openAll(functions);
 for (let i = 0; i < 3; i++) await sandbox.exec(progressCommand, { user: 'root', cwd: '/app' });
 const alone: number[] = [];
 const withRewards: number[] = [];
@@ -96,7 +114,7 @@ for (let i = 0; i < TURN_SAMPLES; i++) {
 
   const current = turn(history.length);
   started = performance.now();
-  await scoreTurn(current, history, functions, { task, episodeId: 'bench', sandbox, signal });
+  await scoreTurn(current, history, opened, signal);
   withRewards.push(performance.now() - started);
 }
 
@@ -105,8 +123,7 @@ for (let i = 0; i < TURN_SAMPLES; i++) {
 const CHEAP_SAMPLES = 300;
 await sandbox.exec('echo 0.5 > /tmp/progress', { user: 'root' });
 const cheap = new ProgressReward({ command: 'cat /tmp/progress', parse: 'number' });
-const cheapFunctions = [...functions.filter((fn) => fn !== progress), cheap];
-await cheap.start({ task, episodeId: 'bench', sandbox, signal });
+const cheapOpened = await openAll([...functions.filter((fn) => fn !== progress), cheap]);
 const cheapAlone: number[] = [];
 const cheapWith: number[] = [];
 for (let i = 0; i < CHEAP_SAMPLES; i++) {
@@ -115,25 +132,21 @@ for (let i = 0; i < CHEAP_SAMPLES; i++) {
   cheapAlone.push(performance.now() - started);
   const current = turn(history.length);
   started = performance.now();
-  await scoreTurn(current, history, cheapFunctions, {
-    task,
-    episodeId: 'bench',
-    sandbox,
-    signal,
-  });
+  await scoreTurn(current, history, cheapOpened, signal);
   cheapWith.push(performance.now() - started);
 }
 await sandbox.close();
 
 // The rules alone (no command): what the rewards add besides the progress command itself.
-const rules = functions.filter((fn) => fn !== progress);
+const rules = opened.filter(({ fn }) => fn !== progress);
 const rulesOnly: number[] = [];
 for (let i = 0; i < 2_000; i++) {
   const current = turn(history.length);
   const started = performance.now();
-  await scoreTurn(current, history, rules, { task, episodeId: 'bench', signal });
+  await scoreTurn(current, history, rules, signal);
   rulesOnly.push(performance.now() - started);
 }
+for (const { opened: reward } of [...opened, ...cheapOpened]) await reward.close?.();
 await setup.close();
 
 const aloneP50 = percentile(alone, 50);

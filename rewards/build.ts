@@ -28,7 +28,7 @@ import {
   onnxTurnReward,
   type OnnxRewardModelOptions,
 } from './onnx-model.ts';
-import { ProgressReward, isStartable, type ProgressParser, type RewardStartContext } from './progress.ts';
+import { ProgressReward, type ProgressParser } from './progress.ts';
 import { ruleReward } from './rules.ts';
 import {
   entryWeight,
@@ -153,7 +153,10 @@ export interface BuildRewardOptions extends RewardResourcesOptions {
 
 /** A task's reward functions, ready for the episode loop and the trainer. */
 export interface RewardSetup {
-  /** Scored after each turn. */
+  /**
+   * Scored after each turn: the episode loop opens each for the episode (a progress reward
+   * measures Φ(start) then) and closes them when it ends.
+   */
   turn: TurnRewardFunction[];
   /**
    * Scored after the episode. Holds a `verifier` function when the section lists the
@@ -169,11 +172,6 @@ export interface RewardSetup {
   credit: CreditConfig;
   /** The verifier's weight (1 unless the section says otherwise). */
   verifierWeight: number;
-  /**
-   * Calls the episode-start hooks of the turn rewards (progress: measures Φ before
-   * turn 0). Call once per episode, after the sandbox is ready and before turn 0.
-   */
-  start(context: RewardStartContext): Promise<void>;
   /** Releases what this setup owns (nothing when `resources` were given). Idempotent. */
   close(): Promise<void>;
 }
@@ -340,7 +338,6 @@ export async function buildRewardFunctions(
         ...(entry.limit === undefined ? {} : { limit: entry.limit }),
       }),
     );
-    const startable = turn.filter(isStartable);
     return {
       turn,
       trajectory,
@@ -348,9 +345,6 @@ export async function buildRewardFunctions(
       constraints,
       credit: creditConfig(creditSection(task), progressNames),
       verifierWeight,
-      start: async (context) => {
-        for (const fn of startable) await fn.start(context);
-      },
       close: async () => {
         await owned?.close();
       },

@@ -58,15 +58,12 @@ export {
 /** Progress commands: potential-based shaping from a command run in the sandbox. */
 export {
   ProgressReward,
-  isStartable,
   jsonNumber,
   lastNumber,
   parseProgress,
   passedFraction,
   type ProgressParser,
   type ProgressRewardOptions,
-  type RewardStartContext,
-  type StartableTurnReward,
 } from './progress.ts';
 
 /** ONNX reward and progress models (onnxruntime-node, on the host). */

@@ -7,6 +7,9 @@
  *   or a JSON object `{"score": <number>}`, in the rubric's `scale` (default [0, 1]), and
  *   mapped onto [0, 1]. A reply without a score in range is asked again, up to `retries`
  *   more times; then the call rejects with MODEL_CALL_FAILED.
+ * - Each judgement opens the judge agent for an episode of its own (`Agent.open`: run id
+ *   `judge`, no sandbox, no tools, seed 0); its asks are the turns, and the session is
+ *   closed when the judgement ends.
  * - Judgements are cached by content hash (judge model, rubric, scale, prompt version and
  *   everything shown), in memory and, given a `JudgeCache` file, across runs. Identical
  *   requests in flight at once share one call.
@@ -331,47 +334,64 @@ export class LlmJudge {
       { role: 'user', content: request.user },
     ];
     const replies: string[] = [];
-    for (let attempt = 0; attempt <= this.retries; attempt++) {
-      if (request.signal.aborted)
-        throw new PaddockError(ERROR_CODES.ABORTED, 'judging was aborted', { cause: request.signal.reason });
-      this.calls++;
-      let text: string;
-      try {
-        const reply = await this.agent.act(
-          {
-            task: request.task,
-            episodeId: `judge:${request.task.id}`,
-            messages,
-            tools: [],
-            turnIndex: attempt,
-            seed: 0,
-          },
-          { signal: request.signal },
+    if (request.signal.aborted)
+      throw new PaddockError(ERROR_CODES.ABORTED, 'judging was aborted', { cause: request.signal.reason });
+    // One judgement is one episode of the judge model (its retries are its turns): it has
+    // no sandbox and no tools, and its id names what is judged.
+    const session = await this.callModel(() =>
+      this.agent.open({
+        task: request.task,
+        runId: 'judge',
+        episodeId: `judge:${request.task.id}:${key.slice(0, 16)}`,
+        seed: 0,
+        sessions: new Map(),
+        signal: request.signal,
+      }),
+    );
+    try {
+      for (let attempt = 0; attempt <= this.retries; attempt++) {
+        if (request.signal.aborted)
+          throw new PaddockError(ERROR_CODES.ABORTED, 'judging was aborted', {
+            cause: request.signal.reason,
+          });
+        this.calls++;
+        const reply = await this.callModel(() =>
+          session.act(
+            { task: request.task, messages, tools: [], turnIndex: attempt },
+            { signal: request.signal },
+          ),
         );
-        text = reply.text ?? '';
-      } catch (error) {
-        if (isPaddockError(error)) throw error;
-        throw new PaddockError(
-          ERROR_CODES.MODEL_CALL_FAILED,
-          `the judge ${this.agent.name} failed: ${describeError(error)}`,
-          {
-            cause: error,
-          },
-        );
+        const text = reply.text ?? '';
+        replies.push(text);
+        const value = request.parse(text);
+        if (value !== undefined) {
+          await this.cache.set(key, value, this.agent.name);
+          return value;
+        }
+        messages.push({ role: 'assistant', content: text }, { role: 'user', content: request.nudge });
       }
-      replies.push(text);
-      const value = request.parse(text);
-      if (value !== undefined) {
-        await this.cache.set(key, value, this.agent.name);
-        return value;
-      }
-      messages.push({ role: 'assistant', content: text }, { role: 'user', content: request.nudge });
+    } finally {
+      await session.close?.();
     }
     throw new PaddockError(
       ERROR_CODES.MODEL_CALL_FAILED,
       `the judge ${this.agent.name} gave no readable score in ${replies.length} replies`,
       { details: { replies: replies.map((reply) => reply.slice(0, 500)) } },
     );
+  }
+
+  /** Runs a step of the judge model: a PaddockError passes as is, anything else becomes MODEL_CALL_FAILED. */
+  private async callModel<T>(step: () => T | Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      if (isPaddockError(error)) throw error;
+      throw new PaddockError(
+        ERROR_CODES.MODEL_CALL_FAILED,
+        `the judge ${this.agent.name} failed: ${describeError(error)}`,
+        { cause: error },
+      );
+    }
   }
 }
 
@@ -387,12 +407,17 @@ export function judgeTrajectoryReward(
   };
 }
 
-/** A turn reward: the judge's score of the turn, given the turns before it. */
+/**
+ * A turn reward: the judge's score of the turn, given the turns before it. Each turn is one
+ * judgement of its own (see `LlmJudge`); the opened reward keeps only the episode's task.
+ */
 export function judgeTurnReward(judge: LlmJudge, options: ComponentOptions = {}): TurnRewardFunction {
   return {
     name: options.name ?? 'judge',
     weight: options.weight ?? 1,
-    score: ({ task, turn, previousTurns, signal }) => judge.scoreTurn({ task, turn, previousTurns, signal }),
+    open: ({ task }) => ({
+      score: ({ turn, previousTurns, signal }) => judge.scoreTurn({ task, turn, previousTurns, signal }),
+    }),
   };
 }
 

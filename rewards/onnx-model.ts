@@ -447,15 +447,18 @@ export function onnxTurnReward(
   return {
     name: options.name ?? 'model',
     weight: options.weight ?? 1,
-    async score({ task, turn, previousTurns, signal }) {
-      const now = textOf(task.instruction, [...previousTurns, turn]);
-      if (options.mode !== 'progress') return model.score(now, { signal });
-      const [before, after] = await Promise.all([
-        model.score(textOf(task.instruction, previousTurns), { signal }),
-        model.score(now, { signal }),
-      ]);
-      return after - before;
-    },
+    // The model reads only the record: what an episode needs of it is its instruction.
+    open: ({ task }) => ({
+      async score({ turn, previousTurns, signal }) {
+        const now = textOf(task.instruction, [...previousTurns, turn]);
+        if (options.mode !== 'progress') return model.score(now, { signal });
+        const [before, after] = await Promise.all([
+          model.score(textOf(task.instruction, previousTurns), { signal }),
+          model.score(now, { signal }),
+        ]);
+        return after - before;
+      },
+    }),
   };
 }
 

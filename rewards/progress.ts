@@ -5,9 +5,11 @@
  * change Φ(s_{t+1}) − Φ(s_t) — potential-based shaping, so the rewards of an episode sum
  * to Φ(end) − Φ(start) and can never add up to more than 1 whatever the agent does.
  *
- * Φ(start) is measured once per episode by `start()` before turn 0 (the episode loop
- * calls it when it supports the hook), or else taken as `initial` (default 0) on the first
- * turn. A command that fails, times out or prints nothing parseable measures Φ = 0.
+ * Φ(start) is measured when the reward is opened for an episode (the episode loop opens it
+ * after the sandbox is ready, before turn 0), and the opened reward keeps the episode's Φ
+ * from turn to turn. When that first measurement reads nothing (the command timed out or
+ * printed nothing parseable), Φ(start) is `initial` (default 0); after a turn, such a
+ * measurement is Φ = 0.
  *
  * Isolation: the command runs as root (by default) in the agent's sandbox, so it sees
  * what the agent did, and whatever the agent left there can influence what it prints;
@@ -15,7 +17,7 @@
  * and only through the parsed, clamped value. Treat progress as a hint the agent may game
  * (hence the `gated` credit scheme), and the verifier as the ground truth.
  */
-import type { Sandbox, TurnRewardFunction } from '../harness/index.ts';
+import type { EpisodeContext, Sandbox, TurnReward, TurnRewardFunction } from '../harness/index.ts';
 import type { ComponentOptions } from './rules.ts';
 import { tryParseJson } from './text.ts';
 
@@ -94,34 +96,20 @@ export interface ProgressRewardOptions extends ComponentOptions {
   cwd?: string;
   /** @default 'root' */
   user?: string;
-  /** Φ before turn 0 when `start` was not called for the episode. @default 0 */
+  /**
+   * Φ before turn 0 when the measurement at the start reads nothing (the command timed out or
+   * printed nothing parseable). @default 0
+   */
   initial?: number;
-}
-
-/** What a turn reward's episode-start hook is told (as the episode loop calls it). */
-export type RewardStartContext = Parameters<NonNullable<TurnRewardFunction['start']>>[0];
-
-/**
- * A turn reward with an episode-start hook: the episode loop calls `start` once per
- * episode, after the sandbox and tool sessions are ready and before turn 0.
- */
-export interface StartableTurnReward extends TurnRewardFunction {
-  start(context: RewardStartContext): Promise<void>;
-}
-
-/** True when `fn` has an episode-start hook. */
-export function isStartable(fn: TurnRewardFunction): fn is StartableTurnReward {
-  return typeof (fn as Partial<StartableTurnReward>).start === 'function';
 }
 
 /**
  * A progress reward (see the module comment). One instance serves any number of
- * concurrent episodes: Φ is kept per sandbox.
+ * concurrent episodes: each `open` returns a reward holding its own episode's Φ.
  */
-export class ProgressReward implements StartableTurnReward {
+export class ProgressReward implements TurnRewardFunction {
   readonly name: string;
   readonly weight: number;
-  private readonly potentials = new WeakMap<Sandbox, number>();
 
   constructor(private readonly options: ProgressRewardOptions) {
     this.name = options.name ?? 'progress';
@@ -133,6 +121,30 @@ export class ProgressReward implements StartableTurnReward {
    * printed nothing parseable. Rejects on sandbox faults and aborts.
    */
   async measure(sandbox: Sandbox, signal: AbortSignal): Promise<number> {
+    return (await this.read(sandbox, signal)) ?? 0;
+  }
+
+  /**
+   * Measures Φ(start) in the episode's sandbox and returns the episode's reward, which pays
+   * each turn Φ(after) − Φ(before). An episode without a sandbox scores 0 on every turn.
+   * Rejects on sandbox faults and when `episode.signal` aborts.
+   */
+  async open(episode: EpisodeContext): Promise<TurnReward> {
+    const { sandbox } = episode;
+    if (!sandbox) return { score: async () => 0 };
+    let potential = (await this.read(sandbox, episode.signal)) ?? this.options.initial ?? 0;
+    return {
+      score: async ({ signal }) => {
+        const after = await this.measure(sandbox, signal);
+        const reward = after - potential;
+        potential = after;
+        return reward;
+      },
+    };
+  }
+
+  /** Φ of the sandbox now, or undefined when the command timed out or printed nothing parseable. */
+  private async read(sandbox: Sandbox, signal: AbortSignal): Promise<number | undefined> {
     const result = await sandbox.exec(this.options.command, {
       user: this.options.user ?? 'root',
       timeoutMs: this.options.timeoutMs ?? 60_000,
@@ -140,22 +152,7 @@ export class ProgressReward implements StartableTurnReward {
       maxOutputBytes: 64 * 1024,
       ...(this.options.cwd === undefined ? {} : { cwd: this.options.cwd }),
     });
-    if (result.timedOut) return 0;
-    return parseProgress(result.stdout, this.options.parse) ?? 0;
-  }
-
-  /** Measures Φ(start) of the episode running in `context.sandbox`. */
-  async start(context: RewardStartContext): Promise<void> {
-    if (!context.sandbox) return;
-    this.potentials.set(context.sandbox, await this.measure(context.sandbox, context.signal));
-  }
-
-  async score(context: Parameters<TurnRewardFunction['score']>[0]): Promise<number> {
-    const { sandbox } = context;
-    if (!sandbox) return 0;
-    const before = this.potentials.get(sandbox) ?? this.options.initial ?? 0;
-    const after = await this.measure(sandbox, context.signal);
-    this.potentials.set(sandbox, after);
-    return after - before;
+    if (result.timedOut) return undefined;
+    return parseProgress(result.stdout, this.options.parse);
   }
 }

@@ -1,9 +1,10 @@
 /**
  * Rule rewards over one turn. Every rule's value is a penalty (≤ 0) and the weight scales
  * it, so `- rule: tool_error, weight: 0.1` costs 0.1 per failing tool call. Rules read only
- * the turn record (and the previous ones): they never touch the sandbox.
+ * the turn record (and the previous ones): they never touch the sandbox, and keep nothing
+ * per episode (opening one for an episode returns the same stateless scorer).
  */
-import type { TurnRecord, TurnRewardFunction } from '../harness/index.ts';
+import type { TurnRecord, TurnReward, TurnRewardFunction } from '../harness/index.ts';
 import type { TurnRuleName } from './schema.ts';
 import { canonicalJson, tryParseJson } from './text.ts';
 
@@ -20,10 +21,11 @@ function rule(
   options: ComponentOptions,
   score: (turn: TurnRecord, previousTurns: readonly TurnRecord[]) => number,
 ): TurnRewardFunction {
+  const opened: TurnReward = { score: async ({ turn, previousTurns }) => score(turn, previousTurns) };
   return {
     name: options.name ?? kind,
     weight: options.weight ?? 1,
-    score: async ({ turn, previousTurns }) => score(turn, previousTurns),
+    open: () => opened,
   };
 }
 

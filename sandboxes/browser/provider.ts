@@ -5,7 +5,14 @@
  * Docker sandbox relayed to one, or a given URL), the browser
  * tools, a first observation, and a score read from the page at the end.
  */
-import type { Sandbox, SandboxLabels, Task, ToolProvider, TurnRewardFunction } from '../../harness/index.ts';
+import type {
+  Sandbox,
+  SandboxLabels,
+  Task,
+  ToolProvider,
+  TurnReward,
+  TurnRewardFunction,
+} from '../../harness/index.ts';
 import { ERROR_CODES, PaddockError } from '../../harness/index.ts';
 import { BrowserPool, type BrowserPoolOptions } from './browser-pool.ts';
 import { OriginPolicy, originOf } from './origins.ts';
@@ -23,7 +30,8 @@ export class BrowserToolProvider implements ToolProvider {
   readonly name = 'browser';
   /** The shared browser (exposed for benchmarks and diagnostics). */
   readonly pool: BrowserPool;
-  private readonly live = new Map<string, BrowserSession>();
+  /** The sessions open now, closed by `close()`. */
+  private readonly live = new Set<BrowserSession>();
 
   constructor(options: BrowserToolProviderOptions = {}) {
     this.pool = new BrowserPool(options);
@@ -80,10 +88,14 @@ export class BrowserToolProvider implements ToolProvider {
         );
       }
       const lease = await this.pool.acquire(signal);
-      const episodeId = context.labels.episodeId;
-      const session = await BrowserSession.open(
+      // Not a const: a session that fails to open closes itself (calling onClose) before
+      // `open` returns, and reading a const then would throw a ReferenceError instead of
+      // the open's own error (prefer-const cannot see that).
+      let session: BrowserSession | undefined;
+      // eslint-disable-next-line prefer-const
+      session = await BrowserSession.open(
         {
-          episodeId,
+          episodeId: context.labels.episodeId,
           lease,
           config,
           policy,
@@ -91,12 +103,12 @@ export class BrowserToolProvider implements ToolProvider {
           ...(site ? { site } : {}),
           ...(scorer ? { scorer } : {}),
           onClose: () => {
-            if (this.live.get(episodeId) === session) this.live.delete(episodeId);
+            if (session) this.live.delete(session);
           },
         },
         signal,
       );
-      this.live.set(episodeId, session);
+      this.live.add(session);
       return session;
     } catch (error) {
       await site?.close();
@@ -104,14 +116,9 @@ export class BrowserToolProvider implements ToolProvider {
     }
   }
 
-  /** The open session of an episode, if any. */
-  session(episodeId: string): BrowserSession | undefined {
-    return this.live.get(episodeId);
-  }
-
   /** Closes every open session and the browser. Never rejects; a later `open` launches a new browser. */
   async close(): Promise<void> {
-    await Promise.all([...this.live.values()].map((session) => session.close()));
+    await Promise.all([...this.live].map((session) => session.close()));
     await this.pool.close();
   }
 }
@@ -152,29 +159,44 @@ export interface BrowserTurnRewardOptions {
 }
 
 /**
- * A turn reward that runs the task's scorer on the page after every turn (and once at
- * the start, for the baseline of `delta`). The episode's session is found by the
- * `episodeId` of the reward's context; turns of episodes without a browser session or
+ * A turn reward that runs the task's scorer on the page after every turn. Opened for an
+ * episode, it takes the episode's browser session (`episode.sessions`, under the provider's
+ * name) and, for `delta`, scores the untouched page as the baseline of the first turn; the
+ * opened reward keeps the last score. Turns of episodes without a browser session or
  * scorer score 0 (see `pageTurnReward` for a reward that insists on a scorer).
+ *
+ * `open` rejects with CONFIG_INVALID when the episode's session under the provider's name
+ * is not a browser session (another provider took the name), and as `scoreNow` when
+ * scoring the untouched page fails.
  */
 export function browserTurnReward(
   provider: BrowserToolProvider,
   options: BrowserTurnRewardOptions = {},
 ): TurnRewardFunction {
   const mode = options.mode ?? 'delta';
+  const name = options.name ?? 'browser';
   return {
-    name: options.name ?? 'browser',
+    name,
     weight: options.weight ?? 1,
-    async start(context) {
+    async open(episode): Promise<TurnReward> {
+      const session = episode.sessions.get(provider.name);
+      if (session === undefined) return { score: async () => 0 };
+      if (!(session instanceof BrowserSession)) {
+        throw new PaddockError(
+          ERROR_CODES.CONFIG_INVALID,
+          `turn reward ${name}: the episode's "${provider.name}" session is not a browser session`,
+        );
+      }
       // The score of the untouched page is the baseline of the first turn's delta.
-      await provider.session(context.episodeId)?.scoreNow(context.signal);
-    },
-    async score(context) {
-      const session = provider.session(context.episodeId);
-      if (!session) return 0;
-      const before = session.lastScore ?? 0;
-      const value = (await session.scoreNow(context.signal)) ?? 0;
-      return mode === 'delta' ? value - before : value;
+      let last = mode === 'delta' ? ((await session.scoreNow(episode.signal)) ?? 0) : 0;
+      return {
+        async score({ signal }) {
+          const value = (await session.scoreNow(signal)) ?? 0;
+          const reward = mode === 'delta' ? value - last : value;
+          last = value;
+          return reward;
+        },
+      };
     },
   };
 }

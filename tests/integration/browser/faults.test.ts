@@ -6,12 +6,14 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   runEpisodes,
   type Agent,
   type AgentInput,
+  type AgentSession,
   type AssistantTurn,
   type Task,
 } from '../../../harness/index.ts';
@@ -32,6 +34,15 @@ async function open(task: Task): Promise<BrowserSession> {
   const session = await provider.open(task, { labels: { runId: 'it-browser', episodeId: id }, signal });
   if (!session) throw new Error('no session');
   return session;
+}
+
+/** A loopback port that was free a moment ago and now refuses connections. */
+async function listeningThenClosedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 function page(name: string, extra: Record<string, unknown> = {}): Task {
@@ -246,6 +257,17 @@ describe('set-up failures', () => {
     });
   });
 
+  it('fails a start page that cannot be reached as a retryable start failure', async () => {
+    const closed = await listeningThenClosedPort();
+    await expect(
+      open(webTask('fault-unreachable', { url: `http://127.0.0.1:${closed}/` })),
+    ).rejects.toMatchObject({
+      code: 'SANDBOX_START_FAILED',
+      retryable: true,
+      message: expect.stringContaining('could not open the start page'),
+    });
+  });
+
   it('refuses a missing scorer file as a configuration error, not retryable', async () => {
     await expect(open(page('refs.html', { score: 'missing-scorer.js' }))).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
@@ -265,7 +287,11 @@ class KillingAgent implements Agent {
     this.victim = victim;
   }
 
-  async act({ task, turnIndex }: AgentInput): Promise<AssistantTurn> {
+  open(): AgentSession {
+    return { act: (input) => this.turn(input) };
+  }
+
+  private async turn({ task, turnIndex }: AgentInput): Promise<AssistantTurn> {
     if (turnIndex >= 3)
       return { text: null, toolCalls: [{ id: `s${turnIndex}`, name: 'submit', arguments: '{}' }] };
     if (task.id === 'crash/0' && turnIndex === 1 && this.killed.length === 0) {

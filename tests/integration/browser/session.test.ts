@@ -17,6 +17,8 @@ import {
   type BrowserSession,
 } from '../../../sandboxes/browser/index.ts';
 import { loadTasks } from '../../../tasks/index.ts';
+import { makeTurn } from '../../fixtures/rewards/records.ts';
+import { makeEpisodeContext } from '../../fixtures/rewards/turn-reward.ts';
 import { FIXTURES, call, refOf, startFixtureServer, webTask } from './helpers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
@@ -42,6 +44,19 @@ afterAll(async () => {
   await provider.close();
   await server.close();
 });
+
+/** The episode of `session` as the loop opens turn rewards with it: its session under the provider's name. */
+function rewardEpisode(session: BrowserSession) {
+  return makeEpisodeContext({
+    task: webTask('x', { url: server.origin }),
+    episodeId: session.episodeId,
+    sessions: new Map([[provider.name, session]]),
+    signal,
+  });
+}
+
+/** What a turn reward is told after a turn (the page reward reads only the signal). */
+const turnContext = { turn: makeTurn(), previousTurns: [], signal };
 
 describe('a browser session', () => {
   it('acts by ref and by selector; a ref stays the same while its element lives', async () => {
@@ -351,23 +366,53 @@ describe('the scorer', () => {
   it('gives turn rewards that add up to the final score', async () => {
     const session = await open('cheat.html', { score: 'cheat-scorer.js' });
     try {
-      const reward = browserTurnReward(provider);
-      const context = {
-        task: webTask('x', { url: server.origin }),
-        episodeId: session.episodeId,
-        signal,
-      } as never;
-      await reward.start!(context);
-      expect(await reward.score(context)).toBe(0);
+      const episode = rewardEpisode(session);
+      const reward = await browserTurnReward(provider).open(episode);
+      expect(await reward.score(turnContext)).toBe(0);
       await call(session, 'browser_click', { selector: '#finish' });
-      expect(await reward.score(context)).toBe(1);
-      expect(await reward.score(context)).toBe(0);
+      expect(await reward.score(turnContext)).toBe(1);
+      expect(await reward.score(turnContext)).toBe(0);
       const value = browserTurnReward(provider, { mode: 'value', name: 'page' });
       expect(value.name).toBe('page');
-      expect(await value.score(context)).toBe(1);
+      expect(await (await value.open(episode)).score(turnContext)).toBe(1);
     } finally {
       await session.close();
     }
+  });
+
+  it("keeps each episode's page score apart, one reward serving both", async () => {
+    const [first, second] = [
+      await open('cheat.html', { score: 'cheat-scorer.js' }),
+      await open('cheat.html', { score: 'cheat-scorer.js' }),
+    ];
+    try {
+      const fn = browserTurnReward(provider);
+      const a = await fn.open(rewardEpisode(first));
+      const b = await fn.open(rewardEpisode(second));
+      await call(first, 'browser_click', { selector: '#finish' });
+      expect(await b.score(turnContext)).toBe(0);
+      expect(await a.score(turnContext)).toBe(1);
+      await call(second, 'browser_click', { selector: '#finish' });
+      expect(await a.score(turnContext)).toBe(0);
+      expect(await b.score(turnContext)).toBe(1);
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  it('pays 0 to an episode without a browser session, and refuses a session of another kind', async () => {
+    const fn = browserTurnReward(provider);
+    const bare = await fn.open(makeEpisodeContext({ signal }));
+    expect(await bare.score(turnContext)).toBe(0);
+    const impostor = { tools: [], close: async () => undefined };
+    await expect(
+      Promise.resolve(
+        fn.open(makeEpisodeContext({ sessions: new Map([[provider.name, impostor]]), signal })),
+      ),
+    ).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(/not a browser session/),
+    });
   });
 
   it('scores every turn of an episode through the episode loop', async () => {

@@ -30,6 +30,7 @@ import {
   type RewardSetup,
 } from '../../../rewards/index.ts';
 import { FakeJudgeAgent, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
+import { scoreOneTurn } from '../../fixtures/rewards/turn-reward.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../../tasks/rewards/fix-bug-progress', import.meta.url));
 const MODEL_DIR = fileURLToPath(new URL('../../fixtures/rewards/byte-reward', import.meta.url));
@@ -173,7 +174,7 @@ describe('host-side rewards', () => {
     const signal = new AbortController().signal;
     const turn = makeTurn({ text: 'SCORE: 1' });
     for (const fn of setup.turn) {
-      await fn.score({ task, episodeId: 'e', turn, previousTurns: [], sandbox: untouchable, signal });
+      await scoreOneTurn(fn, turn, [], { task, sandbox: untouchable, signal });
     }
     // Trajectory rewards get no sandbox at all: the contract has none to give.
     for (const fn of setup.trajectory) {

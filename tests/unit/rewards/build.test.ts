@@ -14,6 +14,7 @@ import {
 } from '../../../rewards/index.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 import { FakeJudgeAgent, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
+import { scoreOneTurn } from '../../fixtures/rewards/turn-reward.ts';
 
 const MODEL_DIR = fileURLToPath(new URL('../../fixtures/rewards/byte-reward', import.meta.url));
 const EXAMPLES = fileURLToPath(new URL('../../../tasks/rewards', import.meta.url));
@@ -111,9 +112,7 @@ describe('buildRewardFunctions', () => {
       const values = await Promise.all(setup.trajectory.map((fn) => fn.score({ task, episode, signal })));
       expect(values.slice(0, 3)).toEqual([1, 0.5, 1]);
       const turnJudge = setup.turn[5]!;
-      expect(
-        await turnJudge.score({ task, episodeId: 'e', turn: makeTurn(), previousTurns: [], signal }),
-      ).toBe(0.5);
+      expect(await scoreOneTurn(turnJudge, makeTurn(), [], { task, signal })).toBe(0.5);
     } finally {
       await setup.close();
     }
@@ -200,7 +199,11 @@ describe('buildRewardFunctions', () => {
     const asked: unknown[] = [];
     const pageTurnReward = (task: Task, options: { name: string; weight: number; mode: string }) => {
       asked.push({ task: task.id, ...options });
-      return { name: options.name, weight: options.weight, score: async () => 0.25 } as TurnRewardFunction;
+      return {
+        name: options.name,
+        weight: options.weight,
+        open: () => ({ score: async () => 0.25 }),
+      } as TurnRewardFunction;
     };
     const task = taskWith(
       {
@@ -261,13 +264,7 @@ describe('buildRewardFunctions', () => {
     expect(made).toHaveLength(1);
     const model = await resources.model(path.join(dir, 'rewards'));
     const before = model.inferences;
-    await second.turn[0]!.score({
-      task: makeTask(),
-      episodeId: 'e',
-      turn: makeTurn(),
-      previousTurns: [],
-      signal,
-    });
+    await scoreOneTurn(second.turn[0]!, makeTurn(), [], { signal });
     expect(model.inferences).toBe(before + 1);
     await first.close();
     expect(made[0]!.closed).toBe(0);
@@ -303,7 +300,7 @@ describe('the example tasks', () => {
       judgeAgentFactory,
       pageTurnReward: (task, options) => {
         pages.push(task.id);
-        return { ...options, score: async () => 0 };
+        return { ...options, open: () => ({ score: async () => 0 }) };
       },
     });
     try {

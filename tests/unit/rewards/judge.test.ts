@@ -16,6 +16,7 @@ import {
 } from '../../../rewards/index.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 import { FakeJudgeAgent, lastUser, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
+import { scoreOneTurn } from '../../fixtures/rewards/turn-reward.ts';
 
 const signal = new AbortController().signal;
 const task = makeTask({ instruction: 'Write a haiku about tests.' });
@@ -100,6 +101,46 @@ describe('LlmJudge', () => {
     expect(lastUserOf(retry.messages)).toMatch(/SCORE: <number between 0 and 1>/);
   });
 
+  it('opens the judge for each judgement as an episode of its own, and closes it', async () => {
+    const agent = new FakeJudgeAgent((input) => (input.turnIndex === 0 ? 'Hmm.' : 'SCORE: 1'));
+    const judge = new LlmJudge({ agent, rubric: RUBRIC });
+    await judge.scoreEpisode({ task, episode, signal });
+    await judge.scoreEpisode({ task, episode: { ...episode, answer: 'other' }, signal });
+    expect(agent.episodes).toHaveLength(2);
+    expect(agent.episodes[0]).toMatchObject({ task, runId: 'judge', seed: 0, signal });
+    expect(agent.episodes[0]!.sessions.size).toBe(0);
+    expect(agent.episodes[0]!.sandbox).toBeUndefined();
+    expect(agent.episodes[0]!.episodeId).toMatch(/^judge:suite\/task:[0-9a-f]{16}$/);
+    expect(agent.episodes[1]!.episodeId).not.toBe(agent.episodes[0]!.episodeId);
+    // Each judgement asked twice (an unreadable reply, then a score) within its one session.
+    expect(agent.inputs.map((input) => input.turnIndex)).toEqual([0, 1, 0, 1]);
+    expect(agent.sessionsClosed).toBe(2);
+  });
+
+  it('closes the judge session when the judgement fails', async () => {
+    const agent = new FakeJudgeAgent(() => {
+      throw new Error('HTTP 500');
+    });
+    await expect(
+      new LlmJudge({ agent, rubric: RUBRIC }).scoreEpisode({ task, episode, signal }),
+    ).rejects.toThrow();
+    const unreadable = new FakeJudgeAgent(() => 'no idea');
+    await expect(
+      new LlmJudge({ agent: unreadable, rubric: RUBRIC, retries: 0 }).scoreEpisode({ task, episode, signal }),
+    ).rejects.toMatchObject({ code: 'MODEL_CALL_FAILED' });
+    expect([agent.sessionsClosed, unreadable.sessionsClosed]).toEqual([1, 1]);
+  });
+
+  it('wraps a judge that fails to open as MODEL_CALL_FAILED', async () => {
+    const agent = new FakeJudgeAgent(() => 'SCORE: 1');
+    agent.open = () => {
+      throw new Error('no such model');
+    };
+    await expect(
+      new LlmJudge({ agent, rubric: RUBRIC }).scoreEpisode({ task, episode, signal }),
+    ).rejects.toMatchObject({ code: 'MODEL_CALL_FAILED', message: expect.stringContaining('no such model') });
+  });
+
   it('fails with MODEL_CALL_FAILED after its retries, keeping the replies', async () => {
     const agent = new FakeJudgeAgent(() => 'no idea');
     const judge = new LlmJudge({ agent, rubric: RUBRIC, retries: 1 });
@@ -170,14 +211,14 @@ describe('LlmJudge', () => {
   it('scores a turn in the context of the turns before it', async () => {
     const agent = new FakeJudgeAgent(() => 'SCORE: 0.3');
     const fn = judgeTurnReward(new LlmJudge({ agent, rubric: RUBRIC }), { weight: 0.5 });
-    const value = await fn.score({
-      episodeId: 'e',
-      task,
-      turn: makeTurn({ text: 'second try' }),
-      previousTurns: [makeTurn({ text: 'first try' })],
-      signal,
-    });
+    const value = await scoreOneTurn(
+      fn,
+      makeTurn({ text: 'second try' }),
+      [makeTurn({ text: 'first try' })],
+      { task },
+    );
     expect(value).toBe(0.3);
+    expect(lastUser(agent.inputs[0]!)).toContain('Write a haiku about tests.');
     expect(lastUser(agent.inputs[0]!)).toMatch(/first try[\s\S]*# Turn to grade\nsecond try/);
     expect([fn.name, fn.weight]).toEqual(['judge', 0.5]);
   });

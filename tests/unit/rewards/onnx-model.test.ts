@@ -15,6 +15,7 @@ import {
 } from '../../../rewards/index.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 import { bashTurn, makeEpisode, makeTurn } from '../../fixtures/rewards/records.ts';
+import { scoreOneTurn } from '../../fixtures/rewards/turn-reward.ts';
 
 const MODEL_DIR = fileURLToPath(new URL('../../fixtures/rewards/byte-reward', import.meta.url));
 const INT64_MODEL_DIR = fileURLToPath(new URL('../../fixtures/rewards/byte-reward-int64', import.meta.url));
@@ -176,7 +177,7 @@ describe('OnnxRewardModel', () => {
   it('rewards a turn with the score of its text', async () => {
     const fn = onnxTurnReward(model, { weight: 0.5 });
     const turn = bashTurn('pytest', '3 passed in 0.1s');
-    const value = await fn.score({ episodeId: 'e', task: makeTask(), turn, previousTurns: [], signal });
+    const value = await scoreOneTurn(fn, turn, [], { signal });
     expect(value).toBeCloseTo((await model.scoreTexts([turnText(turn)]))[0]!, 5);
     expect([fn.name, fn.weight]).toEqual(['model', 0.5]);
   });
@@ -186,7 +187,7 @@ describe('OnnxRewardModel', () => {
     const first = bashTurn('pytest', 'E   assert 1 == 0\n1 failed in 0.1s', 'tool-error');
     const second = bashTurn('pytest', '1 passed in 0.1s');
     const fn = onnxTurnReward(model, { input: 'transcript', mode: 'progress', name: 'model_progress' });
-    const value = await fn.score({ episodeId: 'e', task, turn: second, previousTurns: [first], signal });
+    const value = await scoreOneTurn(fn, second, [first], { task, signal });
     const [before, after] = await model.scoreTexts([
       renderTranscript(task.instruction, [first]),
       renderTranscript(task.instruction, [first, second]),

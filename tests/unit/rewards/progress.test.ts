@@ -2,15 +2,14 @@ import { describe, expect, it } from 'vitest';
 import type { ExecResult } from '../../../harness/index.ts';
 import {
   ProgressReward,
-  isStartable,
   jsonNumber,
   lastNumber,
   parseProgress,
   passedFraction,
 } from '../../../rewards/index.ts';
 import { MemorySandbox } from '../../fakes/memory-sandbox.ts';
-import { makeTask } from '../../fakes/tasks.ts';
 import { makeTurn } from '../../fixtures/rewards/records.ts';
+import { makeEpisodeContext, scoreTurns } from '../../fixtures/rewards/turn-reward.ts';
 
 describe('passedFraction', () => {
   it.each([
@@ -68,29 +67,15 @@ function sandboxPrinting(outputs: (Partial<ExecResult> | string)[]): MemorySandb
 
 describe('ProgressReward', () => {
   const signal = new AbortController().signal;
-  const task = makeTask();
   const options = {
     command: 'python3 -m pytest -q tests/visible | tail -1',
     parse: 'passed_fraction' as const,
   };
 
-  async function play(
-    reward: ProgressReward,
-    sandbox: MemorySandbox,
-    turns: number,
-    start: boolean,
-  ): Promise<number[]> {
-    if (start) await reward.start({ task, episodeId: 'e', sandbox, signal });
-    const previous = [];
-    const values: number[] = [];
-    for (let t = 0; t < turns; t++) {
-      const turn = makeTurn({ index: t });
-      values.push(
-        await reward.score({ episodeId: 'e', task, turn, previousTurns: previous, sandbox, signal }),
-      );
-      previous.push(turn);
-    }
-    return values;
+  /** Opens `reward` for an episode in `sandbox` and scores `turns` turns. */
+  function play(reward: ProgressReward, sandbox: MemorySandbox, turns: number): Promise<number[]> {
+    const records = Array.from({ length: turns }, (_, index) => makeTurn({ index }));
+    return scoreTurns(reward, records, { sandbox, signal });
   }
 
   it('rewards the change of progress, measuring the start before turn 0', async () => {
@@ -100,20 +85,25 @@ describe('ProgressReward', () => {
       '1 passed, 3 failed',
       '4 passed',
     ]);
-    const values = await play(new ProgressReward(options), sandbox, 3, true);
+    const values = await play(new ProgressReward(options), sandbox, 3);
     expect(values).toEqual([0.25, -0.25, 0.75]);
     // Potential-based: the rewards sum to Φ(end) − Φ(start).
     expect(values.reduce((a, b) => a + b, 0)).toBe(0.75);
   });
 
+  it('measures the start when opened, before any turn', async () => {
+    const sandbox = sandboxPrinting(['0.25', '0.5']);
+    const reward = new ProgressReward({ command: 'cat p', parse: 'number' });
+    const opened = await reward.open(makeEpisodeContext({ sandbox, signal }));
+    expect(sandbox.commands).toHaveLength(1);
+    expect(await opened.score({ turn: makeTurn(), previousTurns: [], signal })).toBe(0.25);
+  });
+
   it('runs the command as root in the sandbox with a timeout', async () => {
     const sandbox = sandboxPrinting(['0']);
-    await new ProgressReward({ ...options, timeoutMs: 5_000, cwd: '/app' }).start({
-      task,
-      episodeId: 'e',
-      sandbox,
-      signal,
-    });
+    await new ProgressReward({ ...options, timeoutMs: 5_000, cwd: '/app' }).open(
+      makeEpisodeContext({ sandbox, signal }),
+    );
     expect(sandbox.commands).toEqual([
       {
         command: options.command,
@@ -122,11 +112,16 @@ describe('ProgressReward', () => {
     ]);
   });
 
-  it('takes `initial` as the start when start() was not called', async () => {
-    const sandbox = sandboxPrinting(['1 passed, 1 failed', '2 passed']);
-    expect(await play(new ProgressReward(options), sandbox, 2, false)).toEqual([0.5, 0.5]);
-    const other = sandboxPrinting(['1 passed, 1 failed']);
-    expect(await play(new ProgressReward({ ...options, initial: 0.5 }), other, 1, false)).toEqual([0]);
+  it('takes `initial` as the start when the start reads nothing', async () => {
+    const sandbox = sandboxPrinting(['', '1 passed, 1 failed', '2 passed']);
+    expect(await play(new ProgressReward(options), sandbox, 2)).toEqual([0.5, 0.5]);
+    const other = sandboxPrinting(['garbage', '1 passed, 1 failed']);
+    expect(await play(new ProgressReward({ ...options, initial: 0.5 }), other, 1)).toEqual([0]);
+    const slow = sandboxPrinting([
+      { stdout: '4 passed', timedOut: true, exitCode: 137 },
+      '1 passed, 1 failed',
+    ]);
+    expect(await play(new ProgressReward({ ...options, initial: 0.25 }), slow, 1)).toEqual([0.25]);
   });
 
   it('measures 0 when the command times out or prints nothing readable', async () => {
@@ -135,31 +130,26 @@ describe('ProgressReward', () => {
       { stdout: '1 passed', timedOut: true, exitCode: 137 },
       'garbage',
     ]);
-    expect(await play(new ProgressReward(options), sandbox, 2, true)).toEqual([-1, 0]);
+    expect(await play(new ProgressReward(options), sandbox, 2)).toEqual([-1, 0]);
   });
 
-  it('keeps the potential of each sandbox apart (concurrent episodes)', async () => {
+  it('keeps the potential of each episode apart (concurrent episodes)', async () => {
     const reward = new ProgressReward({ command: 'cat p', parse: 'number' });
-    const a = sandboxPrinting(['0.1', '0.5']);
-    const b = sandboxPrinting(['0.7', '0.8']);
-    await reward.start({ task, episodeId: 'a', sandbox: a, signal });
-    await reward.start({ task, episodeId: 'b', sandbox: b, signal });
+    const a = await reward.open(
+      makeEpisodeContext({ episodeId: 'a', sandbox: sandboxPrinting(['0.1', '0.5']) }),
+    );
+    const b = await reward.open(
+      makeEpisodeContext({ episodeId: 'b', sandbox: sandboxPrinting(['0.7', '0.8']) }),
+    );
     const turn = makeTurn();
-    expect(
-      await reward.score({ episodeId: 'e', task, turn, previousTurns: [], sandbox: b, signal }),
-    ).toBeCloseTo(0.1, 12);
-    expect(
-      await reward.score({ episodeId: 'e', task, turn, previousTurns: [], sandbox: a, signal }),
-    ).toBeCloseTo(0.4, 12);
+    expect(await b.score({ turn, previousTurns: [], signal })).toBeCloseTo(0.1, 12);
+    expect(await a.score({ turn, previousTurns: [], signal })).toBeCloseTo(0.4, 12);
   });
 
   it('scores 0 without a sandbox', async () => {
-    const reward = new ProgressReward(options);
-    expect(await reward.score({ episodeId: 'e', task, turn: makeTurn(), previousTurns: [], signal })).toBe(0);
-  });
-
-  it('has an episode-start hook', () => {
-    expect(isStartable(new ProgressReward(options))).toBe(true);
+    expect(await scoreTurns(new ProgressReward(options), [makeTurn(), makeTurn({ index: 1 })])).toEqual([
+      0, 0,
+    ]);
     expect(new ProgressReward(options).name).toBe('progress');
   });
 });

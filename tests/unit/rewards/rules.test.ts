@@ -10,17 +10,11 @@ import {
   tokensReward,
   toolErrorReward,
 } from '../../../rewards/index.ts';
-import { makeTask } from '../../fakes/tasks.ts';
 import { bashTurn, makeTurn } from '../../fixtures/rewards/records.ts';
+import { scoreOneTurn } from '../../fixtures/rewards/turn-reward.ts';
 
 function score(fn: TurnRewardFunction, turn: TurnRecord, previousTurns: TurnRecord[] = []): Promise<number> {
-  return fn.score({
-    episodeId: 'e',
-    task: makeTask(),
-    turn,
-    previousTurns,
-    signal: new AbortController().signal,
-  });
+  return scoreOneTurn(fn, turn, previousTurns);
 }
 
 const twoCalls = makeTurn({
@@ -176,14 +170,7 @@ describe('truncated and refused rules', () => {
       toolMs: 0,
       ...(stopReason ? { stopReason } : {}),
     });
-    const score = (fn: ReturnType<typeof truncatedReward>, t: TurnRecord) =>
-      fn.score({
-        task: {} as never,
-        episodeId: 'e',
-        turn: t,
-        previousTurns: [],
-        signal: new AbortController().signal,
-      });
+    const score = (fn: ReturnType<typeof truncatedReward>, t: TurnRecord) => scoreOneTurn(fn, t);
     expect(await score(truncatedReward(), turn('length'))).toBe(-1);
     expect(await score(truncatedReward(), turn('context-exceeded'))).toBe(-1);
     expect(await score(truncatedReward(), turn('stop'))).toBe(0);

@@ -118,7 +118,10 @@ describe('paths of plug-in sections', () => {
     };
     const error = await rejection(
       buildRewardFunctions(task, {
-        judgeAgentFactory: () => ({ name: 'unused', act: () => Promise.reject(new Error('unused')) }),
+        judgeAgentFactory: () => ({
+          name: 'unused',
+          open: () => ({ act: () => Promise.reject(new Error('unused')) }),
+        }),
       }),
     );
     expect(error.code).toBe('CONFIG_INVALID');
