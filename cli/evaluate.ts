@@ -20,9 +20,7 @@ import {
   type Task,
   type TornTail,
 } from '../harness/index.ts';
-import { formatTaskProblem } from '../tasks/index.ts';
-import { NO_TURN_LIMIT } from '../tasks/defaults.ts';
-import type { TaskSelection } from '../tasks/load.ts';
+import { NO_TURN_LIMIT, formatTaskProblem, type TaskSelection } from '../tasks/index.ts';
 import { DEFAULT_SANDBOX_KIND, createPaddock, type OpenedRun, type Paddock } from './paddock.ts';
 
 /** Where runs are stored unless told otherwise. */
