@@ -7,13 +7,13 @@
  * sampled ids stay in the context as sampled (never re-encoded from text); observations
  * and other new messages are encoded once, when they enter the context. So every turn's
  * `tokens.promptIds` is exactly what the policy saw, `completionIds` exactly what it
- * sampled, and turn t+1's prompt starts with turn t's prompt and completion. Episodes are
- * told apart by task id and seed; when the messages do not continue the recorded context
+ * sampled, and turn t+1's prompt starts with turn t's prompt and completion. Each
+ * episode's session keeps its own context; when the messages do not continue it
  * (another caller's conversation), the conversation is rendered afresh — still exactly what
  * the policy then saw. The KV cache of the context is kept between turns and rebuilt from
  * the ids when the policy was swapped.
  *
- * Sampling is seeded per turn from `AgentInput.seed` and `turnIndex`, so an episode is a
+ * Sampling is seeded per turn from the episode's seed and the turn index, so an episode is a
  * pure function of the policy, the task, the seed and the observations.
  */
 import {
@@ -25,7 +25,7 @@ import {
   type AssistantTurn,
   type Message,
 } from '../../harness/index.ts';
-import { ChatTemplate, parseCompletion } from './chat.ts';
+import { PaddockChatTemplate } from './chat.ts';
 import type { OnnxPolicy, PolicyState } from './policy.ts';
 import { createRng, sampleToken, type SamplingOptions } from './sampler.ts';
 
@@ -57,14 +57,14 @@ interface PolicyContext {
 export class OnnxPolicyAgent implements Agent {
   readonly name: string;
   private policyRef: OnnxPolicy;
-  private template: ChatTemplate;
+  private template: PaddockChatTemplate;
   private readonly options: OnnxAgentOptions;
   /** Turns whose conversation did not continue the recorded context and was rendered afresh. */
   freshRenders = 0;
 
   constructor(policy: OnnxPolicy, options: OnnxAgentOptions = {}) {
     this.policyRef = policy;
-    this.template = new ChatTemplate(policy.tokenizer, {
+    this.template = new PaddockChatTemplate(policy.tokenizer, {
       toolDescriptions: policy.config.chat.tool_descriptions,
     });
     this.options = options;
@@ -93,7 +93,7 @@ export class OnnxPolicyAgent implements Agent {
   setPolicy(policy: OnnxPolicy): OnnxPolicy {
     const previous = this.policyRef;
     this.policyRef = policy;
-    this.template = new ChatTemplate(policy.tokenizer, {
+    this.template = new PaddockChatTemplate(policy.tokenizer, {
       toolDescriptions: policy.config.chat.tool_descriptions,
     });
     return previous;
@@ -153,7 +153,7 @@ export class OnnxPolicyAgent implements Agent {
       }
     }
 
-    const parsed = parseCompletion(
+    const parsed = this.template.parseCompletion(
       policy.tokenizer.decode(completionIds.filter((id) => !policy.tokenizer.isSpecial(id))),
       input.turnIndex,
     );
@@ -184,13 +184,13 @@ export class OnnxPolicyAgent implements Agent {
       for (const message of input.messages.slice(known.consumed + 1)) {
         known.ids.push(...this.template.renderMessage(message));
       }
-      known.ids.push(this.template.assistantHeader);
+      known.ids.push(...this.template.generationPrompt);
       return known;
     }
     if (input.turnIndex > 0) this.freshRenders++;
     const ids = [
       ...this.template.renderConversation(input.messages, input.tools),
-      this.template.assistantHeader,
+      ...this.template.generationPrompt,
     ];
     return { ids, consumed: 0, fingerprint: '', policy, state: policy.newState() };
   }

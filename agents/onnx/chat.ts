@@ -20,7 +20,7 @@
  * `unknown-tool` otherwise), so that the policy sees and can learn from its mistake.
  */
 import type { Message, ToolCall, ToolSpec } from '../../harness/index.ts';
-import type { PieceTokenizer } from './tokenizer.ts';
+import type { ChatTemplate, ParsedCompletion, Tokenizer } from '../../harness/policy.ts';
 
 export const TOOL_OPEN = '<tool>';
 export const TOOL_CLOSE = '</tool>';
@@ -69,13 +69,22 @@ export function renderAssistantText(content: string | null, toolCalls: readonly 
   return parts.join('\n');
 }
 
-/** Renders messages to ids with the paddock-v1 template (no generation prompt). */
-export class ChatTemplate {
+/** The name policy folders record for this template. */
+export const PADDOCK_TEMPLATE = 'paddock-v1';
+
+/**
+ * The paddock-v1 template over a tokenizer with its role tokens (`<|system|>`, `<|user|>`,
+ * `<|assistant|>`, `<|tool|>`) and `<|end|>`: the harness's ChatTemplate contract.
+ */
+export class PaddockChatTemplate implements ChatTemplate {
+  readonly name = PADDOCK_TEMPLATE;
   readonly end: number;
+  readonly generationPrompt: readonly number[];
   private readonly roles: Record<Message['role'], number>;
 
+  /** @throws PaddockError CONFIG_INVALID when the tokenizer lacks one of the template's special tokens. */
   constructor(
-    readonly tokenizer: PieceTokenizer,
+    readonly tokenizer: Tokenizer,
     readonly options: ChatOptions = {},
   ) {
     this.end = tokenizer.specialId('<|end|>');
@@ -85,9 +94,10 @@ export class ChatTemplate {
       assistant: tokenizer.specialId('<|assistant|>'),
       tool: tokenizer.specialId('<|tool|>'),
     };
+    this.generationPrompt = Object.freeze([this.roles.assistant]);
   }
 
-  /** The generation prompt: the assistant role token. */
+  /** The generation prompt's one id: the assistant role token. */
   get assistantHeader(): number {
     return this.roles.assistant;
   }
@@ -113,20 +123,34 @@ export class ChatTemplate {
    * conversation's own, or the default) with the tool list, then every other message.
    */
   renderConversation(messages: readonly Message[], tools: readonly ToolSpec[]): number[] {
+    return this.renderSupervised(messages, tools).ids;
+  }
+
+  /**
+   * The conversation with mask 1 on each assistant message's tokens and its `<|end|>`
+   * (not on the role token, which the template supplies).
+   */
+  renderSupervised(
+    messages: readonly Message[],
+    tools: readonly ToolSpec[],
+  ): { ids: number[]; mask: number[] } {
     const system = messages[0]?.role === 'system' ? messages[0].content : undefined;
     const ids = this.renderSystem(system, tools);
-    for (const message of messages) if (message.role !== 'system') ids.push(...this.renderMessage(message));
-    return ids;
+    const mask = new Array<number>(ids.length).fill(0);
+    for (const message of messages) {
+      if (message.role === 'system') continue;
+      const rendered = this.renderMessage(message);
+      ids.push(...rendered);
+      const trained = message.role === 'assistant' ? 1 : 0;
+      mask.push(0, ...new Array<number>(rendered.length - 1).fill(trained));
+    }
+    return { ids, mask };
   }
-}
 
-/** The result of parsing a completion. */
-export interface ParsedCompletion {
-  /** Text outside the tool blocks, trimmed; null when empty. */
-  text: string | null;
-  toolCalls: ToolCall[];
-  /** Blocks that could not be parsed cleanly, with why (also visible through the loop's observations). */
-  problems: string[];
+  /** See `parseCompletion`. */
+  parseCompletion(completion: string, turnIndex: number): ParsedCompletion {
+    return parseCompletion(completion, turnIndex);
+  }
 }
 
 const NAME_PATTERN = /"name"\s*:\s*"([^"\\]*)"/;

@@ -1,15 +1,22 @@
 /**
  * The local ONNX policy agent (onnxruntime-node, in-process): policy folders, the
  * paddock-v1 chat template and tool-call syntax, the tokenizer and the sampler.
+ *
+ * It implements the harness's policy contract (harness/policy.ts): `PieceTokenizer` is a
+ * Tokenizer, `PaddockChatTemplate` a ChatTemplate, `onnxPolicyFormat` the PolicyFormat a
+ * trainer writes folders with and this agent loads them by.
  */
 
 /** The agent: samples turns from a policy and records them token-exactly. */
 export { OnnxPolicyAgent, type OnnxAgentOptions } from './agent.ts';
-/** A loaded policy folder (model.onnx, tokenizer.json, config.json) and its loader. */
+/** A policy folder (model.onnx, tokenizer.json, config.json): its format, writer and loader. */
 export {
   OnnxPolicy,
+  POLICY_FILES,
   PolicyConfigSchema,
   loadOnnxPolicy,
+  onnxPolicyFormat,
+  writeOnnxPolicyFolder,
   type LoadPolicyOptions,
   type PolicyConfig,
   type PolicyState,
@@ -18,17 +25,17 @@ export {
 export { createOnnxAgent, parseOnnxSpec, type OnnxSpec } from './spec.ts';
 /** The chat template, the tool-call syntax and its parser. */
 export {
-  ChatTemplate,
   DEFAULT_SYSTEM_PROMPT,
+  PADDOCK_TEMPLATE,
+  PaddockChatTemplate,
   TOOL_CLOSE,
   TOOL_OPEN,
   parseCompletion,
   renderAssistantText,
   renderToolList,
   type ChatOptions,
-  type ParsedCompletion,
 } from './chat.ts';
-/** The tokenizer (specials, bytes and pieces; greedy longest match). */
+/** The tokenizer (specials, bytes and pieces; greedy longest match) and its vocabulary builders. */
 export {
   PieceTokenizer,
   SPECIAL_TOKENS,
@@ -39,6 +46,12 @@ export {
   type SpecialToken,
   type TokenizerFile,
 } from './tokenizer.ts';
+export {
+  TOOL_CALL_PIECES,
+  buildPolicyTokenizer,
+  type PolicyTokenizerOptions,
+  type PolicyTokenizerSample,
+} from './vocabulary.ts';
 /** Sampling: temperature, top-p, seeded generator, log-probabilities. */
 export {
   DEFAULT_SAMPLING,

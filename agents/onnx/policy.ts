@@ -10,13 +10,22 @@
  * - `config.json` — see PolicyConfigSchema: vocabulary size, context length, cache shape,
  *   chat options, default sampling, and what the trainer wrote (step, model shape).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
 import { ERROR_CODES, PaddockError, describeError, formatZodIssues } from '../../harness/index.ts';
+import type { LoadedPolicy, PolicyFolderContents, PolicyFormat } from '../../harness/policy.ts';
+import { PADDOCK_TEMPLATE, PaddockChatTemplate } from './chat.ts';
 import { logSoftmax } from './sampler.ts';
-import { PieceTokenizer } from './tokenizer.ts';
+import { PieceTokenizer, TokenizerFileSchema } from './tokenizer.ts';
+
+/** The files of a policy folder. */
+export const POLICY_FILES = Object.freeze({
+  model: 'model.onnx',
+  config: 'config.json',
+  tokenizer: 'tokenizer.json',
+});
 
 export const PolicyConfigSchema = z
   .object({
@@ -69,7 +78,7 @@ export interface LoadPolicyOptions {
   intraOpThreads?: number;
 }
 
-export class OnnxPolicy {
+export class OnnxPolicy implements LoadedPolicy {
   private closed = false;
 
   private constructor(
@@ -85,7 +94,7 @@ export class OnnxPolicy {
    * the file and field) or when the tokenizer does not fit the model.
    */
   static async load(dir: string, options: LoadPolicyOptions = {}): Promise<OnnxPolicy> {
-    const configPath = join(dir, 'config.json');
+    const configPath = join(dir, POLICY_FILES.config);
     let raw: unknown;
     try {
       raw = JSON.parse(readFileSync(configPath, 'utf8'));
@@ -103,7 +112,7 @@ export class OnnxPolicy {
         { details: { file: configPath } },
       );
     }
-    const tokenizer = PieceTokenizer.fromFile(join(dir, 'tokenizer.json'));
+    const tokenizer = PieceTokenizer.fromFile(join(dir, POLICY_FILES.tokenizer));
     if (tokenizer.vocabSize > parsed.data.vocab_size) {
       throw new PaddockError(
         ERROR_CODES.CONFIG_INVALID,
@@ -112,7 +121,7 @@ export class OnnxPolicy {
     }
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(join(dir, 'model.onnx'), {
+      session = await ort.InferenceSession.create(join(dir, POLICY_FILES.model), {
         intraOpNumThreads: options.intraOpThreads ?? 1,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
@@ -121,8 +130,8 @@ export class OnnxPolicy {
     } catch (error) {
       throw new PaddockError(
         ERROR_CODES.CONFIG_INVALID,
-        `${join(dir, 'model.onnx')}: cannot load: ${describeError(error)}`,
-        { cause: error, details: { file: join(dir, 'model.onnx') } },
+        `${join(dir, POLICY_FILES.model)}: cannot load: ${describeError(error)}`,
+        { cause: error, details: { file: join(dir, POLICY_FILES.model) } },
       );
     }
     const policy = new OnnxPolicy(dir, parsed.data, tokenizer, session);
@@ -260,3 +269,66 @@ export class OnnxPolicy {
 export function loadOnnxPolicy(dir: string, options: LoadPolicyOptions = {}): Promise<OnnxPolicy> {
   return OnnxPolicy.load(dir, options);
 }
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(tmp, path);
+}
+
+/**
+ * Writes a policy folder's `config.json` and `tokenizer.json` beside the `model.onnx` an
+ * exporter wrote in `dir` (each file written whole, then renamed into place). Throws
+ * CONFIG_INVALID when the contents do not make a valid config or the tokenizer is not a
+ * paddock-pieces one.
+ */
+export function writeOnnxPolicyFolder(dir: string, contents: PolicyFolderContents): void {
+  const { model, sampling } = contents;
+  const config = PolicyConfigSchema.safeParse({
+    format: 'paddock-onnx-policy',
+    version: 1,
+    vocab_size: model.vocabSize,
+    max_len: model.maxLen,
+    kv_cache: model.kvCache && {
+      layers: model.kvCache.layers,
+      heads: model.kvCache.heads,
+      head_dim: model.kvCache.headDim,
+    },
+    chat: { template: PADDOCK_TEMPLATE, tool_descriptions: contents.chat.toolDescriptions },
+    sampling: {
+      ...(sampling.temperature === undefined ? {} : { temperature: sampling.temperature }),
+      ...(sampling.topP === undefined ? {} : { top_p: sampling.topP }),
+      ...(sampling.maxNewTokens === undefined ? {} : { max_new_tokens: sampling.maxNewTokens }),
+    },
+    ...(model.details ? { model: model.details } : {}),
+    ...(contents.step === undefined ? {} : { step: contents.step }),
+  } satisfies z.input<typeof PolicyConfigSchema>);
+  if (!config.success) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `${dir}: invalid policy config:\n${formatZodIssues(config.error.issues)}`,
+    );
+  }
+  const tokenizer = TokenizerFileSchema.safeParse(contents.tokenizer.toJSON());
+  if (!tokenizer.success) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `${dir}: an ONNX policy folder needs a paddock-pieces tokenizer:\n${formatZodIssues(tokenizer.error.issues)}`,
+    );
+  }
+  writeJsonAtomic(join(dir, POLICY_FILES.config), config.data);
+  writeJsonAtomic(join(dir, POLICY_FILES.tokenizer), tokenizer.data);
+}
+
+/**
+ * paddock's ONNX policy folders as the harness's PolicyFormat: `model.onnx` from the
+ * exporter, `config.json` and `tokenizer.json` from `write`, the paddock-v1 template.
+ */
+export const onnxPolicyFormat: PolicyFormat<OnnxPolicy> = Object.freeze<PolicyFormat<OnnxPolicy>>({
+  name: 'paddock-onnx-policy',
+  weightsFile: POLICY_FILES.model,
+  write: writeOnnxPolicyFolder,
+  load: (dir: string) => OnnxPolicy.load(dir),
+  readTokenizer: (path: string) => PieceTokenizer.fromFile(path),
+  chatTemplate: (tokenizer, chat) => new PaddockChatTemplate(tokenizer, chat),
+});

@@ -19,6 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ERROR_CODES, PaddockError, describeError, formatZodIssues } from '../../harness/index.ts';
+import type { Tokenizer } from '../../harness/policy.ts';
 
 /** The special tokens of the paddock chat template, in id order. */
 export const SPECIAL_TOKENS = [
@@ -48,7 +49,8 @@ interface TrieNode {
   id?: number;
 }
 
-export class PieceTokenizer {
+/** paddock's piece tokenizer: the harness's Tokenizer contract over a `paddock-pieces` file. */
+export class PieceTokenizer implements Tokenizer {
   /** Total number of ids: specials + 256 bytes + pieces. */
   readonly vocabSize: number;
   readonly special: readonly string[];

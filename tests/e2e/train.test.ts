@@ -49,9 +49,25 @@ describe('paddock train', () => {
     expect(trained.code).toBe(0);
     expect(trained.stdout).toMatch(/trained 2 step\(s\) in \d+ s — held-out success [\d.]+ → [\d.]+/);
     const output = join(dir, 'run');
-    const summary = JSON.parse(readFileSync(join(output, 'summary.json'), 'utf8')) as { steps: number };
+    const summary = JSON.parse(readFileSync(join(output, 'summary.json'), 'utf8')) as {
+      steps: number;
+      runsDir: string;
+    };
     expect(summary.steps).toBe(2);
     expect(existsSync(join(output, 'policy', 'model.onnx'))).toBe(true);
+
+    // The training run's episodes are runs that paddock view reads: 2 tasks × 4 episodes at step 2.
+    expect(summary.runsDir).toBe(join(output, 'runs'));
+    const listed = paddock(['view', '--runs-dir', summary.runsDir]);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^step-000002\s+onnx:train\s+8\/8 episodes/m);
+    const viewed = paddock(['view', 'step-000002', '--runs-dir', summary.runsDir]);
+    expect(viewed.stderr).toBe('');
+    expect(viewed.code).toBe(0);
+    const episodeLines = viewed.stdout.split('\n').filter((line) => /#2\.[0-3]\t/.test(line));
+    expect(episodeLines).toHaveLength(8);
+    for (const line of episodeLines)
+      expect(line).toMatch(/^toy\/lookup-train@\S+#2\.[0-3]\t\S+.* reward=[\d.]+/);
 
     const runsDir = join(dir, 'runs');
     const played = paddock([

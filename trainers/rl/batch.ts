@@ -11,10 +11,12 @@
  *
  * Demonstrations for supervised warm-start are rendered once with the policy's chat
  * template (the oracle's tool calls in canonical form), mask 1 on the assistant's tokens.
+ * The template and tokenizer are the harness's contract (harness/policy.ts), whatever
+ * policy implements them.
  */
 import type { EpisodeRecord, Message, ToolSpec, TurnRecord } from '../../harness/index.ts';
 import { ERROR_CODES, PaddockError } from '../../harness/index.ts';
-import { parseCompletion, type ChatTemplate } from '../../agents/onnx/index.ts';
+import type { ChatTemplate } from '../../harness/policy.ts';
 
 /** One training sequence: all arrays have `ids.length` entries. */
 export interface TokenSequence {
@@ -104,25 +106,14 @@ export interface Demonstration {
 }
 
 /**
- * A demonstration rendered for supervised training: the conversation with the chat
- * template, mask 1 on each assistant message's tokens and its `<|end|>` (not on the role
- * token, which the template supplies).
+ * A demonstration rendered for supervised training with the policy's chat template: mask
+ * 1 on the tokens the assistant writes (`ChatTemplate.renderSupervised`).
  */
 export function demonstrationSequence(
   demo: Demonstration,
   template: ChatTemplate,
 ): { ids: number[]; mask: number[] } {
-  const system = demo.messages[0]?.role === 'system' ? demo.messages[0].content : undefined;
-  const ids = template.renderSystem(system, demo.tools);
-  const mask = new Array<number>(ids.length).fill(0);
-  for (const message of demo.messages) {
-    if (message.role === 'system') continue;
-    const rendered = template.renderMessage(message);
-    ids.push(...rendered);
-    const trained = message.role === 'assistant' ? 1 : 0;
-    mask.push(0, ...new Array<number>(rendered.length - 1).fill(trained));
-  }
-  return { ids, mask };
+  return template.renderSupervised(demo.messages, demo.tools);
 }
 
 /** A place where an episode's recorded tokens disagree with what the template renders. */
@@ -133,7 +124,8 @@ export interface TokenDrift {
 }
 
 /**
- * Checks an episode recorded by the ONNX agent against a re-rendering: the first prompt
+ * Checks an episode recorded by a token-exact agent against a re-rendering with its chat
+ * template (the policy's): the first prompt
  * must be the template's rendering of the conversation so far, each later prompt must add
  * exactly the rendering of the new messages, and each completion must decode to what was
  * recorded as the turn's text and calls. Returns the disagreements (none when exact).
@@ -157,11 +149,11 @@ export function checkTokenDrift(
     const before = messages.slice(messageIndex, assistantAt < 0 ? messages.length : assistantAt);
     let expected: number[];
     if (previous === undefined) {
-      expected = [...template.renderConversation(before, tools), template.assistantHeader];
+      expected = [...template.renderConversation(before, tools), ...template.generationPrompt];
     } else {
       expected = [...previous];
       for (const message of before) expected.push(...template.renderMessage(message));
-      expected.push(template.assistantHeader);
+      expected.push(...template.generationPrompt);
     }
     if (expected.length !== tokens.promptIds.length || !startsWith(tokens.promptIds, expected)) {
       drifts.push({
@@ -173,7 +165,7 @@ export function checkTokenDrift(
     const decoded = template.tokenizer.decode(
       tokens.completionIds.filter((id) => !template.tokenizer.isSpecial(id)),
     );
-    const parsed = parseCompletion(decoded, turn.index);
+    const parsed = template.parseCompletion(decoded, turn.index);
     const same =
       parsed.text === turn.text &&
       parsed.toolCalls.length === turn.toolCalls.length &&

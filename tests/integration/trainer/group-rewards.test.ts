@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PaddockError, type EpisodeRecord, type GroupRewardFunction } from '../../../harness/index.ts';
 import { train } from '../../../trainers/rl/index.ts';
-import { TOY_DIR, loadToyTasks } from './fixtures/toy.ts';
+import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const GROUP = 4;
 const PER_STEP = 2;
@@ -48,6 +48,7 @@ describe('training with a group reward', () => {
     const output = join(mkdtempSync(join(tmpdir(), 'paddock-group-')), 'run');
     await train(config(output), {
       loadTasks: loadToyTasks,
+      toolProviders: TOY_TOOLS,
       rewardsFor: () => ({
         group: [firstBest],
         assignReturns: (episode: EpisodeRecord) => {
@@ -87,6 +88,7 @@ describe('training with a group reward', () => {
     let calls = 0;
     const failing = train(config(output), {
       loadTasks: loadToyTasks,
+      toolProviders: TOY_TOOLS,
       rewardsFor: () => {
         calls++;
         throw new PaddockError('CONFIG_INVALID', 'rewards.trajectory.0: cannot make the judge');

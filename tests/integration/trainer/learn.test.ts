@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createOnnxAgent } from '../../../agents/onnx/index.ts';
 import { train, type MetricRow } from '../../../trainers/rl/index.ts';
-import { TOY_DIR, loadToyTasks } from './fixtures/toy.ts';
+import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 describe('training on the toy suite', () => {
   it('raises held-out success over the warm-started policy', async () => {
@@ -51,7 +51,7 @@ describe('training on the toy suite', () => {
         seed: 3,
         output,
       },
-      { loadTasks: loadToyTasks, onStep: (row) => rows.push(row) },
+      { loadTasks: loadToyTasks, toolProviders: TOY_TOOLS, onStep: (row) => rows.push(row) },
     );
     const gain = result.after!.success - result.before!.success;
     console.log(

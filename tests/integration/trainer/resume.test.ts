@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
+import { RunStore } from '../../../harness/index.ts';
 import { resumeTraining, train, type TrainConfigInput } from '../../../trainers/rl/index.ts';
-import { TOY_DIR, loadToyTasks } from './fixtures/toy.ts';
+import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const STEPS = 6;
 
@@ -46,10 +47,35 @@ function deterministicRows(dir: string): Record<string, unknown>[] {
     .map((row) => Object.fromEntries(Object.entries(row).filter(([key]) => !/(_ms|_per_s)$/.test(key))));
 }
 
+/** Each episode run of a training run: its planned ids, and each record's id, reward and tokens. */
+function episodeRuns(runsDir: string): Record<string, unknown> {
+  return Object.fromEntries(
+    RunStore.list(runsDir)
+      .sort()
+      .map((runId) => {
+        const store = RunStore.open(runsDir, runId);
+        return [
+          runId,
+          {
+            plan: store.manifest.plan.map((planned) => planned.episodeId),
+            records: store.records().map((record) => ({
+              id: record.episodeId,
+              reward: record.reward.total,
+              tokens: record.turns.map((turn) => turn.tokens),
+            })),
+          },
+        ];
+      }),
+  );
+}
+
 describe('resume after kill -9', () => {
   it('ends with the weights and metrics of an uninterrupted run', async () => {
     const root = mkdtempSync(join(tmpdir(), 'paddock-resume-'));
-    const straight = await train(config(join(root, 'straight')), { loadTasks: loadToyTasks });
+    const straight = await train(config(join(root, 'straight')), {
+      loadTasks: loadToyTasks,
+      toolProviders: TOY_TOOLS,
+    });
 
     const killedDir = join(root, 'killed');
     const configFile = join(root, 'killed.json');
@@ -74,9 +100,13 @@ describe('resume after kill -9', () => {
     const state = JSON.parse(readFileSync(join(killedDir, 'state.json'), 'utf8')) as { step: number };
     expect(state.step).toBeLessThan(STEPS);
 
-    const resumed = await resumeTraining(killedDir, { loadTasks: loadToyTasks });
+    const resumed = await resumeTraining(killedDir, { loadTasks: loadToyTasks, toolProviders: TOY_TOOLS });
     expect(resumed.weightsSha256).toBe(straight.weightsSha256);
     expect(resumed.after).toEqual(straight.after);
     expect(deterministicRows(killedDir)).toEqual(deterministicRows(straight.dir));
+    // The steps after the checkpoint ran again: their runs were replaced, not appended to.
+    const runs = episodeRuns(resumed.runsDir);
+    expect(Object.keys(runs)).toContain(`step-${String(STEPS).padStart(6, '0')}`);
+    expect(runs).toEqual(episodeRuns(straight.runsDir));
   }, 240_000);
 });

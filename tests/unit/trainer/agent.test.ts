@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ChatTemplate,
+  PaddockChatTemplate,
   OnnxPolicyAgent,
   createOnnxAgent,
   loadOnnxPolicy,
@@ -102,7 +102,7 @@ describe('OnnxPolicyAgent', () => {
   it('renders the first prompt with the chat template and passes the drift check', async () => {
     const agent = new OnnxPolicyAgent(policy, { maxNewTokens: 6 });
     const { replies, messages } = await play(agent, 2);
-    const template = new ChatTemplate(policy.tokenizer);
+    const template = new PaddockChatTemplate(policy.tokenizer);
     expect(replies[0]!.tokens!.promptIds).toEqual([
       ...template.renderConversation([messages[0]!], tools),
       template.assistantHeader,

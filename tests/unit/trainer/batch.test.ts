@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ChatTemplate, byteTokenizer } from '../../../agents/onnx/index.ts';
+import { PaddockChatTemplate, byteTokenizer } from '../../../agents/onnx/index.ts';
 import { isPaddockError } from '../../../harness/index.ts';
 import { demonstrationSequence, episodeSequences } from '../../../trainers/rl/index.ts';
 import { episode, turn } from './helpers.ts';
@@ -69,7 +69,7 @@ describe('episodeSequences', () => {
 describe('demonstrationSequence', () => {
   it('masks the assistant messages and their end token, not their role token', () => {
     const tokenizer = byteTokenizer();
-    const template = new ChatTemplate(tokenizer);
+    const template = new PaddockChatTemplate(tokenizer);
     const { ids, mask } = demonstrationSequence(
       {
         messages: [

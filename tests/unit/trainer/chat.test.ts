@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ChatTemplate,
+  PaddockChatTemplate,
   DEFAULT_SYSTEM_PROMPT,
   byteTokenizer,
   parseCompletion,
@@ -67,7 +67,7 @@ describe('tool-call syntax', () => {
   });
 });
 
-describe('ChatTemplate', () => {
+describe('PaddockChatTemplate', () => {
   it('lists tools with their arguments, marking optional ones', () => {
     expect(renderToolList(tools)).toContain('- lookup(key: string, exact?: boolean): Look up a key.');
     expect(renderToolList(tools, { toolDescriptions: false })).toContain(
@@ -77,7 +77,7 @@ describe('ChatTemplate', () => {
 
   it('renders each message between its role token and <|end|>', () => {
     const tokenizer = byteTokenizer();
-    const template = new ChatTemplate(tokenizer);
+    const template = new PaddockChatTemplate(tokenizer);
     const ids = template.renderConversation(
       [
         { role: 'user', content: 'hi' },

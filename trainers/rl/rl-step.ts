@@ -1,0 +1,237 @@
+/**
+ * One RL step: sample `tasks.per_step` train tasks, run `group_size` episodes of each with
+ * the current policy (recorded as run `step-N` of the training run), score the finished
+ * groups with the tasks' group rewards, compute advantages, build token sequences from the
+ * recorded ids, and update the policy through the worker; then the caller's `publish`
+ * exports it for the next rollouts.
+ *
+ * The tasks and episode seeds are functions of `seed` and the step only.
+ */
+import {
+  applyGroupRewards,
+  episodeSeed,
+  isAgentOutcome,
+  runEpisodes,
+  type Agent,
+  type EpisodeRecord,
+  type PlannedEpisode,
+  type RunEpisodesOptions,
+  type Task,
+} from '../../harness/index.ts';
+import { computeAdvantages } from './advantages.ts';
+import { episodeSequences, type TokenSequence } from './batch.ts';
+import type { TrainConfig } from './config.ts';
+import { mean, passRate, type TrainingContext } from './context.ts';
+import { createRng, mixSeed, sample } from './random.ts';
+import type { MetricRow } from './run-folder.ts';
+import { TRAINING_RUN_IDS } from './runs.ts';
+import type { OptimizerConfig, StepMetrics, TorchTrainer } from './torch-trainer.ts';
+
+/** What a step needs besides the run's context. */
+export interface RlStepDeps {
+  trainer: TorchTrainer;
+  /** The policy's longest context (longer sequences are dropped, and counted). */
+  maxLen: number;
+  /** The agent sampling from the current policy. */
+  agent: Agent;
+  /** Exports the updated policy as `step`'s and makes the agents sample from it; returns ms spent. */
+  publish: (step: number) => Promise<number>;
+}
+
+/** The optimiser of the RL phase (its schedule spans every optimiser step of the run). */
+export function rlOptimizer(cfg: TrainConfig): OptimizerConfig {
+  const algorithm = cfg.algorithm;
+  return {
+    lr: algorithm.lr,
+    total_steps: Math.max(1, cfg.steps * algorithm.epochs * algorithm.mini_batches),
+    warmup_steps: algorithm.warmup_steps,
+    schedule: algorithm.schedule,
+    min_lr_ratio: algorithm.min_lr_ratio,
+    weight_decay: algorithm.weight_decay,
+    grad_clip: algorithm.grad_clip,
+  };
+}
+
+/** The step's tasks and episodes: `group_size` episodes of each sampled task, ids `<task>#<step>.<g>`. */
+export function planStep(
+  cfg: TrainConfig,
+  step: number,
+  trainTasks: readonly Task[],
+): { tasks: Task[]; plan: PlannedEpisode[] } {
+  const tasks = sample(trainTasks, cfg.tasks.per_step, createRng(cfg.seed, step, 0x7a5c));
+  const baseSeed = mixSeed(cfg.seed, step);
+  const plan = tasks.flatMap((task) =>
+    Array.from({ length: cfg.algorithm.group_size }, (_, g) => ({
+      episodeId: `${task.id}#${step}.${g}`,
+      taskId: task.id,
+      epoch: g,
+      seed: episodeSeed(baseSeed, task.id, g),
+    })),
+  );
+  return { tasks, plan };
+}
+
+/**
+ * Group rewards (e.g. a judge ranking the G episodes of a task against each other): each
+ * task's `group` functions score its finished group, and the turns' returns are assigned
+ * again from the new totals. Groups of tasks without them are returned as they are.
+ */
+export async function scoreGroups(
+  groups: readonly EpisodeRecord[][],
+  taskMap: ReadonlyMap<string, Task>,
+  rewardsFor: RunEpisodesOptions['rewardsFor'],
+  signal: AbortSignal,
+): Promise<EpisodeRecord[][]> {
+  if (!rewardsFor) return [...groups];
+  return Promise.all(
+    groups.map(async (group) => {
+      const task = taskMap.get(group[0]!.taskId)!;
+      const rewards = await rewardsFor(task);
+      if (!rewards.group?.length) return group;
+      return applyGroupRewards(task, group, rewards.group, {
+        signal,
+        ...(rewards.assignReturns ? { assignReturns: rewards.assignReturns } : {}),
+      });
+    }),
+  );
+}
+
+/** The finished (agent-outcome) episodes of each task, in task order, each group by episode index. */
+function finishedGroups(tasks: readonly Task[], episodes: readonly EpisodeRecord[]): EpisodeRecord[][] {
+  const byTask = new Map<string, EpisodeRecord[]>();
+  for (const episode of episodes) {
+    if (!isAgentOutcome(episode)) continue;
+    const group = byTask.get(episode.taskId) ?? [];
+    group.push(episode);
+    byTask.set(episode.taskId, group);
+  }
+  const finished = tasks.map((task) => byTask.get(task.id) ?? []).filter((group) => group.length > 0);
+  // Episodes of a group are ordered by their index, whatever order they finished in.
+  for (const group of finished) group.sort((a, b) => a.epoch - b.epoch);
+  return finished;
+}
+
+/** Runs RL step `step`, writes its metrics row and returns it. */
+export async function rlStep(
+  context: TrainingContext,
+  step: number,
+  trainTasks: readonly Task[],
+  taskMap: ReadonlyMap<string, Task>,
+  deps: RlStepDeps,
+): Promise<MetricRow> {
+  const { cfg, folder, signal } = context;
+  const algorithm = cfg.algorithm;
+  const stepStarted = performance.now();
+
+  const { tasks, plan } = planStep(cfg, step, trainTasks);
+  const runId = TRAINING_RUN_IDS.step(step);
+  const rolloutStarted = performance.now();
+  const staged = await folder.runs.stage(
+    { runId, plan, config: { agent: deps.agent.name, purpose: 'rollout', step, training: folder.dir } },
+    (store) =>
+      runEpisodes({
+        runId,
+        tasks,
+        plan,
+        agent: deps.agent,
+        ...context.episodes,
+        maxAttempts: 2,
+        retryDelayMs: 100,
+        store,
+      }),
+  );
+  const episodes = staged.records;
+  const rolloutMs = performance.now() - rolloutStarted;
+
+  const groupStarted = performance.now();
+  const groups = await scoreGroups(
+    finishedGroups(tasks, episodes),
+    taskMap,
+    context.episodes.rewardsFor,
+    signal,
+  );
+  const groupMs = performance.now() - groupStarted;
+  const usable = groups.flat();
+  // The run holds what the update uses: scored records, and the errored ones as they ended.
+  const scored = new Map(usable.map((episode) => [episode.episodeId, episode]));
+  await staged.commit(episodes.map((episode) => scored.get(episode.episodeId) ?? episode));
+
+  const advantages = computeAdvantages(groups, taskMap, {
+    estimator: algorithm.name,
+    level: algorithm.level,
+    scaleByStd: algorithm.scale_by_std,
+    pooling: algorithm.pooling,
+  });
+  const built: TokenSequence[] = usable.flatMap((episode) =>
+    episodeSequences(episode, advantages.get(episode.episodeId) ?? []),
+  );
+  // The agent never samples past max_len; a longer sequence would come from another agent.
+  const sequences = built.filter((sequence) => sequence.ids.length <= deps.maxLen);
+
+  const rewards = usable.map((episode) => episode.reward.total);
+  const completionTokens = usable.reduce((sum, episode) => sum + episode.usage.completionTokens, 0);
+  const signalGroups = groups.filter((group) =>
+    group.some((e) => e.reward.total !== group[0]!.reward.total),
+  ).length;
+  const anySignal = sequences.some((sequence) => sequence.advantages.some((value) => value !== 0));
+
+  let metrics: StepMetrics = {};
+  let updateMs = 0;
+  if (sequences.length > 0 && (anySignal || algorithm.kl > 0 || algorithm.entropy > 0)) {
+    const updateStarted = performance.now();
+    metrics = await deps.trainer.trainStep(sequences, {
+      loss: {
+        clip_low: algorithm.clip,
+        clip_high: algorithm.clip_high ?? algorithm.clip,
+        kl_coef: algorithm.kl,
+        entropy_coef: algorithm.entropy,
+        temperature: cfg.sampling.temperature,
+        agg: algorithm.loss_agg,
+      },
+      microBatch: algorithm.micro_batch,
+      epochs: algorithm.epochs,
+      miniBatches: algorithm.mini_batches,
+      signal,
+    });
+    updateMs = performance.now() - updateStarted;
+  }
+  const exportMs = metrics.optimizer_steps ? await deps.publish(step) : 0;
+
+  const { time_ms: _workerMs, ...workerMetrics } = metrics;
+  const trainedTokens = sequences.reduce((sum, s) => sum + s.mask.reduce((a, b) => a + b, 0), 0);
+  const totalTokens = sequences.reduce((sum, s) => sum + s.ids.length, 0);
+  const row: MetricRow = {
+    type: 'train',
+    step,
+    reward_mean: mean(rewards),
+    pass_rate: passRate(rewards, cfg.pass_threshold),
+    episodes: usable.length,
+    errors: episodes.length - usable.length,
+    episode_turns: mean(usable.map((episode) => episode.turns.length)),
+    completion_tokens: usable.length === 0 ? 0 : completionTokens / usable.length,
+    tool_problems: usable.reduce(
+      (sum, episode) => sum + Object.values(episode.stats.toolProblems).reduce((a, b) => a + b, 0),
+      0,
+    ),
+    groups_with_signal: signalGroups,
+    sequences: sequences.length,
+    dropped_sequences: built.length - sequences.length,
+    trained_tokens: trainedTokens,
+    skipped_update: metrics.optimizer_steps ? 0 : 1,
+    ...workerMetrics,
+    rollout_ms: rolloutMs,
+    group_reward_ms: groupMs,
+    update_ms: updateMs,
+    export_ms: exportMs,
+    step_ms: performance.now() - stepStarted,
+    rollout_tokens_per_s: rolloutMs > 0 ? (completionTokens / rolloutMs) * 1000 : 0,
+    train_tokens_per_s: updateMs > 0 ? (totalTokens / updateMs) * 1000 : 0,
+  };
+  folder.writeRow(row);
+  context.log(
+    `step ${step}/${cfg.steps}: reward ${mean(rewards).toFixed(3)} pass ${(row.pass_rate as number).toFixed(3)} ` +
+      `entropy ${(metrics.entropy ?? 0).toFixed(3)} kl ${(metrics.kl ?? 0).toFixed(4)} ` +
+      `rollout ${(rolloutMs / 1000).toFixed(1)}s update ${(updateMs / 1000).toFixed(1)}s`,
+  );
+  return row;
+}
