@@ -9,6 +9,10 @@
  * - `tokenizer.json` — see tokenizer.ts.
  * - `config.json` — see PolicyConfigSchema: vocabulary size, context length, cache shape,
  *   chat options, default sampling, and what the trainer wrote (step, model shape).
+ *
+ * `onnxPolicyFormat` is this folder as the harness's PolicyFormat (harness/policy.ts): a
+ * trainer's exporter writes `model.onnx`, `writeOnnxPolicyFolder` adds the other two files,
+ * and `OnnxPolicy.load` reads the folder back.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,7 +1,8 @@
 /**
  * Multi-turn policy-gradient RL: the rollout → train loop, its configuration, token
- * batches, advantages, the torch worker and its supervision, the learning-curve plot, and
- * the toy suite's tools.
+ * batches, advantages, the torch worker and its supervision, and the learning-curve plot.
+ * The policy it trains is reached through the harness's policy contract
+ * (harness/policy.ts); its episodes are runs in `<output>/runs`.
  */
 
 /** Train from a train.yaml (or object); resume a run from its last checkpoint. */
@@ -13,6 +14,8 @@ export {
   type TrainOptions,
   type TrainResult,
 } from './train.ts';
+/** The run ids of a training run's episode runs (`demos`, `step-N`, `eval-N`, `eval-N-greedy`). */
+export { TRAINING_RUN_IDS, type TrainingRunConfig } from './runs.ts';
 /** train.yaml: schema, parsing (errors name file and field), loading. */
 export {
   TrainConfigSchema,
