@@ -6,7 +6,7 @@
  * A trainer renders demonstrations, checks recorded ids and writes policy folders through
  * these interfaces only; an agent kind implements them (`agents/onnx` does, with paddock's
  * piece tokenizer and the `paddock-v1` template; a Hugging Face tokenizer and chat template
- * are meant to fit the same shapes). Types only, plus the names of a folder's files.
+ * are meant to fit the same shapes). Types only.
  */
 import type { Message, ToolCall } from './agent.ts';
 import type { ToolSpec } from './tool.ts';
