@@ -114,10 +114,6 @@ export type {
 // Verification: running a task's verifier and reading what it reports.
 export {
   KeepFiles,
-  PYTEST_REPORT_DIR,
-  parseJunitCounts,
-  pytestOutcome,
-  pytestPassed,
   readRewardFiles,
   runIsolatedVerifier,
   runVerifier,
@@ -181,6 +177,8 @@ export type {
   TaskValidation,
 } from '../tasks/index.ts';
 export { DEFAULT_IMAGE, NO_TURN_LIMIT, REWARD_DIR, SOLUTION_DIR, TESTS_DIR } from '../tasks/index.ts';
+// What a pytest verifier reports (its JUnit file, the outcome it stands for).
+export { PYTEST_REPORT_DIR, parseJunitCounts, pytestOutcome, pytestPassed } from '../tasks/index.ts';
 
 // --- The Docker sandbox (sandboxes/docker/; all of it at `paddock/docker`) -----------
 
@@ -251,6 +249,7 @@ export {
   type ResumeOptions,
   type EvaluationResult,
 } from './evaluate.ts';
+// The composition root: the built-in plug-ins and yours put together (`createPaddock`).
 export {
   BUILTIN_PLUGINS,
   DEFAULT_SANDBOX_KIND,
