@@ -63,8 +63,9 @@ export interface MemoryCommandIo {
   /** Aborted when the command is killed (timeout, abort, `close`, `seal`): stop then. */
   signal: AbortSignal;
   /** Appends to the command's stdout (or stderr after `>&2`). */
-  stdout(data: string | Uint8Array): void;
-  stderr(data: string | Uint8Array): void;
+  stdout: (data: string | Uint8Array) => void;
+  /** Appends to the command's stderr. */
+  stderr: (data: string | Uint8Array) => void;
 }
 
 /** A command of your own: writes through `io` and returns its exit status. */

@@ -89,6 +89,8 @@ export function describeSandboxConformance(
     describeExec(suite);
     describeExecLimits(suite);
     describeFiles(suite);
+    describeFileErrors(suite);
+    describeUpload(suite);
     describeClose(suite);
     describeArchives(suite);
     describeSpawnSealDiagnose(suite);
@@ -375,7 +377,11 @@ function describeFiles(suite: ConformanceState): void {
       },
       suite.timeoutMs,
     );
+  });
+}
 
+function describeFileErrors(suite: ConformanceState): void {
+  describe('Sandbox file errors', () => {
     it(
       'rejects reading a missing path with FILE_NOT_FOUND naming it, not retryable',
       async () => {
@@ -413,7 +419,11 @@ function describeFiles(suite: ConformanceState): void {
       },
       suite.timeoutMs,
     );
+  });
+}
 
+function describeUpload(suite: ConformanceState): void {
+  describe('Sandbox.upload', () => {
     it(
       'uploads a host file to the path given',
       async () => {
