@@ -130,6 +130,20 @@ describe('Docker sandbox files', () => {
     expect((await sandbox.readFile('/tmp/big.txt', { maxBytes: 1000 })).length).toBe(1000);
   });
 
+  it("rejects a write the container's filesystem refuses with a non-retryable SANDBOX_FAILED marked refused", async () => {
+    // Writing a file over /etc makes the engine try to remove /etc, whose bind mounts are busy.
+    const victim = await provider.start(baseSpec(), { labels: { runId, episodeId: 'files-refused' } });
+    try {
+      await expect(victim.writeFile('/etc', 'x')).rejects.toMatchObject({
+        code: 'SANDBOX_FAILED',
+        retryable: false,
+        details: { refused: true },
+      });
+    } finally {
+      await victim.close();
+    }
+  });
+
   it('rejects writing through a file as if it were a folder with FILE_NOT_FOUND', async () => {
     await expect(sandbox.writeFile('/etc/hostname/x', 'x')).rejects.toMatchObject({
       code: 'FILE_NOT_FOUND',
@@ -306,7 +320,7 @@ describe('DockerSandbox.close', () => {
     await dockerClient().getContainer(doomed.id).remove({ force: true });
     const gone = { code: 'SANDBOX_FAILED', retryable: true };
     await expect(doomed.readFile('/etc/hostname')).rejects.toMatchObject(gone);
-    await expect(doomed.download!('/etc/hostname')).rejects.toMatchObject(gone);
+    await expect(doomed.download('/etc/hostname')).rejects.toMatchObject(gone);
     await expect(doomed.writeFile('/tmp/x', 'x')).rejects.toMatchObject(gone);
     await expect(doomed.upload(join(hostDir, 'single.txt'), '/tmp/x')).rejects.toMatchObject(gone);
     await doomed.close();
