@@ -43,7 +43,7 @@ import type { Sandbox, SandboxProvider } from './sandbox.ts';
 import type { Task, TaskStep } from './task.ts';
 import { toolSpec, type Tool, type ToolOutput, type ToolSpec } from './tool.ts';
 import { builtinTools } from './tools/index.ts';
-import { KeepFiles, PYTEST_REPORT_DIR, verifyEpisode } from './verify.ts';
+import { KeepFiles, clearVerifierTraces, verifyEpisode } from './verify.ts';
 import { startDeadline } from './deadline.ts';
 
 export interface EpisodeOptions {
@@ -70,7 +70,7 @@ export interface EpisodeOptions {
   /** Clock, injectable for tests. @default () => new Date() */
   now?: () => Date;
   /**
-   * Where the episode keeps what its verifier leaves (`/logs/verifier`) and the task's
+   * Where the episode keeps what its verifier leaves (`VerifierSpec.keepDir`) and the task's
    * artifacts, on the host: `dir` (absolute, emptied first), named `recordAs` in the
    * record (relative to the run folder), within `maxBytes` (@default 10 MiB). Without
    * it nothing is kept. See `KeepFiles`.
@@ -761,42 +761,6 @@ function withKeptFiles(result: VerifierResult, artifacts: KeptFile[], keep: Keep
     files: [...(result.files ?? []), ...artifacts],
     ...(keep.notes.length > 0 ? { filesNotes: [...keep.notes] } : {}),
   };
-}
-
-/**
- * After a step's verification, before the next step's agent: the step's tests, reward
- * files and reports are removed (they were copied out first), so that the agent of a
- * later step never reads an earlier step's hidden tests or expected values.
- */
-async function clearVerifierTraces(
-  spec: TaskStep['verifier'],
-  sandbox: Sandbox,
-  signal: AbortSignal,
-): Promise<void> {
-  const paths = [
-    ...new Set([
-      ...spec.files.map((file) => file.sandboxPath),
-      ...(spec.reward.kind === 'files' ? [spec.reward.dir] : []),
-      '/logs/verifier',
-      PYTEST_REPORT_DIR,
-    ]),
-  ];
-  const quoted = paths.map((path) => `'${path.replace(/'/g, `'\\''`)}'`).join(' ');
-  const cleared = await sandbox.exec(
-    `rm -rf ${quoted} && mkdir -p /logs/verifier && chmod 777 /logs/verifier`,
-    {
-      user: 'root',
-      timeoutMs: 60_000,
-      signal,
-      cwd: '/',
-    },
-  );
-  if (cleared.exitCode !== 0) {
-    throw new PaddockError(
-      ERROR_CODES.SANDBOX_FAILED,
-      `could not remove the step's tests before the next step: ${cleared.stderr.trim().slice(0, 300)}`,
-    );
-  }
 }
 
 /**

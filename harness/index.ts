@@ -103,6 +103,9 @@ export type {
   TaskStep,
   TaskSteps,
   TaskLimits,
+  RewardRead,
+  RewardReadContext,
+  RewardReader,
   VerifierIsolation,
   VerifierSpec,
 } from './task.ts';
@@ -128,10 +131,6 @@ export {
 } from './tools/index.ts';
 export {
   KeepFiles,
-  PYTEST_REPORT_DIR,
-  parseJunitCounts,
-  pytestOutcome,
-  pytestPassed,
   readRewardFiles,
   runIsolatedVerifier,
   runVerifier,

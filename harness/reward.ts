@@ -22,7 +22,7 @@ export interface VerifierResult {
   durationMs: number;
   /** Why no reward could be read, when `reward` is null. */
   error?: string;
-  /** Things worth a look that did not stop scoring (e.g. pytest refused its flags). */
+  /** Things worth a look that did not stop scoring (e.g. the test runner refused its flags). */
   warnings: string[];
   /**
    * Present when the verifier ran in a fresh sandbox (`VerifierSpec.isolation`);
@@ -43,30 +43,28 @@ export interface VerifierResult {
   };
   /**
    * How `reward` comes from `scores`: `single` (one number: reward.txt, a number in
-   * reward.json, an exit code, pytest's result), `reward-key` (reward.json's `reward`
+   * reward.json, an exit code, a reader's reward), `reward-key` (reward.json's `reward`
    * key; the other keys are kept per key, beside it), `mean` (reward.json without a
    * `reward` key: the mean of its numbers), `step-mean` / `step-final` (a multi-step
    * task: see `steps`). Absent when no reward was read.
    */
   aggregate?: 'single' | 'reward-key' | 'mean' | 'step-mean' | 'step-final';
   /**
-   * Files kept on the host, beside the run's records: what the verifier left in
-   * `/logs/verifier` (test-stdout.txt, ctrf.json, junit.xml…) and, on the episode's
+   * Files kept on the host, beside the run's records: what the verifier left in its
+   * `VerifierSpec.keepDir` (test output, reports, reward files) and, on the episode's
    * result, the task's declared artifacts. Absent when the episode keeps no files.
    */
   files?: KeptFile[];
   /** What was not kept and why (the episode's byte budget, the file count). */
   filesNotes?: string[];
-  /** `pytest-output`: what pytest reported, from its JUnit report or else its output. */
-  pytest?: {
-    /** `junit`: the report pytest wrote; `output`: its summary (or `-rA`) lines. */
-    source: 'junit' | 'output';
-    passed: boolean;
-    tests: number;
-    failures: number;
-    errors: number;
-    skipped: number;
-  };
+  /** The name of the `RewardReader` that read the reward (`VerifierSpec.reward.kind` `reader`). */
+  reader?: string;
+  /**
+   * What that reader saw besides the reward, as it reported it (JSON values; e.g. the
+   * counts of tests run, failed and skipped). Records written before readers existed
+   * hold the same object under another key, which readers of records ignore.
+   */
+  details?: Record<string, unknown>;
   /**
    * A multi-step task (`Task.steps`): each step's result in order, the steps that ran
    * (an early stop leaves the rest out). The episode's `reward` and `scores` are then the

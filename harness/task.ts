@@ -7,6 +7,7 @@
  */
 import { readdir, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { Sandbox } from './sandbox.ts';
 
 /** A file on the host that is copied into a sandbox at a given path. */
 export interface FileMount {
@@ -157,11 +158,33 @@ export interface VerifierSpec {
   user?: string;
   /**
    * Where the reward is read from:
-   * - `files`: `<dir>/reward.json` (an object of named scores, or `{reward, …}`) or `<dir>/reward.txt` (one number);
+   * - `files`: `<dir>/reward.json` (an object of named scores, or `{reward, …}`) or
+   *   `<dir>/reward.txt` (one number); `dir` is emptied and created, writable by every
+   *   user, before the command runs;
    * - `exit-code`: 1 when the command exits 0, else 0;
-   * - `pytest-output`: 1 when the output reports passing tests and no failures (Terminal-Bench 1).
+   * - `reader`: what code of the task's format reads after the command (see `RewardReader`).
    */
-  reward: { kind: 'files'; dir: string } | { kind: 'exit-code' } | { kind: 'pytest-output' };
+  reward: { kind: 'files'; dir: string } | { kind: 'exit-code' } | RewardReader;
+  /**
+   * Absolute folders that must exist, writable by every user (mode 777), when the
+   * command starts: the task format's log folders. Created as root; what is in them
+   * stays, unless it is also the reward folder, `keepDir` or a reader's `dirs`.
+   * @default []
+   */
+  logDirs?: string[];
+  /**
+   * The absolute folder whose files are the verifier's own (reports, logs, reward files):
+   * emptied and created writable before the command runs, copied to the host afterwards
+   * when the episode keeps files (see `KeepFiles`), and removed before a multi-step
+   * task's next step. @default the `files` reward's `dir`; none for other reward kinds
+   */
+  keepDir?: string;
+  /**
+   * Warnings the task's format reads in the command's output (stdout, a newline, then
+   * stderr), e.g. that its test runner refused its arguments and ran no test. They are
+   * recorded in `VerifierResult.warnings` and do not change the reward. Must not throw.
+   */
+  outputWarnings?: (output: string) => string[];
   /**
    * Where the verifier runs. Absent: in the agent's own sandbox (Harbor's way), where an
    * agent that ran as root can have replaced what the verifier relies on (python3,
@@ -175,6 +198,61 @@ export interface VerifierSpec {
    * @default [0, 1]
    */
   rewardRange?: [min: number, max: number];
+}
+
+/**
+ * A reward that code of the task's format reads once the verifier's command has ended
+ * (a test runner's report or summary, for formats whose verifiers write no reward file).
+ * The task's loader builds it; the harness runs it without knowing the format. Not
+ * serialisable (it holds functions): a task written to JSON keeps `name` only.
+ */
+export interface RewardReader {
+  kind: 'reader';
+  /** Names the reader in records (`VerifierResult.reader`) and messages, e.g. `pytest-output`. */
+  name: string;
+  /**
+   * The command's environment, given the spec's `env` (e.g. the spec's with a flag added
+   * to a test runner's options variable). Must not throw. @default the spec's `env`
+   */
+  env?: (env: Readonly<Record<string, string>>) => Record<string, string>;
+  /**
+   * Absolute folders the reader reads from: emptied (nothing the agent left there is
+   * read) and created, writable by every user, before the command runs; removed before
+   * a multi-step task's next step. @default []
+   */
+  dirs?: string[];
+  /**
+   * Reads the reward after the command ended (not after it timed out: that is a verifier
+   * failure with no reward). A reward that cannot be read is `{ reward: null, error }`;
+   * a reward outside the task's `rewardRange` is made a verifier error by the harness.
+   * @throws what the sandbox throws when it no longer runs (the episode is then an
+   *   infrastructure error), ABORTED.
+   */
+  read: (context: RewardReadContext) => Promise<RewardRead>;
+}
+
+/** What a `RewardReader` reads from. */
+export interface RewardReadContext {
+  /** The command's output: stdout, a newline, then stderr (each capped at 256 KiB). */
+  output: string;
+  /** The command's exit status. */
+  exitCode: number;
+  /** The sealed sandbox the command ran in. */
+  sandbox: Sandbox;
+  /** Aborted when the episode stops; pass it to every sandbox call. */
+  signal: AbortSignal;
+}
+
+/** What a `RewardReader` found. */
+export interface RewardRead {
+  /** The reward; null when none could be read (`error` then says why). */
+  reward: number | null;
+  /** Why no reward could be read. */
+  error?: string;
+  /** What the reader saw besides the reward, recorded as `VerifierResult.details` (JSON values only). */
+  details?: Record<string, unknown>;
+  /** Things worth a look that did not stop scoring, added to `VerifierResult.warnings`. */
+  warnings?: string[];
 }
 
 /** A verification in a fresh sandbox (see `VerifierSpec.isolation`). */

@@ -25,9 +25,6 @@ import type { EnvironmentSpec, VerifierSpec } from './task.ts';
 /** Bytes of verifier output kept in the record. */
 const OUTPUT_TAIL_BYTES = 8 * 1024;
 
-/** Harbor's log folders; tests expect them to exist. */
-const LOG_DIRS = ['/logs/verifier', '/logs/agent', '/logs/artifacts'];
-
 /** A reward.json: one number, or an object of named numbers (other keys are diagnostics). */
 const RewardJsonSchema = z.union([z.number(), z.record(z.string(), z.unknown())]);
 
@@ -48,7 +45,7 @@ export interface VerifyContext {
   environment?: EnvironmentSpec;
   /** The episode's labels, given to the fresh sandbox too (so that the reaper finds it). */
   labels?: SandboxLabels;
-  /** Keeps what the verifier leaves in `/logs/verifier` (see `runVerifier`). */
+  /** Keeps what the verifier leaves in its `keepDir` (see `runVerifier`). */
   keep?: KeepFiles;
 }
 
@@ -174,16 +171,46 @@ function normalise(path: string): string {
   return normal.length > 1 ? normal.replace(/\/+$/, '') : normal;
 }
 
-/** Where `pytest-output` verifiers have pytest write its JUnit report (through `PYTEST_ADDOPTS`). */
-export const PYTEST_REPORT_DIR = '/logs/.paddock-pytest';
-const PYTEST_REPORT = `${PYTEST_REPORT_DIR}/junit.xml`;
+/** The reward's own folder: a `files` reward's `dir`. */
+function rewardDirOf(spec: VerifierSpec): string | undefined {
+  return spec.reward.kind === 'files' ? spec.reward.dir : undefined;
+}
+
+/** The folder whose files are the verifier's (see `VerifierSpec.keepDir`). */
+function keepDirOf(spec: VerifierSpec): string | undefined {
+  return spec.keepDir ?? rewardDirOf(spec);
+}
 
 /**
- * Runs the verifier in `sandbox`: seals it, empties the reward folder and the verifier's
- * upload targets, uploads its files, runs its command with its own timeout and reads the
- * reward. With `keep`, every file the verifier left in `/logs/verifier` (reports, logs,
- * reward files) is copied to the host (see `KeepFiles`), a timed-out verifier's too.
- * @throws what `Sandbox.seal` throws (the sandbox no longer runs), ABORTED.
+ * The folders emptied before the verifier runs and removed before a multi-step task's
+ * next step: where the reward, the verifier's files and a reader's inputs are. Nothing
+ * the agent left there can be read as the verifier's.
+ */
+function verifierDirs(spec: VerifierSpec): string[] {
+  return [
+    ...new Set(
+      [rewardDirOf(spec), keepDirOf(spec), ...(spec.reward.kind === 'reader' ? (spec.reward.dirs ?? []) : [])]
+        .filter((dir): dir is string => dir !== undefined)
+        .map(normalise),
+    ),
+  ];
+}
+
+/** Shell lines that create `dirs` as root, writable by every user (none for no folder). */
+function createWritable(dirs: readonly string[]): string[] {
+  if (dirs.length === 0) return [];
+  const quoted = dirs.map(quote).join(' ');
+  return [`mkdir -p ${quoted}`, `chmod 777 ${quoted}`];
+}
+
+/**
+ * Runs the verifier in `sandbox`: seals it, empties the verifier's folders (the reward
+ * folder, `keepDir`, a reader's `dirs`) and upload targets, creates those and the
+ * `logDirs` writable, uploads its files, runs its command with its own timeout and reads
+ * the reward. With `keep`, every file the verifier left in its `keepDir` is copied to the
+ * host (see `KeepFiles`), a timed-out verifier's too.
+ * @throws what `Sandbox.seal` throws (the sandbox no longer runs), what a reward reader
+ *   throws (see `RewardReader.read`), ABORTED.
  */
 export async function runVerifier(
   spec: VerifierSpec,
@@ -191,28 +218,17 @@ export async function runVerifier(
   options: { signal: AbortSignal; keep?: KeepFiles },
 ): Promise<VerifierResult> {
   const started = performance.now();
-  const rewardDir = spec.reward.kind === 'files' ? spec.reward.dir : undefined;
-  const pytest = spec.reward.kind === 'pytest-output';
-  const logDirs = [...LOG_DIRS, ...(rewardDir ? [rewardDir] : []), ...(pytest ? [PYTEST_REPORT_DIR] : [])];
-  const cleared = [
-    ...spec.files.map((file) => file.sandboxPath),
-    ...(rewardDir ? [rewardDir] : []),
-    // Emptied like the reward folder: a report planted by the agent must not be read.
-    ...(pytest ? [PYTEST_REPORT_DIR] : []),
-  ];
+  const reader = spec.reward.kind === 'reader' ? spec.reward : undefined;
+  const emptied = verifierDirs(spec);
+  const keepDir = keepDirOf(spec);
+  const cleared = [...spec.files.map((file) => file.sandboxPath), ...emptied];
+  const created = [...new Set([...(spec.logDirs ?? []).map(normalise), ...emptied])];
   const seal = await sealSandbox(sandbox, options.signal);
-  const prepare = [
-    ...cleared.map((path) => `rm -rf ${quote(path)}`),
-    `mkdir -p ${logDirs.map(quote).join(' ')}`,
-    `chmod 777 ${logDirs.map(quote).join(' ')}`,
-  ].join('\n');
-  const prepared = await sandbox.exec(prepare, {
-    user: 'root',
-    timeoutMs: 60_000,
-    signal: options.signal,
-    cwd: '/',
-  });
-  if (prepared.exitCode !== 0) {
+  const prepare = [...cleared.map((path) => `rm -rf ${quote(path)}`), ...createWritable(created)].join('\n');
+  const prepared = prepare
+    ? await sandbox.exec(prepare, { user: 'root', timeoutMs: 60_000, signal: options.signal, cwd: '/' })
+    : undefined;
+  if (prepared && prepared.exitCode !== 0) {
     return {
       ...failed(`could not prepare the sandbox for verification: ${prepared.stderr.trim()}`, started),
       ...seal,
@@ -220,27 +236,18 @@ export async function runVerifier(
   }
   for (const file of spec.files) await sandbox.upload(file.hostPath, file.sandboxPath, options);
 
-  // pytest reads PYTEST_ADDOPTS on every run, whatever flags the test script gives it
-  // (-q, -qq, plugins): its JUnit report is the structured result `pytest-output` scores.
-  const env = pytest
-    ? {
-        ...spec.env,
-        PYTEST_ADDOPTS: [spec.env.PYTEST_ADDOPTS, `--junitxml=${PYTEST_REPORT}`].filter(Boolean).join(' '),
-      }
-    : spec.env;
   const run = await sandbox.exec(spec.command, {
     timeoutMs: spec.timeoutMs,
     signal: options.signal,
-    env,
+    env: reader?.env ? reader.env(spec.env) : spec.env,
     user: spec.user ?? 'root',
     maxOutputBytes: 256 * 1024,
     ...(spec.cwd === undefined ? {} : { cwd: spec.cwd }),
   });
   const output = `${run.stdout}\n${run.stderr}`;
-  const warnings = [...seal.warnings, ...pytestWarnings(output)];
-  const kept = options.keep
-    ? await options.keep.keep(sandbox, VERIFIER_LOG_DIR, 'verifier', options.signal)
-    : [];
+  const warnings = [...seal.warnings, ...(spec.outputWarnings?.(output) ?? [])];
+  const kept =
+    options.keep && keepDir ? await options.keep.keep(sandbox, keepDir, 'verifier', options.signal) : [];
   const base = {
     exitCode: run.exitCode,
     stdout: tail(run.stdout),
@@ -254,21 +261,74 @@ export async function runVerifier(
   if (run.timedOut)
     return { ...base, reward: null, scores: {}, error: `the verifier timed out after ${spec.timeoutMs} ms` };
 
+  const range = spec.rewardRange ?? DEFAULT_REWARD_RANGE;
   switch (spec.reward.kind) {
     case 'exit-code': {
       const reward = run.exitCode === 0 ? 1 : 0;
       return { ...base, reward, scores: { reward }, aggregate: 'single' };
     }
-    case 'pytest-output': {
-      const report = await readPytestReport(sandbox, options.signal);
-      const result = report ?? pytestOutcome(output);
-      const reward = result.passed ? 1 : 0;
-      return { ...base, reward, scores: { reward }, aggregate: 'single', pytest: result };
+    case 'reader': {
+      const read = await spec.reward.read({
+        output,
+        exitCode: run.exitCode,
+        sandbox,
+        signal: options.signal,
+      });
+      const scored: Pick<VerifierResult, 'reward' | 'scores' | 'error' | 'aggregate'> =
+        read.reward === null
+          ? { reward: null, scores: {}, error: read.error ?? `the ${spec.reward.name} reader read no reward` }
+          : Number.isFinite(read.reward)
+            ? { reward: read.reward, scores: { reward: read.reward }, aggregate: 'single' }
+            : {
+                reward: null,
+                scores: {},
+                error: `the ${spec.reward.name} reader read a reward that is not finite`,
+              };
+      return {
+        ...base,
+        warnings: [...warnings, ...(read.warnings ?? [])],
+        ...checkRange(scored, range),
+        reader: spec.reward.name,
+        ...(read.details ? { details: read.details } : {}),
+      };
     }
     case 'files': {
       const read = await readRewardFiles(sandbox, spec.reward.dir, options.signal);
-      return { ...base, ...checkRange(read, spec.rewardRange ?? DEFAULT_REWARD_RANGE) };
+      return { ...base, ...checkRange(read, range) };
     }
+  }
+}
+
+/**
+ * After a multi-step task's step is verified (and its files copied out), before the next
+ * step's agent starts: removes the step's uploaded files and the verifier's folders (see
+ * `runVerifier`), so that a later step's agent never reads an earlier step's hidden tests,
+ * reports or expected values, and re-creates the folders a verifier writes to.
+ * @throws SANDBOX_FAILED when they cannot be removed; what `exec` throws; ABORTED.
+ */
+export async function clearVerifierTraces(
+  spec: VerifierSpec,
+  sandbox: Sandbox,
+  signal: AbortSignal,
+): Promise<void> {
+  const emptied = verifierDirs(spec);
+  const paths = [...new Set([...spec.files.map((file) => file.sandboxPath), ...emptied])];
+  const lines = [
+    ...paths.map((path) => `rm -rf ${quote(path)}`),
+    ...createWritable([...new Set([...(spec.logDirs ?? []).map(normalise), ...emptied])]),
+  ];
+  if (lines.length === 0) return;
+  const cleared = await sandbox.exec(['set -e', ...lines].join('\n'), {
+    user: 'root',
+    timeoutMs: 60_000,
+    signal,
+    cwd: '/',
+  });
+  if (cleared.exitCode !== 0) {
+    throw new PaddockError(
+      ERROR_CODES.SANDBOX_FAILED,
+      `could not remove the step's tests before the next step: ${cleared.stderr.trim().slice(0, 300)}`,
+    );
   }
 }
 
@@ -414,113 +474,6 @@ export async function readRewardFiles(
   return { reward, scores: { reward }, aggregate: 'single' };
 }
 
-/** A JUnit report is read up to this size (attributes of its test suites only). */
-const MAX_PYTEST_REPORT_BYTES = 16 * 1024 * 1024;
-
-/**
- * The counts of pytest's JUnit report at `PYTEST_REPORT` (summed over its test suites),
- * or undefined when there is none (pytest did not run, or the script disabled the report).
- */
-async function readPytestReport(
-  sandbox: Sandbox,
-  signal: AbortSignal,
-): Promise<NonNullable<VerifierResult['pytest']> | undefined> {
-  let xml: string;
-  try {
-    xml = Buffer.from(
-      await sandbox.readFile(PYTEST_REPORT, { signal, maxBytes: MAX_PYTEST_REPORT_BYTES }),
-    ).toString('utf8');
-  } catch (error) {
-    const tooLarge = isPaddockError(error, 'SANDBOX_FAILED') && error.details.tooLarge === true;
-    if (signal.aborted || !(tooLarge || isPaddockError(error, 'FILE_NOT_FOUND'))) throw error;
-    // No report (or one too large to read): the output decides.
-    return undefined;
-  }
-  return parseJunitCounts(xml);
-}
-
-/**
- * Sums `tests`, `failures`, `errors` and `skipped` over the `<testsuite>` elements of a
- * JUnit XML report; undefined when it has none. Passed: at least one test ran and none
- * failed or errored (skips do not count against it).
- */
-export function parseJunitCounts(xml: string): NonNullable<VerifierResult['pytest']> | undefined {
-  const suites = xml.match(/<testsuite\b[^>]*>/g);
-  if (!suites) return undefined;
-  const count = { tests: 0, failures: 0, errors: 0, skipped: 0 };
-  for (const suite of suites) {
-    for (const key of Object.keys(count) as (keyof typeof count)[]) {
-      const value = new RegExp(`\\s${key}="(\\d+)"`).exec(suite)?.[1];
-      if (value !== undefined) count[key] += Number(value);
-    }
-  }
-  const passed = count.tests - count.skipped > 0 && count.failures === 0 && count.errors === 0;
-  return { source: 'junit', passed, ...count };
-}
-
-/** pytest's final summary line, with or without its `===` border (`-q` drops it). */
-const PYTEST_SUMMARY =
-  /^(?:=+ )?((?:\d+ (?:passed|failed|errors?|skipped|xfailed|xpassed|warnings?|deselected|rerun)(?:, |(?= in )))+) in [\d.]+s(?: \([^)]*\))?(?: =+)?\s*$/gm;
-
-/**
- * What pytest's output says, for runs without a JUnit report: the last summary line
- * (`=== 3 passed in 0.1s ===`, `3 passed, 1 skipped in 0.1s` under `-q`); without one
- * (`-qq` prints none), the short summary lines of `-rA` (`PASSED x::y`, `FAILED x::y`,
- * `ERROR x`). Passed: at least one test passed and none failed or errored.
- */
-export function pytestOutcome(output: string): NonNullable<VerifierResult['pytest']> {
-  const summary = [...output.matchAll(PYTEST_SUMMARY)].at(-1)?.[1];
-  if (summary) {
-    const number = (word: RegExp) => Number(new RegExp(`(\\d+) ${word.source}`).exec(summary)?.[1] ?? 0);
-    const passed = number(/passed/);
-    const failures = number(/failed/);
-    const errors = number(/errors?/);
-    const skipped = number(/skipped/);
-    return {
-      source: 'output',
-      passed: passed > 0 && failures === 0 && errors === 0,
-      tests: passed + failures + skipped,
-      failures,
-      errors,
-      skipped,
-    };
-  }
-  const lines = (word: string) => output.match(new RegExp(`^${word} \\S`, 'gm'))?.length ?? 0;
-  const passed = lines('PASSED');
-  const failures = lines('FAILED');
-  const errors = lines('ERROR');
-  return {
-    source: 'output',
-    passed: passed > 0 && failures === 0 && errors === 0,
-    tests: passed + failures,
-    failures,
-    errors,
-    skipped: 0,
-  };
-}
-
-/** True when pytest output reports passing tests and no failures or errors (see `pytestOutcome`). */
-export function pytestPassed(output: string): boolean {
-  return pytestOutcome(output).passed;
-}
-
-function pytestWarnings(output: string): string[] {
-  // `pytest --ctrf`, `python3 -m pytest --ctrf` (`__main__.py: error: …`) and `py.test`.
-  if (
-    /(?:pytest|py\.test|__main__\.py): error: unrecognized arguments|ERROR: usage: (?:\S*pytest|py\.test|__main__\.py)\b/i.test(
-      output,
-    )
-  ) {
-    return [
-      'pytest refused its arguments (a plugin flag such as --ctrf may be missing from the image): tests did not run',
-    ];
-  }
-  return [];
-}
-
-/** Harbor's verifier log folder: reports, logs and reward files the verifier leaves. */
-export const VERIFIER_LOG_DIR = '/logs/verifier';
-
 /** What one episode may keep on the host, in bytes, unless its options say otherwise. @default 10 MiB */
 export const DEFAULT_KEPT_BYTES = 10 * 1024 * 1024;
 /** Files kept per episode at most (a verifier that leaves many tiny files is cut here). */
@@ -536,7 +489,7 @@ interface KeepState {
 
 /**
  * Copies files out of a sandbox into one episode's folder on the host, within one byte
- * budget for the whole episode: what the verifier leaves in `/logs/verifier`, and the
+ * budget for the whole episode: what the verifier leaves in its `keepDir`, and the
  * task's declared artifacts. Only regular files are copied (links are not followed, and
  * nothing outside the episode's folder is ever written: names are checked component by
  * component). A file over what the budget has left is not copied; `notes` says what was

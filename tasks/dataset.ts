@@ -107,12 +107,25 @@ function renderEnv(env: Record<string, string>, row: DatasetRow): Record<string,
   return Object.fromEntries(Object.entries(env).map(([key, value]) => [key, renderTemplate(value, row)]));
 }
 
+/**
+ * A deep copy of a task: plain objects and arrays copied, functions (a reward reader's,
+ * `outputWarnings`) shared as they are, anything else through `structuredClone` (which
+ * refuses functions, so it cannot copy the whole task).
+ */
+function cloneTask<T>(value: T): T {
+  if (typeof value === 'function' || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((item: unknown) => cloneTask(item)) as T;
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  if (prototype !== Object.prototype && prototype !== null) return structuredClone(value);
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, cloneTask(item)])) as T;
+}
+
 /** One task for one row of the dataset. */
 function taskForRow(base: Task, row: DatasetRow, rowId: string, datasetFile: string, line: number): Task {
   const fieldEnv = Object.fromEntries(
     Object.entries(row).map(([field, value]) => [fieldEnvName(field), fieldText(value)]),
   );
-  const task: Task = structuredClone(base);
+  const task: Task = cloneTask(base);
   task.id = `${base.id}@${rowId}`;
   task.instruction = renderTemplate(base.instruction, row);
   if (task.verifier && base.verifier) {

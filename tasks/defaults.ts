@@ -3,7 +3,8 @@
  * sandbox, and the limits and resources of a task that names none.
  */
 import { MAX_TIMER_MS } from '../harness/deadline.ts';
-import type { BuiltinToolName, TaskLimits } from '../harness/task.ts';
+import type { BuiltinToolName, TaskLimits, VerifierSpec } from '../harness/task.ts';
+import { pytestWarnings } from './pytest-output.ts';
 
 /** The image a task without `environment.image`, a Dockerfile or an environment/ folder runs in. */
 export const DEFAULT_IMAGE = 'paddock/base:bookworm';
@@ -14,8 +15,29 @@ export const TESTS_DIR = '/tests';
 /** Where the reference solution's folder is uploaded for the oracle. */
 export const SOLUTION_DIR = '/solution';
 
-/** Where verifiers write `reward.txt` / `reward.json`. */
+/** Where verifiers write `reward.txt` / `reward.json`, test reports and logs (Harbor's verifier log folder). */
 export const REWARD_DIR = '/logs/verifier';
+
+/** Harbor's agent log folder. */
+export const AGENT_LOG_DIR = '/logs/agent';
+
+/** Harbor's artifacts folder. */
+export const ARTIFACTS_DIR = '/logs/artifacts';
+
+/** Harbor's log folders: tests expect them to exist, and the verifier may not run as root. */
+export const LOG_DIRS: readonly string[] = [REWARD_DIR, AGENT_LOG_DIR, ARTIFACTS_DIR];
+
+/**
+ * What the verifier of every task folder paddock loads (paddock, Harbor, Terminal-Bench)
+ * gets, whatever its reward: Harbor's log folders created writable for every user,
+ * `REWARD_DIR` emptied first and kept afterwards, and a warning when pytest refused its
+ * arguments (test scripts of these formats run pytest). A fresh object per call.
+ */
+export function verifierConventions(): Required<
+  Pick<VerifierSpec, 'logDirs' | 'keepDir' | 'outputWarnings'>
+> {
+  return { logDirs: [...LOG_DIRS], keepDir: REWARD_DIR, outputWarnings: pytestWarnings };
+}
 
 /** The verifier command when a task names none. */
 export const DEFAULT_VERIFIER_COMMAND = `bash ${TESTS_DIR}/test.sh`;

@@ -18,10 +18,13 @@ import {
   isTimeLimitSec,
   DEFAULT_RESOURCES,
   DEFAULT_VERIFIER_COMMAND,
+  AGENT_LOG_DIR,
+  ARTIFACTS_DIR,
   REWARD_DIR,
   SOLUTION_DIR,
   TESTS_DIR,
   secondsToMs,
+  verifierConventions,
 } from './defaults.ts';
 import { resolveEnvTable, type HostEnvAccess } from './env.ts';
 import { parseTomlText, parseYamlText, readText } from './files.ts';
@@ -270,9 +273,9 @@ async function harborEnvironment(
     ...environmentEnv,
     CPUS: String(env.cpus ?? DEFAULT_RESOURCES.cpus),
     MEMORY: `${memoryMb ?? HARBOR_DEFAULT_MEMORY_MB}M`,
-    ENV_VERIFIER_LOGS_PATH: '/logs/verifier',
-    ENV_AGENT_LOGS_PATH: '/logs/agent',
-    ENV_ARTIFACTS_PATH: '/logs/artifacts',
+    ENV_VERIFIER_LOGS_PATH: REWARD_DIR,
+    ENV_AGENT_LOGS_PATH: AGENT_LOG_DIR,
+    ENV_ARTIFACTS_PATH: ARTIFACTS_DIR,
   };
   const loaded = await loadHarborCompose(dir, composeVars);
   loaded.problems.forEach(report);
@@ -484,6 +487,7 @@ export async function loadHarborTask(source: {
       // user (the image's USER, or [agent] user when that is set).
       user: config.verifier?.user ?? '',
       reward: { kind: 'files', dir: REWARD_DIR },
+      ...verifierConventions(),
       rewardRange: config.verifier?.reward_range
         ? [config.verifier.reward_range[0], config.verifier.reward_range[1]]
         : [...DEFAULT_REWARD_RANGE],

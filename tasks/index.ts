@@ -26,8 +26,21 @@ export { formatTaskProblem } from './problems.ts';
 /** The `PADDOCK_FIELD_<NAME>` variable a dataset row field reaches verifiers and solutions as. */
 export { fieldEnvName } from './dataset.ts';
 
-/** Shared defaults: the base image and the sandbox paths of tests, solutions and rewards. */
-export { DEFAULT_IMAGE, REWARD_DIR, SOLUTION_DIR, TESTS_DIR } from './defaults.ts';
+/** Shared defaults: the base image and the sandbox paths of tests, solutions, rewards and logs. */
+export { DEFAULT_IMAGE, LOG_DIRS, REWARD_DIR, SOLUTION_DIR, TESTS_DIR } from './defaults.ts';
+/** The verifier conventions of paddock, Harbor and Terminal-Bench folders (log folders, kept folder, pytest warnings). */
+export { verifierConventions } from './defaults.ts';
+
+/** The `pytest-output` reward: its reader, and how pytest's JUnit report and output are read. */
+export {
+  PYTEST_REPORT_DIR,
+  parseJunitCounts,
+  pytestOutcome,
+  pytestOutputReward,
+  pytestPassed,
+  pytestWarnings,
+  type PytestCounts,
+} from './pytest-output.ts';
 
 /** Selecting tasks of a suite (`--task`, `--tag`, `--limit`). */
 export { matchesTaskPattern, selectTasks, taskTags, type TaskSelection } from './load.ts';

@@ -26,7 +26,9 @@ import {
   SOLUTION_DIR,
   TESTS_DIR,
   secondsToMs,
+  verifierConventions,
 } from './defaults.ts';
+import { pytestOutputReward } from './pytest-output.ts';
 import { resolveEnvTable, type HostEnvAccess } from './env.ts';
 import { readText } from './files.ts';
 import { taskPath } from './paths.ts';
@@ -230,9 +232,12 @@ export async function loadNativeTask(
         block.timeout_sec !== undefined ? secondsToMs(block.timeout_sec) : DEFAULT_VERIFIER_TIMEOUT_MS,
       user: block.user ?? 'root',
       reward:
-        block.reward === 'exit-code' || block.reward === 'pytest-output'
-          ? { kind: block.reward }
-          : { kind: 'files', dir: REWARD_DIR },
+        block.reward === 'exit-code'
+          ? { kind: 'exit-code' }
+          : block.reward === 'pytest-output'
+            ? pytestOutputReward()
+            : { kind: 'files', dir: REWARD_DIR },
+      ...verifierConventions(),
       rewardRange: block.reward_range
         ? [block.reward_range[0], block.reward_range[1]]
         : [...DEFAULT_REWARD_RANGE],

@@ -17,7 +17,9 @@ import {
   isTimeLimitSec,
   TESTS_DIR,
   secondsToMs,
+  verifierConventions,
 } from './defaults.ts';
+import { pytestOutputReward } from './pytest-output.ts';
 import { kindOf } from './files.ts';
 import { taskPath } from './paths.ts';
 import { checkCompose } from './harbor.ts';
@@ -163,8 +165,9 @@ export async function loadTerminalBenchTask(source: {
       env: { TEST_DIR: TESTS_DIR },
       timeoutMs: testTimeout !== undefined ? secondsToMs(testTimeout) : TB1_DEFAULT_TEST_TIMEOUT_MS,
       user: 'root',
-      reward: { kind: 'pytest-output' },
+      reward: pytestOutputReward(),
       rewardRange: [...DEFAULT_REWARD_RANGE],
+      ...verifierConventions(),
     },
     ...(solution ? { solution } : {}),
     metadata,

@@ -114,6 +114,23 @@ describe('dataset expansion', () => {
     expect(task?.instruction).toBe('Print {{x}}');
   });
 
+  it("keeps a pytest-output reader per row, which adds its report flag to the row's environment", async () => {
+    const yaml = TASK_YAML.replace('verifier:\n', 'verifier:\n  reward: pytest-output\n');
+    const [first, second] = await loadTasks(await datasetTask(ROWS, yaml));
+    const reward = (task: typeof first) => {
+      if (task?.verifier?.reward.kind !== 'reader') throw new Error('expected a reader');
+      return task.verifier.reward;
+    };
+    expect(reward(first).name).toBe('pytest-output');
+    expect(reward(first).env?.(first!.verifier!.env)).toMatchObject({
+      PADDOCK_FIELD_A: '1',
+      PYTEST_ADDOPTS: expect.stringContaining('--junitxml='),
+    });
+    // Each row's task has its own copy of the data, and the same functions.
+    expect(reward(first).dirs).not.toBe(reward(second).dirs);
+    expect(reward(first).read).toBe(reward(second).read);
+  });
+
   it('names the variable of a field with other characters in uppercase with underscores', () => {
     expect(fieldEnvName('expected-answer.v2')).toBe('PADDOCK_FIELD_EXPECTED_ANSWER_V2');
   });

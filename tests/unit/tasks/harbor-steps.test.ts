@@ -1,11 +1,10 @@
 /**
- * Harbor multi-step task folders, and pytest's results as `pytest-output` reads them.
+ * Harbor multi-step task folders.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseJunitCounts, pytestOutcome } from '../../../harness/verify.ts';
 import { aggregateSteps, minRewardFailure } from '../../../harness/episode-loop.ts';
 import type { StepResult, VerifierResult } from '../../../harness/reward.ts';
 import { validateTasks } from '../../../tasks/index.ts';
@@ -55,6 +54,11 @@ describe('Harbor [[steps]]', () => {
     expect(steps.list[1]).toMatchObject({
       continueSession: true,
       verifier: { timeoutMs: 5000, env: { A: '1', B: '2' } },
+    });
+    // Each step's verifier keeps the task's log folders, so that steps clear and keep them too.
+    expect(steps.list[1]!.verifier).toMatchObject({
+      logDirs: ['/logs/verifier', '/logs/agent', '/logs/artifacts'],
+      keepDir: '/logs/verifier',
     });
     expect(steps.list[1]!.verifier.files.map((file) => path.relative(dir, file.hostPath))).toEqual([
       'tests',
@@ -123,36 +127,5 @@ describe('step rewards', () => {
     const keyed = { minReward: { safety: 1 } } as unknown as Parameters<typeof minRewardFailure>[0];
     expect(minRewardFailure(keyed, verified('a', 1).verifier!)).toMatch(/safety=-Infinity/);
     expect(minRewardFailure(step, verified('a', null).verifier!)).toMatch(/-Infinity/);
-  });
-});
-
-describe('pytest-output', () => {
-  it.each([
-    ['default', '============================== 2 passed in 1.07s ===============================', true],
-    ['-q', '..                                   [100%]\n2 passed in 1.09s', true],
-    ['-q with a failure', '.F\n1 failed, 1 passed in 0.2s', false],
-    ['-q with warnings', '2 passed, 1 warning in 0.3s', true],
-    ['-rA under -qq (no summary line)', 'PASSED t.py::a\nPASSED t.py::b', true],
-    ['-rA with a failure', 'PASSED t.py::a\nFAILED t.py::b - assert 0', false],
-    ['-qq alone (nothing to read)', '..                                   [100%]', false],
-    ['a collection error', '=== 1 error in 0.12s ===', false],
-    ['no tests', '=== no tests ran in 0.01s ===', false],
-  ])('reads pytest output: %s', (_name, output, passed) => {
-    expect(pytestOutcome(output).passed).toBe(passed);
-  });
-
-  it('reads the counts of a JUnit report', () => {
-    const xml =
-      '<?xml version="1.0"?><testsuites><testsuite name="pytest" errors="0" failures="1" skipped="1" tests="4"></testsuite></testsuites>';
-    expect(parseJunitCounts(xml)).toEqual({
-      source: 'junit',
-      passed: false,
-      tests: 4,
-      failures: 1,
-      errors: 0,
-      skipped: 1,
-    });
-    expect(parseJunitCounts(xml.replace('failures="1"', 'failures="0"'))?.passed).toBe(true);
-    expect(parseJunitCounts('<testsuites></testsuites>')).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadTasks, validateTasks } from '../../../tasks/index.ts';
+import { LOG_DIRS, loadTasks, pytestWarnings, validateTasks } from '../../../tasks/index.ts';
 import { NO_TURN_LIMIT } from '../../../tasks/defaults.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -39,6 +39,10 @@ describe('Harbor task folders', () => {
         timeoutMs: 60_000,
         reward: { kind: 'files', dir: '/logs/verifier' },
         rewardRange: [0, 1],
+        // Harbor's log folders are the loader's to name, not the harness's.
+        logDirs: ['/logs/verifier', '/logs/agent', '/logs/artifacts'],
+        keepDir: '/logs/verifier',
+        outputWarnings: pytestWarnings,
       },
       solution: {
         kind: 'script',
@@ -237,8 +241,11 @@ describe('Terminal-Bench 1 folders', () => {
         env: { TEST_DIR: '/tests' },
         timeoutMs: 30_000,
         user: 'root',
-        reward: { kind: 'pytest-output' },
+        reward: expect.objectContaining({ kind: 'reader', name: 'pytest-output' }),
         rewardRange: [0, 1],
+        logDirs: [...LOG_DIRS],
+        keepDir: '/logs/verifier',
+        outputWarnings: pytestWarnings,
       },
       solution: {
         kind: 'script',

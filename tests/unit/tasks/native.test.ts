@@ -1,7 +1,13 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadTasks, validateTasks } from '../../../tasks/index.ts';
+import {
+  LOG_DIRS,
+  PYTEST_REPORT_DIR,
+  loadTasks,
+  pytestWarnings,
+  validateTasks,
+} from '../../../tasks/index.ts';
 import { TESTS_ONLY, rejection, removeTrees, writeTree } from './helpers.ts';
 
 afterAll(removeTrees);
@@ -49,6 +55,10 @@ describe('task.yaml defaults', () => {
         user: 'root',
         reward: { kind: 'files', dir: '/logs/verifier' },
         rewardRange: [0, 1],
+        // Harbor's log folders exist for every paddock verifier, and /logs/verifier is kept.
+        logDirs: ['/logs/verifier', '/logs/agent', '/logs/artifacts'],
+        keepDir: '/logs/verifier',
+        outputWarnings: pytestWarnings,
       },
       metadata: {},
       extensions: {},
@@ -169,6 +179,9 @@ metadata: { tags: [a, b], difficulty: hard, anything: { nested: true } }
       user: 'tester',
       reward: { kind: 'exit-code' },
       rewardRange: [0, 1],
+      logDirs: [...LOG_DIRS],
+      keepDir: '/logs/verifier',
+      outputWarnings: pytestWarnings,
     });
     expect(task.solution).toEqual({
       kind: 'script',
@@ -213,7 +226,14 @@ metadata: { tags: [a, b], difficulty: hard, anything: { nested: true } }
       'task.yaml': 'instruction: x\nverifier: { reward: pytest-output }\n',
       ...TESTS_ONLY,
     });
-    expect(task.verifier?.reward).toEqual({ kind: 'pytest-output' });
+    expect(task.verifier?.reward).toMatchObject({
+      kind: 'reader',
+      name: 'pytest-output',
+      dirs: [PYTEST_REPORT_DIR],
+    });
+    expect(task.verifier?.reward.kind === 'reader' && task.verifier.reward.env?.({})).toEqual({
+      PYTEST_ADDOPTS: `--junitxml=${PYTEST_REPORT_DIR}/junit.xml`,
+    });
   });
 });
 
