@@ -226,9 +226,14 @@ function writeStamp(files, errors) {
 }
 
 const started = Date.now();
-if (process.argv.includes('--clean')) rmSync(DIST, { recursive: true, force: true });
 lock();
 try {
+  if (process.argv.includes('--clean')) {
+    // Everything but the lock just taken, which keeps other builds waiting meanwhile.
+    for (const name of readdirSync(DIST)) {
+      if (join(DIST, name) !== LOCK) rmSync(join(DIST, name), { recursive: true, force: true });
+    }
+  }
   const parsed = parseConfig();
   const assets = listAssets();
   if (isUpToDate(parsed, assets)) {
