@@ -410,7 +410,8 @@ async function main(argv: string[]): Promise<number> {
           summary ? summary.success.toFixed(3) : '-';
         process.stdout.write(
           `trained ${result.steps} step(s) in ${(result.wallMs / 1000).toFixed(0)} s — held-out success ` +
-            `${success(result.before)} → ${success(result.after)}\npolicy: onnx:${result.policyDir}\n`,
+            `${success(result.before)} → ${success(result.after)}\npolicy: onnx:${result.policyDir}\n` +
+            `episodes: paddock view --runs-dir ${result.runsDir}\n`,
         );
       }
       return 0;

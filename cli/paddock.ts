@@ -80,7 +80,7 @@ export interface SuiteOptions {
 export interface OpenedRun {
   readonly toolProviders: readonly ToolProvider[];
   /** The reward functions of a task, from every reward builder opened (built once per task). */
-  rewardsFor(task: Task): Promise<EpisodeRewards>;
+  readonly rewardsFor: (task: Task) => Promise<EpisodeRewards>;
   /** Closes what every plug-in opened. Idempotent. */
   close(): Promise<void>;
 }
@@ -204,7 +204,7 @@ export class Paddock {
     const kinds = new Map<string, TurnRewardKind>();
     const close = async (): Promise<void> => {
       const all = opened.splice(0);
-      await Promise.allSettled(all.reverse().map((run) => run.close?.()));
+      await Promise.allSettled(all.reverse().map(async (run) => run.close?.()));
     };
     try {
       for (const plugin of this.plugins) {

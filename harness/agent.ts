@@ -211,6 +211,11 @@ export interface AgentDefinition {
  * backend): `open` returns a session that passes each turn to `act` with its episode.
  */
 export function defineAgent(definition: AgentDefinition): Agent {
-  const { act, ...rest } = definition;
-  return { ...rest, open: (episode) => ({ act: (input, options) => act(input, options, episode) }) };
+  return {
+    name: definition.name,
+    ...(definition.systemPrompt === undefined ? {} : { systemPrompt: definition.systemPrompt }),
+    ...(definition.probe ? { probe: definition.probe } : {}),
+    ...(definition.close ? { close: definition.close } : {}),
+    open: (episode) => ({ act: (input, options) => definition.act(input, options, episode) }),
+  };
 }

@@ -15,6 +15,16 @@ export type {
 export { defineAgent } from './agent.ts';
 export { definePlugin } from './plugin.ts';
 export type {
+  ChatTemplate,
+  KvCacheShape,
+  LoadedPolicy,
+  ParsedCompletion,
+  PolicyFolderContents,
+  PolicyFormat,
+  PolicySampling,
+  Tokenizer,
+} from './policy.ts';
+export type {
   AgentKind,
   AgentKindContext,
   PaddockPlugin,

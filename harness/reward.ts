@@ -3,7 +3,7 @@
  * combined value, so that reports and trainers can see where a reward came from.
  */
 import { ERROR_CODES, PaddockError } from './errors.ts';
-import type { Sandbox, SealReport } from './sandbox.ts';
+import type { SealReport } from './sandbox.ts';
 import type { Task } from './task.ts';
 import { isAgentOutcome, type EpisodeRecord, type TurnRecord } from './episode.ts';
 import type { EpisodeContext } from './environment.ts';

@@ -20,7 +20,7 @@
  * `unknown-tool` otherwise), so that the policy sees and can learn from its mistake.
  */
 import type { Message, ToolCall, ToolSpec } from '../../harness/index.ts';
-import type { ChatTemplate, ParsedCompletion, Tokenizer } from '../../harness/policy.ts';
+import type { ChatTemplate, ParsedCompletion, Tokenizer } from '../../harness/index.ts';
 
 export const TOOL_OPEN = '<tool>';
 export const TOOL_CLOSE = '</tool>';

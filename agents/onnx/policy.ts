@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
 import { ERROR_CODES, PaddockError, describeError, formatZodIssues } from '../../harness/index.ts';
-import type { LoadedPolicy, PolicyFolderContents, PolicyFormat } from '../../harness/policy.ts';
+import type { LoadedPolicy, PolicyFolderContents, PolicyFormat } from '../../harness/index.ts';
 import { PADDOCK_TEMPLATE, PaddockChatTemplate } from './chat.ts';
 import { logSoftmax } from './sampler.ts';
 import { PieceTokenizer, TokenizerFileSchema } from './tokenizer.ts';

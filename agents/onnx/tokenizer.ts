@@ -19,7 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ERROR_CODES, PaddockError, describeError, formatZodIssues } from '../../harness/index.ts';
-import type { Tokenizer } from '../../harness/policy.ts';
+import type { Tokenizer } from '../../harness/index.ts';
 
 /** The special tokens of the paddock chat template, in id order. */
 export const SPECIAL_TOKENS = [

@@ -16,7 +16,7 @@
  */
 import type { EpisodeRecord, Message, ToolSpec, TurnRecord } from '../../harness/index.ts';
 import { ERROR_CODES, PaddockError } from '../../harness/index.ts';
-import type { ChatTemplate } from '../../harness/policy.ts';
+import type { ChatTemplate } from '../../harness/index.ts';
 
 /** One training sequence: all arrays have `ids.length` entries. */
 export interface TokenSequence {

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Tokenizer } from '../../harness/policy.ts';
+import type { Tokenizer } from '../../harness/index.ts';
 import { OnnxPolicyAgent, onnxPolicyFormat, type OnnxPolicy } from '../../agents/onnx/index.ts';
 import type { TrainConfig } from './config.ts';
 import { trainerError } from './errors.ts';

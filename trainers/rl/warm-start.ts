@@ -10,7 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ERROR_CODES, PaddockError, planEpisodes, runEpisodes, type Task } from '../../harness/index.ts';
-import type { ChatTemplate, Tokenizer } from '../../harness/policy.ts';
+import type { ChatTemplate, Tokenizer } from '../../harness/index.ts';
 import { OracleAgent } from '../../agents/oracle/index.ts';
 import { buildPolicyTokenizer, byteTokenizer, onnxPolicyFormat } from '../../agents/onnx/index.ts';
 import { demonstrationSequence, type Demonstration } from './batch.ts';

@@ -17,7 +17,7 @@ import {
   parseCompletion,
 } from '../../../agents/onnx/index.ts';
 import { isPaddockError, type Message, type ToolSpec } from '../../../harness/index.ts';
-import type { Tokenizer } from '../../../harness/policy.ts';
+import type { Tokenizer } from '../../../harness/index.ts';
 import { createRng, mixSeed } from '../../../trainers/rl/random.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
