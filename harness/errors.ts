@@ -75,6 +75,14 @@ export interface PaddockErrorOptions {
   details?: Record<string, unknown>;
 }
 
+/** The brand every PaddockError carries, shared by every copy of paddock loaded in a process. */
+const BRAND = Symbol.for('paddock.PaddockError');
+
+/**
+ * `instanceof PaddockError` holds for an error made by any copy of this class in the
+ * process: a plug-in importing `paddock` may get another module instance than the one
+ * the CLI runs (a build beside the sources), and its errors must keep their codes.
+ */
 export class PaddockError extends Error {
   override readonly name = 'PaddockError';
   readonly code: ErrorCode;
@@ -86,6 +94,11 @@ export class PaddockError extends Error {
     this.code = code;
     this.retryable = options.retryable ?? false;
     this.details = options.details ?? {};
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
 }
 

@@ -135,6 +135,7 @@ export {
   bashTool,
   editFileTool,
   formatExecResult,
+  isAgentFileFault,
   readFileTool,
   submitTool,
   writeFileTool,

@@ -63,9 +63,12 @@ export interface Sandbox {
    */
   exec(command: string, options?: ExecOptions): Promise<ExecResult>;
   /**
-   * Reads a regular file (symlinks followed). Rejects with SANDBOX_FAILED when it does not
-   * exist, is not a regular file (a FIFO, a device, a folder), or is larger than
-   * `maxBytes` (nothing is read then).
+   * Reads a regular file (symlinks followed). Rejects with FILE_NOT_FOUND when there is no
+   * regular file at `path` (nothing there, a folder, a FIFO, a device, a symlink loop: the
+   * caller's input; `details.path`, and `details.type` for what is there instead); with
+   * SANDBOX_FAILED and `details.tooLarge` when it is larger than `maxBytes` (nothing is
+   * read then); with SANDBOX_FAILED (retryable when worth another try) when the sandbox or
+   * its engine broke — never for a missing path.
    */
   readFile(path: string, options?: ReadFileOptions): Promise<Uint8Array>;
   /** Writes a file, creating parent folders; `mode` defaults to 0o644. */
@@ -74,7 +77,10 @@ export interface Sandbox {
     data: string | Uint8Array,
     options?: { mode?: number; signal?: AbortSignal },
   ): Promise<void>;
-  /** Copies a host file or folder (recursively) to `sandboxPath`, creating parent folders. */
+  /**
+   * Copies a host file or folder (recursively) to `sandboxPath`, creating parent folders.
+   * Rejects with FILE_NOT_FOUND when `hostPath` does not exist.
+   */
   upload(hostPath: string, sandboxPath: string, options?: { signal?: AbortSignal }): Promise<void>;
   /**
    * Starts a long-lived process with piped stdin/stdout/stderr, outside the shell session.
@@ -93,7 +99,8 @@ export interface Sandbox {
   download?(path: string, options?: { signal?: AbortSignal }): Promise<NodeJS.ReadableStream | undefined>;
   /**
    * Unpacks a tar archive (such as `download` gives, possibly another sandbox's) into the
-   * existing folder `dir`, keeping the entries' modes, owners and symlinks. Optional.
+   * existing folder `dir`, keeping the entries' modes, owners and symlinks. Rejects with
+   * FILE_NOT_FOUND when `dir` is not a folder. Optional.
    */
   extract?(archive: NodeJS.ReadableStream, dir: string, options?: { signal?: AbortSignal }): Promise<void>;
   /**
