@@ -40,6 +40,26 @@ export type {
   SandboxKindOptions,
   TurnRewardKind,
 } from '../harness/index.ts';
+// The built-in plug-ins (each also in its own entry where it has one: paddock/docker, …).
+export { agentsPlugin } from '../agents/plugin.ts';
+export { onnxPlugin } from '../agents/onnx/plugin.ts';
+export { rewardsPlugin } from '../rewards/plugin.ts';
+export { browserPlugin } from '../sandboxes/browser/plugin.ts';
+export { dockerPlugin } from '../sandboxes/docker/plugin.ts';
+export { mcpPlugin } from '../sandboxes/mcp/plugin.ts';
+export { toyPlugin } from '../sandboxes/toy/plugin.ts';
+
+// The trainer ↔ policy contract: a tokenizer, a chat template, a policy folder format.
+export type {
+  ChatTemplate,
+  KvCacheShape,
+  LoadedPolicy,
+  ParsedCompletion,
+  PolicyFolderContents,
+  PolicyFormat,
+  PolicySampling,
+  Tokenizer,
+} from '../harness/index.ts';
 
 // Sandboxes and the tool providers an episode opens sessions of.
 export type {
@@ -88,6 +108,7 @@ export {
   editFileTool,
   formatExecResult,
   formatZodIssues,
+  isAgentFileFault,
   readFileTool,
   submitTool,
   toolSpec,

@@ -62,3 +62,6 @@ export {
   type Rng,
   type SamplingOptions,
 } from './sampler.ts';
+
+/** The plug-in that registers this folder with `createPaddock`. */
+export { onnxPlugin } from './plugin.ts';

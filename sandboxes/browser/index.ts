@@ -70,3 +70,6 @@ export {
   type SandboxPortRelay,
   type SpawningSandbox,
 } from './sandbox-port.ts';
+
+/** The plug-in that registers this folder with `createPaddock`. */
+export { browserPlugin } from './plugin.ts';

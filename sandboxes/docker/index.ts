@@ -84,3 +84,6 @@ export {
 } from './reaper.ts';
 export type { GarbageReport, ReapOptions, ReapedContainer } from './reaper.ts';
 export { LEASE_DIR_ENV, RunLeases, holdLease, leaseState, readLeases } from './lease.ts';
+
+/** The plug-in that registers this folder with `createPaddock`. */
+export { dockerPlugin } from './plugin.ts';

@@ -42,3 +42,6 @@ export {
 export { ProcessStdioTransport, type ProcessStdioTransportOptions } from './process-transport.ts';
 export { resolveHostCommand, type SandboxSpawner } from './launch.ts';
 export { serveTask, ExternalAgent, type ServeTaskOptions, type ServedTask } from './serve.ts';
+
+/** The plug-in that registers this folder with `createPaddock`. */
+export { mcpPlugin } from './plugin.ts';
