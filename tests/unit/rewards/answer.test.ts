@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  answerMatches,
-  answerReward,
-  extractNumber,
-  normalizeAnswer,
-} from '../../../rewards/index.ts';
+import { answerMatches, answerReward, extractNumber, normalizeAnswer } from '../../../rewards/index.ts';
 import { makeTask } from '../../fakes/tasks.ts';
 import { makeEpisode } from '../../fixtures/rewards/records.ts';
 
