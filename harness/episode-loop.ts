@@ -449,10 +449,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
       }
     }
   } finally {
-    await Promise.allSettled([
-      ...turnRewards.map(({ opened }) => opened.close?.()),
-      agentSession?.close?.(),
-    ]);
+    await Promise.allSettled([...turnRewards.map(({ opened }) => opened.close?.()), agentSession?.close?.()]);
     await Promise.all(sessions.map((session) => session.close()));
     await sandbox?.close();
   }

@@ -179,7 +179,11 @@ export interface TurnRewardFunction {
 /** A turn reward opened for one episode (see `TurnRewardFunction`). */
 export interface TurnReward {
   /** Scores the turn just recorded; `turn.index` counts the episode's turns. */
-  score(context: { turn: TurnRecord; previousTurns: readonly TurnRecord[]; signal: AbortSignal }): Promise<number>;
+  score(context: {
+    turn: TurnRecord;
+    previousTurns: readonly TurnRecord[];
+    signal: AbortSignal;
+  }): Promise<number>;
   /** Releases what it holds for the episode. Idempotent; never rejects. Optional. */
   close?(): Promise<void>;
 }

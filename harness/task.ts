@@ -303,8 +303,8 @@ export interface Task {
   id: string;
   /** Folder the task was loaded from (absolute). */
   dir: string;
-  /** The format the task was loaded from. */
-  format: 'paddock' | 'harbor' | 'terminal-bench';
+  /** The format the task was loaded from, as its loader names it (`paddock`, `harbor`, `terminal-bench`…). */
+  format: string;
   /** The prompt given to the agent. */
   instruction: string;
   /** Optional system prompt; agents use their own default when absent. */

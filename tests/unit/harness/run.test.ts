@@ -9,7 +9,6 @@ import {
   planEpisodes,
   runEpisodes,
   summariseRun,
-  type Agent,
   defineAgent,
 } from '../../../harness/index.ts';
 import { MemorySandboxProvider } from '../../fakes/memory-sandbox.ts';
