@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OracleAgent } from '../../../agents/oracle/index.ts';
 import { ScriptedAgent } from '../../../agents/scripted/index.ts';
-import { runEpisode, type Agent, type Task, defineAgent } from '../../../harness/index.ts';
+import { defineAgent, runEpisode, type Task } from '../../../harness/index.ts';
 import { DockerSandboxProvider, reapContainers } from '../../../sandboxes/docker/index.ts';
 import { loadTasks } from '../../../tasks/index.ts';
 import { ensureBaseImage, testRunId } from '../docker/helpers.ts';
