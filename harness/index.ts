@@ -14,6 +14,7 @@ export type {
 } from './agent.ts';
 export { defineAgent } from './agent.ts';
 export { definePlugin } from './plugin.ts';
+export { createRng, mixSeed, type Rng } from './random.ts';
 export type {
   ChatTemplate,
   KvCacheShape,

@@ -11,14 +11,12 @@ import { describe, expect, it } from 'vitest';
 import {
   PaddockChatTemplate,
   byteTokenizer,
-  createRng as agentRng,
-  mixSeed as agentMixSeed,
   onnxPolicyFormat,
   parseCompletion,
 } from '../../../agents/onnx/index.ts';
 import { isPaddockError, type Message, type ToolSpec } from '../../../harness/index.ts';
 import type { Tokenizer } from '../../../harness/index.ts';
-import { createRng, mixSeed } from '../../../trainers/rl/random.ts';
+import { createRng, mixSeed } from '../../../harness/index.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const TINY = join(import.meta.dirname, 'fixtures', 'tiny-policy');
@@ -172,13 +170,19 @@ describe('the trainer reaches agents only through their index', () => {
   });
 });
 
-describe("the trainer's seeded generator", () => {
-  it('draws what the sampler it replaced drew, so runs made before the split reproduce', () => {
-    for (const parts of [[0], [3, 5, 0x7a5c], [1, 0x5f7], [1, 0x5f7, 1], [2 ** 31 + 7, 0xe7a1]]) {
-      expect(mixSeed(...parts)).toBe(agentMixSeed(...parts));
-      const ours = createRng(...parts);
-      const theirs = agentRng(...parts);
-      expect(Array.from({ length: 16 }, () => ours())).toEqual(Array.from({ length: 16 }, () => theirs()));
+describe('the seeded generator (harness/random.ts)', () => {
+  it('draws what it always drew, so runs made by earlier versions reproduce', () => {
+    // Values from the generator as the agent's sampler and the trainer had it before it
+    // moved to the harness.
+    const known: [number[], number, number[]][] = [
+      [[0], 192316741, [0.31343152350746095, 0.6742268647067249, 0.015530165517702699]],
+      [[3, 5, 0x7a5c], 774879269, [0.308834194438532, 0.5152493212372065, 0.17524136509746313]],
+      [[2 ** 31 + 7, 0xe7a1], 1994791736, [0.768080739537254, 0.4915120373480022, 0.6083246015477926]],
+    ];
+    for (const [parts, seed, draws] of known) {
+      expect(mixSeed(...parts)).toBe(seed);
+      const rng = createRng(...parts);
+      expect(Array.from({ length: 3 }, () => rng())).toEqual(draws);
     }
   });
 });
