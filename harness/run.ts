@@ -9,6 +9,7 @@
  * stops: the running episodes are aborted and not recorded, and the store's error is
  * thrown.
  */
+import { setMaxListeners } from 'node:events';
 import { createHash } from 'node:crypto';
 import type { Agent } from './agent.ts';
 import type { ToolProvider } from './environment.ts';
@@ -105,6 +106,9 @@ export async function runEpisodes(options: RunEpisodesOptions): Promise<EpisodeR
   if (outer?.aborted) abortFromOuter();
   else outer?.addEventListener('abort', abortFromOuter, { once: true });
   const signal = stop.signal;
+  // Every episode in flight listens on the run's signal (its deadlines, its sandbox):
+  // more than Node's default of 10 listeners is the design, not a leak.
+  setMaxListeners(0, signal);
   let storeFailure: Error | undefined;
   const results: EpisodeRecord[] = [];
   const onEvent: EpisodeEventListener = (event) => {

@@ -55,6 +55,35 @@ describe('runEpisodes', () => {
     expect(peak).toBe(2);
   });
 
+  it('runs 32 episodes at once on one signal without a MaxListenersExceededWarning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const many = Array.from({ length: 32 }, (_, i) => makeTask({ id: `w${i}` }));
+      const agent = defineAgent({
+        name: 'slow',
+        act: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          return { text: null, toolCalls: [{ id: '', name: 'submit', arguments: '{}' }] };
+        },
+      });
+      const episodes = await runEpisodes({
+        runId: 'r',
+        tasks: many,
+        agent,
+        sandboxProvider: rewardOne,
+        concurrency: 32,
+        signal: new AbortController().signal,
+      });
+      expect(episodes).toHaveLength(32);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('retries infrastructure failures and keeps every attempt’s error', async () => {
     const flaky = new MemorySandboxProvider((command, sandbox) => {
       if (command.includes('test.sh')) sandbox.files.set('/logs/verifier/reward.txt', Buffer.from('1'));
