@@ -379,6 +379,7 @@ export type ResumeOptions = Pick<
 export async function resume(runId: string, options: ResumeOptions = {}): Promise<EvaluationResult> {
   const store = RunStore.open(options.runsDir ?? DEFAULT_RUNS_DIR, runId);
   const stored = store.manifest.config as unknown as StoredConfig;
+  refuseForeignRun(runId, store.manifest.config);
   const allowEnv = [...new Set([...(stored.allowEnv ?? []), ...(options.allowEnv ?? [])])];
   // --max-turns and --skip-invalid given to resume hold for this session's episodes.
   const config: StoredConfig = {
@@ -410,6 +411,26 @@ export async function resume(runId: string, options: ResumeOptions = {}): Promis
 }
 
 /**
+ * Refuses to resume a run that `paddock run` did not make (a training run's rollouts or
+ * evaluations, an `mcp serve` run): it has no agent and tasks to run again. Rejects with
+ * CONFIG_INVALID saying what resumes it instead.
+ */
+function refuseForeignRun(runId: string, config: Record<string, unknown>): void {
+  if (typeof config.agent === 'string' && Array.isArray(config.taskPaths) && config.mode === undefined)
+    return;
+  const instead =
+    typeof config.training === 'string'
+      ? `it belongs to the training run in ${config.training}: paddock train --resume ${config.training}`
+      : config.mode === 'mcp-serve'
+        ? 'an mcp serve run is served again with paddock mcp serve'
+        : 'it has no agent and tasks to run again';
+  throw new PaddockError(
+    ERROR_CODES.CONFIG_INVALID,
+    `run ${runId} was not made by paddock run and cannot be resumed: ${instead}`,
+  );
+}
+
+/**
  * The sandbox kind and plug-in modules a stored run was made with, read before the
  * plug-ins are put together (the CLI loads the modules, then resumes). Rejects with
  * RUN_NOT_FOUND for an unknown run.
@@ -418,6 +439,8 @@ export function storedRunPlugins(
   runsDir: string,
   runId: string,
 ): { sandbox: string; pluginModules: string[] } {
-  const config = RunStore.open(runsDir, runId).manifest.config as unknown as StoredConfig;
+  const manifest = RunStore.open(runsDir, runId).manifest;
+  refuseForeignRun(runId, manifest.config);
+  const config = manifest.config as unknown as StoredConfig;
   return { sandbox: config.sandbox ?? DEFAULT_SANDBOX_KIND, pluginModules: config.pluginModules ?? [] };
 }
