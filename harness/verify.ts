@@ -534,8 +534,9 @@ export class KeepFiles {
    * Copies the regular files at or under `source` (a file or a folder in the sandbox):
    * a folder's to `<dir>/<into>/<their path below it>`, a file to `<dir>/<into>`. Runs as
    * root in the sandbox (after sealing, in fresh shells). Missing `source`: nothing. A
-   * file it cannot read is noted, not thrown; throws ABORTED, and what `exec` throws when
-   * the sandbox no longer runs.
+   * file that is not there or not regular (FILE_NOT_FOUND) or over the budget is noted,
+   * not thrown; throws ABORTED, and what `exec` and `readFile` throw when the sandbox no
+   * longer runs (SANDBOX_FAILED: the episode is an infra-error, not a note).
    * @param into a relative path (`verifier`, `artifacts/app`…).
    */
   async keep(sandbox: Sandbox, source: string, into: string, signal: AbortSignal): Promise<KeptFile[]> {
@@ -565,6 +566,9 @@ export class KeepFiles {
       } catch (error) {
         if (signal.aborted) throw error;
         const tooLarge = isPaddockError(error, 'SANDBOX_FAILED') && error.details.tooLarge === true;
+        // A file that is not a regular file or is over the budget is noted; a sandbox that
+        // broke under the copy is an infrastructure fault, never a note.
+        if (!tooLarge && !isPaddockError(error, ERROR_CODES.FILE_NOT_FOUND)) throw error;
         state.notes.push(
           tooLarge
             ? `${name}: not kept (over the ${this.maxBytes}-byte budget of the episode's files)`

@@ -271,7 +271,11 @@ describe('runVerifier with a reward reader', () => {
 
 describe('keepDir', () => {
   /** Runs the verifier with a KeepFiles over a fresh host folder; the sandbox lists `listed` under any folder. */
-  async function keptFrom(verifier: VerifierSpec, listed: Record<string, string>) {
+  async function keptFrom(
+    verifier: VerifierSpec,
+    listed: Record<string, string>,
+    readFault?: (path: string) => Error | undefined,
+  ) {
     const host = await mkdtemp(path.join(tmpdir(), 'paddock-keep-'));
     const listings: string[] = [];
     const sandbox = new MemorySandbox('s', (command, memory) => {
@@ -282,6 +286,14 @@ describe('keepDir', () => {
       for (const name of names) memory.files.set(name, Buffer.from(listed[name]!));
       return { stdout: names.map((name) => `${name}\0`).join('') };
     });
+    if (readFault) {
+      const read = sandbox.readFile.bind(sandbox);
+      sandbox.readFile = async (file: string) => {
+        const fault = readFault(file);
+        if (fault) throw fault;
+        return read(file);
+      };
+    }
     const keep = new KeepFiles(host, 'files/ep/attempt-1');
     const result = await runVerifier(verifier, sandbox, { signal, keep });
     return { host, listings, result, done: () => rm(host, { recursive: true, force: true }) };
@@ -303,6 +315,21 @@ describe('keepDir', () => {
     expect(named.listings).toEqual(['/reports']);
     expect(named.result.files?.map((file) => file.source)).toEqual(['/reports/junit.xml']);
     await named.done();
+  });
+
+  it('notes a file that is not there any more, and fails on a sandbox that broke under the copy', async () => {
+    const gone = await keptFrom(spec, { '/logs/verifier/a.txt': 'a', '/logs/verifier/fifo': 'x' }, (file) =>
+      file.endsWith('fifo') ? new PaddockError('FILE_NOT_FOUND', `not a regular file: ${file}`) : undefined,
+    );
+    expect(gone.result.files?.map((file) => file.source)).toEqual(['/logs/verifier/a.txt']);
+    await gone.done();
+    await expect(
+      keptFrom(spec, { '/logs/verifier/a.txt': 'a' }, (file) =>
+        file.endsWith('a.txt')
+          ? new PaddockError('SANDBOX_FAILED', 'the container is gone', { retryable: true })
+          : undefined,
+      ),
+    ).rejects.toMatchObject({ code: 'SANDBOX_FAILED', retryable: true });
   });
 
   it('keeps nothing for a reward without a folder when the spec names no keepDir', async () => {
