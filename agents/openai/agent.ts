@@ -48,7 +48,7 @@ import {
   type ServerFamily,
 } from './families.ts';
 import { toOpenAIMessages, toOpenAITools } from '../../harness/openai-format.ts';
-import { TokenHistories, driftIndex, parseHermesCompletion, spliceObservation } from './tito.ts';
+import { EpisodeTokens, driftIndex, parseHermesCompletion, spliceObservation } from './tito.ts';
 
 /** The base URL used when neither the options nor `OPENAI_BASE_URL` name one. */
 export const DEFAULT_OPENAI_BASE_URL = 'https://api.openai.com/v1';
@@ -388,17 +388,17 @@ export class OpenAIAgent implements Agent {
    * drift marks and token-in prompts) and its seed (for `seed=episode`).
    */
   open(episode: EpisodeContext): AgentSession {
-    const histories = new TokenHistories();
-    return { act: (input, options) => this.play({ ...input, seed: episode.seed }, histories, options) };
+    const tokens = new EpisodeTokens();
+    return { act: (input, options) => this.play({ ...input, seed: episode.seed }, tokens, options) };
   }
 
   private async play(
     input: ModelTurnInput,
-    histories: TokenHistories,
+    episodeTokens: EpisodeTokens,
     options: { signal: AbortSignal },
   ): Promise<AssistantTurn> {
     const askTokens = this.askTokens;
-    const history = askTokens ? histories.get(input.messages) : undefined;
+    const history = askTokens ? episodeTokens.get(input.messages) : undefined;
     let promptIds: number[] | undefined;
     let tokenIn = false;
     if (askTokens && this.tito !== 'off' && (history || this.tito === 'completions')) {
@@ -418,7 +418,7 @@ export class OpenAIAgent implements Agent {
       }
     } catch (error) {
       if (isContextExceeded(error)) {
-        histories.delete(input.messages);
+        episodeTokens.forget();
         return {
           text: null,
           toolCalls: [],
@@ -431,12 +431,12 @@ export class OpenAIAgent implements Agent {
 
     const tokens = raw ? this.tokenRecord(input, raw, history?.ids, tokenIn) : undefined;
     if (tokens) {
-      histories.set(input.messages, [...tokens.promptIds, ...tokens.completionIds], turn);
+      episodeTokens.set(input.messages, [...tokens.promptIds, ...tokens.completionIds], turn);
       if (tokenIn) this.stats.tokenInTurns++;
       if (tokens.driftAt !== undefined) this.stats.driftTurns++;
       turn.tokens = tokens;
     } else if (askTokens) {
-      histories.delete(input.messages);
+      episodeTokens.forget();
       if (this.options.tokenExact === true) {
         this.stats.tokenExactUnavailable++;
         turn.tokenExactUnavailable = true;

@@ -2,7 +2,7 @@
  * Token-in/token-out and drift detection for the OpenAI-compatible agent.
  *
  * Each episode's exact token sequence so far (the last turn's prompt ids followed by its
- * completion ids) is kept per conversation. With it:
+ * completion ids) is kept by the agent's session of that episode. With it:
  *
  * - drift is detected on every token-exact turn: the server's new prompt ids are compared
  *   with that sequence, and the first index where they differ is recorded (a chat
@@ -30,16 +30,15 @@ export interface TokenHistory {
 }
 
 /**
- * Histories per conversation. The episode loop passes the same growing array every turn,
- * so it keys an episode without an id; a conversation that is not recognised (copied,
- * edited) simply has none.
+ * The token history of one episode, kept by the agent's session. A conversation that does
+ * not continue the recorded turn (edited, or another one) simply has none.
  */
-export class TokenHistories {
-  private readonly map = new WeakMap<readonly Message[], TokenHistory>();
+export class EpisodeTokens {
+  private last: TokenHistory | undefined;
 
   /** The history that `messages` continues, if any. */
   get(messages: readonly Message[]): TokenHistory | undefined {
-    const history = this.map.get(messages);
+    const history = this.last;
     if (!history) return undefined;
     const assistant = messages[history.assistantIndex];
     if (
@@ -58,17 +57,17 @@ export class TokenHistories {
     ids: number[],
     turn: { text: string | null; toolCalls: readonly ToolCall[] },
   ): void {
-    this.map.set(messages, {
+    this.last = {
       ids,
       assistantIndex: messages.length,
       text: turn.text,
       toolCallIds: turn.toolCalls.map((call) => call.id),
-    });
+    };
   }
 
-  /** Forgets a conversation (e.g. after a turn without token data). */
-  delete(messages: readonly Message[]): void {
-    this.map.delete(messages);
+  /** Forgets the history (e.g. after a turn without token data). */
+  forget(): void {
+    this.last = undefined;
   }
 }
 
