@@ -1,9 +1,9 @@
 /**
  * Deadlines that hold on every supported Node version.
  *
- * `AbortSignal.any([signal, AbortSignal.timeout(ms)])` is not used anywhere in paddock: on
- * Node 20 the timeout signal can be garbage-collected while only the combined signal is
- * referenced, and then it never fires (nodejs/node#57736). A `Deadline` owns its timer
+ * paddock never joins a signal with a timeout signal through AbortSignal's static `any`
+ * and `timeout`: on Node 20 the timeout signal can be garbage-collected while only the
+ * joined signal is referenced, and then it never fires (nodejs/node#57736). A `Deadline` owns its timer
  * (a plain `setTimeout` that is referenced until it fires or is cleared) and its
  * controller, so a collection cannot lose it.
  */

@@ -1,10 +1,12 @@
 /**
- * Deadlines hold under forced garbage collection. On Node 20,
- * `AbortSignal.any([outer, AbortSignal.timeout(ms)])` loses the inner timeout after a
+ * Deadlines hold under forced garbage collection. On Node 20, a signal joined with a
+ * timeout signal (AbortSignal's static `any` and `timeout`) loses the timeout after a
  * collection (nodejs/node#57736); `startDeadline` owns its timer, so a collection cannot
  * lose it. Each test collects garbage every few milliseconds while the deadline runs and
  * asserts that it fires within 1 s of its limit.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -145,5 +147,42 @@ describe('the episode’s wall-time limit', () => {
     expect(lateness).toBeGreaterThanOrEqual(-5);
     expect(lateness).toBeLessThan(1_000);
     console.log(`episode wall time 3000 ms under forced GC: ended ${Math.round(lateness)} ms late`);
+  });
+});
+
+describe('the sources', () => {
+  it("never call AbortSignal's static any or timeout (comments may name them)", () => {
+    const root = join(import.meta.dirname, '../../..');
+    const call = new RegExp(['AbortSignal', '\\.(any|timeout)\\s*\\('].join(''));
+    const files = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+        entry.name === 'node_modules' || entry.name === 'dist' || entry.name.startsWith('.')
+          ? []
+          : entry.isDirectory()
+            ? files(join(dir, entry.name))
+            : /\.(ts|mts|js|mjs)$/.test(entry.name)
+              ? [join(dir, entry.name)]
+              : [],
+      );
+    const offending = [
+      'harness',
+      'tasks',
+      'agents',
+      'sandboxes',
+      'rewards',
+      'export',
+      'trainers',
+      'testing',
+      'cli',
+      'bin',
+    ]
+      .flatMap((folder) => files(join(root, folder)))
+      .flatMap((file) =>
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .filter((line) => !/^\s*(\*|\/\/|\/\*)/.test(line) && call.test(line))
+          .map((line) => `${relative(root, file)}: ${line.trim()}`),
+      );
+    expect(offending).toEqual([]);
   });
 });
