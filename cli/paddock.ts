@@ -224,14 +224,14 @@ export class Paddock {
     const builders = opened.flatMap((run) => (run.rewards ? [run.rewards] : []));
     return {
       toolProviders: opened.flatMap((run) => run.toolProviders ?? []),
-      rewardsFor: async (task) => combineRewards(await Promise.all(builders.map((b) => b.rewardsFor(task)))),
+      rewardsFor: async (task) => mergeRewards(await Promise.all(builders.map((b) => b.rewardsFor(task)))),
       close,
     };
   }
 }
 
 /** The rewards of several builders as one: their functions side by side, the first credit assignment. */
-function combineRewards(parts: readonly EpisodeRewards[]): EpisodeRewards {
+function mergeRewards(parts: readonly EpisodeRewards[]): EpisodeRewards {
   if (parts.length === 1) return parts[0]!;
   const assignReturns = parts.find((part) => part.assignReturns)?.assignReturns;
   return {
