@@ -18,6 +18,7 @@ const ROOT = resolve(import.meta.dirname, '../..');
  *   harness           the ground: contracts, the episode loop, the store — imports nothing
  *   tasks, agents/*, sandboxes/*, rewards, export, testing   plug-ins and rooms over the harness
  *   trainers          training: the harness, rewards, and the agents it rolls out with
+ *   viewer            the web viewer: reads the store, serves pages; the harness only
  *   cli               the composition root (createPaddock) and the command line
  */
 const DEPS: Record<string, string[]> = {
@@ -36,11 +37,12 @@ const DEPS: Record<string, string[]> = {
   rewards: ['harness'],
   export: ['harness'],
   testing: ['harness'],
+  viewer: ['harness'],
   trainers: ['harness', 'rewards', 'agents/onnx/index.ts', 'agents/oracle/index.ts'],
   // Evaluation never imports training; only `paddock train` does.
-  cli: ['harness', 'tasks', 'agents', 'sandboxes', 'rewards', 'export'],
+  cli: ['harness', 'tasks', 'agents', 'sandboxes', 'rewards', 'export', 'viewer'],
   'cli/train.ts': ['harness', 'trainers'],
-  'cli/index.ts': ['harness', 'tasks', 'agents', 'sandboxes', 'rewards', 'export', 'testing', 'trainers'],
+  'cli/index.ts': ['harness', 'tasks', 'agents', 'sandboxes', 'rewards', 'export', 'testing', 'trainers', 'viewer'],
 };
 
 /** The DEPS entry that governs `file` (repo-relative), and its key. */
