@@ -105,6 +105,7 @@ describe('architecture', () => {
     'export',
     'testing',
     'trainers',
+    'viewer',
     'cli',
   ];
 
