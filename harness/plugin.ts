@@ -24,6 +24,11 @@ export interface SandboxKindOptions {
   imageMap: Record<string, string>;
   /** Called once per message about a task field the sandbox does not honour. */
   onWarning?: (message: string) => void;
+  /**
+   * Called with a line of progress of slow set-up the run waits on (an image build's
+   * steps); one line per call, without its newline.
+   */
+  onProgress?: (line: string) => void;
 }
 
 /** A provider made by a sandbox kind: a `SandboxProvider` that can remove every sandbox it started. */

@@ -16,6 +16,7 @@ export const dockerPlugin: PaddockPlugin = {
         new DockerSandboxProvider({
           imageMap: options.imageMap,
           ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         }),
       check: async () => {
         await checkEngine();

@@ -71,6 +71,8 @@ export interface DockerSandboxProviderOptions extends DockerSandboxTuning {
    * enforce). @default none: the messages stay in the specs
    */
   onWarning?: (message: string) => void;
+  /** Called with progress lines of slow set-up (an image build's steps). */
+  onProgress?: (line: string) => void;
   /** Called with a sandbox's start milestones (ms since `start` was called), for benchmarks. */
   onStartEvent?: (event: { what: string; atMs: number }) => void;
 }
