@@ -95,6 +95,13 @@ export interface TokenRecord {
    * Absent on the first turn and when the previous ids are an exact prefix.
    */
   driftAt?: number;
+  /**
+   * The decoded text of each completion token (same length as `completionIds`), when the
+   * backend gave it: the logprob `token` strings of an OpenAI-compatible server (absent
+   * when it renders them as `token_id:N`), the ONNX policy's tokenizer. For display only:
+   * training reads the ids.
+   */
+  completionTexts?: string[];
 }
 
 /** One assistant turn. */

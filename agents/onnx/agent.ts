@@ -172,7 +172,13 @@ export class OnnxPolicyAgent implements Agent {
       text: parsed.text,
       toolCalls: parsed.toolCalls,
       usage: { promptTokens: promptIds.length, completionTokens: completionIds.length },
-      tokens: { promptIds, completionIds, completionLogprobs },
+      tokens: {
+        promptIds,
+        completionIds,
+        completionLogprobs,
+        // One table look-up per id: specials (which decode to nothing) show as ''.
+        completionTexts: completionIds.map((id) => policy.tokenizer.decode([id])),
+      },
       finishReason,
     };
   }

@@ -313,6 +313,8 @@ interface RawTokens {
   logprobs: number[];
   /** The server's default logprobs, when the response shape tells the server. */
   serverLogprobs: TokenRecord['logprobsMode'];
+  /** The decoded text of each completion token, when the server sent it (see `TokenRecord.completionTexts`). */
+  texts?: string[];
 }
 
 /**
@@ -532,6 +534,7 @@ export class OpenAIAgent implements Agent {
             completionIds,
             logprobs: logprobs,
             serverLogprobs: choice.token_ids ? 'raw' : 'unknown',
+            ...optional('texts', tokenTexts((choice.logprobs?.tokens ?? []).map((token) => ({ token })))),
           }
         : undefined;
     return { turn, ...optional('raw', raw) };
@@ -608,6 +611,7 @@ export class OpenAIAgent implements Agent {
       serverDefaultParams,
       promptSource: tokenIn ? 'token-in' : 'rendered',
       ...(driftAt === undefined ? {} : { driftAt }),
+      ...(raw.texts && raw.texts.length === raw.completionIds.length ? { completionTexts: raw.texts } : {}),
     };
   }
 
@@ -797,7 +801,29 @@ function chatTokens(body: ChatCompletion, choice: Choice): RawTokens | undefined
   if (!completionIds || completionIds.length !== entries.length) return undefined;
   // vLLM puts the prompt ids on the response, SGLang on the choice: their defaults differ.
   const serverLogprobs = body.prompt_token_ids ? 'raw' : 'temperature-scaled';
-  return { promptIds, completionIds, logprobs: entries.map((entry) => entry.logprob), serverLogprobs };
+  const texts = tokenTexts(entries);
+  return {
+    promptIds,
+    completionIds,
+    logprobs: entries.map((entry) => entry.logprob),
+    serverLogprobs,
+    ...(texts ? { texts } : {}),
+  };
+}
+
+/**
+ * The decoded text of each token, from the logprob entries' `token` strings, when every
+ * entry has one that is text (vLLM without `return_tokens_as_token_ids`, SGLang); never
+ * for vLLM's `token_id:N` rendering, which holds no text.
+ */
+function tokenTexts(entries: readonly { token?: string | undefined }[]): string[] | undefined {
+  if (entries.length === 0) return undefined;
+  const texts: string[] = [];
+  for (const entry of entries) {
+    if (typeof entry.token !== 'string' || /^token_id:\d+$/.test(entry.token)) return undefined;
+    texts.push(entry.token);
+  }
+  return texts;
 }
 
 /** Ids from vLLM's `return_tokens_as_token_ids` rendering (`token_id:123`), when every token has one. */
