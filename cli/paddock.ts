@@ -17,20 +17,23 @@ import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { z } from 'zod';
-import {
-  ERROR_CODES,
-  PaddockError,
-  describeError,
-  type Agent,
-  type AgentKind,
-  type EpisodeRewards,
-  type PaddockPlugin,
-  type PluginRun,
-  type SandboxKind,
-  type Task,
-  type ToolProvider,
-  type TurnRewardKind,
+// Only the light parts of the harness at the top: this module is on the path of
+// `paddock --help`, which must not load zod, the task loaders (yaml, smol-toml) or any
+// plug-in's implementation. Those are imported when first used.
+import { ERROR_CODES, PaddockError, describeError } from '../harness/errors.ts';
+import { importModule, isLazyTaskSection, type TaskSection } from '../harness/plugin.ts';
+import type {
+  Agent,
+  AgentKind,
+  EpisodeRewards,
+  PaddockPlugin,
+  PluginRun,
+  SandboxKind,
+  Task,
+  ToolProvider,
+  TurnRewardKind,
 } from '../harness/index.ts';
+import type { TaskSelection, TaskValidation } from '../tasks/index.ts';
 import { agentsPlugin } from '../agents/plugin.ts';
 import { onnxPlugin } from '../agents/onnx/plugin.ts';
 import { rewardsPlugin } from '../rewards/plugin.ts';
@@ -38,7 +41,6 @@ import { browserPlugin } from '../sandboxes/browser/plugin.ts';
 import { dockerPlugin } from '../sandboxes/docker/plugin.ts';
 import { mcpPlugin } from '../sandboxes/mcp/plugin.ts';
 import { toyPlugin } from '../sandboxes/toy/plugin.ts';
-import { loadTasks, validateTasks, type TaskSelection, type TaskValidation } from '../tasks/index.ts';
 
 /** The plug-ins paddock ships, in the order they are registered. */
 export const BUILTIN_PLUGINS: readonly PaddockPlugin[] = [
@@ -111,7 +113,8 @@ export class Paddock {
   private readonly env: NodeJS.ProcessEnv;
   private readonly sandboxes = new Map<string, { plugin: string; value: SandboxKind }>();
   private readonly agents = new Map<string, { plugin: string; value: AgentKind }>();
-  private readonly sections = new Map<string, { plugin: string; value: z.ZodType }>();
+  private readonly sections = new Map<string, { plugin: string; value: TaskSection }>();
+  private schemas: Promise<Record<string, z.ZodType>> | undefined;
 
   constructor(options: PaddockOptions = {}) {
     this.plugins = [...(options.builtins === false ? [] : BUILTIN_PLUGINS), ...(options.plugins ?? [])];
@@ -130,9 +133,33 @@ export class Paddock {
     }
   }
 
-  /** The task-file sections of every plug-in, by key. */
-  get taskSections(): Record<string, z.ZodType> {
+  /** The task-file sections of every plug-in, by key, as the plug-ins gave them (some lazily). */
+  get taskSections(): Record<string, TaskSection> {
     return Object.fromEntries([...this.sections].map(([key, { value }]) => [key, value]));
+  }
+
+  /**
+   * The schema of every plug-in's task-file section, by key, lazy ones loaded (once).
+   * Rejects with CONFIG_INVALID naming the plug-in and section whose schema failed to load.
+   */
+  taskSectionSchemas(): Promise<Record<string, z.ZodType>> {
+    this.schemas ??= Promise.all(
+      [...this.sections].map(async ([key, { plugin, value }]): Promise<[string, z.ZodType]> => {
+        if (!isLazyTaskSection(value)) return [key, value];
+        try {
+          return [key, await value.load()];
+        } catch (error) {
+          throw new PaddockError(
+            ERROR_CODES.CONFIG_INVALID,
+            `plug-in ${plugin}: the schema of the task-file section "${key}" failed to load: ${describeError(error)}`,
+            { cause: error },
+          );
+        }
+      }),
+    ).then(Object.fromEntries);
+    // A failed load is not kept: the next call tries again.
+    this.schemas.catch(() => (this.schemas = undefined));
+    return this.schemas;
   }
 
   /** How each agent kind's spec is written, for help texts. */
@@ -178,18 +205,26 @@ export class Paddock {
   }
 
   /** Loads tasks with every plug-in section known. Rejects with TASK_INVALID listing every problem. */
-  loadSuite(paths: readonly string[], options: SuiteOptions = {}): Promise<Task[]> {
+  async loadSuite(paths: readonly string[], options: SuiteOptions = {}): Promise<Task[]> {
+    const [{ loadTasks }, extensions] = await Promise.all([
+      import('../tasks/index.ts'),
+      this.taskSectionSchemas(),
+    ]);
     return loadTasks(paths, {
-      extensions: this.taskSections,
+      extensions,
       allowEnv: options.allowEnv ?? [],
       ...(options.select ? { select: options.select } : {}),
     });
   }
 
   /** Validates tasks with every plug-in section known, collecting every problem. */
-  validateSuite(paths: readonly string[], options: SuiteOptions = {}): Promise<TaskValidation> {
+  async validateSuite(paths: readonly string[], options: SuiteOptions = {}): Promise<TaskValidation> {
+    const [{ validateTasks }, extensions] = await Promise.all([
+      import('../tasks/index.ts'),
+      this.taskSectionSchemas(),
+    ]);
     return validateTasks(paths, {
-      extensions: this.taskSections,
+      extensions,
       allowEnv: options.allowEnv ?? [],
       ...(options.select ? { select: options.select } : {}),
     });
@@ -275,7 +310,7 @@ export async function loadPluginModules(
     }
     let module: Record<string, unknown>;
     try {
-      module = (await import(url)) as Record<string, unknown>;
+      module = await importModule(url);
     } catch (error) {
       throw new PaddockError(
         ERROR_CODES.CONFIG_INVALID,

@@ -10,6 +10,11 @@
  * name before anything runs) and what it *opens for a run* (`open`: tool providers,
  * reward kinds and rewards that hold resources — a browser, MCP servers, judge models —
  * closed when the run ends).
+ *
+ * Start-up stays light: a plug-in module may declare its kinds with static metadata and
+ * import what implements them when first used (`await import()` inside `create`, `open`,
+ * a section's `load`), so that `paddock --help` loads no engine client, browser driver or
+ * schema library it does not run.
  */
 import type { Agent } from './agent.ts';
 import type { ToolProvider } from './environment.ts';
@@ -110,6 +115,26 @@ export interface PluginRun {
   close?(): Promise<void>;
 }
 
+/**
+ * A task-file section whose schema is imported when task files are first read, not when
+ * the plug-in is registered: `{ load: async () => (await import('./schema.ts')).mySection }`.
+ */
+export interface LazyTaskSection {
+  /** Imports and returns the section's schema; called once, when tasks are first loaded. */
+  load(): Promise<z.ZodType>;
+}
+
+/** How a plug-in gives the schema of a task-file section: the schema, or a `LazyTaskSection`. */
+export type TaskSection = z.ZodType | LazyTaskSection;
+
+/** True when `section` is a `LazyTaskSection` (a `load` function, and not itself a schema). */
+export function isLazyTaskSection(section: TaskSection): section is LazyTaskSection {
+  return (
+    typeof (section as Partial<LazyTaskSection>).load === 'function' &&
+    typeof (section as Partial<z.ZodType>).safeParse !== 'function'
+  );
+}
+
 export interface PaddockPlugin {
   /** A short name for messages, e.g. `docker`, `browser`. */
   readonly name: string;
@@ -119,9 +144,10 @@ export interface PaddockPlugin {
   readonly agents?: Readonly<Record<string, AgentKind>>;
   /**
    * Sections the plug-in adds to task files, by key (`browser:`, `mcp_servers:`), each
-   * validated by its own schema into `Task.extensions[key]`.
+   * validated by its own schema into `Task.extensions[key]`. A schema may be given lazily
+   * (`LazyTaskSection`), imported when tasks are first loaded.
    */
-  readonly taskSections?: Readonly<Record<string, z.ZodType>>;
+  readonly taskSections?: Readonly<Record<string, TaskSection>>;
   /**
    * Opens what the plug-in needs for one run (evaluation, resume, training, a served
    * episode). Called once per run, after every plug-in is registered; `close` of what it
@@ -133,4 +159,27 @@ export interface PaddockPlugin {
 /** Gives a plug-in its type (a plain object works too). */
 export function definePlugin(plugin: PaddockPlugin): PaddockPlugin {
   return plugin;
+}
+
+/**
+ * Something that makes `import()` of TypeScript modules work, installed by the `paddock`
+ * command (bin/paddock.js) under this key of `globalThis`: a function that registers a
+ * TypeScript loader once and resolves when it is in place. Absent in a program that uses
+ * the library directly, which brings its own loader when it imports TypeScript.
+ */
+export const TYPESCRIPT_LOADER_KEY = Symbol.for('paddock.typescript-loader');
+
+/**
+ * Imports a module a user names (a `--plugin` module, a scorer module): a `file:` URL or
+ * a package specifier. Before a `.ts`/`.mts`/`.cts`/`.tsx` file, it asks the loader
+ * installed under `TYPESCRIPT_LOADER_KEY` (if any) to be in place, so that the command
+ * registers a TypeScript loader only when one is needed. Rejects as `import()` does.
+ */
+export async function importModule(url: string): Promise<Record<string, unknown>> {
+  const path = url.replace(/[?#].*$/, '');
+  if (/\.(?:[mc]?ts|tsx)$/.test(path)) {
+    const ensure = (globalThis as Record<symbol, unknown>)[TYPESCRIPT_LOADER_KEY];
+    if (typeof ensure === 'function') await (ensure as () => Promise<void>)();
+  }
+  return (await import(url)) as Record<string, unknown>;
 }

@@ -4,22 +4,19 @@
  * training alike. Judge models are made through the registered agent kinds, judge
  * verdicts are cached under the run context's cache folder, and `page:` turn rewards come
  * from whichever plug-in opened the `page` reward kind (the browser).
+ *
+ * Registering it loads nothing of the rewards: the sections' schemas are imported when
+ * task files are first read, and the builder (judges, ONNX reward models) when a run opens.
  */
-import {
-  ERROR_CODES,
-  PaddockError,
-  type EpisodeRewards,
-  type PaddockPlugin,
-  type PluginRunContext,
-  type PluginRun,
-  type Task,
-} from '../harness/index.ts';
-import { creditTaskExtension, episodeReturns } from './credit/index.ts';
-import { RewardResources, buildRewardFunctions } from './build.ts';
-import { rewardsTaskExtension } from './schema.ts';
+import { ERROR_CODES, PaddockError } from '../harness/errors.ts';
+import type { EpisodeRewards, PaddockPlugin, PluginRunContext, PluginRun, Task } from '../harness/index.ts';
 
 /** Opens the reward builder of one run: each task's functions are built once and closed with the run. */
-function openRewards(context: PluginRunContext): PluginRun {
+async function openRewards(context: PluginRunContext): Promise<PluginRun> {
+  const [{ RewardResources, buildRewardFunctions }, { episodeReturns }] = await Promise.all([
+    import('./build.ts'),
+    import('./credit/index.ts'),
+  ]);
   const resources = new RewardResources({
     judgeAgentFactory: (spec) => context.createAgent(spec),
     cacheDir: context.cacheDir,
@@ -68,6 +65,9 @@ function openRewards(context: PluginRunContext): PluginRun {
 
 export const rewardsPlugin: PaddockPlugin = {
   name: 'rewards',
-  taskSections: { rewards: rewardsTaskExtension, credit: creditTaskExtension },
+  taskSections: {
+    rewards: { load: async () => (await import('./schema.ts')).rewardsTaskExtension },
+    credit: { load: async () => (await import('./credit/index.ts')).creditTaskExtension },
+  },
   open: openRewards,
 };

@@ -1,6 +1,9 @@
-/** The ONNX plug-in: the `onnx:<policy-dir>[?temperature=…]` agent kind, a local policy (e.g. one `paddock train` wrote). */
+/**
+ * The ONNX plug-in: the `onnx:<policy-dir>[?temperature=…]` agent kind, a local policy
+ * (e.g. one `paddock train` wrote). onnxruntime-node is imported when such an agent is
+ * made, not when the plug-in is registered.
+ */
 import type { PaddockPlugin } from '../../harness/index.ts';
-import { createOnnxAgent } from './spec.ts';
 
 export const onnxPlugin: PaddockPlugin = {
   name: 'onnx',
@@ -8,7 +11,7 @@ export const onnxPlugin: PaddockPlugin = {
     onnx: {
       usage: 'onnx:<policy-dir>[?temperature=…]',
       needsArgument: true,
-      create: (_dir, { spec }) => createOnnxAgent(spec),
+      create: async (_dir, { spec }) => (await import('./spec.ts')).createOnnxAgent(spec),
     },
   },
 };
