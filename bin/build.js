@@ -8,6 +8,12 @@
  *   node bin/build.js           incremental (dist/.tsbuildinfo): seconds when little changed
  *   node bin/build.js --clean   removes dist/ first (for a package: no outputs of deleted sources)
  *
+ * It is also the package's `prepare` script (npm ci, an install from a git URL), so an
+ * up-to-date dist/ is recognised without loading the compiler: the stamp lists every
+ * source and asset with its modification time and the folders holding them with theirs
+ * (a file added to a folder changes the folder's time), which takes milliseconds; only
+ * when something changed is TypeScript loaded (about a second before it compiles).
+ *
  * Exit codes: 0 built; 1 type errors: dist/ is still written and stamped, since its
  * JavaScript is exactly what tsx would run from the same sources, but the build fails
  * (`npm pack` stops); 2 syntax or configuration errors, or the build lock was not had:
@@ -27,7 +33,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import ts from 'typescript';
 import { STAMP_FILE, STAMP_VERSION, distIsFresh } from './build-stamp.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -43,9 +48,16 @@ const LOCK_WAIT_MS = 300_000;
 /**
  * Files the code reads at run time relative to its own compiled file, copied to the same
  * place under dist/: trainers/rl/worker.ts starts `join(import.meta.dirname, '..',
- * 'torch', 'worker.py')`, which imports trainer.py and model.py beside it.
+ * 'torch', 'worker.py')`, which imports trainer.py and model.py beside it; the web
+ * viewer serves viewer/static/ (every file, in subfolders too) beside viewer/*.js.
+ * `recursive` takes subfolders; `mirror` makes the copy hold exactly the folder's files
+ * (a file deleted from the sources is deleted from dist/ too). A folder that does not
+ * exist adds nothing.
  */
-const ASSETS = [{ dir: 'trainers/torch', match: /\.py$/ }];
+const ASSETS = [
+  { dir: 'trainers/torch', match: /\.py$/ },
+  { dir: 'viewer/static', match: /(?:)/, recursive: true, mirror: true },
+];
 
 /** `harness/run.ts` → `harness/run.js`, relative to dist/. */
 function outputOf(source) {
@@ -105,6 +117,22 @@ function lock() {
 function unlock() {
   rmSync(LOCK, { recursive: true, force: true });
 }
+
+/** The TypeScript compiler, with a clear message when it is not installed. */
+async function loadTypeScript() {
+  try {
+    return (await import('typescript')).default;
+  } catch (error) {
+    process.stderr.write(
+      `build: cannot load the TypeScript compiler (the devDependency "typescript"): ${error.message}\n` +
+        'build: install the development dependencies (npm ci) and build again\n',
+    );
+    unlock();
+    process.exit(2);
+  }
+}
+
+let ts;
 
 const formatHost = {
   getCanonicalFileName: (file) => file,
@@ -184,17 +212,32 @@ function parseConfig() {
   });
 }
 
+/** The files of `dir` (relative to the root) whose names `match`, in subfolders too when `recursive`. */
+function listFolder(dir, match, recursive) {
+  let entries;
+  try {
+    entries = readdirSync(join(ROOT, dir), { withFileTypes: true });
+  } catch (error) {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  }
+  return entries.flatMap((entry) => {
+    const file = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) return recursive ? listFolder(file, match, recursive) : [];
+    return entry.isFile() && match.test(entry.name) ? [file] : [];
+  });
+}
+
 /** The asset files, relative to the root. */
 function listAssets() {
-  return ASSETS.flatMap(({ dir, match }) =>
-    readdirSync(join(ROOT, dir))
-      .filter((name) => match.test(name))
-      .map((name) => `${dir}/${name}`),
-  );
+  return ASSETS.flatMap(({ dir, match, recursive }) => listFolder(dir, match, recursive === true));
 }
 
 /** Copies the assets into dist/, returning their modification times as read before the copy. */
 function copyAssets(assets) {
+  for (const { dir, mirror } of ASSETS) {
+    if (mirror) rmSync(join(DIST, dir), { recursive: true, force: true });
+  }
   const files = {};
   for (const file of assets) {
     files[file] = statSync(join(ROOT, file)).mtimeMs;
@@ -202,6 +245,43 @@ function copyAssets(assets) {
     copyFileSync(join(ROOT, file), join(DIST, file));
   }
   return files;
+}
+
+/**
+ * The folders holding `files` (relative to the root) and the folders above them, but not
+ * the root, with their modification times: a file added to any of them changes its time.
+ */
+function folderTimes(files) {
+  const dirs = {};
+  for (const file of files) {
+    for (let dir = dirname(file); dir !== '.' && !(dir in dirs); dir = dirname(dir)) {
+      const stat = statSync(join(ROOT, dir), { throwIfNoEntry: false });
+      if (stat !== undefined) dirs[dir] = stat.mtimeMs;
+    }
+  }
+  return dirs;
+}
+
+/**
+ * True, without the compiler, when the last build compiled without errors from the
+ * sources as they are now and no file was added or removed in a folder holding sources or
+ * assets since (a new entry such as testing/index.ts is imported by nothing yet, so only
+ * the folder shows it). The stamp's folders are those of the last build; a stamp without
+ * them is never up to date here (the compiler then decides).
+ */
+function isUpToDateFast(assets) {
+  if (!distIsFresh(ROOT)) return false;
+  let stamp;
+  try {
+    stamp = JSON.parse(readFileSync(join(ROOT, STAMP_FILE), 'utf8'));
+  } catch {
+    return false;
+  }
+  if (stamp.errors !== 0 || typeof stamp.dirs !== 'object' || stamp.dirs === null) return false;
+  if (!assets.every((file) => file in stamp.files)) return false;
+  return Object.entries(stamp.dirs).every(
+    ([dir, mtimeMs]) => statSync(join(ROOT, dir), { throwIfNoEntry: false })?.mtimeMs === mtimeMs,
+  );
 }
 
 /**
@@ -219,9 +299,9 @@ function isUpToDate(parsed, assets) {
   );
 }
 
-function writeStamp(files, errors) {
+function writeStamp(files, dirs, errors) {
   const temporary = join(DIST, `.build-stamp.${process.pid}.json`);
-  writeFileSync(temporary, `${JSON.stringify({ version: STAMP_VERSION, errors, files }, null, 1)}\n`);
+  writeFileSync(temporary, `${JSON.stringify({ version: STAMP_VERSION, errors, files, dirs }, null, 1)}\n`);
   renameSync(temporary, join(ROOT, STAMP_FILE));
 }
 
@@ -234,14 +314,30 @@ try {
       if (join(DIST, name) !== LOCK) rmSync(join(DIST, name), { recursive: true, force: true });
     }
   }
-  const parsed = parseConfig();
   const assets = listAssets();
-  if (isUpToDate(parsed, assets)) {
+  const fast = isUpToDateFast(assets);
+  let parsed, stampedDirs;
+  if (!fast) {
+    // The folders' times as they are before the compiler lists the sources: when nothing
+    // new is found, the stamp takes them, so that the next check is the fast one again.
+    stampedDirs = distIsFresh(ROOT)
+      ? folderTimes(Object.keys(JSON.parse(readFileSync(join(ROOT, STAMP_FILE), 'utf8')).files))
+      : undefined;
+    ts = await loadTypeScript();
+    parsed = parseConfig();
+  }
+  if (fast) {
+    process.stderr.write('build: dist/ is up to date\n');
+  } else if (isUpToDate(parsed, assets)) {
+    const stamp = JSON.parse(readFileSync(join(ROOT, STAMP_FILE), 'utf8'));
+    writeStamp(stamp.files, stampedDirs, stamp.errors);
     process.stderr.write('build: dist/ is up to date\n');
   } else {
     // dist/ is being rewritten: until the new stamp is written, bin/paddock.js runs the sources.
     rmSync(join(ROOT, STAMP_FILE), { force: true });
     const configs = Object.fromEntries(CONFIGS.map((file) => [file, statSync(join(ROOT, file)).mtimeMs]));
+    // Before the compiler reads anything, as for the files' times (see compile).
+    const dirs = folderTimes([...parsed.fileNames.map(repoPath).filter(Boolean), ...assets]);
     let result = compile(parsed);
     if (result.code !== 2 && result.missing.length > 0) {
       // Outputs removed by hand: the build info thinks they are current. Start it over.
@@ -252,12 +348,21 @@ try {
       process.stderr.write(`build: not emitted: ${result.missing.join(', ')}\n`);
       result.code = 2;
     }
-    if (result.code !== 2) writeStamp({ ...configs, ...result.files, ...copyAssets(assets) }, result.errors);
+    if (result.code !== 2) {
+      const compiled = Object.keys(result.files);
+      writeStamp(
+        { ...configs, ...result.files, ...copyAssets(assets) },
+        { ...dirs, ...folderTimes(compiled.filter((file) => !(dirname(file) in dirs))) },
+        result.errors,
+      );
+    }
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     process.stderr.write(
       result.code === 0
-        ? `build: built dist/ from ${Object.keys(result.files).length} sources in ${seconds} s\n`
-        : `build: failed after ${seconds} s\n`,
+        ? `build: built dist/ from ${Object.keys(result.files).length} sources and ${assets.length} assets in ${seconds} s\n`
+        : result.code === 1
+          ? `build: failed after ${seconds} s: ${result.errors} type error${result.errors === 1 ? '' : 's'} (above); dist/ was written from the sources as they are\n`
+          : `build: failed after ${seconds} s: the sources or the configuration could not be compiled (above); nothing was stamped, so bin/paddock.js runs the sources\n`,
     );
     process.exitCode = result.code;
   }

@@ -2,8 +2,9 @@
  * The package as a user gets it: dist/ (bin/build.js, what `npm run build` runs) imported
  * by plain node, without tsx, from a folder outside the repository, through the `exports`
  * of package.json; a declaration file behind each entry that a consumer's tsc resolves;
- * entries that list their names (no `export *`); and bin/paddock.js running dist/ only
- * when it was built from the sources as they are.
+ * entries that list their names (no `export *`); bin/paddock.js running dist/ only
+ * when it was built from the sources as they are, and registering tsx from dist/ only
+ * for a TypeScript module; the web viewer's static files copied into dist/.
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -223,6 +224,27 @@ describe('the package entries', () => {
     }
   });
 
+  it("copies the web viewer's static files into dist/, stamped with the sources", () => {
+    const statics = existsSync(join(ROOT, 'viewer/static'))
+      ? readdirSync(join(ROOT, 'viewer/static'), { recursive: true, encoding: 'utf8' }).filter((file) =>
+          statSync(join(ROOT, 'viewer/static', file)).isFile(),
+        )
+      : [];
+    const stamped = Object.keys(
+      (
+        JSON.parse(readFileSync(join(ROOT, 'dist/.build-stamp.json'), 'utf8')) as {
+          files: Record<string, number>;
+        }
+      ).files,
+    );
+    for (const file of statics) {
+      expect(readFileSync(join(ROOT, 'dist/viewer/static', file)), file).toEqual(
+        readFileSync(join(ROOT, 'viewer/static', file)),
+      );
+      expect(stamped, file).toContain(`viewer/static/${file.split('\\').join('/')}`);
+    }
+  });
+
   it('packs dist/ and the command, without sources, tests, build state or task data', () => {
     const result = run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT);
     expect(result.code, result.stderr).toBe(0);
@@ -252,7 +274,10 @@ describe('bin/paddock.js', () => {
   /**
    * A package of its own with bin/ as it is, a CLI source that prints `source` and a
    * compiled one that prints `dist`, each then importing the module named by its argument
-   * if any, as `--plugin` does (tsx from the repository's node_modules).
+   * if any: the source with `import()` (tsx is registered), the compiled one as the
+   * library does with `--plugin` modules (importModule of dist/harness/plugin.js), or with
+   * a plain `import()` when the second argument is `plain`; a failed import prints its
+   * error's code.
    */
   function fakePackage(): string {
     const dir = mkdtempSync(join(tmpdir(), 'paddock-bin-'));
@@ -261,7 +286,21 @@ describe('bin/paddock.js', () => {
     mkdirSync(join(dir, 'dist/cli'), { recursive: true });
     const load = 'const arg = process.argv[2];\nif (arg) console.log((await import(arg)).name);\n';
     writeFileSync(join(dir, 'cli/main.ts'), `const from: string = 'source';\nconsole.log(from);\n${load}`);
-    writeFileSync(join(dir, 'dist/cli/main.js'), `console.log('dist');\n${load}`);
+    const importModule = JSON.stringify(pathToFileURL(join(ROOT, 'dist/harness/plugin.js')).href);
+    writeFileSync(
+      join(dir, 'dist/cli/main.js'),
+      `console.log('dist');
+const [arg, how] = process.argv.slice(2);
+if (arg) {
+  const load = how === 'plain' ? (url) => import(url) : (await import(${importModule})).importModule;
+  try {
+    console.log((await load(arg)).name);
+  } catch (error) {
+    console.log(error.code ?? error.message);
+  }
+}
+`,
+    );
     writeFileSync(join(dir, 'dist/cli/index.js'), 'export {};\n');
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'paddock', type: 'module' }));
     symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
@@ -300,13 +339,30 @@ describe('bin/paddock.js', () => {
     expect(paddock(dir)).toBe('dist');
   });
 
+  /** A TypeScript module only a TypeScript loader imports (an enum: Node's own type stripping refuses it). */
+  function typedPlugin(dir: string): string {
+    writeFileSync(
+      join(dir, 'plugin.ts'),
+      "enum Name { Typed = 'typed plug-in' }\nexport const name: string = Name.Typed;\n",
+    );
+    return pathToFileURL(join(dir, 'plugin.ts')).href;
+  }
+
   it('imports a TypeScript module at run time from dist/ as it does from the sources', async () => {
     const dir = fresh();
-    writeFileSync(join(dir, 'plugin.ts'), "export const name: string = 'typed plug-in';\n");
-    const plugin = pathToFileURL(join(dir, 'plugin.ts')).href;
+    const plugin = typedPlugin(dir);
     expect(paddock(dir, plugin)).toBe('source\ntyped plug-in');
     await stamp(dir, ['cli/main.ts']);
     expect(paddock(dir, plugin)).toBe('dist\ntyped plug-in');
+  });
+
+  it('registers no TypeScript loader from dist/ until a TypeScript module is imported', async () => {
+    const dir = fresh();
+    const plugin = typedPlugin(dir);
+    await stamp(dir, ['cli/main.ts']);
+    const plain = paddock(dir, plugin, 'plain').split('\n');
+    expect(plain[0]).toBe('dist');
+    expect(plain[1]).toMatch(/^ERR_/);
   });
 
   it('runs the sources when one changed after the build', async () => {

@@ -1,0 +1,135 @@
+/**
+ * The start path stays light: importing the composition root (cli/paddock.ts) and putting
+ * the built-in plug-ins together — what `paddock --help` does to list agent specs and
+ * sandbox kinds — loads none of the heavy dependencies; each plug-in imports its
+ * implementation when first used.
+ *
+ * How the module graph is observed: a child process runs with a module-loading hook
+ * (`module.register`, the documented customization-hooks API) whose `load` hook appends
+ * each URL to a file before the module is loaded. Every ESM import goes through it, and
+ * a CommonJS package imported from ESM (dockerode, playwright-core, onnxruntime-node)
+ * comes through it as its entry file, so no package can be loaded without its entry
+ * showing. (`process.moduleLoadList` lists only Node's built-ins, and `require.cache`
+ * misses ESM.) The child imports the TypeScript sources through tsx, as the CLI does
+ * without a build; dist/ has the same import graph.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+const scratch = mkdtempSync(join(tmpdir(), 'paddock-start-path-'));
+
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Packages that must not load on the start path (issue #16: `--help` ≤ 300 ms). */
+const HEAVY = [
+  'dockerode',
+  'playwright-core',
+  'playwright',
+  '@modelcontextprotocol/sdk',
+  'onnxruntime-node',
+  'yaml',
+  'smol-toml',
+  'zod',
+  'tar-stream',
+  'typescript',
+];
+
+/** The heavy packages that only running something needs (not reading task files). */
+const ENGINES = [
+  'dockerode',
+  'playwright-core',
+  'playwright',
+  '@modelcontextprotocol/sdk',
+  'onnxruntime-node',
+];
+
+/** Runs `code` (an ES module body) in a child process; the URLs it loaded, in order. */
+function loadedBy(code: string): { urls: string[]; stdout: string } {
+  const log = join(scratch, `loaded-${Math.random().toString(36).slice(2)}.txt`);
+  writeFileSync(log, '');
+  writeFileSync(
+    join(scratch, 'hooks.mjs'),
+    `import { appendFileSync } from 'node:fs';
+let log;
+export function initialize(data) { log = data.log; }
+export async function load(url, context, next) {
+  appendFileSync(log, url + '\\n');
+  return next(url, context);
+}
+`,
+  );
+  const register = join(scratch, 'register.mjs');
+  writeFileSync(
+    register,
+    `import { register } from 'node:module';
+register(${JSON.stringify(pathToFileURL(join(scratch, 'hooks.mjs')).href)}, { data: { log: process.env.LOADED_LOG } });
+`,
+  );
+  const result = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--import', register, '--input-type=module', '-e', code],
+    {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, LOADED_LOG: log },
+    },
+  );
+  expect(result.status, result.stderr).toBe(0);
+  return { urls: readFileSync(log, 'utf8').split('\n').filter(Boolean), stdout: result.stdout };
+}
+
+/** The heavy packages among `urls`. */
+function heavyIn(urls: readonly string[]): string[] {
+  return HEAVY.filter((name) => urls.some((url) => url.includes(`/node_modules/${name}/`)));
+}
+
+const PADDOCK = JSON.stringify(pathToFileURL(join(ROOT, 'cli/paddock.ts')).href);
+
+describe('the start path', () => {
+  it('loads no heavy dependency when the built-in plug-ins are put together and listed', () => {
+    const { urls, stdout } = loadedBy(`
+const { createPaddock } = await import(${PADDOCK});
+const paddock = createPaddock();
+console.log(JSON.stringify({
+  agents: paddock.agentSpecs,
+  sandboxes: paddock.sandboxKinds.map((kind) => kind.name),
+  sections: Object.keys(paddock.taskSections),
+}));
+`);
+    const listed = JSON.parse(stdout) as { agents: string[]; sandboxes: string[]; sections: string[] };
+    expect(listed.agents).toContain('openai:<model>[?options]');
+    expect(listed.sandboxes).toEqual(['docker']);
+    expect(listed.sections).toEqual(
+      expect.arrayContaining(['browser', 'mcp_servers', 'rewards', 'credit', 'toy']),
+    );
+    expect(urls.some((url) => url.endsWith('/cli/paddock.ts'))).toBe(true); // the hook saw the imports
+    expect(heavyIn(urls), urls.join('\n')).toEqual([]);
+  });
+
+  it('makes the docker provider of a run without loading dockerode until a sandbox is needed', () => {
+    const { urls } = loadedBy(`
+const { createPaddock } = await import(${PADDOCK});
+const provider = createPaddock().sandboxKind('docker').create({ imageMap: {} });
+await provider.closeAll();
+`);
+    expect(heavyIn(urls), urls.join('\n')).toEqual([]);
+  });
+
+  it('loads the task loaders and the section schemas when a suite is read, and not the engines', () => {
+    const { urls, stdout } = loadedBy(`
+const { createPaddock } = await import(${PADDOCK});
+const validation = await createPaddock().validateSuite(['tasks/examples', 'tasks/web/click-button', 'tasks/mcp']);
+console.log(JSON.stringify({ tasks: validation.tasks.length, problems: validation.problems.length }));
+`);
+    const validation = JSON.parse(stdout) as { tasks: number; problems: number };
+    expect(validation.problems).toBe(0);
+    expect(validation.tasks).toBeGreaterThan(2);
+    expect(heavyIn(urls)).toEqual(expect.arrayContaining(['yaml', 'zod']));
+    expect(heavyIn(urls).filter((name) => ENGINES.includes(name))).toEqual([]);
+  });
+});
