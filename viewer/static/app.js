@@ -36,10 +36,11 @@ const STATUSES = [
   'infra-error',
 ];
 
-/** @param {...(Node | string)} items */
+/** @param {...(Node | string | null)} items */
 function setCrumbs(...items) {
+  const shown = /** @type {(Node | string)[]} */ (items.filter((item) => item !== null));
   crumbs.replaceChildren(
-    ...items.flatMap((item, i) => (i ? [h('span', { class: 'sep' }, '›'), item] : [item])),
+    ...shown.flatMap((item, i) => (i ? [h('span', { class: 'sep' }, '›'), item] : [item])),
   );
 }
 
@@ -245,7 +246,7 @@ async function runPage(runId, params, still) {
   document.title = `${runId} · paddock view`;
   setCrumbs(
     h('a', { href: '#/' }, 'runs'),
-    run.training ? h('a', { href: `#/training/${enc(run.training)}` }, run.training) : h('span', null, ''),
+    run.training ? h('a', { href: `#/training/${enc(run.training)}` }, run.training) : null,
     h('span', null, runId),
   );
   const summaryBox = h('div', { id: 'summary' });

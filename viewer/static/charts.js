@@ -40,8 +40,8 @@ function ticks(lo, hi, count) {
  */
 export function lineChart(title, series, options = {}) {
   const width = options.width ?? 560;
-  const height = options.height ?? 300;
-  const pad = { left: 52, right: 14, top: 28, bottom: 62 };
+  const height = options.height ?? 320;
+  const pad = { left: 52, right: 14, top: 28, bottom: 78 };
   const drawn = series.filter((one) => one.points.length > 0);
   const xs = drawn.flatMap((one) => one.points.map((p) => p.x));
   const ys = drawn.flatMap((one) => one.points.map((p) => p.y));
@@ -74,7 +74,7 @@ export function lineChart(title, series, options = {}) {
   svg.append(
     s(
       'text',
-      { x: (pad.left + width - pad.right) / 2, y: height - pad.bottom + 30, 'text-anchor': 'middle' },
+      { x: (pad.left + width - pad.right) / 2, y: height - pad.bottom + 29, 'text-anchor': 'middle' },
       'step',
     ),
   );
@@ -118,7 +118,7 @@ export function lineChart(title, series, options = {}) {
   // Legend under the plot, wrapping every three series.
   series.forEach((one, i) => {
     const lx = pad.left + (i % 3) * 165;
-    const ly = height - 22 + Math.floor(i / 3) * 14 - (series.length > 3 ? 8 : 0);
+    const ly = height - pad.bottom + 50 + Math.floor(i / 3) * 15;
     svg.append(
       s('line', {
         x1: lx,
