@@ -399,3 +399,115 @@ if (arg) {
     expect(paddock(dir)).toBe('dist');
   });
 });
+
+describe('bin/build.js', () => {
+  /**
+   * A package of its own with bin/ as it is, the two tsconfig files, a CLI module and a
+   * module it imports, and the viewer's static files; node_modules holds only typescript (a link), so that
+   * taking the link away shows whether a build loaded the compiler.
+   */
+  function buildPackage(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'paddock-build-'));
+    cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true });
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'paddock', type: 'module' }));
+    const options = {
+      module: 'NodeNext',
+      target: 'ES2023',
+      strict: true,
+      types: [],
+      noEmit: true,
+      allowImportingTsExtensions: true,
+      rewriteRelativeImportExtensions: true,
+    };
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: options, include: ['lib', 'cli'] }),
+    );
+    writeFileSync(
+      join(dir, 'tsconfig.build.json'),
+      JSON.stringify({
+        extends: './tsconfig.json',
+        compilerOptions: {
+          noEmit: false,
+          outDir: 'dist',
+          rootDir: '.',
+          incremental: true,
+          tsBuildInfoFile: 'dist/.tsbuildinfo',
+        },
+        include: ['lib', 'cli'],
+      }),
+    );
+    mkdirSync(join(dir, 'lib'));
+    writeFileSync(join(dir, 'lib/a.ts'), 'export const a: number = 1;\n');
+    mkdirSync(join(dir, 'cli'));
+    writeFileSync(join(dir, 'cli/main.ts'), "import { a } from '../lib/a.ts';\nconsole.log(a);\n");
+    mkdirSync(join(dir, 'viewer/static/img'), { recursive: true });
+    writeFileSync(join(dir, 'viewer/static/index.html'), '<!doctype html>\n');
+    writeFileSync(join(dir, 'viewer/static/img/logo.svg'), '<svg/>\n');
+    mkdirSync(join(dir, 'node_modules'));
+    linkTypeScript(dir);
+    return dir;
+  }
+
+  function linkTypeScript(dir: string): void {
+    symlinkSync(join(ROOT, 'node_modules/typescript'), join(dir, 'node_modules/typescript'), 'dir');
+  }
+
+  function build(dir: string) {
+    return run(process.execPath, [join(dir, 'bin/build.js')], dir);
+  }
+
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('builds the sources and copies viewer/static/, subfolders too, into dist/', () => {
+    const dir = buildPackage();
+    dirs.push(dir);
+    const first = build(dir);
+    expect(first.code, first.stderr).toBe(0);
+    expect(existsSync(join(dir, 'dist/lib/a.js'))).toBe(true);
+    expect(readFileSync(join(dir, 'dist/viewer/static/img/logo.svg'), 'utf8')).toBe('<svg/>\n');
+    expect(readFileSync(join(dir, 'dist/viewer/static/index.html'), 'utf8')).toBe('<!doctype html>\n');
+  });
+
+  it('knows an up-to-date dist/ without loading the compiler, and notices a file added since', () => {
+    const dir = buildPackage();
+    dirs.push(dir);
+    expect(build(dir).code).toBe(0);
+    rmSync(join(dir, 'node_modules/typescript'));
+    const again = build(dir);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain('dist/ is up to date');
+
+    writeFileSync(join(dir, 'lib/b.ts'), 'export const b: number = 2;\n');
+    const added = build(dir);
+    expect(added.code).toBe(2);
+    expect(added.stderr).toContain('cannot load the TypeScript compiler (the devDependency "typescript")');
+    linkTypeScript(dir);
+    expect(build(dir).code).toBe(0);
+    expect(existsSync(join(dir, 'dist/lib/b.js'))).toBe(true);
+  });
+
+  it('rebuilds when a static file changes or goes, and keeps dist/viewer/static/ to the files there are', () => {
+    const dir = buildPackage();
+    dirs.push(dir);
+    expect(build(dir).code).toBe(0);
+    rmSync(join(dir, 'viewer/static/img/logo.svg'));
+    writeFileSync(join(dir, 'viewer/static/index.html'), '<!doctype html><title>v2</title>\n');
+    const rebuilt = build(dir);
+    expect(rebuilt.code, rebuilt.stderr).toBe(0);
+    expect(existsSync(join(dir, 'dist/viewer/static/img/logo.svg'))).toBe(false);
+    expect(readFileSync(join(dir, 'dist/viewer/static/index.html'), 'utf8')).toContain('v2');
+  });
+
+  it('builds a package without a viewer/static folder', () => {
+    const dir = buildPackage();
+    dirs.push(dir);
+    rmSync(join(dir, 'viewer'), { recursive: true });
+    const result = build(dir);
+    expect(result.code, result.stderr).toBe(0);
+    expect(existsSync(join(dir, 'dist/viewer'))).toBe(false);
+  });
+});
