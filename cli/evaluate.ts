@@ -93,6 +93,12 @@ export interface EvaluateOptions {
    * request, a disk limit the storage driver cannot enforce…). @default none
    */
   onWarning?: (message: string) => void;
+  /**
+   * Called with each line of progress of slow set-up the run waits on, such as the steps
+   * of a task's image build (`building image for tasks/examples/fix-bug: step 2/3 …`).
+   * Given to the sandbox kind (`SandboxKindOptions.onProgress`). @default none
+   */
+  onProgress?: (line: string) => void;
 }
 
 export interface EvaluationResult {
@@ -232,7 +238,10 @@ async function execute(
   agent: Agent,
   plugins: OpenedRun,
   config: StoredConfig,
-  options: Pick<EvaluateOptions, 'signal' | 'onEvent' | 'onRecorded' | 'onStart' | 'onWarning'> & {
+  options: Pick<
+    EvaluateOptions,
+    'signal' | 'onEvent' | 'onRecorded' | 'onStart' | 'onWarning' | 'onProgress'
+  > & {
     retryErrors?: boolean;
   },
 ): Promise<EvaluationResult> {
@@ -242,6 +251,7 @@ async function execute(
   const sandboxProvider = paddock.sandboxKind(config.sandbox ?? DEFAULT_SANDBOX_KIND).create({
     imageMap: config.imageMap,
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
   try {
     store.openForWrite();
@@ -361,6 +371,7 @@ export type ResumeOptions = Pick<
   | 'skipInvalid'
   | 'onSkipped'
   | 'onWarning'
+  | 'onProgress'
 > & {
   /**
    * Also re-run the episodes whose latest record is `infra-error` (or `agent-error` with

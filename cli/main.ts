@@ -1,27 +1,37 @@
 /**
- * The `paddock` command. A thin shell over the library: parse flags, call a function,
- * print the result. Exit codes: 0 ok; 1 the run itself failed (infrastructure errors
- * after retries, engine down, the store could not record: a full disk); 2 invalid input
- * (task files, flags, agent spec); 130 interrupted by SIGINT, 143 by SIGTERM.
+ * The `paddock` command. A thin shell over the library: parse flags (commander), call a
+ * function, print the result. Exit codes: 0 ok; 1 the run itself failed (infrastructure
+ * errors after retries, engine down, the store could not record: a full disk); 2 invalid
+ * input (task files, flags, agent spec, an unknown command or run); 130 interrupted by
+ * SIGINT, 143 by SIGTERM (`paddock view` serving the web viewer ends with 0: a signal is
+ * how it is meant to stop).
+ *
+ * It starts fast: at the top it imports only commander and what `--help` needs (the
+ * composition root, to list the agent specs and sandbox kinds of the registered
+ * plug-ins). Every command imports its implementation (evaluation, export, training, the
+ * MCP server, the Docker engine helpers, the viewer) when it runs.
  *
  * SIGINT and SIGTERM abort the one root AbortController: the run stops, episodes not
  * finished are not recorded (resume runs them), and containers are removed. A second
  * signal exits at once; `paddock sandbox gc` then removes what is left.
+ *
+ * With `--json`, stdout carries only JSON: the result, or on any failure
+ * `{"error": {"code", "message", "details"?}}` (the exit code stays). Progress and
+ * messages go to stderr. A reader that stops reading stdout early (`paddock tasks list … |
+ * head -1`) ends the command quietly with exit code 0.
  */
-import { parseArgs } from 'node:util';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
   ERROR_CODES,
   PaddockError,
   RunStore,
-  isPaddockError,
-  formatSummary,
   describeError,
-  type EpisodeRecord,
+  formatSummary,
+  isPaddockError,
 } from '../harness/index.ts';
-import { exportRun } from '../export/index.ts';
-import { bootstrapBaseImage, checkEngine, collectGarbage } from '../sandboxes/docker/index.ts';
-import { formatTaskProblem } from '../tasks/index.ts';
-import { DEFAULT_RUNS_DIR, evaluate, resume, storedRunPlugins, type EvaluationResult } from './evaluate.ts';
+import type { EvaluationResult } from './evaluate.ts';
 import {
   DEFAULT_SANDBOX_KIND,
   createPaddock,
@@ -29,106 +39,93 @@ import {
   pluginModuleReference,
   type Paddock,
 } from './paddock.ts';
-import { serve } from './serve.ts';
-import { resumeTrainingRun, trainFromConfig } from './train.ts';
-import { episodeOutcome, viewRun } from './view.ts';
 
-const usage = (paddock: Paddock): string => `paddock — run LLM agents on tasks in sandboxes
+/** Where runs are stored unless `--runs-dir` says otherwise (evaluate.ts's DEFAULT_RUNS_DIR). */
+const RUNS_DIR = 'runs';
+/** The viewer's port and interface unless told otherwise (viewer/server.ts's defaults). */
+const VIEWER_PORT = 7575;
+const VIEWER_HOST = '127.0.0.1';
 
-Usage:
-  paddock run <tasks…> --agent <spec> [--concurrency N] [--epochs N] [--seed N]
-                [--task GLOB]… [--tag TAG]… [--limit N] [--skip-invalid]
-                [--max-turns N|none] [--max-attempts N] [--image-map IMAGE=LOCAL]…
-                [--allow-env NAME]… [--sandbox KIND] [--plugin MODULE]… [--runs-dir DIR] [--json]
-  paddock resume <run-id> [--retry-errors] [--skip-invalid] [--max-turns N|none]
-                [--allow-env NAME]… [--plugin MODULE]… [--runs-dir DIR] [--json]
-  paddock view [run-id] [--episode ID] [--runs-dir DIR]
-  paddock export <run-id> --format jsonl|parquet --out FILE [--runs-dir DIR]
-      [--compression snappy|gzip|zstd|uncompressed] [--row-group-size N] [--token-columns auto|always|never]
-  paddock train <train.yaml> | paddock train --resume <dir>   [--sandbox KIND] [--plugin MODULE]…
-  paddock mcp serve <task> [--transport stdio|http] [--port N] [--host H] [--runs-dir DIR]
-                [--sessions N] [--max-concurrent-sessions N] [--sandbox KIND] [--plugin MODULE]…
-  paddock tasks validate <tasks…> [--task GLOB]… [--tag TAG]… [--allow-env NAME]… [--plugin MODULE]…
-  paddock tasks list <tasks…> [--task GLOB]… [--tag TAG]… [--limit N] [--allow-env NAME]… [--plugin MODULE]… [--json]
-  paddock images bootstrap [--force]
-  paddock sandbox gc [--run RUN-ID] [--all]
+/** The package's root folder and version, read from its package.json (sources and dist/ alike). */
+function packageInfo(): { root: string; version: string } {
+  for (let dir = import.meta.dirname; ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const manifest = JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown; version?: unknown };
+      if (manifest.name === 'paddock')
+        return { root: dir, version: typeof manifest.version === 'string' ? manifest.version : 'unknown' };
+    }
+    if (dirname(dir) === dir) return { root: dirname(import.meta.dirname), version: 'unknown' };
+  }
+}
 
-Agents: ${paddock.agentSpecs.join(', ')}
-Sandboxes (--sandbox, default ${DEFAULT_SANDBOX_KIND}): ${paddock.sandboxKinds.map((kind) => kind.name).join(', ')}
-Plug-ins (--plugin MODULE, repeatable): a module whose default export is a plug-in
-                 (see harness/plugin.ts) adds sandbox kinds, agent kinds, task-file
-                 sections, tool providers and rewards; a run stores its modules, and
-                 resume loads them again
-
-Task ids are <suite>/<path in the suite>, the suite being the folder given (a task
-folder given alone counts as in its parent folder): tasks/examples and
-tasks/examples/fix-bug both give examples/fix-bug, from any working directory.
-
---task GLOB      run the tasks whose id matches (a pattern without / matches the task's
-                 name: --task 'fix-*'; with /, the whole id: --task 'examples/*'); repeatable
---tag TAG        run the tasks tagged TAG (metadata tags, keywords, category; Harbor's
-                 [task] keywords); repeatable; with --task, both must match
---limit N        run the first N tasks left (in id order; dataset rows count one each)
---skip-invalid   report each invalid task (and each the agent cannot play) and run the rest
---max-turns N    turn limit of every task (none: no turn limit; the time limit holds);
-                 default: the task file's (task.yaml 30, task.toml none)
---allow-env NAME lets task files read the host variable NAME (as \${NAME} in an env
-                 table); no host variable reaches a sandbox otherwise
-`;
+/** Wrong input found after parsing: exit code 2, the message and a pointer to `--help`. */
+class UsageError extends Error {}
 
 const INPUT_ERRORS = new Set(['TASK_INVALID', 'TASK_NOT_FOUND', 'CONFIG_INVALID', 'RUN_NOT_FOUND']);
 
-class UsageError extends Error {}
+/** Exit codes of the signals that interrupt a command (128 + signal number). */
+const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
 
-type Flags = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
-
-function parse(
-  args: string[],
-  options: Flags,
-): { values: Record<string, string | boolean | (string | boolean)[] | undefined>; positionals: string[] } {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw new UsageError(describeError(error));
-  }
+/** What the running command shares with the signal handlers and the error report. */
+interface CommandState {
+  /** The root controller: every long operation takes its signal. */
+  controller: AbortController;
+  /** The signal that interrupted the command, if one did. */
+  interruptedBy?: keyof typeof SIGNAL_EXIT_CODES;
+  /** What the first signal makes the command do, for the line printed on stderr. */
+  stopping: string;
+  /** The command running (`paddock tasks list`), for the pointer to its `--help`. */
+  path: string;
 }
 
-function integer(value: unknown, flag: string, min = 1): number | undefined {
-  if (value === undefined) return undefined;
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < min)
-    throw new UsageError(`--${flag} expects an integer ≥ ${min}, got "${JSON.stringify(value)}"`);
-  return number;
-}
+// ---------------------------------------------------------------- option values
 
-function imageMap(values: unknown): Record<string, string> {
-  const map: Record<string, string> = {};
-  for (const entry of (values as string[] | undefined) ?? []) {
-    const [from, to] = entry.split('=');
-    if (!from || !to) throw new UsageError(`--image-map expects IMAGE=LOCAL_IMAGE, got "${entry}"`);
-    map[from] = to;
-  }
-  return map;
-}
-
-/** The names given with `--allow-env` (repeatable): host variables task files may read. */
-function allowEnv(values: unknown): string[] {
-  const names = (values as string[] | undefined) ?? [];
-  for (const name of names)
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
-      throw new UsageError(`--allow-env expects a variable name (letters, digits, _), got "${name}"`);
-  return names;
+/** An argument parser for an integer ≥ `min`. */
+function integer(min = 1): (value: string) => number {
+  return (value) => {
+    const number = Number(value);
+    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(number) || number < min)
+      throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
+    return number;
+  };
 }
 
 /** `--max-turns N` or `--max-turns none`. */
-function maxTurns(value: unknown): number | 'none' | undefined {
+function maxTurns(value: string): number | 'none' {
   if (value === 'none') return 'none';
-  return integer(value, 'max-turns');
+  return integer(1)(value);
+}
+
+/** A repeatable option's parser: each value checked by `check`, collected in a list. */
+function repeatable(
+  check: (value: string) => string = nonEmpty,
+): (value: string, previous?: string[]) => string[] {
+  return (value, previous) => [...(previous ?? []), check(value)];
+}
+
+function nonEmpty(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('expected a non-empty value');
+  return value;
+}
+
+/** `--allow-env NAME`: a variable name. */
+function variableName(value: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(value))
+    throw new InvalidArgumentError('expected a variable name (letters, digits, _)');
+  return value;
+}
+
+/** `--image-map IMAGE=LOCAL` (repeatable), collected into one map. */
+function imageMapEntry(value: string, previous?: Record<string, string>): Record<string, string> {
+  const [from, to, ...rest] = value.split('=');
+  if (!from || !to || rest.length > 0) throw new InvalidArgumentError('expected IMAGE=LOCAL_IMAGE');
+  return { ...previous, [from]: to };
 }
 
 /** The `--plugin` modules (repeatable), as the run stores them. */
-function pluginModules(values: unknown): string[] {
-  return ((values as string[] | undefined) ?? []).map((specifier) => pluginModuleReference(specifier));
+function pluginModules(values: readonly string[] | undefined): string[] {
+  return (values ?? []).map((specifier) => pluginModuleReference(specifier));
 }
 
 /** The built-in plug-ins and those of `modules`. */
@@ -136,53 +133,44 @@ async function paddockWith(modules: readonly string[]): Promise<Paddock> {
   return createPaddock({ plugins: await loadPluginModules(modules) });
 }
 
-/** The flags every command that runs episodes or loads tasks takes for plug-ins. */
-const PLUGIN_FLAGS: Flags = {
-  sandbox: { type: 'string' },
-  plugin: { type: 'string', multiple: true },
-};
-
-/** The selection flags (`--task`, `--tag`, `--limit`). */
-function selection(values: Record<string, unknown>): {
-  names?: string[];
-  tags?: string[];
+interface SelectionFlags {
+  task?: string[];
+  tag?: string[];
   limit?: number;
-} {
-  const names = (values.task as string[] | undefined) ?? [];
-  const tags = (values.tag as string[] | undefined) ?? [];
-  for (const [flag, list] of [
-    ['task', names],
-    ['tag', tags],
-  ] as const)
-    if (list.some((entry) => entry.trim() === ''))
-      throw new UsageError(`--${flag} expects a non-empty value`);
-  const limit = integer(values.limit, 'limit');
+}
+
+/** The selection flags (`--task`, `--tag`, `--limit`) as a `TaskSelection`. */
+function selection(flags: SelectionFlags): { names?: string[]; tags?: string[]; limit?: number } {
   return {
-    ...(names.length > 0 ? { names } : {}),
-    ...(tags.length > 0 ? { tags } : {}),
-    ...(limit === undefined ? {} : { limit }),
+    ...(flags.task?.length ? { names: flags.task } : {}),
+    ...(flags.tag?.length ? { tags: flags.tag } : {}),
+    ...(flags.limit === undefined ? {} : { limit: flags.limit }),
   };
 }
 
-/** Prints each task skipped by --skip-invalid on stderr. */
-function reportSkipped(problems: string[]): void {
-  process.stderr.write(`paddock: skipping ${problems.length} problem(s) (--skip-invalid):\n`);
-  for (const problem of problems) process.stderr.write(`  skipped: ${problem}\n`);
-}
+// ---------------------------------------------------------------- output
 
-/** Prints one line per recorded episode on stderr. */
-function progress(total: () => number): (episode: EpisodeRecord) => void {
-  let done = 0;
-  return (episode) => {
-    done++;
-    process.stderr.write(
-      `[${done}/${total()}] ${episode.episodeId} ${episodeOutcome(episode)} ` +
-        `${(episode.durationMs / 1000).toFixed(1)}s\n`,
-    );
+/** Prints each task skipped by --skip-invalid. */
+function reportSkipped(log: (line: string) => void): (problems: string[]) => void {
+  return (problems) => {
+    log(`paddock: skipping ${problems.length} problem(s) (--skip-invalid):`);
+    for (const problem of problems) log(`  skipped: ${problem}`);
   };
 }
 
-function report(result: EvaluationResult, json: boolean): number {
+/** How to open a run in the viewer, as a command to type here. */
+function viewerHint(runId: string, runsDir: string): string {
+  const { root } = packageInfo();
+  // In a checkout `paddock` is not on the PATH; npx finds the package's own bin.
+  const checkout = existsSync(join(root, 'cli/main.ts'));
+  const dirFlag = runsDir === RUNS_DIR ? '' : ` --runs-dir ${runsDir}`;
+  return checkout
+    ? `npx paddock view ${runId}${dirFlag}   (or node bin/paddock.js view ${runId}${dirFlag})`
+    : `paddock view ${runId}${dirFlag}`;
+}
+
+/** Prints a run's result; the exit code: 1 when episodes still ended in infrastructure errors. */
+async function report(result: EvaluationResult, json: boolean, runsDir: string): Promise<number> {
   const failed = result.episodes.filter((episode) => episode.status === 'infra-error').length;
   if (json) {
     process.stdout.write(
@@ -194,363 +182,791 @@ function report(result: EvaluationResult, json: boolean): number {
       process.stdout.write(
         `${failed} episode(s) failed on infrastructure errors; paddock resume ${result.runId} --retry-errors runs them again\n`,
       );
+    process.stdout.write(
+      `\nsee it in the browser: ${viewerHint(result.runId, runsDir)}\n` +
+        `(add --text to read it in the terminal)\n`,
+    );
   }
   return failed > 0 ? 1 : 0;
 }
 
-/** Exit codes of the signals that interrupt a command (128 + signal number). */
-const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
-/** The signal that interrupted the command, if one did. */
-let interruptedBy: keyof typeof SIGNAL_EXIT_CODES | undefined;
+// ---------------------------------------------------------------- commands
 
+interface RunFlags extends SelectionFlags {
+  agent?: string;
+  concurrency: number;
+  epochs: number;
+  seed: number;
+  maxAttempts: number;
+  maxTurns?: number | 'none';
+  skipInvalid?: boolean;
+  imageMap?: Record<string, string>;
+  allowEnv?: string[];
+  sandbox: string;
+  plugin?: string[];
+  runsDir: string;
+  json?: boolean;
+}
+
+async function runCommand(taskPaths: string[], flags: RunFlags, state: CommandState): Promise<number> {
+  const modules = pluginModules(flags.plugin);
+  const paddock = await paddockWith(modules);
+  if (flags.agent === undefined)
+    throw new UsageError(`--agent is required: one of ${paddock.agentSpecs.join(', ')}`);
+  const signal = state.controller.signal;
+  await paddock.sandboxKind(flags.sandbox).check?.({ signal });
+  const [{ evaluate }, { RunProgress }] = await Promise.all([
+    import('./evaluate.ts'),
+    import('./progress.ts'),
+  ]);
+  const progress = new RunProgress();
+  const log = (line: string): void => progress.log(line);
+  const select = selection(flags);
+  try {
+    const result = await evaluate({
+      paddock,
+      sandbox: flags.sandbox,
+      ...(modules.length > 0 ? { pluginModules: modules } : {}),
+      taskPaths,
+      agent: flags.agent,
+      imageMap: flags.imageMap ?? {},
+      signal,
+      concurrency: flags.concurrency,
+      epochs: flags.epochs,
+      seed: flags.seed,
+      maxAttempts: flags.maxAttempts,
+      ...(flags.maxTurns === undefined ? {} : { maxTurns: flags.maxTurns }),
+      ...(Object.keys(select).length > 0 ? { select } : {}),
+      ...(flags.skipInvalid ? { skipInvalid: true } : {}),
+      ...(flags.allowEnv?.length ? { allowEnv: flags.allowEnv } : {}),
+      runsDir: flags.runsDir,
+      onStart: (run) => {
+        log(`run ${run.runId}: ${run.missing} episode(s)`);
+        progress.start(run.missing);
+      },
+      onRecorded: (episode) => progress.recorded(episode),
+      onWarning: (message) => log(`paddock: warning: ${message}`),
+      onProgress: log,
+      onSkipped: reportSkipped(log),
+    });
+    progress.finish();
+    return await report(result, flags.json === true, flags.runsDir);
+  } finally {
+    progress.finish();
+  }
+}
+
+interface ResumeFlags {
+  runsDir: string;
+  retryErrors?: boolean;
+  skipInvalid?: boolean;
+  maxTurns?: number | 'none';
+  allowEnv?: string[];
+  plugin?: string[];
+  json?: boolean;
+}
+
+async function resumeCommand(runId: string, flags: ResumeFlags, state: CommandState): Promise<number> {
+  const [{ resume, storedRunPlugins }, { RunProgress }] = await Promise.all([
+    import('./evaluate.ts'),
+    import('./progress.ts'),
+  ]);
+  const stored = storedRunPlugins(flags.runsDir, runId);
+  const paddock = await paddockWith([...new Set([...stored.pluginModules, ...pluginModules(flags.plugin)])]);
+  const signal = state.controller.signal;
+  await paddock.sandboxKind(stored.sandbox).check?.({ signal });
+  const progress = new RunProgress();
+  const log = (line: string): void => progress.log(line);
+  try {
+    const result = await resume(runId, {
+      paddock,
+      signal,
+      retryErrors: flags.retryErrors === true,
+      runsDir: flags.runsDir,
+      ...(flags.maxTurns === undefined ? {} : { maxTurns: flags.maxTurns }),
+      ...(flags.skipInvalid ? { skipInvalid: true } : {}),
+      ...(flags.allowEnv?.length ? { allowEnv: flags.allowEnv } : {}),
+      onStart: (run) => {
+        if (run.tornTail)
+          log(
+            `run ${run.runId}: a torn last record (${run.tornTail.bytes} bytes, left by a crash) was cut off` +
+              `${run.tornTail.savedTo ? ` and kept in ${run.tornTail.savedTo}` : ''}; its episode runs again`,
+          );
+        log(`run ${run.runId}: ${run.missing} episode(s) to run`);
+        progress.start(run.missing);
+      },
+      onRecorded: (episode) => progress.recorded(episode),
+      onWarning: (message) => log(`paddock: warning: ${message}`),
+      onProgress: log,
+      onSkipped: reportSkipped(log),
+    });
+    progress.finish();
+    return await report(result, flags.json === true, flags.runsDir);
+  } finally {
+    progress.finish();
+  }
+}
+
+interface ViewFlags {
+  runsDir: string;
+  episode?: string;
+  text?: boolean;
+  full?: boolean;
+  json?: boolean;
+  port: number;
+  host: string;
+}
+
+async function viewCommand(
+  runId: string | undefined,
+  flags: ViewFlags,
+  state: CommandState,
+): Promise<number> {
+  if (flags.text || flags.full) {
+    const { viewRun } = await import('./view.ts');
+    const options: { runsDir: string; runId?: string; episodeId?: string; full?: boolean } = {
+      runsDir: flags.runsDir,
+      ...(runId ? { runId } : {}),
+      ...(flags.episode ? { episodeId: flags.episode } : {}),
+      ...(flags.full ? { full: true } : {}),
+    };
+    process.stdout.write(viewRun(options));
+    return 0;
+  }
+  if (flags.json) {
+    const view = (await import('./view.ts')) as {
+      viewRunJson?: (options: { runsDir: string; runId?: string }) => object;
+    };
+    if (!view.viewRunJson) throw new UsageError('--json is not available in this build of the view');
+    const data = view.viewRunJson({ runsDir: flags.runsDir, ...(runId ? { runId } : {}) });
+    process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+    return 0;
+  }
+  if (flags.episode && !runId)
+    throw new UsageError('--episode needs the run id: paddock view <run-id> --episode <id>');
+  if (runId && !existsSync(join(flags.runsDir, runId)))
+    throw new PaddockError(ERROR_CODES.RUN_NOT_FOUND, `no run ${runId} in ${flags.runsDir}`);
+  const { serveViewer } = await import('../viewer/index.ts');
+  state.stopping = 'stopping the viewer';
+  const signal = state.controller.signal;
+  const viewer = await serveViewer({ root: flags.runsDir, host: flags.host, port: flags.port, signal });
+  const hash = runId
+    ? `#/run/${encodeURIComponent(runId)}${flags.episode ? `/episode/${encodeURIComponent(flags.episode)}` : ''}`
+    : '';
+  process.stdout.write(`${viewer.url}${hash}\n`);
+  process.stderr.write(`paddock: serving ${flags.runsDir} at ${viewer.url} until Ctrl-C\n`);
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await viewer.close();
+  return 0;
+}
+
+interface ExportFlags {
+  format: 'jsonl' | 'parquet';
+  out: string;
+  runsDir: string;
+  compression?: 'snappy' | 'gzip' | 'zstd' | 'uncompressed';
+  rowGroupSize?: number;
+  tokenColumns: 'auto' | 'always' | 'never';
+}
+
+async function exportCommand(runId: string, flags: ExportFlags): Promise<number> {
+  const { exportRun } = await import('../export/index.ts');
+  const result = await exportRun(RunStore.open(flags.runsDir, runId), {
+    format: flags.format,
+    out: flags.out,
+    tokenColumns: flags.tokenColumns === 'auto' ? 'auto' : flags.tokenColumns === 'always',
+    ...(flags.compression === undefined ? {} : { compression: flags.compression }),
+    ...(flags.rowGroupSize === undefined ? {} : { rowGroupSize: flags.rowGroupSize }),
+  });
+  process.stdout.write(`wrote ${result.rows} episode(s) to ${result.out}\n`);
+  return 0;
+}
+
+interface TrainFlags {
+  resume?: string;
+  json?: boolean;
+  sandbox?: string;
+  plugin?: string[];
+}
+
+async function trainCommand(
+  config: string | undefined,
+  flags: TrainFlags,
+  state: CommandState,
+): Promise<number> {
+  if (!flags.resume && !config)
+    throw new UsageError('a train.yaml is required, or --resume <dir> to continue a training run');
+  if (flags.resume && config) throw new UsageError('give a train.yaml or --resume <dir>, not both');
+  const { resumeTrainingRun, trainFromConfig } = await import('./train.ts');
+  const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const trainWith = {
+    paddock: await paddockWith(pluginModules(flags.plugin)),
+    ...(flags.sandbox ? { sandbox: flags.sandbox } : {}),
+    signal: state.controller.signal,
+    log,
+  };
+  const result = flags.resume
+    ? await resumeTrainingRun(flags.resume, trainWith)
+    : await trainFromConfig(config!, trainWith);
+  if (flags.json === true) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  else {
+    const success = (summary?: { success: number }): string => (summary ? summary.success.toFixed(3) : '-');
+    process.stdout.write(
+      `trained ${result.steps} step(s) in ${(result.wallMs / 1000).toFixed(0)} s — held-out success ` +
+        `${success(result.before)} → ${success(result.after)}\npolicy: onnx:${result.policyDir}\n` +
+        `episodes: paddock view --runs-dir ${result.runsDir}\n`,
+    );
+  }
+  return 0;
+}
+
+interface McpServeFlags {
+  transport: 'stdio' | 'http';
+  port?: number;
+  host?: string;
+  runsDir?: string;
+  imageMap?: Record<string, string>;
+  sessions?: number;
+  maxConcurrentSessions?: number;
+  sandbox?: string;
+  plugin?: string[];
+}
+
+async function mcpServeCommand(taskPath: string, flags: McpServeFlags, state: CommandState): Promise<number> {
+  const { serve } = await import('./serve.ts');
+  // serve() checks the engine only when the task has an environment.
+  // In stdio mode stdout carries the protocol, so everything else goes to stderr.
+  const episode = await serve({
+    paddock: await paddockWith(pluginModules(flags.plugin)),
+    ...(flags.sandbox ? { sandbox: flags.sandbox } : {}),
+    taskPath,
+    transport: flags.transport,
+    imageMap: flags.imageMap ?? {},
+    signal: state.controller.signal,
+    onListening: ({ runId, url }) =>
+      process.stderr.write(`paddock: serving run ${runId}${url ? ` at ${url}` : ' on stdio'}\n`),
+    ...(flags.port === undefined ? {} : { port: flags.port }),
+    ...(flags.sessions === undefined ? {} : { sessions: flags.sessions }),
+    ...(flags.maxConcurrentSessions === undefined
+      ? {}
+      : { maxConcurrentSessions: flags.maxConcurrentSessions }),
+    onEpisode: (recorded) =>
+      process.stderr.write(
+        `paddock: episode ${recorded.episodeId} ${recorded.status} reward=${recorded.reward.total.toFixed(3)}\n`,
+      ),
+    ...(flags.host ? { host: flags.host } : {}),
+    ...(flags.runsDir ? { runsDir: flags.runsDir } : {}),
+  });
+  return episode.status === 'infra-error' ? 1 : 0;
+}
+
+interface TasksFlags extends SelectionFlags {
+  json?: boolean;
+  allowEnv?: string[];
+  plugin?: string[];
+}
+
+async function tasksCommand(sub: 'validate' | 'list', paths: string[], flags: TasksFlags): Promise<number> {
+  const select = selection(flags);
+  const paddock = await paddockWith(pluginModules(flags.plugin));
+  const { tasks, problems } = await paddock.validateSuite(paths, {
+    allowEnv: flags.allowEnv ?? [],
+    ...(Object.keys(select).length > 0 ? { select } : {}),
+  });
+  if (sub === 'list') {
+    if (flags.json === true) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
+    else
+      process.stdout.write(
+        tasks
+          .map(
+            (task) =>
+              `${task.id}\t${task.format}\t${task.environment?.image ?? task.environment?.build?.dockerfile ?? '-'}\n`,
+          )
+          .join(''),
+      );
+  } else {
+    const { formatTaskProblem } = await import('../tasks/index.ts');
+    for (const problem of problems) process.stderr.write(`${formatTaskProblem(problem)}\n`);
+    if (flags.json === true)
+      process.stdout.write(`${JSON.stringify({ valid: tasks.length, problems }, null, 2)}\n`);
+    else process.stdout.write(`${tasks.length} task(s) valid, ${problems.length} problem(s)\n`);
+  }
+  return problems.length > 0 ? 2 : 0;
+}
+
+async function tasksInitCommand(
+  dir: string,
+  flags: { format: 'native' | 'harbor'; name?: string; json?: boolean },
+): Promise<number> {
+  const { initTask } = await import('./tasks-init.ts');
+  const result = initTask({ dir, format: flags.format, ...(flags.name ? { name: flags.name } : {}) });
+  if (flags.json === true) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  }
+  process.stdout.write(
+    `created a ${result.format === 'native' ? 'paddock (task.yaml)' : 'Harbor (task.toml)'} task in ${dir}:\n` +
+      result.files.map((file) => `  ${file}\n`).join('') +
+      `next:\n  paddock tasks validate ${dir}\n  paddock run ${dir} --agent oracle     # the reference solution scores 1\n`,
+  );
+  return 0;
+}
+
+async function imagesBootstrapCommand(flags: { force?: boolean }): Promise<number> {
+  const { bootstrapBaseImage, checkEngine } = await import('../sandboxes/docker/index.ts');
+  await checkEngine();
+  const result = await bootstrapBaseImage({
+    force: flags.force === true,
+    onProgress: (line: string) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  return 0;
+}
+
+async function sandboxGcCommand(flags: { run?: string; all?: boolean }): Promise<number> {
+  const { checkEngine, collectGarbage } = await import('../sandboxes/docker/index.ts');
+  await checkEngine();
+  const report = await collectGarbage({
+    ...(flags.run ? { runId: flags.run } : {}),
+    ...(flags.all ? { all: true } : {}),
+  });
+  for (const container of report.removed)
+    process.stdout.write(`removed ${container.name} (${container.state}): ${container.reason}\n`);
+  for (const container of report.kept)
+    process.stdout.write(`kept ${container.name} (${container.state}): ${container.reason}\n`);
+  process.stdout.write(
+    `removed ${report.removed.length} container(s), kept ${report.kept.length}` +
+      `${report.kept.length > 0 ? ' (--all removes those too)' : ''}\n`,
+  );
+  return 0;
+}
+
+// ---------------------------------------------------------------- the parser
+
+const EXIT_CODES = `Exit codes:
+  0    done (a run completed, whatever the agent scored)
+  1    the run failed: episodes still ended in infrastructure errors after their
+       retries, the engine is down, or the store could not record (a full disk)
+  2    invalid input: task files, flags, agent spec, an unknown command or run
+  130  interrupted by SIGINT (Ctrl-C); 143 by SIGTERM`;
+
+/** Help text after a command's options: examples, one a line. */
+function examples(...lines: string[]): string {
+  return `\nExample${lines.length > 1 ? 's' : ''}:\n${lines.map((line) => `  $ ${line}`).join('\n')}\n`;
+}
+
+function rootHelp(): string {
+  const paddock = createPaddock();
+  return `
+Agents (--agent): ${paddock.agentSpecs.join(', ')}
+Sandboxes (--sandbox, default ${DEFAULT_SANDBOX_KIND}): ${paddock.sandboxKinds.map((kind) => kind.name).join(', ')}
+Plug-ins (--plugin MODULE, repeatable): a module whose default export is a plug-in
+  (see harness/plugin.ts) adds sandbox kinds, agent kinds, task-file sections, tool
+  providers and rewards; a run stores its modules, and resume loads them again.
+
+Task ids are <suite>/<path in the suite>, the suite being the folder given (a task
+folder given alone counts as in its parent folder): tasks/examples and
+tasks/examples/fix-bug both give examples/fix-bug, from any working directory.
+
+With --json, stdout carries only JSON, errors included: {"error": {"code", "message"}}.
+
+${EXIT_CODES}
+${examples(
+  'paddock tasks init my-task && paddock run my-task --agent oracle',
+  'paddock run tasks/examples --agent oracle --concurrency 4',
+  'paddock view',
+  'paddock run --help',
+)}`;
+}
+
+/** Options every command that loads tasks takes for plug-ins. */
+function pluginOption(): Option {
+  return new Option(
+    '--plugin <module>',
+    'load a plug-in module (a path or a package name; repeatable)',
+  ).argParser(repeatable());
+}
+
+function sandboxOption(withDefault: boolean): Option {
+  const what = 'the sandbox kind tasks with an environment run in';
+  return withDefault
+    ? new Option('--sandbox <kind>', what).default(DEFAULT_SANDBOX_KIND)
+    : new Option('--sandbox <kind>', `${what} (default: "${DEFAULT_SANDBOX_KIND}")`);
+}
+
+function runsDirOption(what = 'where runs are stored'): Option {
+  return new Option('--runs-dir <dir>', what).default(RUNS_DIR);
+}
+
+function selectionOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option(
+        '--task <glob>',
+        "only the tasks whose id matches (without /: the task's name, 'fix-*'; with /: the whole id, 'examples/*'); repeatable",
+      ).argParser(repeatable()),
+    )
+    .addOption(
+      new Option(
+        '--tag <tag>',
+        "only the tasks tagged TAG (metadata tags, keywords, category; Harbor's [task] keywords); repeatable; with --task both must match",
+      ).argParser(repeatable()),
+    )
+    .addOption(new Option('--limit <n>', 'only the first N tasks left, in id order').argParser(integer(1)));
+}
+
+function allowEnvOption(): Option {
+  return new Option(
+    '--allow-env <name>',
+    'let task files read the host variable NAME (as ${NAME}); none reaches a sandbox otherwise; repeatable',
+  ).argParser(repeatable(variableName));
+}
+
+function maxTurnsOption(): Option {
+  return new Option(
+    '--max-turns <n|none>',
+    "turn limit of every task (none: only the time limit holds) (default: the task file's: task.yaml 30, task.toml none)",
+  ).argParser(maxTurns);
+}
+
+function skipInvalidOption(): Option {
+  return new Option(
+    '--skip-invalid',
+    'report each invalid task (and each the agent cannot play) and run the rest',
+  );
+}
+
+function imageMapOption(): Option {
+  return new Option(
+    '--image-map <image=local>',
+    'run the local image LOCAL where a task names IMAGE (also FROM lines; PADDOCK_IMAGE_MAP=a=b,c=d); repeatable',
+  ).argParser(imageMapEntry);
+}
+
+/** The `paddock` command line, its commands running with `state`; `exit` receives each command's exit code. */
+function buildProgram(state: CommandState, exit: (code: number) => void): Command {
+  const program = new Command('paddock')
+    .description('run LLM agents on tasks in sandboxes, score them, record every turn, train on them')
+    .version(packageInfo().version, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help for a command')
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .configureHelp({
+      // A command of commands is listed with its own: `tasks validate|list|init`.
+      subcommandTerm: (command) => {
+        const subcommands = command.commands.map((sub) => sub.name());
+        if (subcommands.length > 0) return `${command.name()} ${subcommands.join('|')}`;
+        const args = command.registeredArguments.map((argument) => {
+          const name = `${argument.name()}${argument.variadic ? '...' : ''}`;
+          return argument.required ? `<${name}>` : `[${name}]`;
+        });
+        return [command.name(), command.options.length > 0 ? '[options]' : '', ...args]
+          .filter(Boolean)
+          .join(' ');
+      },
+    })
+    .configureOutput({
+      outputError: (text, write) => write(`paddock: ${text.replace(/^error: /, '')}`),
+    })
+    .addHelpText('after', rootHelp);
+  // Subcommands copy the settings above when made with .command().
+  const command = (parent: Command, nameAndArgs: string, description: string): Command => {
+    const made = parent.command(nameAndArgs).description(description);
+    const path = `${parent === program ? 'paddock' : `paddock ${parent.name()}`} ${made.name()}`;
+    made.showHelpAfterError(`(${path} --help shows the options and an example)`);
+    made.hook('preAction', () => {
+      state.path = path;
+    });
+    return made;
+  };
+  program.showHelpAfterError('(paddock --help lists the commands)');
+  const act =
+    <A extends unknown[]>(handler: (...args: A) => Promise<number>) =>
+    async (...args: A): Promise<void> =>
+      exit(await handler(...args));
+
+  const run = command(program, 'run', 'evaluate an agent on tasks: one run, stored under --runs-dir')
+    .argument('<tasks...>', 'task folders or suites')
+    .option('--agent <spec>', 'the agent (required): see "Agents" in paddock --help')
+    .addOption(new Option('--concurrency <n>', 'episodes at once').default(4).argParser(integer(1)))
+    .addOption(new Option('--epochs <n>', 'episodes per task').default(1).argParser(integer(1)))
+    .addOption(new Option('--seed <n>', 'base seed of the run').default(0).argParser(integer(0)))
+    .addOption(
+      new Option('--max-attempts <n>', 'attempts per episode on infrastructure errors')
+        .default(3)
+        .argParser(integer(1)),
+    )
+    .addOption(maxTurnsOption());
+  selectionOptions(run)
+    .addOption(skipInvalidOption())
+    .addOption(imageMapOption())
+    .addOption(allowEnvOption())
+    .addOption(sandboxOption(true))
+    .addOption(pluginOption())
+    .addOption(runsDirOption())
+    .option('--json', 'print the result as JSON on stdout')
+    .addHelpText(
+      'after',
+      examples(
+        'paddock run tasks/examples --agent oracle --concurrency 4',
+        "paddock run tasks/examples --agent openai:gpt-4.1-mini --task 'fix-*' --epochs 4 --json",
+      ),
+    )
+    .action(act((tasks: string[], flags: RunFlags) => runCommand(tasks, flags, state)));
+
+  command(program, 'resume', 'finish a run after a crash or Ctrl-C: runs only what is missing')
+    .argument('<run-id>', 'the run (a folder under --runs-dir)')
+    .option('--retry-errors', 'also run again the episodes whose latest record is an error')
+    .addOption(skipInvalidOption())
+    .addOption(maxTurnsOption())
+    .addOption(allowEnvOption())
+    .addOption(pluginOption())
+    .addOption(runsDirOption())
+    .option('--json', 'print the result as JSON on stdout')
+    .addHelpText('after', examples('paddock resume 20261203-101500-a3f9 --retry-errors'))
+    .action(act((runId: string, flags: ResumeFlags) => resumeCommand(runId, flags, state)));
+
+  command(program, 'view', 'see runs: a web viewer on loopback (its URL is printed), or text with --text')
+    .argument('[run-id]', 'open this run (default: the list of runs)')
+    .addOption(runsDirOption('the folder to show: runs, a training output, or a folder of either'))
+    .addOption(
+      new Option('--port <n>', "the web viewer's port (0: any free one)")
+        .default(VIEWER_PORT)
+        .argParser(integer(0)),
+    )
+    .addOption(
+      new Option('--host <host>', 'the interface to listen on (beyond loopback exposes the runs)').default(
+        VIEWER_HOST,
+      ),
+    )
+    .option('--episode <id>', 'with a run id: one episode (its page; its transcript with --text)')
+    .option('--text', 'print the run (or the list of runs) in the terminal instead')
+    .option('--full', 'with --text: observations in full, not cut')
+    .option('--json', "print the run's summary (or the list of runs) as JSON")
+    .addHelpText(
+      'after',
+      `\nThe web viewer runs until Ctrl-C or SIGTERM, then exits with 0.\n${examples(
+        'paddock view',
+        'paddock view 20261203-101500-a3f9 --port 0',
+        'paddock view 20261203-101500-a3f9 --text --episode examples/fix-bug#0',
+      )}`,
+    )
+    .action(act((runId: string | undefined, flags: ViewFlags) => viewCommand(runId, flags, state)));
+
+  command(program, 'export', 'write a run as training rows (JSONL or Parquet)')
+    .argument('<run-id>', 'the run')
+    .addOption(
+      new Option('--format <format>', 'the file format').choices(['jsonl', 'parquet']).makeOptionMandatory(),
+    )
+    .addOption(new Option('--out <file>', 'the file to write').makeOptionMandatory())
+    .addOption(runsDirOption())
+    .addOption(
+      new Option('--compression <codec>', 'Parquet compression (default: snappy)').choices([
+        'snappy',
+        'gzip',
+        'zstd',
+        'uncompressed',
+      ]),
+    )
+    .addOption(new Option('--row-group-size <n>', 'rows per Parquet row group').argParser(integer(1)))
+    .addOption(
+      new Option('--token-columns <when>', 'token id, mask and logprob columns')
+        .choices(['auto', 'always', 'never'])
+        .default('auto'),
+    )
+    .addHelpText(
+      'after',
+      examples('paddock export 20261203-101500-a3f9 --format parquet --out trajectories.parquet'),
+    )
+    .action(act((runId: string, flags: ExportFlags) => exportCommand(runId, flags)));
+
+  command(program, 'train', 'train a policy: SFT warm start, then RL rounds of rollouts and updates')
+    .argument('[config]', 'a train.yaml')
+    .option('--resume <dir>', 'continue the training run in DIR from its last checkpoint')
+    .addOption(sandboxOption(false))
+    .addOption(pluginOption())
+    .option('--json', 'print the result as JSON on stdout')
+    .addHelpText(
+      'after',
+      examples('paddock train tasks/toy/train.yaml', 'paddock train --resume runs/train-toy'),
+    )
+    .action(act((config: string | undefined, flags: TrainFlags) => trainCommand(config, flags, state)));
+
+  const mcp = command(program, 'mcp', 'serve a task to an external agent over MCP');
+  command(mcp, 'serve', 'one live episode of a task served over MCP, scored when the session ends')
+    .argument('<task>', 'a task folder')
+    .addOption(new Option('--transport <kind>', 'how to serve').choices(['stdio', 'http']).default('stdio'))
+    .addOption(new Option('--port <n>', 'with http: the port (0: any free one)').argParser(integer(0)))
+    .option('--host <host>', 'with http: the interface to listen on')
+    .option('--runs-dir <dir>', `where the episodes are stored (default: "${RUNS_DIR}")`)
+    .addOption(new Option('--sessions <n>', 'with http: end after N sessions').argParser(integer(1)))
+    .addOption(
+      new Option('--max-concurrent-sessions <n>', 'with http: sessions at once').argParser(integer(1)),
+    )
+    .addOption(imageMapOption())
+    .addOption(sandboxOption(false))
+    .addOption(pluginOption())
+    .addHelpText(
+      'after',
+      examples(
+        'paddock mcp serve tasks/mcp/calc-order-total',
+        'paddock mcp serve tasks/examples/fix-bug --transport http --port 8765 --sessions 4',
+      ),
+    )
+    .action(act((task: string, flags: McpServeFlags) => mcpServeCommand(task, flags, state)));
+
+  const tasks = command(program, 'tasks', 'check, list and make task folders');
+  selectionOptions(
+    command(tasks, 'validate', 'report every problem of every task file (exit 2 when there is one)').argument(
+      '<tasks...>',
+      'task folders or suites',
+    ),
+  )
+    .addOption(allowEnvOption())
+    .addOption(pluginOption())
+    .option('--json', 'print the count and the problems as JSON on stdout')
+    .addHelpText('after', examples('paddock tasks validate tasks/'))
+    .action(act((paths: string[], flags: TasksFlags) => tasksCommand('validate', paths, flags)));
+  selectionOptions(
+    command(tasks, 'list', 'list the tasks a selection picks: id, format, image').argument(
+      '<tasks...>',
+      'task folders or suites',
+    ),
+  )
+    .addOption(allowEnvOption())
+    .addOption(pluginOption())
+    .option('--json', 'print the loaded tasks as JSON')
+    .addHelpText(
+      'after',
+      examples(
+        'paddock tasks list tasks/examples --tag python',
+        "paddock tasks list my-dataset --task 'git-*'",
+      ),
+    )
+    .action(act((paths: string[], flags: TasksFlags) => tasksCommand('list', paths, flags)));
+  command(tasks, 'init', 'make a new task folder that works: validate passes and the oracle scores 1')
+    .argument('<dir>', 'the folder to make (new or empty)')
+    .addOption(
+      new Option('--format <format>', 'paddock task.yaml or Harbor task.toml')
+        .choices(['native', 'harbor'])
+        .default('native'),
+    )
+    .option('--name <name>', "the task's name (default: the folder's name)")
+    .option('--json', 'print what was made as JSON')
+    .addHelpText(
+      'after',
+      examples('paddock tasks init my-suite/sum-numbers', 'paddock tasks init my-task --format harbor'),
+    )
+    .action(
+      act((dir: string, flags: { format: 'native' | 'harbor'; name?: string; json?: boolean }) =>
+        tasksInitCommand(dir, flags),
+      ),
+    );
+
+  const images = command(program, 'images', 'local images');
+  command(images, 'bootstrap', 'make the local Debian base image paddock/base:bookworm with debootstrap')
+    .option('--force', 'build it again even when it exists')
+    .addHelpText('after', examples('paddock images bootstrap'))
+    .action(act((flags: { force?: boolean }) => imagesBootstrapCommand(flags)));
+
+  const sandbox = command(program, 'sandbox', 'sandbox housekeeping');
+  command(sandbox, 'gc', 'remove the containers of runs that no live process holds')
+    .option('--run <run-id>', 'only the containers of this run')
+    .option('--all', "every paddock container, live runs' too")
+    .addHelpText('after', examples('paddock sandbox gc', 'paddock sandbox gc --run 20261203-101500-a3f9'))
+    .action(act((flags: { run?: string; all?: boolean }) => sandboxGcCommand(flags)));
+
+  return program;
+}
+
+// ---------------------------------------------------------------- running it
+
+/** The error as `--json` prints it. */
+function errorJson(code: string, message: string, details?: Record<string, unknown>): string {
+  return `${JSON.stringify({ error: { code, message, ...(details && Object.keys(details).length > 0 ? { details } : {}) } })}\n`;
+}
+
+/** Runs the command line `argv` (without node and the script); resolves with the exit code. */
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  // The root controller: every long operation takes its signal.
-  const controller = new AbortController();
+  const json = argv.includes('--json');
+  const state: CommandState = {
+    controller: new AbortController(),
+    stopping: 'stopping; unfinished episodes are not recorded',
+    path: 'paddock',
+  };
+  // A reader that stopped reading (`| head`) had what it wanted: end quietly. `mcp serve`
+  // keeps its own handling: its stdout is the protocol, and its episode must be closed.
+  if (argv[0] !== 'mcp') {
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(0);
+      throw error;
+    });
+  }
   for (const name of ['SIGINT', 'SIGTERM'] as const) {
     process.on(name, () => {
-      if (interruptedBy !== undefined) {
+      if (state.interruptedBy !== undefined) {
         // A second signal: stop now. Containers still running are orphans for `paddock sandbox gc`.
         process.stderr.write(
           `paddock: interrupted again; exiting now (paddock sandbox gc removes what is left)\n`,
         );
         process.exit(SIGNAL_EXIT_CODES[name]);
       }
-      interruptedBy = name;
-      process.stderr.write(`paddock: ${name}: stopping; unfinished episodes are not recorded\n`);
-      controller.abort(new PaddockError(ERROR_CODES.ABORTED, `interrupted by ${name}`));
+      state.interruptedBy = name;
+      process.stderr.write(`paddock: ${name}: ${state.stopping}\n`);
+      state.controller.abort(new PaddockError(ERROR_CODES.ABORTED, `interrupted by ${name}`));
     });
   }
 
-  switch (command) {
-    case 'run': {
-      const { values, positionals } = parse(rest, {
-        agent: { type: 'string' },
-        concurrency: { type: 'string' },
-        epochs: { type: 'string' },
-        seed: { type: 'string' },
-        'max-attempts': { type: 'string' },
-        'max-turns': { type: 'string' },
-        task: { type: 'string', multiple: true },
-        tag: { type: 'string', multiple: true },
-        limit: { type: 'string' },
-        'skip-invalid': { type: 'boolean' },
-        'image-map': { type: 'string', multiple: true },
-        'allow-env': { type: 'string', multiple: true },
-        'runs-dir': { type: 'string' },
-        json: { type: 'boolean' },
-        ...PLUGIN_FLAGS,
-      });
-      const allowed = allowEnv(values['allow-env']);
-      const modules = pluginModules(values.plugin);
-      const paddock = await paddockWith(modules);
-      if (positionals.length === 0)
-        throw new UsageError('paddock run needs at least one task folder or suite');
-      if (typeof values.agent !== 'string')
-        throw new UsageError(`paddock run needs --agent (${paddock.agentSpecs.join(', ')})`);
-      const sandbox = typeof values.sandbox === 'string' ? values.sandbox : DEFAULT_SANDBOX_KIND;
-      let total = 0;
-      const concurrency = integer(values.concurrency, 'concurrency');
-      const epochs = integer(values.epochs, 'epochs');
-      const seed = integer(values.seed, 'seed', 0);
-      const maxAttempts = integer(values['max-attempts'], 'max-attempts');
-      const turns = maxTurns(values['max-turns']);
-      const select = selection(values);
-      await paddock.sandboxKind(sandbox).check?.({ signal: controller.signal });
-      const result = await evaluate({
-        paddock,
-        sandbox,
-        ...(modules.length > 0 ? { pluginModules: modules } : {}),
-        taskPaths: positionals,
-        agent: values.agent,
-        imageMap: imageMap(values['image-map']),
-        signal: controller.signal,
-        onStart: (run) => {
-          total = run.missing;
-          process.stderr.write(`run ${run.runId}: ${run.missing} episode(s)\n`);
-        },
-        onRecorded: progress(() => total),
-        onWarning: (message) => process.stderr.write(`paddock: warning: ${message}\n`),
-        ...(concurrency === undefined ? {} : { concurrency }),
-        ...(epochs === undefined ? {} : { epochs }),
-        ...(seed === undefined ? {} : { seed }),
-        ...(maxAttempts === undefined ? {} : { maxAttempts }),
-        ...(turns === undefined ? {} : { maxTurns: turns }),
-        ...(Object.keys(select).length > 0 ? { select } : {}),
-        ...(values['skip-invalid'] === true ? { skipInvalid: true } : {}),
-        onSkipped: reportSkipped,
-        ...(allowed.length > 0 ? { allowEnv: allowed } : {}),
-        ...(typeof values['runs-dir'] === 'string' ? { runsDir: values['runs-dir'] } : {}),
-      });
-      return report(result, values.json === true);
-    }
-    case 'resume': {
-      const { values, positionals } = parse(rest, {
-        'runs-dir': { type: 'string' },
-        'retry-errors': { type: 'boolean' },
-        'skip-invalid': { type: 'boolean' },
-        'max-turns': { type: 'string' },
-        'allow-env': { type: 'string', multiple: true },
-        json: { type: 'boolean' },
-        plugin: { type: 'string', multiple: true },
-      });
-      const allowed = allowEnv(values['allow-env']);
-      const turns = maxTurns(values['max-turns']);
-      const [runId] = positionals;
-      if (!runId) throw new UsageError('paddock resume needs a run id');
-      const runsDir = typeof values['runs-dir'] === 'string' ? values['runs-dir'] : DEFAULT_RUNS_DIR;
-      const stored = storedRunPlugins(runsDir, runId);
-      const paddock = await paddockWith([
-        ...new Set([...stored.pluginModules, ...pluginModules(values.plugin)]),
-      ]);
-      await paddock.sandboxKind(stored.sandbox).check?.({ signal: controller.signal });
-      let total = 0;
-      const result = await resume(runId, {
-        paddock,
-        signal: controller.signal,
-        retryErrors: values['retry-errors'] === true,
-        onStart: (run) => {
-          total = run.missing;
-          if (run.tornTail)
-            process.stderr.write(
-              `run ${run.runId}: a torn last record (${run.tornTail.bytes} bytes, left by a crash) was cut off` +
-                `${run.tornTail.savedTo ? ` and kept in ${run.tornTail.savedTo}` : ''}; its episode runs again\n`,
-            );
-          process.stderr.write(`run ${run.runId}: ${run.missing} episode(s) to run\n`);
-        },
-        onRecorded: progress(() => total),
-        onWarning: (message) => process.stderr.write(`paddock: warning: ${message}\n`),
-        onSkipped: reportSkipped,
-        ...(turns === undefined ? {} : { maxTurns: turns }),
-        ...(values['skip-invalid'] === true ? { skipInvalid: true } : {}),
-        ...(allowed.length > 0 ? { allowEnv: allowed } : {}),
-        ...(typeof values['runs-dir'] === 'string' ? { runsDir: values['runs-dir'] } : {}),
-      });
-      return report(result, values.json === true);
-    }
-    case 'view': {
-      const { values, positionals } = parse(rest, {
-        'runs-dir': { type: 'string' },
-        episode: { type: 'string' },
-      });
-      process.stdout.write(
-        viewRun({
-          runsDir: typeof values['runs-dir'] === 'string' ? values['runs-dir'] : DEFAULT_RUNS_DIR,
-          ...(positionals[0] ? { runId: positionals[0] } : {}),
-          ...(typeof values.episode === 'string' ? { episodeId: values.episode } : {}),
-        }),
-      );
-      return 0;
-    }
-    case 'export': {
-      const { values, positionals } = parse(rest, {
-        format: { type: 'string' },
-        out: { type: 'string' },
-        'runs-dir': { type: 'string' },
-        compression: { type: 'string' },
-        'row-group-size': { type: 'string' },
-        'token-columns': { type: 'string' },
-      });
-      const [runId] = positionals;
-      if (!runId) throw new UsageError('paddock export needs a run id');
-      if (values.format !== 'jsonl' && values.format !== 'parquet')
-        throw new UsageError('--format must be jsonl or parquet');
-      if (typeof values.out !== 'string') throw new UsageError('paddock export needs --out FILE');
-      const compression = values.compression;
-      if (
-        compression !== undefined &&
-        compression !== 'snappy' &&
-        compression !== 'gzip' &&
-        compression !== 'zstd' &&
-        compression !== 'uncompressed'
-      )
-        throw new UsageError('--compression must be snappy, gzip, zstd or uncompressed');
-      const rowGroupSize =
-        values['row-group-size'] === undefined ? undefined : Number(values['row-group-size']);
-      if (rowGroupSize !== undefined && !(Number.isInteger(rowGroupSize) && rowGroupSize > 0))
-        throw new UsageError('--row-group-size must be a positive integer');
-      const tokenColumnsFlag = values['token-columns'] ?? 'auto';
-      if (tokenColumnsFlag !== 'auto' && tokenColumnsFlag !== 'always' && tokenColumnsFlag !== 'never')
-        throw new UsageError('--token-columns must be auto, always or never');
-      const runsDir = typeof values['runs-dir'] === 'string' ? values['runs-dir'] : DEFAULT_RUNS_DIR;
-      const result = await exportRun(RunStore.open(runsDir, runId), {
-        format: values.format,
-        out: values.out,
-        tokenColumns: tokenColumnsFlag === 'auto' ? 'auto' : tokenColumnsFlag === 'always',
-        ...(compression === undefined ? {} : { compression }),
-        ...(rowGroupSize === undefined ? {} : { rowGroupSize }),
-      });
-      process.stdout.write(`wrote ${result.rows} episode(s) to ${result.out}\n`);
-      return 0;
-    }
-    case 'train': {
-      const { values, positionals } = parse(rest, {
-        resume: { type: 'string' },
-        json: { type: 'boolean' },
-        ...PLUGIN_FLAGS,
-      });
-      const log = (line: string): void => void process.stderr.write(`${line}\n`);
-      const trainWith = {
-        paddock: await paddockWith(pluginModules(values.plugin)),
-        ...(typeof values.sandbox === 'string' ? { sandbox: values.sandbox } : {}),
-        signal: controller.signal,
-        log,
-      };
-      let result;
-      if (typeof values.resume === 'string') {
-        result = await resumeTrainingRun(values.resume, trainWith);
-      } else {
-        const [config] = positionals;
-        if (!config) throw new UsageError('usage: paddock train <train.yaml> | paddock train --resume <dir>');
-        result = await trainFromConfig(config, trainWith);
-      }
-      if (values.json === true) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else {
-        const success = (summary?: { success: number }): string =>
-          summary ? summary.success.toFixed(3) : '-';
+  let code = 0;
+  const program = buildProgram(state, (exitCode) => {
+    code = exitCode;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      if (error.exitCode === 0) return 0;
+      if (json)
         process.stdout.write(
-          `trained ${result.steps} step(s) in ${(result.wallMs / 1000).toFixed(0)} s — held-out success ` +
-            `${success(result.before)} → ${success(result.after)}\npolicy: onnx:${result.policyDir}\n` +
-            `episodes: paddock view --runs-dir ${result.runsDir}\n`,
+          errorJson(ERROR_CODES.CONFIG_INVALID, error.message.replace(/^error: /, ''), {
+            reason: error.code,
+          }),
         );
-      }
-      return 0;
+      return 2;
     }
-    case 'mcp': {
-      const { values, positionals } = parse(rest, {
-        transport: { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        'runs-dir': { type: 'string' },
-        'image-map': { type: 'string', multiple: true },
-        sessions: { type: 'string' },
-        'max-concurrent-sessions': { type: 'string' },
-        ...PLUGIN_FLAGS,
-      });
-      const [sub, taskPath] = positionals;
-      if (sub !== 'serve' || !taskPath)
-        throw new UsageError(
-          'usage: paddock mcp serve <task> [--transport stdio|http] [--sessions N] [--max-concurrent-sessions N]',
-        );
-      const transport = values.transport ?? 'stdio';
-      if (transport !== 'stdio' && transport !== 'http')
-        throw new UsageError('--transport must be stdio or http');
-      const port = integer(values.port, 'port', 0);
-      const sessions = integer(values.sessions, 'sessions', 1);
-      const concurrent = integer(values['max-concurrent-sessions'], 'max-concurrent-sessions', 1);
-      // serve() checks the engine only when the task has an environment.
-      // In stdio mode stdout carries the protocol, so everything else goes to stderr.
-      const episode = await serve({
-        paddock: await paddockWith(pluginModules(values.plugin)),
-        ...(typeof values.sandbox === 'string' ? { sandbox: values.sandbox } : {}),
-        taskPath,
-        transport,
-        imageMap: imageMap(values['image-map']),
-        signal: controller.signal,
-        onListening: ({ runId, url }) =>
-          process.stderr.write(`paddock: serving run ${runId}${url ? ` at ${url}` : ' on stdio'}\n`),
-        ...(port === undefined ? {} : { port }),
-        ...(sessions === undefined ? {} : { sessions }),
-        ...(concurrent === undefined ? {} : { maxConcurrentSessions: concurrent }),
-        onEpisode: (recorded) =>
-          process.stderr.write(
-            `paddock: episode ${recorded.episodeId} ${recorded.status} reward=${recorded.reward.total.toFixed(3)}\n`,
-          ),
-        ...(typeof values.host === 'string' ? { host: values.host } : {}),
-        ...(typeof values['runs-dir'] === 'string' ? { runsDir: values['runs-dir'] } : {}),
-      });
-      return episode.status === 'infra-error' ? 1 : 0;
-    }
-    case 'tasks': {
-      const [sub, ...paths] = rest;
-      const { values, positionals } = parse(paths, {
-        json: { type: 'boolean' },
-        task: { type: 'string', multiple: true },
-        tag: { type: 'string', multiple: true },
-        limit: { type: 'string' },
-        'allow-env': { type: 'string', multiple: true },
-        plugin: { type: 'string', multiple: true },
-      });
-      if ((sub !== 'validate' && sub !== 'list') || positionals.length === 0)
-        throw new UsageError('usage: paddock tasks validate|list <tasks…>');
-      const select = selection(values);
-      const paddock = await paddockWith(pluginModules(values.plugin));
-      const { tasks, problems } = await paddock.validateSuite(positionals, {
-        allowEnv: allowEnv(values['allow-env']),
-        ...(Object.keys(select).length > 0 ? { select } : {}),
-      });
-      if (sub === 'list') {
-        if (values.json === true) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
-        else
-          for (const task of tasks)
-            process.stdout.write(
-              `${task.id}\t${task.format}\t${task.environment?.image ?? task.environment?.build?.dockerfile ?? '-'}\n`,
-            );
-      } else {
-        for (const problem of problems) process.stderr.write(`${formatTaskProblem(problem)}\n`);
-        process.stdout.write(`${tasks.length} task(s) valid, ${problems.length} problem(s)\n`);
-      }
-      return problems.length > 0 ? 2 : 0;
-    }
-    case 'images': {
-      const { values, positionals } = parse(rest, { force: { type: 'boolean' } });
-      if (positionals[0] !== 'bootstrap') throw new UsageError('usage: paddock images bootstrap [--force]');
-      await checkEngine();
-      const result = await bootstrapBaseImage({
-        force: values.force === true,
-        onProgress: (line: string) => process.stderr.write(`${line}\n`),
-      });
-      process.stdout.write(`${JSON.stringify(result)}\n`);
-      return 0;
-    }
-    case 'sandbox': {
-      const { values, positionals } = parse(rest, { run: { type: 'string' }, all: { type: 'boolean' } });
-      if (positionals[0] !== 'gc') throw new UsageError('usage: paddock sandbox gc [--run RUN-ID] [--all]');
-      await checkEngine();
-      const report = await collectGarbage({
-        ...(typeof values.run === 'string' ? { runId: values.run } : {}),
-        ...(values.all === true ? { all: true } : {}),
-      });
-      for (const container of report.removed)
-        process.stdout.write(`removed ${container.name} (${container.state}): ${container.reason}\n`);
-      for (const container of report.kept)
-        process.stdout.write(`kept ${container.name} (${container.state}): ${container.reason}\n`);
-      process.stdout.write(
-        `removed ${report.removed.length} container(s), kept ${report.kept.length}` +
-          `${report.kept.length > 0 ? ' (--all removes those too)' : ''}\n`,
+    if (error instanceof UsageError) {
+      process.stderr.write(
+        `paddock: ${error.message}\n(${state.path} --help shows the options and an example)\n`,
       );
-      return 0;
+      if (json) process.stdout.write(errorJson(ERROR_CODES.CONFIG_INVALID, error.message));
+      return 2;
     }
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(usage(createPaddock()));
-      return command === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown command "${command}"`);
-  }
-}
-
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (error) {
-  if (error instanceof UsageError) {
-    process.stderr.write(`paddock: ${error.message}\n\n${usage(createPaddock())}`);
-    process.exitCode = 2;
-  } else if (isPaddockError(error) && error.code === 'ABORTED' && interruptedBy !== undefined) {
-    process.stderr.write(`paddock: interrupted by ${interruptedBy}; nothing unfinished was recorded\n`);
-    process.exitCode = SIGNAL_EXIT_CODES[interruptedBy];
-  } else if (isPaddockError(error)) {
-    process.stderr.write(`paddock: ${error.message}\n`);
-    process.exitCode = error.code === 'ABORTED' ? 130 : INPUT_ERRORS.has(error.code) ? 2 : 1;
-  } else {
+    if (isPaddockError(error) && error.code === 'ABORTED' && state.interruptedBy !== undefined) {
+      process.stderr.write(
+        `paddock: interrupted by ${state.interruptedBy}; nothing unfinished was recorded\n`,
+      );
+      if (json) process.stdout.write(errorJson(error.code, error.message));
+      return SIGNAL_EXIT_CODES[state.interruptedBy];
+    }
+    if (isPaddockError(error)) {
+      process.stderr.write(`paddock: ${error.message}\n`);
+      if (json) process.stdout.write(errorJson(error.code, error.message, error.details));
+      return error.code === 'ABORTED' ? 130 : INPUT_ERRORS.has(error.code) ? 2 : 1;
+    }
     process.stderr.write(
       `paddock: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
     );
-    process.exitCode = 1;
+    if (json) process.stdout.write(errorJson('UNEXPECTED', describeError(error)));
+    return 1;
   }
 }
+
+process.exitCode = await main(process.argv.slice(2));
 // A command that failed or was interrupted has cleaned up what it owns; should anything
 // still hold the event loop (a hung connection), it must not keep the process alive.
 if (process.exitCode !== 0) setTimeout(() => process.exit(), 5_000).unref();

@@ -121,7 +121,10 @@ export interface BootstrapOptions extends EngineOptions {
   force?: boolean;
   /** Extra packages on top of `BASE_PACKAGES`. */
   extraPackages?: string[];
-  /** Called with one line per step (debootstrap's own `I:` lines included). */
+  /**
+   * Called with one line per step (`building paddock/base:bookworm: step 1/2 debootstrap …`),
+   * debootstrap's own `I:` lines included.
+   */
   onProgress?: (line: string) => void;
   /** Aborting kills debootstrap, removes the temporary folder and rejects with ABORTED. */
   signal?: AbortSignal;
@@ -176,7 +179,7 @@ async function bootstrap(tag: string, options: BootstrapOptions): Promise<Bootst
   const packages = [...new Set([...BASE_PACKAGES, ...(options.extraPackages ?? [])])];
   const rootfs = await mkdtemp(join(tmpdir(), 'paddock-rootfs-'));
   try {
-    progress(`debootstrap ${BASE_SUITE} from ${mirror} into a temporary folder`);
+    progress(`building ${tag}: step 1/2 debootstrap ${BASE_SUITE} from ${mirror} into a temporary folder`);
     await runProcess(
       'debootstrap',
       ['--variant=minbase', `--include=${packages.join(',')}`, BASE_SUITE, rootfs, mirror],
@@ -185,7 +188,7 @@ async function bootstrap(tag: string, options: BootstrapOptions): Promise<Bootst
     // Downloaded .deb files and apt lists are not needed in the image.
     await rm(join(rootfs, 'var/cache/apt/archives'), { recursive: true, force: true }).catch(() => undefined);
     await writeAptSources(rootfs, mirror);
-    progress(`importing the root file system as ${tag}`);
+    progress(`building ${tag}: step 2/2 importing the root file system`);
     const imageId = await importRootfs(docker, rootfs, tag, options.signal);
     progress(`${tag} is ready (${imageId.slice(0, 19)})`);
     return { tag, built: true, imageId, durationMs: Date.now() - started };

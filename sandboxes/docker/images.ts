@@ -2,7 +2,7 @@
  * Images for tasks: a named image must exist locally or be mapped to a local one; a
  * Dockerfile build is cached by a content hash of its context.
  */
-import { isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type Docker from 'dockerode';
 import { ERROR_CODES, PaddockError, throwIfAborted } from '../../harness/errors.ts';
@@ -87,11 +87,46 @@ export interface BuildResult {
 
 const buildsInFlight = new Map<string, Promise<BuildResult>>();
 
+/** Longest Dockerfile instruction shown in a progress line; longer ones are cut with `…`. */
+const PROGRESS_INSTRUCTION_CHARS = 72;
+
+/**
+ * What a build context is called in progress lines: its path from the working folder, or
+ * the task folder's when the context is a task's `environment/`.
+ */
+export function describeBuildContext(contextDir: string, cwd = process.cwd()): string {
+  const folder = basename(contextDir) === 'environment' ? dirname(contextDir) : contextDir;
+  const path = relative(cwd, folder);
+  return path === '' ? '.' : path.startsWith('..') || isAbsolute(path) ? folder : path.split(sep).join('/');
+}
+
+/**
+ * A progress line from one line of the engine's build output: `Step 2/3 : COPY app/ /app/`
+ * (the classic builder's step header) gives `building image for <what>: step 2/3 COPY app/
+ * /app/`; any other line gives undefined.
+ */
+export function buildStepLine(what: string, output: string): string | undefined {
+  const step = /^Step (\d+)\/(\d+) : (.*)$/.exec(output.trim());
+  if (!step) return undefined;
+  const instruction = step[3]!.replace(/\s+/g, ' ');
+  const shown =
+    instruction.length > PROGRESS_INSTRUCTION_CHARS
+      ? `${instruction.slice(0, PROGRESS_INSTRUCTION_CHARS - 1)}…`
+      : instruction;
+  return `building image for ${what}: step ${step[1]}/${step[2]} ${shown}`;
+}
+
 /** Options of `buildTaskImage`. */
 export interface BuildOptions {
   imageMap: ImageMap;
   /** Called with each line of build output. */
   onLog?: (line: string) => void;
+  /**
+   * Called with the build's progress for a person, one line per call: that it starts,
+   * each Dockerfile step (`building image for tasks/examples/fix-bug: step 2/3 COPY app/
+   * /app/`) and that it ended. Nothing is said for a cached image. @default none
+   */
+  onProgress?: (line: string) => void;
   /** Aborting stops the build (the engine may finish a step) and rejects with ABORTED. */
   signal?: AbortSignal;
 }
@@ -192,14 +227,19 @@ async function runBuild(
   options: BuildOptions,
 ): Promise<void> {
   const tail: string[] = [];
+  const what = describeBuildContext(info.contextDir);
+  const started = Date.now();
   const log = (text: string) => {
     for (const line of text.split('\n')) {
       if (!line.trim()) continue;
       tail.push(line);
       if (tail.length > BUILD_LOG_TAIL_LINES) tail.shift();
       options.onLog?.(line);
+      const step = options.onProgress && buildStepLine(what, line);
+      if (step) options.onProgress?.(step);
     }
   };
+  options.onProgress?.(`building image for ${what} (${tag})`);
   const fail = (reason: string, cause?: unknown) =>
     new PaddockError(
       ERROR_CODES.IMAGE_BUILD_FAILED,
@@ -236,4 +276,5 @@ async function runBuild(
   const failure = messages.find((message) => message.error || message.errorDetail?.message);
   if (failure) throw fail(failure.error ?? failure.errorDetail?.message ?? 'unknown error');
   if (!(await inspectImageId(docker, tag))) throw fail(`the build finished without an image tagged ${tag}`);
+  options.onProgress?.(`built image for ${what} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }

@@ -179,6 +179,7 @@ export class DockerSandboxProvider implements SandboxProvider {
       const result = await buildTaskImage(this.docker, spec.build, {
         imageMap: this.imageMap,
         ...(this.options.onBuildLog ? { onLog: this.options.onBuildLog } : {}),
+        ...(this.options.onProgress ? { onProgress: this.options.onProgress } : {}),
         ...(signal ? { signal } : {}),
       });
       return result.image;
