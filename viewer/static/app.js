@@ -976,6 +976,7 @@ async function comparePage(a, b, still) {
     /** @type {(t: any) => number | undefined} */ get,
     /** @type {(v: number | undefined) => string} */ show,
     /** @type {number} */ digits,
+    lowerIsBetter = false,
   ) => {
     const va = x ? get(x) : undefined;
     const vb = y ? get(y) : undefined;
@@ -985,7 +986,7 @@ async function comparePage(a, b, still) {
       h(
         'td',
         { class: 'num' },
-        typeof va === 'number' && typeof vb === 'number' ? diff(vb - va, digits) : '–',
+        typeof va === 'number' && typeof vb === 'number' ? diff(vb - va, digits, lowerIsBetter) : '–',
       ),
     ];
   };
@@ -1014,13 +1015,14 @@ async function comparePage(a, b, still) {
         (v) => num(v, 2),
         2,
       ),
-      ...cells(x, y, tokens, (v) => int(v), 0),
+      ...cells(x, y, tokens, (v) => int(v), 0, true),
       ...cells(
         x,
         y,
         (t) => t.costUsd,
         (v) => usd(v),
         4,
+        true,
       ),
       h('td', { class: 'num' }, `${x ? int(x.episodes) : '–'} / ${y ? int(y.episodes) : '–'}`),
     );

@@ -85,11 +85,17 @@ export function when(iso) {
   return Number.isNaN(date.getTime()) ? iso : date.toISOString().replace('T', ' ').slice(0, 19);
 }
 
-/** A signed difference, coloured. @param {number | null | undefined} value @param {number} [digits] */
-export function diff(value, digits = 3) {
+/**
+ * A signed difference, green when better and red when worse.
+ * @param {number | null | undefined} value
+ * @param {number} [digits]
+ * @param {boolean} [lowerIsBetter] true for spend (tokens, cost)
+ */
+export function diff(value, digits = 3, lowerIsBetter = false) {
   if (typeof value !== 'number' || !Number.isFinite(value)) return h('span', { class: 'muted' }, '–');
   const text = `${value > 0 ? '+' : ''}${value.toFixed(digits)}`;
-  return h('span', { class: value > 0 ? 'pos' : value < 0 ? 'neg' : 'muted' }, text);
+  const better = lowerIsBetter ? value < 0 : value > 0;
+  return h('span', { class: value === 0 ? 'muted' : better ? 'pos' : 'neg' }, text);
 }
 
 /** @param {string} status */
