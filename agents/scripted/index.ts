@@ -3,13 +3,16 @@
  * reproducing a trajectory. After its turns run out it answers with a text-only turn,
  * which ends the episode.
  *
- * File format (YAML or JSON):
+ * File format (YAML or JSON); `agents/scripted/example.yaml` is a complete, commented
+ * example that solves `examples/word-frequency`, and the README's "Scripted agent" section
+ * runs it:
  * ```yaml
  * turns:                       # used for every task without its own entry
  *   - text: "Listing files"
  *     tool_calls:
  *       - { name: bash, arguments: { command: ls } }   # an object is sent as JSON
  *       - { name: bash, arguments: '{"command": '  }   # a string is sent as is (e.g. invalid JSON)
+ *     usage: { prompt_tokens: 300, completion_tokens: 20 }   # optional: tokens the turn reports
  * tasks:                       # optional, per task id
  *   examples/fix-bug: { turns: [...] }
  * ```

@@ -111,7 +111,7 @@ describe('paddock CLI', () => {
     };
     expect(result.summary.total).toMatchObject({ episodes: 6, meanReward: 1, errors: 0 });
     expect(run.stderr).toMatch(/\[6\/6\]/);
-    const view = paddock(['view', result.runId, '--runs-dir', runsDir]);
+    const view = paddock(['view', result.runId, '--text', '--runs-dir', runsDir]);
     expect(view.stdout).toMatch(/tiny\/alpha\s+1\s+1\.000\s+100\.0%/);
   });
 
@@ -291,7 +291,7 @@ describe('paddock run: selection, limits and checks', () => {
     const result = JSON.parse(lenient.stdout) as JsonResult;
     expect(result.summary.tasks.map((task) => task.task)).toEqual(['mixed/good']);
     expect(result.summary.total.meanReward).toBe(1);
-    const view = paddock(['view', result.runId, '--runs-dir', runsDir]);
+    const view = paddock(['view', result.runId, '--text', '--runs-dir', runsDir]);
     expect(view.stdout).toMatch(/2 task\(s\) skipped as invalid/);
   });
 
@@ -361,8 +361,143 @@ describe('paddock run: selection, limits and checks', () => {
       scores: { correctness: 1, performance: 0 },
       scoreRule: 'mean',
     });
-    const view = paddock(['view', result.runId, '--runs-dir', runsDir]);
+    const view = paddock(['view', result.runId, '--text', '--runs-dir', runsDir]);
     expect(view.stdout).toMatch(/verifier\.correctness=1\.000 {2}verifier\.performance=0\.000/);
     expect(view.stdout).toMatch(/verifier timed out: 1 episode/);
+  });
+});
+
+/** Runs `command` in bash from the repository root (for pipes); its exit code, stdout and stderr. */
+function shell(command: string) {
+  const result = spawnSync('bash', ['-c', command], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('paddock CLI: pipes, scaffolds, the scripted example, progress and the viewer', () => {
+  it('ends quietly with exit code 0 when the reader of stdout stops early (EPIPE)', () => {
+    // About 1 MB of JSON: far more than a pipe holds, so the writes after head exits fail with EPIPE.
+    const listed = shell(
+      `node bin/paddock.js tasks list tasks --json | head -1; echo "exit=\${PIPESTATUS[0]}"`,
+    );
+    expect(listed.stdout).toBe('[\nexit=0\n');
+    expect(listed.stderr).toBe('');
+
+    const runsDir = mkdtempSync(join(tmpdir(), 'paddock-e2e-'));
+    const run = paddock([
+      'run',
+      'tests/fixtures/suites/tiny',
+      '--agent',
+      'oracle',
+      '--runs-dir',
+      runsDir,
+      '--json',
+    ]);
+    const { runId } = JSON.parse(run.stdout) as { runId: string };
+    const viewed = shell(
+      `node bin/paddock.js view ${runId} --text --full --episode tiny/alpha#0 --runs-dir ${runsDir} | head -1; echo "exit=\${PIPESTATUS[0]}"`,
+    );
+    expect(viewed.stdout).toMatch(/^.+\nexit=0\n$/);
+    expect(viewed.stderr).toBe('');
+  });
+
+  it.each(['native', 'harbor'])(
+    'tasks init --format %s makes a task that validates and that the oracle solves with reward 1, showing its build steps',
+    (format) => {
+      const dir = join(mkdtempSync(join(tmpdir(), 'paddock-e2e-init-')), 'sum-numbers');
+      const init = paddock(['tasks', 'init', dir, '--format', format, '--name', 'sum-numbers']);
+      expect(init.code, init.stderr).toBe(0);
+      expect(init.stdout).toMatch(format === 'native' ? /task\.yaml/ : /task\.toml/);
+      // A context no earlier run built, so that the image is built here and its steps show.
+      writeFileSync(join(dir, 'environment/nonce.txt'), `${Date.now()}-${Math.random()}\n`);
+
+      const validate = paddock(['tasks', 'validate', dir]);
+      expect(validate.code, validate.stderr).toBe(0);
+      expect(validate.stdout).toMatch(/^1 task\(s\) valid, 0 problem\(s\)/);
+
+      const runsDir = mkdtempSync(join(tmpdir(), 'paddock-e2e-'));
+      const run = paddock(['run', dir, '--agent', 'oracle', '--runs-dir', runsDir, '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      const result = JSON.parse(run.stdout) as JsonResult;
+      expect(result.summary.total).toMatchObject({ episodes: 1, meanReward: 1, errors: 0 });
+      expect(run.stderr).toMatch(
+        /building image for \S*sum-numbers: step 1\/\d+ FROM paddock\/base:bookworm/,
+      );
+      expect(run.stderr).toMatch(/built image for \S*sum-numbers in [\d.]+ s/);
+
+      const again = paddock(['tasks', 'init', dir, '--json']);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toMatch(
+        /sum-numbers is not empty .*tasks init writes only into a new or empty folder/,
+      );
+      expect(JSON.parse(again.stdout)).toMatchObject({ error: { code: 'CONFIG_INVALID' } });
+    },
+  );
+
+  it("runs the README's scripted-agent command line as written: the example script solves word-frequency, with tokens in the progress", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const line = /^paddock run (tasks\/examples .*--agent scripted:agents\/scripted\/example\.yaml.*)$/m.exec(
+      readme,
+    );
+    expect(line, 'README.md shows the scripted example command').not.toBeNull();
+    const args = line![1]!
+      .replace(/\s+#.*$/, '')
+      .trim()
+      .split(/\s+/);
+    const runsDir = mkdtempSync(join(tmpdir(), 'paddock-e2e-'));
+    const run = paddock(['run', ...args, '--runs-dir', runsDir, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout) as JsonResult & {
+      summary: { total: { usage: { promptTokens: number; completionTokens: number }; costUsd: number } };
+    };
+    expect(result.summary.tasks.map((task) => task.task)).toEqual(['examples/word-frequency']);
+    expect(result.summary.total).toMatchObject({
+      meanReward: 1,
+      usage: { promptTokens: 3002, completionTokens: 201 },
+      costUsd: 0,
+    });
+    // One line per episode off a terminal: the episode, then rate, ETA, mean reward, tokens, cost and errors.
+    expect(run.stderr).toMatch(
+      /\[1\/1\] examples\/word-frequency#0 completed reward=1\.000 \[reward=1 correctness=1 edge_cases=1\] [\d.]+s · [\d.]+\/min · ETA 0s · mean 1\.000 · tokens 3\.0k in \/ 201 out · \$0 · 0 errors\n/,
+    );
+  });
+
+  it('paddock view serves the web viewer, prints its URL with the run, and exits 0 on SIGINT', async () => {
+    const runsDir = mkdtempSync(join(tmpdir(), 'paddock-e2e-'));
+    const run = paddock([
+      'run',
+      'tests/fixtures/suites/tiny',
+      '--agent',
+      'oracle',
+      '--task',
+      'alpha',
+      '--runs-dir',
+      runsDir,
+      '--json',
+    ]);
+    const { runId } = JSON.parse(run.stdout) as { runId: string };
+    const child = spawn(process.execPath, [BIN, 'view', runId, '--port', '0', '--runs-dir', runsDir], {
+      cwd: ROOT,
+    });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolveExit) =>
+      child.once('exit', (code) => resolveExit(code)),
+    );
+    const url = await new Promise<string>((resolveUrl, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL printed: ${stdout}`)), 60_000);
+      child.stdout.on('data', () => {
+        const found = /^(http:\/\/127\.0\.0\.1:\d+\/)(#\/run\/\S+)\n/m.exec(stdout);
+        if (found) {
+          clearTimeout(timer);
+          expect(found[2]).toBe(`#/run/${encodeURIComponent(runId)}`);
+          resolveUrl(found[1]!);
+        }
+      });
+    });
+    const page = await fetch(url);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<html/i);
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
   });
 });

@@ -58,10 +58,10 @@ describe('paddock train', () => {
 
     // The training run's episodes are runs that paddock view reads: 2 tasks × 4 episodes at step 2.
     expect(summary.runsDir).toBe(join(output, 'runs'));
-    const listed = paddock(['view', '--runs-dir', summary.runsDir]);
+    const listed = paddock(['view', '--text', '--runs-dir', summary.runsDir]);
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(/^step-000002\s+onnx:train\s+8\/8 episodes/m);
-    const viewed = paddock(['view', 'step-000002', '--runs-dir', summary.runsDir]);
+    const viewed = paddock(['view', 'step-000002', '--text', '--runs-dir', summary.runsDir]);
     expect(viewed.stderr).toBe('');
     expect(viewed.code).toBe(0);
     const episodeLines = viewed.stdout.split('\n').filter((line) => /#2\.[0-3]\t/.test(line));
