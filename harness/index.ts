@@ -92,7 +92,24 @@ export type {
   SandboxProvider,
 } from './sandbox.ts';
 export { RunStore, type PlannedEpisode, type RunManifest, type TornTail } from './store.ts';
-export { formatSummary, isErrorEpisode, summariseRun, type RunSummary, type TaskSummary } from './summary.ts';
+export {
+  RunIndex,
+  type EpisodeIndexEntry,
+  type EpisodePage,
+  type EpisodeQuery,
+  type RunIndexOptions,
+} from './run-index.ts';
+export {
+  episodeFigures,
+  formatSummary,
+  formatTokens,
+  formatUsd,
+  isErrorEpisode,
+  summariseRun,
+  type EpisodeFigures,
+  type RunSummary,
+  type TaskSummary,
+} from './summary.ts';
 export {
   checkTaskPath,
   declareTaskPaths,

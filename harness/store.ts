@@ -32,6 +32,7 @@ import {
   truncateSync,
   writeFileSync,
   writeSync,
+  readSync,
   existsSync,
   readdirSync,
   createWriteStream,
@@ -153,7 +154,8 @@ interface ParsedLines<T> {
   totalBytes: number;
 }
 
-function parseRecord(line: string): EpisodeRecord | undefined {
+/** One line of episodes.jsonl as a record, or undefined when it is not one (it does not parse, or has no episode id). */
+export function parseRecord(line: string): EpisodeRecord | undefined {
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -203,6 +205,97 @@ function readRecords(path: string): ParsedLines<EpisodeRecord> {
     offset = end + 1;
   }
   return { records, intactBytes: offset, totalBytes: bytes.length };
+}
+
+/**
+ * Where the intact part of episodes.jsonl ends, read from its end only (a run of 100,000
+ * records is not read to find its torn tail): after the last newline when the file does not
+ * end with one, before the last line when that line does not parse, else the whole file.
+ * A corrupt line further up is not looked for here; reading the records reports it.
+ */
+export function intactLength(path: string): { intactBytes: number; totalBytes: number } {
+  if (!existsSync(path)) return { intactBytes: 0, totalBytes: 0 };
+  const fd = openSync(path, 'r');
+  try {
+    const totalBytes = fstatSync(fd).size;
+    if (totalBytes === 0) return { intactBytes: 0, totalBytes };
+    const last = lastNewlineBefore(fd, totalBytes);
+    if (last < 0) return { intactBytes: 0, totalBytes };
+    if (last + 1 < totalBytes) return { intactBytes: last + 1, totalBytes };
+    const start = lastNewlineBefore(fd, last) + 1;
+    const line = Buffer.alloc(last - start);
+    readFully(fd, line, start);
+    return { intactBytes: parseRecord(line.toString('utf8')) ? totalBytes : start, totalBytes };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The position of the last newline byte before `end`, or -1; reads backwards in 64 KiB steps. */
+function lastNewlineBefore(fd: number, end: number): number {
+  const step = Buffer.alloc(64 * 1024);
+  let to = end;
+  while (to > 0) {
+    const from = Math.max(0, to - step.length);
+    const chunk = step.subarray(0, to - from);
+    readFully(fd, chunk, from);
+    const at = chunk.lastIndexOf(0x0a);
+    if (at >= 0) return from + at;
+    to = from;
+  }
+  return -1;
+}
+
+/** Fills `buffer` from `position`, repeating short reads. */
+export function readFully(fd: number, buffer: Buffer, position: number): void {
+  let offset = 0;
+  while (offset < buffer.length) {
+    const read = readSync(fd, buffer, offset, buffer.length - offset, position + offset);
+    if (read <= 0) throw storeError(`unexpected end of file at byte ${position + offset}`);
+    offset += read;
+  }
+}
+
+/** The pid of a live process holding the run folder's lock, other than this one. */
+export function liveWriterOf(dir: string): number | undefined {
+  const path = join(dir, LOCK);
+  if (!existsSync(path)) return undefined;
+  let pid: number;
+  try {
+    pid = Number(readFileSync(path, 'utf8').trim());
+  } catch {
+    return undefined; // removed meanwhile
+  }
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid) ? pid : undefined;
+}
+
+/**
+ * Cuts a torn tail off a run folder's episodes.jsonl, keeping its bytes in a side file
+ * (`episodes.jsonl.torn-<ms>`). When the side file cannot be written (a full disk), the
+ * tail is cut only if `force` (a writer must start from a clean line); otherwise it is
+ * left for the next writer. Returns what was cut, if anything.
+ */
+export function cutTornTailOf(dir: string, force: boolean): TornTail | undefined {
+  const path = join(dir, EPISODES);
+  const { intactBytes, totalBytes } = intactLength(path);
+  if (totalBytes === intactBytes) return undefined;
+  let savedTo: string | undefined = `${path}.torn-${Date.now()}`;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const torn = Buffer.alloc(totalBytes - intactBytes);
+      readFully(fd, torn, intactBytes);
+      writeFileSync(savedTo, torn);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    rmSync(savedTo, { force: true });
+    savedTo = undefined;
+    if (!force) return undefined;
+  }
+  truncateSync(path, intactBytes);
+  return { bytes: totalBytes - intactBytes, savedTo };
 }
 
 /** The latest record of each episode, in the order those records were written. */
@@ -460,36 +553,13 @@ export class RunStore {
 
   /** The pid of a live process holding this run's lock, other than this one. */
   private liveWriter(): number | undefined {
-    const path = join(this.dir, LOCK);
-    if (!existsSync(path)) return undefined;
-    let pid: number;
-    try {
-      pid = Number(readFileSync(path, 'utf8').trim());
-    } catch {
-      return undefined; // removed meanwhile
-    }
-    return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid) ? pid : undefined;
+    return liveWriterOf(this.dir);
   }
 
-  /**
-   * Cuts a torn tail off episodes.jsonl, keeping its bytes in a side file. When the side
-   * file cannot be written (a full disk), the tail is cut only if `force` (a writer must
-   * start from a clean line); otherwise it is left for the next writer.
-   */
+  /** Cuts a torn tail off episodes.jsonl (see `cutTornTailOf`), noting it in `tornTail`. */
   private cutTornTail(force: boolean): void {
-    const path = join(this.dir, EPISODES);
-    const { intactBytes, totalBytes } = readRecords(path);
-    if (totalBytes === intactBytes) return;
-    let savedTo: string | undefined = `${path}.torn-${Date.now()}`;
-    try {
-      writeFileSync(savedTo, readFileSync(path).subarray(intactBytes));
-    } catch {
-      rmSync(savedTo, { force: true });
-      savedTo = undefined;
-      if (!force) return;
-    }
-    truncateSync(path, intactBytes);
-    this.tornTail = { bytes: totalBytes - intactBytes, savedTo };
+    const cut = cutTornTailOf(this.dir, force);
+    if (cut) this.tornTail = cut;
   }
 
   private takeLock(): void {

@@ -15,7 +15,37 @@
  * the file has one, else the mean of the keys) is stated. Tokens and cost are totals over
  * every episode, errors included: they were spent.
  */
-import type { EpisodeRecord } from './episode.ts';
+import type { EpisodeRecord, EpisodeStatus } from './episode.ts';
+
+/**
+ * What a summary needs of one episode: a record reduced to its figures. `summariseRun`
+ * takes these or whole records (it reduces those with `episodeFigures`), so a summary
+ * made from the run index (whose entries are figures) equals one made from the records.
+ */
+export interface EpisodeFigures {
+  taskId: string;
+  status: EpisodeStatus;
+  /** `reward.total`. */
+  reward: number;
+  /** The value of each reward component (`reward.components`), by name. */
+  rewardComponents: Readonly<Record<string, number>>;
+  /** The value of each constraint (`reward.constraints`), by name. */
+  constraints: Readonly<Record<string, number>>;
+  /** Each turn reward component summed over the episode's turns, by name (components no turn had are absent). */
+  turnRewards: Readonly<Record<string, number>>;
+  /** The verifier's named scores (`verifier.scores`); absent when no verifier ran. */
+  scores?: Readonly<Record<string, number>>;
+  /** True when the verifier ran out of time. */
+  verifierTimedOut?: boolean;
+  /** Prompt (input) tokens, cached ones included (`usage.promptTokens`). */
+  inputTokens: number;
+  /** Completion (output) tokens. */
+  outputTokens: number;
+  /** Input tokens read from the provider's prompt cache, when it said. */
+  cachedTokens?: number;
+  /** Model spend in USD over the turns that reported a cost; absent when none did. */
+  costUsd?: number;
+}
 
 export interface TaskSummary {
   /** The task id; dataset instances (`task@row`) are grouped under `task`. */
@@ -52,8 +82,12 @@ export interface TaskSummary {
   scoreRule?: 'reward-key' | 'mean' | 'mixed';
   /** Episodes whose verifier ran out of time (recorded with no reward, scored 0). */
   verifierTimeouts: number;
-  /** Tokens over every episode of the group, errors included. */
-  usage: { promptTokens: number; completionTokens: number };
+  /**
+   * Tokens over every episode of the group, errors included: input (prompt, cached ones
+   * included), output (completion), and the input tokens read from a prompt cache (0 when
+   * no provider said).
+   */
+  usage: { promptTokens: number; completionTokens: number; cachedTokens: number };
   /** Model spend in USD over every episode (turns whose agent reported a cost); 0 when none did. */
   costUsd: number;
 }
@@ -68,81 +102,156 @@ export interface RunSummary {
  * Summaries count it as an error and leave it out of means; every other status counts
  * with its reward.
  */
-export function isErrorEpisode(episode: EpisodeRecord): boolean {
+export function isErrorEpisode(episode: Pick<EpisodeRecord, 'status'>): boolean {
   return episode.status === 'agent-error' || episode.status === 'infra-error';
 }
 
-/** An episode's tokens; records written before usage was kept (and hand-made ones) count none. */
-function usageOf(episode: EpisodeRecord): EpisodeRecord['usage'] {
-  const usage = (episode as Partial<EpisodeRecord>).usage;
-  return usage ?? { promptTokens: 0, completionTokens: 0 };
+const NONE: Readonly<Record<string, number>> = Object.freeze({});
+
+/** The non-empty object, or the shared empty one (entries of big runs share it). */
+function orNone(values: Record<string, number>): Readonly<Record<string, number>> {
+  return Object.keys(values).length === 0 ? NONE : values;
 }
 
-function summarise(name: string, all: readonly EpisodeRecord[]): TaskSummary {
-  const episodes = all.filter((episode) => !isErrorEpisode(episode));
-  const count = episodes.length;
-  const mean = (values: number[]): number =>
-    values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
-  const componentValues: Record<string, number[]> = {};
-  const constraintValues: Record<string, number[]> = {};
-  const turnValues: Record<string, number[]> = {};
-  for (const episode of episodes) {
-    const sums: Record<string, number> = {};
-    for (const turn of episode.turns) {
-      for (const [key, value] of Object.entries(turn.rewards)) sums[key] = (sums[key] ?? 0) + value;
-    }
-    for (const [key, sum] of Object.entries(sums)) (turnValues[key] ??= []).push(sum);
-    for (const [key, component] of Object.entries(episode.reward.components)) {
-      (componentValues[key] ??= []).push(component.value);
-    }
-    for (const [key, constraint] of Object.entries(episode.reward.constraints)) {
-      (constraintValues[key] ??= []).push(constraint.value);
+/**
+ * A record's figures (see `EpisodeFigures`). Records written before usage was kept (and
+ * hand-made ones) count no tokens.
+ */
+export function episodeFigures(record: EpisodeRecord): EpisodeFigures {
+  const usage = (record as Partial<EpisodeRecord>).usage;
+  const turns = (record as Partial<EpisodeRecord>).turns ?? [];
+  const turnRewards: Record<string, number> = {};
+  let costUsd: number | undefined;
+  let cachedFromTurns: number | undefined;
+  for (const turn of turns) {
+    for (const [key, value] of Object.entries(turn.rewards ?? {}))
+      turnRewards[key] = (turnRewards[key] ?? 0) + value;
+    if (turn.costUsd !== undefined) costUsd = (costUsd ?? 0) + turn.costUsd;
+    if (turn.usage?.cacheReadTokens !== undefined)
+      cachedFromTurns = (cachedFromTurns ?? 0) + turn.usage.cacheReadTokens;
+  }
+  const components: Record<string, number> = {};
+  for (const [key, component] of Object.entries(record.reward.components)) components[key] = component.value;
+  const constraints: Record<string, number> = {};
+  for (const [key, constraint] of Object.entries(record.reward.constraints))
+    constraints[key] = constraint.value;
+  const cachedTokens = usage?.cacheReadTokens ?? cachedFromTurns;
+  return {
+    taskId: record.taskId,
+    status: record.status,
+    reward: record.reward.total,
+    rewardComponents: orNone(components),
+    constraints: orNone(constraints),
+    turnRewards: orNone(turnRewards),
+    ...(record.verifier ? { scores: record.verifier.scores } : {}),
+    ...(record.verifier?.timedOut ? { verifierTimedOut: true } : {}),
+    inputTokens: usage?.promptTokens ?? 0,
+    outputTokens: usage?.completionTokens ?? 0,
+    ...(cachedTokens === undefined ? {} : { cachedTokens }),
+    ...(costUsd === undefined ? {} : { costUsd }),
+  };
+}
+
+/** The figures of a record, or the figures themselves (an index entry). */
+function figuresOf(episode: EpisodeRecord | EpisodeFigures): EpisodeFigures {
+  return typeof episode.reward === 'number'
+    ? (episode as EpisodeFigures)
+    : episodeFigures(episode as EpisodeRecord);
+}
+
+/** Adds `value` to the running sum and count of `key`. */
+function accumulate(sums: Map<string, { sum: number; count: number }>, key: string, value: number): void {
+  const known = sums.get(key);
+  if (known) {
+    known.sum += value;
+    known.count++;
+  } else sums.set(key, { sum: value, count: 1 });
+}
+
+function meansOf(sums: Map<string, { sum: number; count: number }>): Record<string, number> {
+  const means: Record<string, number> = {};
+  for (const [key, { sum, count }] of sums) means[key] = sum / count;
+  return means;
+}
+
+/** One row of a summary. One pass over the episodes (a run may hold a million), then one for named scores. */
+function summarise(name: string, all: readonly EpisodeFigures[]): TaskSummary {
+  let count = 0;
+  let rewardSum = 0;
+  let passes = 0;
+  let limits = 0;
+  let verifierTimeouts = 0;
+  let promptTokens = 0;
+  let completionTokens = 0;
+  let cachedTokens = 0;
+  let costUsd = 0;
+  const statuses: Record<string, number> = {};
+  const components = new Map<string, { sum: number; count: number }>();
+  const constraints = new Map<string, { sum: number; count: number }>();
+  const turnComponents = new Map<string, { sum: number; count: number }>();
+  const scoreKeys = new Set<string>();
+  const rules = new Set<'reward-key' | 'mean'>();
+  for (const episode of all) {
+    statuses[episode.status] = (statuses[episode.status] ?? 0) + 1;
+    promptTokens += episode.inputTokens;
+    completionTokens += episode.outputTokens;
+    cachedTokens += episode.cachedTokens ?? 0;
+    costUsd += episode.costUsd ?? 0;
+    if (isErrorEpisode(episode)) continue;
+    count++;
+    rewardSum += episode.reward;
+    if (episode.reward >= 1 - 1e-9) passes++;
+    if (episode.status === 'limit') limits++;
+    if (episode.verifierTimedOut === true) verifierTimeouts++;
+    for (const key in episode.turnRewards) accumulate(turnComponents, key, episode.turnRewards[key]!);
+    for (const key in episode.rewardComponents) accumulate(components, key, episode.rewardComponents[key]!);
+    for (const key in episode.constraints) accumulate(constraints, key, episode.constraints[key]!);
+    // Named verifier scores: only where some verifier reported more than one number.
+    const scores = episode.scores;
+    if (scores !== undefined && Object.keys(scores).length > 1) {
+      for (const key in scores) scoreKeys.add(key);
+      rules.add('reward' in scores ? 'reward-key' : 'mean');
     }
   }
-  const means = (values: Record<string, number[]>): Record<string, number> =>
-    Object.fromEntries(Object.entries(values).map(([key, list]) => [key, mean(list)]));
-  // Named verifier scores: only where some verifier reported more than one number.
-  const named = episodes.filter((episode) => Object.keys(episode.verifier?.scores ?? {}).length > 1);
-  const keys = [...new Set(named.flatMap((episode) => Object.keys(episode.verifier!.scores)))].sort();
-  const scores = Object.fromEntries(
-    keys.map((key) => [key, mean(episodes.map((episode) => episode.verifier?.scores[key] ?? 0))]),
-  );
-  const rules = new Set(
-    named.map((episode) => ('reward' in episode.verifier!.scores ? 'reward-key' : 'mean')),
-  );
+  const keys = [...scoreKeys].sort();
+  const scores: Record<string, number> = {};
+  if (keys.length > 0) {
+    const sums = keys.map(() => 0);
+    for (const episode of all) {
+      if (isErrorEpisode(episode)) continue;
+      keys.forEach((key, column) => (sums[column]! += episode.scores?.[key] ?? 0));
+    }
+    keys.forEach((key, column) => (scores[key] = sums[column]! / count));
+  }
   const scoreRule = rules.size === 0 ? undefined : rules.size === 1 ? [...rules][0]! : 'mixed';
   return {
     task: name,
     episodes: all.length,
-    meanReward: mean(episodes.map((episode) => episode.reward.total)),
-    passRate: count === 0 ? 0 : episodes.filter((episode) => episode.reward.total >= 1 - 1e-9).length / count,
+    meanReward: count === 0 ? 0 : rewardSum / count,
+    passRate: count === 0 ? 0 : passes / count,
     errors: all.length - count,
-    limits: episodes.filter((episode) => episode.status === 'limit').length,
-    statuses: all.reduce<Record<string, number>>((counts, episode) => {
-      counts[episode.status] = (counts[episode.status] ?? 0) + 1;
-      return counts;
-    }, {}),
-    components: means(componentValues),
-    turnComponents: means(turnValues),
-    constraints: means(constraintValues),
+    limits,
+    statuses,
+    components: meansOf(components),
+    turnComponents: meansOf(turnComponents),
+    constraints: meansOf(constraints),
     scores,
     ...(scoreRule === undefined ? {} : { scoreRule }),
-    verifierTimeouts: episodes.filter((episode) => episode.verifier?.timedOut === true).length,
-    usage: {
-      promptTokens: all.reduce((sum, episode) => sum + usageOf(episode).promptTokens, 0),
-      completionTokens: all.reduce((sum, episode) => sum + usageOf(episode).completionTokens, 0),
-    },
-    costUsd: all.reduce(
-      (sum, episode) => sum + episode.turns.reduce((turns, turn) => turns + (turn.costUsd ?? 0), 0),
-      0,
-    ),
+    verifierTimeouts,
+    usage: { promptTokens, completionTokens, cachedTokens },
+    costUsd,
   };
 }
 
-/** Summarises episodes per task and in total. */
-export function summariseRun(episodes: readonly EpisodeRecord[]): RunSummary {
-  const groups = new Map<string, EpisodeRecord[]>();
-  for (const episode of episodes) {
+/**
+ * Summarises episodes per task and in total: records (the latest attempt of each, as
+ * `RunStore.episodes()` gives them) or their figures (`RunIndex.latest()` entries). The
+ * same episodes in the same order give the same summary either way.
+ */
+export function summariseRun(episodes: readonly (EpisodeRecord | EpisodeFigures)[]): RunSummary {
+  const figures = episodes.map(figuresOf);
+  const groups = new Map<string, EpisodeFigures[]>();
+  for (const episode of figures) {
     const key = episode.taskId.split('@')[0]!;
     let group = groups.get(key);
     if (!group) groups.set(key, (group = []));
@@ -151,17 +260,40 @@ export function summariseRun(episodes: readonly EpisodeRecord[]): RunSummary {
   const tasks = [...groups.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([key, group]) => summarise(key, group));
-  return { tasks, total: summarise('total', episodes) };
+  return { tasks, total: summarise('total', figures) };
 }
 
 /** A dollar amount with enough digits to show small spends. */
-function formatUsd(value: number): string {
+export function formatUsd(value: number): string {
   return value >= 1 ? value.toFixed(2) : value.toPrecision(3);
 }
 
-/** Renders a summary as a plain-text table. */
+/** A token count in a few characters: `950`, `12.3k`, `4.56M`. */
+export function formatTokens(count: number): string {
+  if (count < 1_000) return String(count);
+  if (count < 1_000_000) return `${(count / 1_000).toPrecision(3)}k`;
+  if (count < 1_000_000_000) return `${(count / 1_000_000).toPrecision(3)}M`;
+  return `${(count / 1_000_000_000).toPrecision(3)}G`;
+}
+
+/**
+ * Renders a summary as a plain-text table: per task and in total the episodes, mean
+ * reward, pass rate, errors and limits, and — when the run used any — input and output
+ * tokens and cost. Below it: uncommon statuses, verifier timeouts, the run's tokens
+ * (cached ones too) and cost, named verifier scores, and reward components.
+ */
 export function formatSummary(summary: RunSummary): string {
-  const header = ['task', 'episodes', 'mean reward', 'pass rate', 'errors', 'limits'];
+  const { usage, costUsd } = summary.total;
+  const spent = usage.promptTokens + usage.completionTokens > 0 || costUsd > 0;
+  const header = [
+    'task',
+    'episodes',
+    'mean reward',
+    'pass rate',
+    'errors',
+    'limits',
+    ...(spent ? ['tokens in', 'tokens out', 'cost'] : []),
+  ];
   const row = (s: TaskSummary): string[] => [
     s.task,
     String(s.episodes),
@@ -169,6 +301,13 @@ export function formatSummary(summary: RunSummary): string {
     `${(s.passRate * 100).toFixed(1)}%`,
     String(s.errors),
     String(s.limits),
+    ...(spent
+      ? [
+          formatTokens(s.usage.promptTokens),
+          formatTokens(s.usage.completionTokens),
+          s.costUsd > 0 ? `$${formatUsd(s.costUsd)}` : '-',
+        ]
+      : []),
   ];
   const rows = [header, ...summary.tasks.map(row), row(summary.total)];
   const widths = header.map((_, column) => Math.max(...rows.map((cells) => cells[column]!.length)));
@@ -186,11 +325,12 @@ export function formatSummary(summary: RunSummary): string {
     table.push(`also ended: ${others.map(([status, count]) => `${status} ${count}`).join(', ')}`);
   if (summary.total.verifierTimeouts > 0)
     table.push(`verifier timed out: ${summary.total.verifierTimeouts} episode(s) (no reward, scored 0)`);
-  const { usage, costUsd } = summary.total;
-  if (usage.promptTokens + usage.completionTokens > 0 || costUsd > 0)
+  if (spent)
     table.push(
       `tokens: ${usage.promptTokens} prompt + ${usage.completionTokens} completion = ` +
-        `${usage.promptTokens + usage.completionTokens}${costUsd > 0 ? `; cost $${formatUsd(costUsd)}` : ''}`,
+        `${usage.promptTokens + usage.completionTokens}` +
+        `${usage.cachedTokens > 0 ? ` (${usage.cachedTokens} prompt tokens from cache)` : ''}` +
+        `${costUsd > 0 ? `; cost $${formatUsd(costUsd)}` : ''}`,
     );
   // Named verifier scores, per key, with the rule that made the reward.
   const scored = summary.tasks.filter((task) => Object.keys(task.scores).length > 0);

@@ -9,7 +9,7 @@ function episode(
     scores?: Record<string, number>;
     reward?: number;
     timedOut?: boolean;
-    usage?: [number, number];
+    usage?: [number, number, number?];
     costs?: number[];
   } = {},
 ): EpisodeRecord {
@@ -25,7 +25,11 @@ function episode(
         ? { reward: null, scores: {}, timedOut: true, error: 'the verifier timed out after 1000 ms' }
         : undefined,
     reward: { total: reward, components: { verifier: { value: reward, weight: 1 } }, constraints: {} },
-    usage: { promptTokens: options.usage?.[0] ?? 0, completionTokens: options.usage?.[1] ?? 0 },
+    usage: {
+      promptTokens: options.usage?.[0] ?? 0,
+      completionTokens: options.usage?.[1] ?? 0,
+      ...(options.usage?.[2] === undefined ? {} : { cacheReadTokens: options.usage[2] }),
+    },
   } as unknown as EpisodeRecord;
 }
 
@@ -80,9 +84,31 @@ describe('summariseRun', () => {
       episode('s/a', { usage: [100, 20], costs: [0.001, 0.002] }),
       episode('s/b', { status: 'infra-error', usage: [50, 5], costs: [0.0005] }),
     ]);
-    expect(summary.total.usage).toEqual({ promptTokens: 150, completionTokens: 25 });
+    expect(summary.total.usage).toEqual({ promptTokens: 150, completionTokens: 25, cachedTokens: 0 });
     expect(summary.total.costUsd).toBeCloseTo(0.0035, 10);
     expect(formatSummary(summary)).toMatch(/tokens: 150 prompt \+ 25 completion = 175; cost \$0\.00350/);
+  });
+
+  it("shows each task's input and output tokens, cached tokens and cost", () => {
+    const summary = summariseRun([
+      episode('s/a', { usage: [12_000, 300, 9_000], costs: [0.25] }),
+      episode('s/a', { usage: [8_000, 200, 6_000], costs: [0.5] }),
+      episode('s/b', { usage: [400, 20] }),
+    ]);
+    expect(summary.tasks.map((task) => [task.task, task.usage, task.costUsd])).toEqual([
+      ['s/a', { promptTokens: 20_000, completionTokens: 500, cachedTokens: 15_000 }, 0.75],
+      ['s/b', { promptTokens: 400, completionTokens: 20, cachedTokens: 0 }, 0],
+    ]);
+    const lines = formatSummary(summary).split('\n');
+    expect(lines[0]).toMatch(/tokens in +tokens out +cost$/);
+    expect(lines[2]).toMatch(/^s\/a .* 20\.0k +500 +\$0\.750$/);
+    expect(lines[3]).toMatch(/^s\/b .* 400 +20 +-$/);
+    expect(formatSummary(summary)).toMatch(/= 20920 \(15000 prompt tokens from cache\); cost \$0\.750/);
+  });
+
+  it('leaves the token and cost columns out of a run that used none', () => {
+    const text = formatSummary(summariseRun([episode('s/a', { reward: 1 })]));
+    expect(text.split('\n')[0]).not.toMatch(/tokens|cost/);
   });
 
   it('names the uncommon statuses under the table', () => {
