@@ -23,14 +23,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import {
-  ERROR_CODES,
-  PaddockError,
-  RunStore,
-  describeError,
-  formatSummary,
-  isPaddockError,
-} from '../harness/index.ts';
+// Only the light part of the harness at the top: harness/index.ts loads zod.
+import { ERROR_CODES, PaddockError, describeError, isPaddockError } from '../harness/errors.ts';
 import type { EvaluationResult } from './evaluate.ts';
 import {
   DEFAULT_SANDBOX_KIND,
@@ -177,6 +171,7 @@ async function report(result: EvaluationResult, json: boolean, runsDir: string):
       `${JSON.stringify({ runId: result.runId, dir: result.dir, summary: result.summary }, null, 2)}\n`,
     );
   } else {
+    const { formatSummary } = await import('../harness/index.ts');
     process.stdout.write(`\nrun ${result.runId} (${result.dir})\n${formatSummary(result.summary)}\n`);
     if (failed > 0)
       process.stdout.write(
@@ -373,7 +368,10 @@ interface ExportFlags {
 }
 
 async function exportCommand(runId: string, flags: ExportFlags): Promise<number> {
-  const { exportRun } = await import('../export/index.ts');
+  const [{ exportRun }, { RunStore }] = await Promise.all([
+    import('../export/index.ts'),
+    import('../harness/index.ts'),
+  ]);
   const result = await exportRun(RunStore.open(flags.runsDir, runId), {
     format: flags.format,
     out: flags.out,
