@@ -58,7 +58,14 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { EpisodeRecord, EpisodeStatus, LimitKind } from './episode.ts';
 import { ERROR_CODES, PaddockError, describeError } from './errors.ts';
-import { cutTornTailOf, liveWriterOf, parseRecord, readFully, type RunManifest } from './store.ts';
+import {
+  cutTornTailOf,
+  liveWriterOf,
+  parseRecord,
+  readFully,
+  type RunManifest,
+  type TornTail,
+} from './store.ts';
 import { episodeFigures, summariseRun, type RunSummary } from './summary.ts';
 
 /** One record line of episodes.jsonl, reduced to what tables, filters and summaries need. */
@@ -473,6 +480,8 @@ export class RunIndex {
   private readonly chunkBytes: number;
   private readonly useSidecar: boolean;
   private readonly keyFile: string;
+  /** The torn tail cut off episodes.jsonl when this index opened the run, if there was one (see `RunStore.tornTail`). */
+  tornTail: TornTail | undefined;
 
   private constructor(
     readonly runDir: string,
@@ -503,7 +512,7 @@ export class RunIndex {
     const index = new RunIndex(runDir, manifest, options);
     if (liveWriterOf(runDir) === undefined) {
       try {
-        cutTornTailOf(runDir, false);
+        index.tornTail = cutTornTailOf(runDir, false);
       } catch {
         // A read-only run folder: the torn tail is not indexed anyway, and the writer cuts it.
       }
