@@ -241,7 +241,10 @@ const EPISODE_COLUMNS = /** @type {[string, string | null, (e: any) => Node | st
  * @param {() => boolean} still
  */
 async function runPage(runId, params, still) {
-  const [run, list] = await Promise.all([api(`/api/runs/${enc(runId)}`), api('/api/runs?limit=200')]);
+  // Both at once: the episode page does not wait for the run's table.
+  const firstPage = fetchEpisodes(runId, params);
+  firstPage.catch(() => {}); // reported by drawEpisodes when it awaits it
+  const run = await api(`/api/runs/${enc(runId)}`);
   if (!still()) return;
   document.title = `${runId} · paddock view`;
   setCrumbs(
@@ -251,14 +254,10 @@ async function runPage(runId, params, still) {
   );
   const summaryBox = h('div', { id: 'summary' });
   const episodesBox = h('div', { id: 'episodes' });
-  const others = list.runs.filter((/** @type {any} */ other) => other.id !== runId);
   const compareSelect = h(
     'select',
     { id: 'compare-with', 'aria-label': 'run to compare with' },
     h('option', { value: '' }, 'compare with…'),
-    ...others.map((/** @type {any} */ other) =>
-      h('option', { value: other.id }, `${other.id} (${other.agent || 'agent?'})`),
-    ),
   );
   compareSelect.addEventListener('change', () => {
     const other = /** @type {HTMLSelectElement} */ (compareSelect).value;
@@ -266,7 +265,17 @@ async function runPage(runId, params, still) {
   });
   app.replaceChildren(h('h1', null, runId), summaryBox, h('h2', null, 'Episodes'), episodesBox);
   drawRunSummary(summaryBox, run, compareSelect);
-  await drawEpisodes(episodesBox, runId, run, params, still);
+  await drawEpisodes(episodesBox, runId, run, params, still, firstPage);
+  // The runs to compare with, once the page is on screen.
+  const list = await api('/api/runs?limit=200');
+  if (!still()) return;
+  compareSelect.append(
+    ...list.runs
+      .filter((/** @type {any} */ other) => other.id !== runId)
+      .map((/** @type {any} */ other) =>
+        h('option', { value: other.id }, `${other.id} (${other.agent || 'agent?'})`),
+      ),
+  );
   follow(runId, async () => {
     if (!still()) return;
     const fresh = await api(`/api/runs/${enc(runId)}`);
@@ -354,16 +363,15 @@ function drawRunSummary(box, run, compareSelect) {
   );
 }
 
+/** How many episodes a page shows. */
+const PAGE_SIZE = 50;
+
 /**
- * The filter form and the table of one page of episodes. Filters live in the URL's
- * query, so a filtered list can be linked to and survives a reload.
- * @param {HTMLElement} box
+ * The page of episodes the URL's query asks for.
  * @param {string} runId
- * @param {any} run
  * @param {URLSearchParams} params
- * @param {() => boolean} still
  */
-async function drawEpisodes(box, runId, run, params, still) {
+function fetchEpisodes(runId, params) {
   const query = new URLSearchParams();
   for (const key of [
     'task',
@@ -381,9 +389,23 @@ async function drawEpisodes(box, runId, run, params, still) {
     const value = params.get(key);
     if (value) query.set(key, value);
   }
-  const limit = 50;
-  query.set('limit', String(limit));
-  const page = await api(`/api/runs/${enc(runId)}/episodes?${query}`);
+  query.set('limit', String(PAGE_SIZE));
+  return api(`/api/runs/${enc(runId)}/episodes?${query}`);
+}
+
+/**
+ * The filter form and the table of one page of episodes. Filters live in the URL's
+ * query, so a filtered list can be linked to and survives a reload.
+ * @param {HTMLElement} box
+ * @param {string} runId
+ * @param {any} run
+ * @param {URLSearchParams} params
+ * @param {() => boolean} still
+ * @param {Promise<any>} [prefetched] the page, when its request was already made
+ */
+async function drawEpisodes(box, runId, run, params, still, prefetched) {
+  const limit = PAGE_SIZE;
+  const page = await (prefetched ?? fetchEpisodes(runId, params));
   if (!still()) return;
   const go = (/** @type {Record<string, string | undefined>} */ changes) => {
     const next = new URLSearchParams(params);
