@@ -155,6 +155,12 @@ if (build.status !== 0) {
   console.log(build.stderr.trim().split('\n').slice(-5).join('\n'));
 }
 
+const { distIsFresh } = (await import(pathToFileURL(join(ROOT, 'bin/build-stamp.js')).href)) as {
+  distIsFresh: (root: string) => boolean;
+};
+if (!distIsFresh(ROOT))
+  console.log('dist/ is not fresh (a source changed since the build): the figures are those of the sources');
+
 const scratch = mkdtempSync(join(tmpdir(), 'paddock-cli-start-'));
 try {
   const standIn = join(scratch, 'stand-in.mjs');
@@ -184,6 +190,10 @@ try {
     );
   }
   const help = figures.get('paddock --help')!.medianMs;
+  if (!distIsFresh(ROOT))
+    console.log(
+      '\ndist/ went stale during the run (a source changed): some figures are those of the sources',
+    );
   console.log(
     `\npaddock --help: median ${ms(help)} (target ≤ ${TARGET_HELP_MS} ms on an idle machine: ${help <= TARGET_HELP_MS ? 'met' : 'not met'} here)`,
   );
