@@ -11,8 +11,8 @@
  *
  *   line 1  HMAC-SHA256 of the rest, hex, keyed by a secret outside the run folder
  *   line 2  header: format version, the byte length of episodes.jsonl it covers, the SHA-256
- *           of those bytes, and that file's identity when indexed (dev, inode, size, mtime,
- *           ctime, in ns)
+ *           of those bytes, that file's identity when indexed (dev, inode, size, mtime,
+ *           ctime, in ns), and the run's summary over those entries
  *   then    the entries, one JSON array a line in file order (offsets follow from the lengths)
  *
  * On open the sidecar is used only when its HMAC verifies (so nobody without the key, which
@@ -51,6 +51,7 @@ import {
   rmSync,
   statSync,
   writeFileSync,
+  writeSync,
   type BigIntStats,
 } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
@@ -549,13 +550,17 @@ export class RunIndex {
     this.assertOpen();
     if (this.latestCache) return this.latestCache;
     const latest: EpisodeIndexEntry[] = [];
-    const planned = new Set<string>();
-    for (const { episodeId } of this.manifest.plan ?? []) {
-      planned.add(episodeId);
+    const plan = this.manifest.plan ?? [];
+    for (const { episodeId } of plan) {
       const at = this.latestAt.get(episodeId);
       if (at !== undefined) latest.push(this.entries[at]!);
     }
-    for (const [episodeId, at] of this.latestAt) if (!planned.has(episodeId)) latest.push(this.entries[at]!);
+    // Records of episodes the plan does not name (hand-made runs), after the planned ones.
+    if (latest.length < this.latestAt.size) {
+      const planned = new Set(plan.map((each) => each.episodeId));
+      for (const [episodeId, at] of this.latestAt)
+        if (!planned.has(episodeId)) latest.push(this.entries[at]!);
+    }
     return (this.latestCache = latest);
   }
 
@@ -880,6 +885,8 @@ export class RunIndex {
     this.entries = [];
     this.latestAt = new Map();
     this.add(entries);
+    // The summary of these entries, made when the sidecar was (signed with it); dropped when the tail adds any.
+    if (header.summary && typeof header.summary === 'object') this.summaryCache = header.summary;
     this.covered = covers;
     this.identity = typeof header.identity === 'string' ? header.identity : '';
     this.dirty = false;
@@ -921,17 +928,39 @@ export class RunIndex {
       digest: this.hash.copy().digest('hex'),
       identity: this.identity,
       count: this.entries.length,
+      summary: this.summary(),
     });
-    const body = this.entries.map((entry) => JSON.stringify(rowOf(entry))).join('\n');
-    const signedPart = `${header}\n${body}`;
-    const mac = createHmac('sha256', key).update(signedPart).digest('hex');
+    // Written in batches, the signature last into the first line (its width is fixed): the
+    // body never exists whole in memory.
     const path = join(this.runDir, SIDECAR);
     const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const hmac = createHmac('sha256', key);
+    let fd: number | undefined;
     try {
-      writeFileSync(tmp, `${mac}\n${signedPart}`);
+      fd = openSync(tmp, 'w');
+      let position = 0;
+      const write = (text: string, signed: boolean): void => {
+        const bytes = Buffer.from(text);
+        if (signed) hmac.update(bytes);
+        let done = 0;
+        while (done < bytes.length) done += writeSync(fd!, bytes, done, bytes.length - done, position + done);
+        position += bytes.length;
+      };
+      write(`${'0'.repeat(64)}\n`, false);
+      write(header, true);
+      const batch = 2_000;
+      for (let start = 0; start < this.entries.length; start += batch) {
+        const rows = this.entries.slice(start, start + batch).map((entry) => JSON.stringify(rowOf(entry)));
+        write(`\n${rows.join('\n')}`, true);
+      }
+      const mac = Buffer.from(hmac.digest('hex'));
+      writeSync(fd, mac, 0, mac.length, 0);
+      closeSync(fd);
+      fd = undefined;
       renameSync(tmp, path);
     } catch {
       // A read-only run folder or a full disk: the sidecar is derived data, rebuilt next time.
+      if (fd !== undefined) closeSync(fd);
       rmSync(tmp, { force: true });
     }
   }

@@ -16,7 +16,10 @@
  *
  * A planned episode may have several records: `resume --retry-errors` appends a new
  * attempt after an errored one. `episodes()` gives the latest record of each episode
- * (what summaries, view and export use); `records()` gives every line.
+ * (what summaries, view and export use); `records()` gives every line. Both read and parse
+ * the whole file: readers that need summaries, tables or one record of a big run use the
+ * run index instead (run-index.ts), which reads each record line once and keeps a sidecar.
+ * Finding a torn tail reads only the end of the file.
  */
 import {
   closeSync,
@@ -41,6 +44,7 @@ import {
 import { join } from 'node:path';
 import type { EpisodeEvent, EpisodeRecord } from './episode.ts';
 import { ERROR_CODES, PaddockError, describeError } from './errors.ts';
+import { RunIndex } from './run-index.ts';
 
 /** One episode the run plans to have. */
 export interface PlannedEpisode {
@@ -529,8 +533,13 @@ export class RunStore {
     return this.eventsFailure;
   }
 
-  /** Flushes and closes the files and releases the lock. Idempotent; never rejects. */
+  /**
+   * Flushes and closes the files and releases the lock, then brings the run's index
+   * sidecar up to date (run-index.ts), so that the first `paddock view` of a big run does
+   * not parse its records. Idempotent; never rejects.
+   */
   async close(): Promise<void> {
+    const wrote = this.episodesFd !== undefined;
     if (this.episodesFd !== undefined) {
       try {
         closeSync(this.episodesFd);
@@ -549,6 +558,13 @@ export class RunStore {
       });
     }
     this.releaseLock();
+    if (wrote) {
+      try {
+        RunIndex.open(this.dir).close();
+      } catch {
+        // The index is derived data: the next reader builds it (and reports what it finds).
+      }
+    }
   }
 
   /** The pid of a live process holding this run's lock, other than this one. */

@@ -12,8 +12,13 @@
  * A verifier that reports several named scores (a `reward.json` such as
  * `{"correctness": 1, "performance": 0}`) is summarised per key (`scores`) beside the
  * reward it was turned into, and the rule that turned it (`scoreRule`: the `reward` key when
- * the file has one, else the mean of the keys) is stated. Tokens and cost are totals over
- * every episode, errors included: they were spent.
+ * the file has one, else the mean of the keys) is stated. Tokens (input, output, cached)
+ * and cost are totals over every episode, errors included: they were spent.
+ *
+ * A summary is made from each episode's figures (`EpisodeFigures`): a record reduced by
+ * `episodeFigures`, or a run index entry, which holds the same figures, so that the index
+ * of a run of a million episodes summarises it without reading its records, to the same
+ * numbers.
  */
 import type { EpisodeRecord, EpisodeStatus } from './episode.ts';
 
