@@ -304,6 +304,8 @@ async function resumeCommand(runId: string, flags: ResumeFlags, state: CommandSt
 
 interface ViewFlags {
   runsDir: string;
+  offset?: number;
+  limit?: number;
   episode?: string;
   text?: boolean;
   full?: boolean;
@@ -317,23 +319,27 @@ async function viewCommand(
   flags: ViewFlags,
   state: CommandState,
 ): Promise<number> {
+  const page = {
+    ...(flags.offset === undefined ? {} : { offset: flags.offset }),
+    ...(flags.limit === undefined ? {} : { limit: flags.limit }),
+  };
   if (flags.text || flags.full) {
     const { viewRun } = await import('./view.ts');
-    const options: { runsDir: string; runId?: string; episodeId?: string; full?: boolean } = {
-      runsDir: flags.runsDir,
-      ...(runId ? { runId } : {}),
-      ...(flags.episode ? { episodeId: flags.episode } : {}),
-      ...(flags.full ? { full: true } : {}),
-    };
-    process.stdout.write(viewRun(options));
+    process.stdout.write(
+      viewRun({
+        runsDir: flags.runsDir,
+        ...(runId ? { runId } : {}),
+        ...(flags.episode ? { episodeId: flags.episode } : {}),
+        ...(flags.full ? { full: true } : {}),
+        ...page,
+      }),
+    );
     return 0;
   }
   if (flags.json) {
-    const view = (await import('./view.ts')) as {
-      viewRunJson?: (options: { runsDir: string; runId?: string }) => object;
-    };
-    if (!view.viewRunJson) throw new UsageError('--json is not available in this build of the view');
-    const data = view.viewRunJson({ runsDir: flags.runsDir, ...(runId ? { runId } : {}) });
+    if (flags.episode) throw new UsageError('--episode goes with --text or the web viewer, not --json');
+    const { viewRunJson } = await import('./view.ts');
+    const data = viewRunJson({ runsDir: flags.runsDir, ...(runId ? { runId } : {}), ...page });
     process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
     return 0;
   }
@@ -743,7 +749,17 @@ function buildProgram(state: CommandState, exit: (code: number) => void): Comman
     .option('--episode <id>', 'with a run id: one episode (its page; its transcript with --text)')
     .option('--text', 'print the run (or the list of runs) in the terminal instead')
     .option('--full', 'with --text: observations in full, not cut')
-    .option('--json', "print the run's summary (or the list of runs) as JSON")
+    .option('--json', "print the run's summary and episodes (or the list of runs) as JSON")
+    .addOption(
+      new Option('--offset <n>', 'with --text or --json: the first episode listed (0-based)')
+        .default(0)
+        .argParser(integer(0)),
+    )
+    .addOption(
+      new Option('--limit <n>', 'with --text or --json: episodes listed at most (default: 100)').argParser(
+        integer(1),
+      ),
+    )
     .addHelpText(
       'after',
       `\nThe web viewer runs until Ctrl-C or SIGTERM, then exits with 0.\n${examples(
@@ -903,6 +919,10 @@ async function main(argv: string[]): Promise<number> {
       throw error;
     });
   }
+  // Progress and messages whose reader went away are dropped; the command goes on.
+  process.stderr.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
   for (const name of ['SIGINT', 'SIGTERM'] as const) {
     process.on(name, () => {
       if (state.interruptedBy !== undefined) {

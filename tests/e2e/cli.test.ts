@@ -398,6 +398,11 @@ describe('paddock CLI: pipes, scaffolds, the scripted example, progress and the 
     );
     expect(viewed.stdout).toMatch(/^.+\nexit=0\n$/);
     expect(viewed.stderr).toBe('');
+
+    // --json: the run for programs, alone on stdout.
+    const json = paddock(['view', runId, '--json', '--runs-dir', runsDir]);
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ runId, planned: 6, done: 6 });
   });
 
   it.each(['native', 'harbor'])(

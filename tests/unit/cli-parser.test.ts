@@ -78,7 +78,17 @@ const COMMANDS: { command: string[]; options: string[]; defaults: RegExp[] }[] =
   },
   {
     command: ['view'],
-    options: ['--runs-dir', '--port', '--host', '--episode', '--text', '--full', '--json'],
+    options: [
+      '--runs-dir',
+      '--port',
+      '--host',
+      '--episode',
+      '--text',
+      '--full',
+      '--json',
+      '--offset',
+      '--limit',
+    ],
     defaults: [/--port <n>.*\(default: 7575\)/, /--host <host>.*\(default: "127\.0\.0\.1"\)/],
   },
   {
@@ -146,8 +156,8 @@ describe('paddock --help', { timeout: 60_000 }, () => {
       expect(help.stdout).toMatch(new RegExp(`^Usage: paddock ${command.join(' ')} `));
       for (const option of options) expect(help.stdout).toMatch(new RegExp(`^  ${option}\\b`, 'm'));
       // Help wraps long descriptions onto indented lines; read each option as one line.
-    const flat = help.stdout.replace(/\n {8,}(?=\S)/g, ' ');
-    for (const pattern of defaults) expect(flat).toMatch(pattern);
+      const flat = help.stdout.replace(/\n {8,}(?=\S)/g, ' ');
+      for (const pattern of defaults) expect(flat).toMatch(pattern);
       expect(help.stdout).toMatch(new RegExp(`Examples?:\\n  \\$ paddock ${command[0]}`));
     },
   );
