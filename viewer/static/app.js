@@ -241,18 +241,13 @@ const EPISODE_COLUMNS = /** @type {[string, string | null, (e: any) => Node | st
  * @param {() => boolean} still
  */
 async function runPage(runId, params, still) {
-  // Both at once: the episode page does not wait for the run's table.
+  // Both at once; the episode table is drawn as soon as its page comes, the run's table after.
   const firstPage = fetchEpisodes(runId, params);
-  firstPage.catch(() => {}); // reported by drawEpisodes when it awaits it
-  const run = await api(`/api/runs/${enc(runId)}`);
-  if (!still()) return;
+  const runView = api(`/api/runs/${enc(runId)}`);
+  runView.catch(() => {}); // reported below when awaited
   document.title = `${runId} · paddock view`;
-  setCrumbs(
-    h('a', { href: '#/' }, 'runs'),
-    run.training ? h('a', { href: `#/training/${enc(run.training)}` }, run.training) : null,
-    h('span', null, runId),
-  );
-  const summaryBox = h('div', { id: 'summary' });
+  setCrumbs(h('a', { href: '#/' }, 'runs'), h('span', null, runId));
+  const summaryBox = h('div', { id: 'summary' }, h('div', { class: 'meta' }, 'loading the run…'));
   const episodesBox = h('div', { id: 'episodes' });
   const compareSelect = h(
     'select',
@@ -263,9 +258,19 @@ async function runPage(runId, params, still) {
     const other = /** @type {HTMLSelectElement} */ (compareSelect).value;
     if (other) location.hash = `#/compare/${enc(runId)}/${enc(other)}`;
   });
+  const page = await firstPage;
+  if (!still()) return;
   app.replaceChildren(h('h1', null, runId), summaryBox, h('h2', null, 'Episodes'), episodesBox);
+  await drawEpisodes(episodesBox, runId, null, params, still, Promise.resolve(page));
+  const run = await runView;
+  if (!still()) return;
+  setCrumbs(
+    h('a', { href: '#/' }, 'runs'),
+    run.training ? h('a', { href: `#/training/${enc(run.training)}` }, run.training) : null,
+    h('span', null, runId),
+  );
   drawRunSummary(summaryBox, run, compareSelect);
-  await drawEpisodes(episodesBox, runId, run, params, still, firstPage);
+  fillFilterOptions(episodesBox, run);
   // The runs to compare with, once the page is on screen.
   const list = await api('/api/runs?limit=200');
   if (!still()) return;
@@ -283,6 +288,29 @@ async function runPage(runId, params, still) {
     drawRunSummary(summaryBox, fresh, compareSelect);
     await drawEpisodes(episodesBox, runId, fresh, route().params, still);
   });
+}
+
+/**
+ * Adds the run's tasks and error kinds to the filters drawn before the run came, in place
+ * (what a person typed meanwhile stays).
+ * @param {HTMLElement} box
+ * @param {any} run
+ */
+function fillFilterOptions(box, run) {
+  const lists = {
+    task: run.summary.tasks.map((/** @type {any} */ t) => t.task),
+    errorCode: Object.keys(run.errorCodes ?? {}).sort(),
+  };
+  for (const [name, values] of Object.entries(lists)) {
+    const select = box.querySelector(`select[name="${name}"]`);
+    if (!select) continue;
+    const present = new Set(
+      [...select.querySelectorAll('option')].map((option) => option.getAttribute('value')),
+    );
+    select.append(
+      ...values.filter((value) => !present.has(value)).map((value) => h('option', { value }, value)),
+    );
+  }
 }
 
 /**
@@ -398,7 +426,7 @@ function fetchEpisodes(runId, params) {
  * query, so a filtered list can be linked to and survives a reload.
  * @param {HTMLElement} box
  * @param {string} runId
- * @param {any} run
+ * @param {any} run the run's view, or null while it loads
  * @param {URLSearchParams} params
  * @param {() => boolean} still
  * @param {Promise<any>} [prefetched] the page, when its request was already made
@@ -430,7 +458,10 @@ async function drawEpisodes(box, runId, run, params, still, prefetched) {
         'select',
         { name },
         h('option', { value: '' }, 'any'),
-        ...options.map((o) => h('option', { value: o, selected: params.get(name) === o }, o)),
+        // The current value stays an option while the run's lists are still loading.
+        ...[...new Set([...options, ...(params.get(name) ? [String(params.get(name))] : [])])].map((o) =>
+          h('option', { value: o, selected: params.get(name) === o }, o),
+        ),
       ),
     );
   const form = h(
@@ -465,10 +496,10 @@ async function drawEpisodes(box, runId, run, params, still, prefetched) {
     select(
       'task',
       'task',
-      run.summary.tasks.map((/** @type {any} */ t) => t.task),
+      (run?.summary.tasks ?? []).map((/** @type {any} */ t) => t.task),
     ),
     select('status', 'status', STATUSES),
-    select('errorCode', 'error kind', Object.keys(run.errorCodes ?? {}).sort()),
+    select('errorCode', 'error kind', Object.keys(run?.errorCodes ?? {}).sort()),
     field('minReward', 'reward ≥', { type: 'number', step: 'any' }),
     field('maxReward', 'reward ≤', { type: 'number', step: 'any' }),
     field('minTurns', 'turns ≥', { type: 'number', min: 0 }),
