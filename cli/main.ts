@@ -345,6 +345,11 @@ async function viewCommand(
   }
   if (flags.episode && !runId)
     throw new UsageError('--episode needs the run id: paddock view <run-id> --episode <id>');
+  if (!existsSync(flags.runsDir))
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `no runs to show: ${flags.runsDir} does not exist (paddock run makes runs there; --runs-dir names another folder)`,
+    );
   if (runId && !existsSync(join(flags.runsDir, runId)))
     throw new PaddockError(ERROR_CODES.RUN_NOT_FOUND, `no run ${runId} in ${flags.runsDir}`);
   const { serveViewer } = await import('../viewer/index.ts');
