@@ -202,7 +202,7 @@ function syntheticRecord(
       {
         name: 'bash',
         description: 'Runs a shell command in the sandbox.',
-        parameters: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] },
+        inputSchema: { type: 'object', properties: { command: { type: 'string' } }, required: ['command'] },
       },
     ],
     turns,
@@ -234,7 +234,7 @@ function syntheticRecord(
     startedAt: new Date(startMs).toISOString(),
     endedAt: new Date(at).toISOString(),
     durationMs,
-  } as EpisodeRecord;
+  };
 }
 
 /**

@@ -845,6 +845,7 @@ export class RunIndex {
       covers?: unknown;
       digest?: unknown;
       identity?: unknown;
+      summary?: RunSummary;
     };
     try {
       header = JSON.parse(bytes.toString('utf8', first + 1, second)) as typeof header;

@@ -310,6 +310,23 @@ describe('RunIndex', () => {
     expect(header.covers).toBe(readFileSync(join(store.dir, 'episodes.jsonl')).length);
   });
 
+  it('is brought up to date by the store when a writer closes', async () => {
+    const before = process.env.PADDOCK_INDEX_KEY_FILE;
+    process.env.PADDOCK_INDEX_KEY_FILE = keyFile;
+    try {
+      const dir = await run([record('a#0', { reward: 1 }), record('b#0')]);
+      const [, header] = readFileSync(join(dir, 'episodes.index'), 'utf8').split('\n');
+      expect(JSON.parse(header!)).toMatchObject({
+        covers: readFileSync(join(dir, 'episodes.jsonl')).length,
+        count: 2,
+        summary: summariseRun(storeOf(dir).episodes()),
+      });
+    } finally {
+      if (before === undefined) delete process.env.PADDOCK_INDEX_KEY_FILE;
+      else process.env.PADDOCK_INDEX_KEY_FILE = before;
+    }
+  });
+
   it('answers RUN_NOT_FOUND for a folder without a run', () => {
     expect(() => RunIndex.open(mkdtempSync(join(tmpdir(), 'paddock-index-')), options)).toThrow(
       expect.objectContaining({ code: 'RUN_NOT_FOUND' }),
