@@ -17,7 +17,7 @@ export interface TrainCommandOptions {
   /** The sandbox kind for tasks with an environment. @default `docker` */
   sandbox?: string;
   signal?: AbortSignal;
-  /** Progress lines. */
+  /** Progress lines: the trainer's, and the steps of image builds. */
   log?: (line: string) => void;
 }
 
@@ -29,7 +29,10 @@ async function withPlugins(
   const paddock = options.paddock ?? createPaddock();
   const sandboxKind = paddock.sandboxKind(options.sandbox ?? DEFAULT_SANDBOX_KIND);
   const plugins = await paddock.openRun();
-  const sandboxProvider = sandboxKind.create({ imageMap: {} });
+  const sandboxProvider = sandboxKind.create({
+    imageMap: {},
+    ...(options.log ? { onProgress: options.log } : {}),
+  });
   try {
     return await run({
       loadTasks: (paths: readonly string[]) => paddock.loadSuite(paths),
