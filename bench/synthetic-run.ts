@@ -13,6 +13,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  RunIndex,
   RunStore,
   createRng,
   type EpisodeRecord,
@@ -42,6 +43,12 @@ export interface SyntheticRunOptions {
   seed: number;
   /** @default `synthetic-<episodes>` */
   runId?: string;
+  /**
+   * Bring the run's index sidecar up to date at the end, as the store does when its writer
+   * closes (`RunStore.close`); false leaves a run as a crashed writer would (its first open
+   * indexes the records). @default true
+   */
+  index?: boolean;
 }
 
 // A 16×16 PNG (a grey square), as screenshots are stored: base64 in the tool result.
@@ -239,7 +246,8 @@ function syntheticRecord(
 
 /**
  * Writes a synthetic run of `episodes` planned episodes into `root` (created when absent):
- * its manifest through `RunStore.create`, its records as the store writes them. About 10%
+ * its manifest through `RunStore.create`, its records as the store writes them, and (unless
+ * `index: false`) its index sidecar, as a store's writer leaves it when it closes. About 10%
  * of the episodes end in `infra-error`; half of those have a second attempt appended at the
  * end of the file, as `resume --retry-errors` does.
  */
@@ -317,5 +325,6 @@ export async function writeSyntheticRun(root: string, options: SyntheticRunOptio
   } finally {
     closeSync(fd);
   }
+  if (options.index !== false) RunIndex.open(store.dir).close();
   return { runId, dir: store.dir, records, bytes };
 }

@@ -132,7 +132,7 @@ async function main(episodes: number, repeats: number): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'paddock-view-scale-'));
   try {
     const started = performance.now();
-    const run = await writeSyntheticRun(root, { episodes, seed: 1 });
+    const run = await writeSyntheticRun(root, { episodes, seed: 1, index: false });
     console.log(
       `synthetic run: ${episodes.toLocaleString('en-US')} episodes, ${run.records.toLocaleString('en-US')} records, ` +
         `${(run.bytes / 2 ** 20).toFixed(0)} MB, written in ${((performance.now() - started) / 1000).toFixed(1)} s`,

@@ -172,7 +172,7 @@ describe('RunIndex', () => {
 
   it('summarises as summariseRun does over the records, on the first open and from the sidecar', async () => {
     const root = mkdtempSync(join(tmpdir(), 'paddock-index-'));
-    const { dir, runId } = await writeSyntheticRun(root, { episodes: 400, seed: 7 });
+    const { dir, runId } = await writeSyntheticRun(root, { episodes: 400, seed: 7, index: false });
     const expected = summariseRun(RunStore.open(root, runId).episodes());
     expect(expected.total.usage.cachedTokens).toBeGreaterThan(0);
     expect(RunIndex.open(dir, options).summary()).toEqual(expected);
@@ -387,7 +387,7 @@ describe('RunIndex.query', () => {
 
   it('searches a file larger than its chunk size with reads no larger than a chunk or a line', async () => {
     const root = mkdtempSync(join(tmpdir(), 'paddock-index-'));
-    const { dir, runId } = await writeSyntheticRun(root, { episodes: 120, seed: 3 });
+    const { dir, runId } = await writeSyntheticRun(root, { episodes: 120, seed: 3, index: false });
     const chunkBytes = 8 * 1024;
     const index = RunIndex.open(dir, { ...options, chunkBytes });
     const fileBytes = readFileSync(join(dir, 'episodes.jsonl')).length;
