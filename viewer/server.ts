@@ -231,12 +231,23 @@ export async function serveViewer(options: ViewerOptions): Promise<RunningViewer
       resolve();
     });
   });
+  // The newest run is the page most often opened first: its index is opened now, while the
+  // person follows the printed URL. A failure here is left for that page to report.
+  const warmUp = setTimeout(() => {
+    try {
+      const newest = data.catalog.runs()[0];
+      if (newest) data.index(newest.id);
+    } catch {
+      // reported by the page that asks for the run
+    }
+  }, 0);
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= new Promise<void>((resolve) => {
       options.signal?.removeEventListener('abort', onAbort);
+      clearTimeout(warmUp);
       for (const timer of timers) clearInterval(timer);
       for (const stream of streams) stream.end();
       server.close(() => resolve());

@@ -293,7 +293,7 @@ describe('paddock view in Chromium', () => {
     await open(`#/run/${encodeURIComponent('runs/live-run')}`);
     const rows = page.locator('#episode-table tbody tr');
     await expect.poll(() => rows.count()).toBe(1);
-    expect(await page.locator('#live').isVisible()).toBe(true);
+    await expect.poll(() => page.locator('#live').isVisible()).toBe(true);
     liveStore!.appendEpisode({ ...webRecords[1]!, runId: 'live-run', episodeId: 'live#1' });
     await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(2);
     await expect.poll(() => page.locator('#done').innerText()).toBe(`2 / ${webRecords.length}`);

@@ -129,7 +129,7 @@ async function runsPage(still) {
         h('a', { href: `#/run/${enc(run.id)}` }, run.id),
         run.live ? h('span', { class: 'live-mark', title: 'being written' }, ' live') : null,
       ),
-      h('td', null, when(run.createdAt)),
+      h('td', { class: 'nowrap' }, when(run.createdAt)),
       h('td', null, run.agent || '–'),
       h('td', { class: 'num' }, int(run.tasks)),
       h('td', { class: 'num' }, `${int(run.done)} / ${int(run.planned)}`),
@@ -241,6 +241,14 @@ const EPISODE_COLUMNS = /** @type {[string, string | null, (e: any) => Node | st
  * @param {() => boolean} still
  */
 async function runPage(runId, params, still) {
+  // The live stream first: the server answers in order, so the data asked for next is at
+  // least as new as the stream's first state, and every record after it is an update.
+  let drawn = false;
+  let missed = false;
+  follow(runId, () => {
+    if (drawn) void redraw();
+    else missed = true;
+  });
   // Both at once; the episode table is drawn as soon as its page comes, the run's table after.
   const firstPage = fetchEpisodes(runId, params);
   const runView = api(`/api/runs/${enc(runId)}`);
@@ -281,13 +289,16 @@ async function runPage(runId, params, still) {
         h('option', { value: other.id }, `${other.id} (${other.agent || 'agent?'})`),
       ),
   );
-  follow(runId, async () => {
+  drawn = true;
+  if (missed) await redraw();
+
+  async function redraw() {
     if (!still()) return;
     const fresh = await api(`/api/runs/${enc(runId)}`);
     if (!still()) return;
     drawRunSummary(summaryBox, fresh, compareSelect);
     await drawEpisodes(episodesBox, runId, fresh, route().params, still);
-  });
+  }
 }
 
 /**
