@@ -13,7 +13,8 @@
  *   line 2  header: format version, the byte length of episodes.jsonl it covers, the SHA-256
  *           of those bytes, that file's identity when indexed (dev, inode, size, mtime,
  *           ctime, in ns), and the run's summary over those entries
- *   then    the entries, one JSON array a line in file order (offsets follow from the lengths)
+ *   then    the entries in file order, as rows (arrays of their fields; offsets follow from
+ *           the lengths), a JSON array of up to 2,000 rows a line
  *
  * On open the sidecar is used only when its HMAC verifies (so nobody without the key, which
  * lives in the user's cache folder, can hand the index a score the records do not say) and
@@ -175,7 +176,7 @@ export interface RunIndexOptions {
 const MANIFEST = 'run.json';
 const EPISODES = 'episodes.jsonl';
 const SIDECAR = 'episodes.index';
-const FORMAT = 'paddock-run-index/1';
+const FORMAT = 'paddock-run-index/2';
 const DEFAULT_CHUNK_BYTES = 4 << 20;
 const DEFAULT_LIMIT = 100;
 const MESSAGE_CLIP = 300;
@@ -855,22 +856,27 @@ export class RunIndex {
     if (header.format !== FORMAT || JSON.stringify(header.fields) !== JSON.stringify(FIELDS)) return false;
     const covers = header.covers;
     if (typeof covers !== 'number' || covers > Number(stats.size)) return false;
-    // One row a line, parsed one at a time: the rows never exist all at once beside the entries.
+    // Rows in batches, a JSON array a line, parsed one batch at a time: the rows never exist
+    // all at once beside the entries.
     const entries: EpisodeIndexEntry[] = [];
     let offset = 0;
     let start = second + 1;
     while (start < bytes.length) {
       let end = bytes.indexOf(0x0a, start);
       if (end < 0) end = bytes.length;
-      let entry: EpisodeIndexEntry | undefined;
+      let rows: unknown;
       try {
-        entry = entryOfRow(JSON.parse(bytes.toString('utf8', start, end)), offset, this.strings);
+        rows = JSON.parse(bytes.toString('utf8', start, end));
       } catch {
         return false;
       }
-      if (!entry) return false;
-      entries.push(entry);
-      offset += entry.length;
+      if (!Array.isArray(rows)) return false;
+      for (const row of rows) {
+        const entry = entryOfRow(row, offset, this.strings);
+        if (!entry) return false;
+        entries.push(entry);
+        offset += entry.length;
+      }
       start = end + 1;
     }
     if (offset !== covers) return false;
@@ -952,7 +958,7 @@ export class RunIndex {
       const batch = 2_000;
       for (let start = 0; start < this.entries.length; start += batch) {
         const rows = this.entries.slice(start, start + batch).map((entry) => JSON.stringify(rowOf(entry)));
-        write(`\n${rows.join('\n')}`, true);
+        write(`\n[${rows.join(',')}]`, true);
       }
       const mac = Buffer.from(hmac.digest('hex'));
       writeSync(fd, mac, 0, mac.length, 0);

@@ -253,15 +253,17 @@ describe('RunIndex', () => {
     const dir = await run([record('a#0', { reward: 0 }), record('b#0', { reward: 1 })]);
     RunIndex.open(dir, options).close();
     const path = join(dir, 'episodes.index');
-    const [mac, header, ...rows] = readFileSync(path, 'utf8').split('\n');
-    const forged = JSON.parse(rows[0]!) as unknown[];
-    forged[12] = 1; // the reward column
-    writeFileSync(path, [mac, header, JSON.stringify(forged), ...rows.slice(1)].join('\n'));
+    const [mac, header, batch] = readFileSync(path, 'utf8').split('\n');
+    const rows = JSON.parse(batch!) as unknown[][];
+    expect(rows[0]![0]).toBe('a#0');
+    rows[0]![12] = 1; // the reward column
+    const forged = JSON.stringify(rows);
+    writeFileSync(path, [mac, header, forged].join('\n'));
     const index = RunIndex.open(dir, options);
     expect(index.latest()[0]).toMatchObject({ episodeId: 'a#0', reward: 0 });
     expect(index.summary()).toEqual(summariseRun(storeOf(dir).episodes()));
     // Rebuilt: the sidecar on disk is a valid one again.
-    expect(readFileSync(path, 'utf8').split('\n')[2]).not.toBe(JSON.stringify(forged));
+    expect(readFileSync(path, 'utf8').split('\n')[2]).not.toBe(forged);
   });
 
   it('rebuilds a sidecar that is corrupt, signed with another key, or stale after the records were edited', async () => {
