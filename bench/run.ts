@@ -11,6 +11,7 @@ const BENCHMARKS = [
   'mcp.ts',
   'browser.ts',
   'trainer.ts',
+  'cli-start.ts',
 ];
 let failed = 0;
 for (const name of BENCHMARKS) {

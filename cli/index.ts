@@ -27,7 +27,7 @@ export type {
 } from '../harness/index.ts';
 
 // Plug-ins: sandbox kinds, agent kinds and reward kinds put together by a run.
-export { definePlugin } from '../harness/index.ts';
+export { definePlugin, importModule, isLazyTaskSection } from '../harness/index.ts';
 export type {
   AgentKind,
   AgentKindContext,
@@ -38,6 +38,8 @@ export type {
   RunSandboxProvider,
   SandboxKind,
   SandboxKindOptions,
+  LazyTaskSection,
+  TaskSection,
   TurnRewardKind,
 } from '../harness/index.ts';
 // The built-in plug-ins (each also in its own entry where it has one: paddock/docker, …).

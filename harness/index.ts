@@ -13,7 +13,7 @@ export type {
   Usage,
 } from './agent.ts';
 export { defineAgent } from './agent.ts';
-export { definePlugin } from './plugin.ts';
+export { definePlugin, importModule, isLazyTaskSection, TYPESCRIPT_LOADER_KEY } from './plugin.ts';
 export { createRng, mixSeed, type Rng } from './random.ts';
 export type {
   ChatTemplate,
@@ -35,6 +35,8 @@ export type {
   RunSandboxProvider,
   SandboxKind,
   SandboxKindOptions,
+  LazyTaskSection,
+  TaskSection,
   TurnRewardKind,
 } from './plugin.ts';
 export type { EpisodeContext, SessionScore, ToolProvider, ToolSession } from './environment.ts';

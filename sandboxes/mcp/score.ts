@@ -19,7 +19,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { SessionScore, Task } from '../../harness/index.ts';
-import { ERROR_CODES, PaddockError, describeError } from '../../harness/index.ts';
+import { ERROR_CODES, PaddockError, describeError, importModule } from '../../harness/index.ts';
 import { JsonPathError, isSingularPath, queryJsonPath } from './jsonpath.ts';
 import { resultValue, toToolOutput } from './results.ts';
 import type { McpExpectation, McpScoreSpec } from './schema.ts';
@@ -232,7 +232,8 @@ async function loadScorer(task: Task, script: string): Promise<Scorer> {
   const file = path.resolve(task.dir, script);
   let module: { default?: unknown; score?: unknown };
   try {
-    module = (await import(pathToFileURL(file).href)) as { default?: unknown; score?: unknown };
+    // importModule: a TypeScript scorer works from the built dist/ too (tsx is registered on demand).
+    module = (await importModule(pathToFileURL(file).href)) as { default?: unknown; score?: unknown };
   } catch (error) {
     throw new PaddockError(
       ERROR_CODES.VERIFIER_FAILED,
