@@ -123,6 +123,18 @@ export function episodeOutcome(episode: EpisodeRecord): string {
   );
 }
 
+/** The episode's tokens and cost in a line, e.g. `tokens 12000 prompt (9000 cached) + 300 completion; cost $0.0500`; none when it used none. */
+function tokenLines(episode: EpisodeRecord): string[] {
+  const usage = (episode as Partial<EpisodeRecord>).usage;
+  const cost = (episode.turns ?? []).reduce((sum, turn) => sum + (turn.costUsd ?? 0), 0);
+  if (!usage || (usage.promptTokens + usage.completionTokens === 0 && cost === 0)) return [];
+  const cached = usage.cacheReadTokens ? ` (${usage.cacheReadTokens} cached)` : '';
+  return [
+    `tokens ${usage.promptTokens} prompt${cached} + ${usage.completionTokens} completion` +
+      `${cost > 0 ? `; cost $${formatUsd(cost)}` : ''}`,
+  ];
+}
+
 /**
  * Renders one episode's reward breakdown, per-turn rewards, conversation, tool results and
  * verifier output, long texts trimmed (see the module's comment) unless `full`.
@@ -146,6 +158,7 @@ export function renderEpisode(episode: EpisodeRecord, options: { full?: boolean 
         `constraint ${name}=${constraint.value}${constraint.limit === undefined ? '' : ` (limit ${constraint.limit})`}`,
     ),
     ...turnRewardLines(episode.turns),
+    ...tokenLines(episode),
     '',
   ];
   for (const message of episode.messages) {

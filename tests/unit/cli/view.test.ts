@@ -224,6 +224,7 @@ describe('viewRun and viewRunJson', () => {
     const cut = /\[… (\d+) characters cut; --full shows all …\]/.exec(text);
     expect(Number(cut?.[1])).toBe(snapshot.length - 800);
     expect(text).toContain('[image png 34 KB]');
+    expect(text).toContain('tokens 12000 prompt + 300 completion; cost $0.0500');
     expect(text).not.toContain('AAAA');
     const full = viewRun({ runsDir: dir, runId: 'run-1', episodeId: 'web/buy#0', full: true });
     expect(full).toContain(snapshot);
