@@ -177,6 +177,20 @@ describe('RunStore', () => {
     expect(readFileSync(file, 'utf8')).toBe(`${JSON.stringify(episode('a#0'))}\n`);
   });
 
+  it('finds the torn tail from the end of the file, whatever the length of the last records', () => {
+    const root = mkdtempSync(join(tmpdir(), 'paddock-store-'));
+    RunStore.create(root, manifest());
+    const file = join(root, 'run-1', 'episodes.jsonl');
+    const big = (id: string) => JSON.stringify({ ...episode(id), answer: 'x'.repeat(200_000) });
+    const intact = `${big('a#0')}\n${big('b#0')}\n`;
+    writeFileSync(file, `${intact}${big('c#0').slice(0, 150_000)}`);
+    const reopened = RunStore.open(root, 'run-1');
+    expect(reopened.tornTail).toMatchObject({ bytes: 150_000 });
+    expect(readFileSync(file, 'utf8')).toBe(intact);
+    expect(RunStore.open(root, 'run-1').tornTail).toBeUndefined();
+    expect(reopened.episodes().map((record) => record.episodeId)).toEqual(['a#0', 'b#0']);
+  });
+
   it('leaves a torn tail alone while a live process writes the run (a reader only skips it)', () => {
     const root = mkdtempSync(join(tmpdir(), 'paddock-store-'));
     RunStore.create(root, manifest());
