@@ -42,6 +42,11 @@ export interface ViewerOptions {
   port?: number;
   /** Closes the server when aborted. */
   signal?: AbortSignal;
+  /**
+   * The run (its id: its path under `root`) whose index is opened as soon as the server
+   * listens, while the person follows the printed URL. @default the newest run
+   */
+  warmRun?: string;
   /** How often live pages look for new records, in ms. @default 1_000 */
   livePollMs?: number;
 }
@@ -231,12 +236,12 @@ export async function serveViewer(options: ViewerOptions): Promise<RunningViewer
       resolve();
     });
   });
-  // The newest run is the page most often opened first: its index is opened now, while the
-  // person follows the printed URL. A failure here is left for that page to report.
+  // The run most likely opened first (the one asked for, else the newest): its index is
+  // opened now, while the person follows the printed URL. A failure is left for that page.
   const warmUp = setTimeout(() => {
     try {
-      const newest = data.catalog.runs()[0];
-      if (newest) data.index(newest.id);
+      const first = options.warmRun ?? data.catalog.runs()[0]?.id;
+      if (first !== undefined) data.index(first);
     } catch {
       // reported by the page that asks for the run
     }
