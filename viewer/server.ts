@@ -73,6 +73,15 @@ const CONTENT_TYPES: Record<string, string> = {
 /** Image types served as images; anything else a record calls an image is sent as bytes to download. */
 const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 
+/** Names of the loopback interface, as a Host header or the `host` option gives them. */
+const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/** The name part of a Host header (`127.0.0.1:7575` → `127.0.0.1`, `[::1]:80` → `[::1]`). */
+function hostName(header: string | undefined): string {
+  if (!header) return '';
+  return header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : (header.split(':')[0] ?? '');
+}
+
 /** Episodes per page at most. */
 const MAX_PAGE = 500;
 
@@ -94,6 +103,7 @@ export async function serveViewer(options: ViewerOptions): Promise<RunningViewer
   if (!existsSync(options.root) || !statSync(options.root).isDirectory())
     throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `viewer root ${options.root} is not a folder`);
   const data = new ViewerData(new Catalog(options.root));
+  const loopbackOnly = LOOPBACK_NAMES.has(options.host ?? '127.0.0.1');
   const streams = new Set<ServerResponse>();
   const timers = new Set<NodeJS.Timeout>();
   const server = createServer((request, response) => {
@@ -102,6 +112,10 @@ export async function serveViewer(options: ViewerOptions): Promise<RunningViewer
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     if (request.method !== 'GET' && request.method !== 'HEAD') throw new HttpError(405, 'only GET is served');
+    // On loopback, a page of another site must not read the runs through a name it points
+    // at 127.0.0.1 (DNS rebinding): only loopback names are answered.
+    if (loopbackOnly && !LOOPBACK_NAMES.has(hostName(request.headers.host)))
+      throw new HttpError(403, `host ${JSON.stringify(request.headers.host ?? '')} is not a loopback name`);
     const url = new URL(request.url ?? '/', 'http://viewer');
     let parts: string[];
     try {

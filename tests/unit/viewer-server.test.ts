@@ -4,6 +4,7 @@
  * records, refused traversal, training outputs and the live stream.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,6 +146,24 @@ const A = encodeURIComponent('evals/run-a');
 describe('the viewer API', () => {
   it('listens on loopback by default', () => {
     expect(new URL(viewer.url).hostname).toBe('127.0.0.1');
+  });
+
+  it('answers only loopback host names on loopback (no DNS rebinding)', async () => {
+    const port = new URL(viewer.url).port;
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const request = httpGet(
+          { host: '127.0.0.1', port, path: '/api/runs', headers: { host } },
+          (response) => {
+            response.resume();
+            resolve(response.statusCode ?? 0);
+          },
+        );
+        request.on('error', reject);
+      });
+    expect(await status('evil.example:' + port)).toBe(403);
+    expect(await status('localhost:' + port)).toBe(200);
+    expect(await status('127.0.0.1:' + port)).toBe(200);
   });
 
   it('finds runs and training outputs under the root, with done/planned and mean reward', async () => {
