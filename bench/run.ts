@@ -12,6 +12,8 @@ const BENCHMARKS = [
   'browser.ts',
   'trainer.ts',
   'cli-start.ts',
+  'view-scale.ts',
+  'viewer.ts',
 ];
 let failed = 0;
 for (const name of BENCHMARKS) {

@@ -161,8 +161,28 @@ export type {
 } from '../harness/index.ts';
 export { episodeSeed, isRetryableRecord, planEpisodes, runEpisodes } from '../harness/index.ts';
 export type { RunEpisodesOptions } from '../harness/index.ts';
-export { RunStore, formatSummary, isErrorEpisode, summariseRun } from '../harness/index.ts';
-export type { PlannedEpisode, RunManifest, RunSummary, TaskSummary, TornTail } from '../harness/index.ts';
+export {
+  RunIndex,
+  RunStore,
+  episodeFigures,
+  formatSummary,
+  formatTokens,
+  formatUsd,
+  isErrorEpisode,
+  summariseRun,
+} from '../harness/index.ts';
+export type {
+  EpisodeFigures,
+  EpisodeIndexEntry,
+  EpisodePage,
+  EpisodeQuery,
+  PlannedEpisode,
+  RunIndexOptions,
+  RunManifest,
+  RunSummary,
+  TaskSummary,
+  TornTail,
+} from '../harness/index.ts';
 
 // --- Errors, cancellation and deadlines (harness/) ------------------------------------
 
@@ -284,7 +304,9 @@ export {
   type PaddockOptions,
   type SuiteOptions,
 } from './paddock.ts';
-export { renderEpisode, viewRun } from './view.ts';
+export { renderEpisode, viewRun, viewRunJson, type ViewOptions } from './view.ts';
+// The web viewer (`paddock view`): a loopback server over a folder of runs.
+export { serveViewer, type RunningViewer, type ViewerOptions } from '../viewer/index.ts';
 export { serve, type ServeOptions } from './serve.ts';
 export { resumeTrainingRun, trainFromConfig, type TrainCommandOptions } from './train.ts';
 export { exportRun } from '../export/index.ts';

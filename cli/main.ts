@@ -355,7 +355,13 @@ async function viewCommand(
   const { serveViewer } = await import('../viewer/index.ts');
   state.stopping = 'stopping the viewer';
   const signal = state.controller.signal;
-  const viewer = await serveViewer({ root: flags.runsDir, host: flags.host, port: flags.port, signal });
+  const viewer = await serveViewer({
+    root: flags.runsDir,
+    host: flags.host,
+    port: flags.port,
+    signal,
+    ...(runId ? { warmRun: runId } : {}),
+  });
   const hash = runId
     ? `#/run/${encodeURIComponent(runId)}${flags.episode ? `/episode/${encodeURIComponent(flags.episode)}` : ''}`
     : '';

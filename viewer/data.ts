@@ -82,6 +82,12 @@ export class ViewerData {
     readonly catalog: Catalog,
     /** Run indexes kept open at once. @default 4 */
     private readonly maxOpen = 4,
+    /**
+     * Index entries kept open at once, all runs together (an entry of a 100,000-episode
+     * run costs about 1 KB in memory): older indexes are closed past it, the one in use
+     * never. Keeps the server's memory bounded however big the runs are. @default 120,000
+     */
+    private readonly maxEntries = 120_000,
   ) {}
 
   /**
@@ -107,13 +113,14 @@ export class ViewerData {
       index.refresh();
     } else {
       index = RunIndex.open(run.dir);
-      while (this.open.size >= this.maxOpen) {
-        const [oldest, evicted] = this.open.entries().next().value as [string, RunIndex];
-        this.open.delete(oldest);
-        evicted.close();
-      }
     }
     this.open.set(run.id, index);
+    const entries = () => [...this.open.values()].reduce((sum, open) => sum + open.all().length, 0);
+    while (this.open.size > 1 && (this.open.size > this.maxOpen || entries() > this.maxEntries)) {
+      const [oldest, evicted] = this.open.entries().next().value as [string, RunIndex];
+      this.open.delete(oldest);
+      evicted.close();
+    }
     return index;
   }
 
