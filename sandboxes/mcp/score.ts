@@ -233,7 +233,7 @@ async function loadScorer(task: Task, script: string): Promise<Scorer> {
   let module: { default?: unknown; score?: unknown };
   try {
     // importModule: a TypeScript scorer works from the built dist/ too (tsx is registered on demand).
-    module = (await importModule(pathToFileURL(file).href)) as { default?: unknown; score?: unknown };
+    module = await importModule(pathToFileURL(file).href);
   } catch (error) {
     throw new PaddockError(
       ERROR_CODES.VERIFIER_FAILED,
