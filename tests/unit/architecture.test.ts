@@ -42,7 +42,17 @@ const DEPS: Record<string, string[]> = {
   // Evaluation never imports training; only `paddock train` does.
   cli: ['harness', 'tasks', 'agents', 'sandboxes', 'rewards', 'export', 'viewer'],
   'cli/train.ts': ['harness', 'trainers'],
-  'cli/index.ts': ['harness', 'tasks', 'agents', 'sandboxes', 'rewards', 'export', 'testing', 'trainers', 'viewer'],
+  'cli/index.ts': [
+    'harness',
+    'tasks',
+    'agents',
+    'sandboxes',
+    'rewards',
+    'export',
+    'testing',
+    'trainers',
+    'viewer',
+  ],
 };
 
 /** The DEPS entry that governs `file` (repo-relative), and its key. */
