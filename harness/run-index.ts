@@ -68,18 +68,19 @@ import {
   type RunManifest,
   type TornTail,
 } from './store.ts';
-import { episodeFigures, summariseRun, type RunSummary } from './summary.ts';
+import { episodeFigures, summariseRun, type EpisodeFigures, type RunSummary } from './summary.ts';
 
-/** One record line of episodes.jsonl, reduced to what tables, filters and summaries need. */
-export interface EpisodeIndexEntry {
+/**
+ * One record line of episodes.jsonl, reduced to what tables, filters and summaries need:
+ * the figures a summary reads (`EpisodeFigures`), and what identifies and places the line.
+ */
+export interface EpisodeIndexEntry extends EpisodeFigures {
   episodeId: string;
-  taskId: string;
   epoch: number;
   seed: number;
   /** 1-based attempt number (a re-run of an errored episode is a later attempt). */
   attempt: number;
   agent: string;
-  status: EpisodeStatus;
   limit?: LimitKind;
   truncation?: 'length' | 'context-exceeded';
   refusal?: 'refusal' | 'content-filter';
@@ -87,28 +88,8 @@ export interface EpisodeIndexEntry {
   errorCode?: string;
   /** The error's message, clipped to 300 characters. */
   errorMessage?: string;
-  /** `reward.total`. */
-  reward: number;
-  /** The value of each reward component (`reward.components`), by name. */
-  rewardComponents: Readonly<Record<string, number>>;
-  /** The value of each constraint (`reward.constraints`), by name. */
-  constraints: Readonly<Record<string, number>>;
-  /** Each turn reward component summed over the episode's turns, by name. */
-  turnRewards: Readonly<Record<string, number>>;
-  /** The verifier's named scores (`verifier.scores`); absent when no verifier ran. */
-  scores?: Readonly<Record<string, number>>;
-  /** True when the verifier ran out of time. */
-  verifierTimedOut?: boolean;
   turns: number;
   toolCalls: number;
-  /** Prompt tokens, cached ones included. */
-  inputTokens: number;
-  /** Completion tokens. */
-  outputTokens: number;
-  /** Prompt tokens read from the provider's cache, when it said. */
-  cachedTokens?: number;
-  /** Model spend over the turns that reported one, in USD; absent when none did. */
-  costUsd?: number;
   durationMs: number;
   startedAt: string;
   endedAt: string;
