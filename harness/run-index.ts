@@ -90,7 +90,6 @@ export interface EpisodeIndexEntry extends EpisodeFigures {
   errorMessage?: string;
   turns: number;
   toolCalls: number;
-  durationMs: number;
   startedAt: string;
   endedAt: string;
   /** True when some turn holds token ids (`tokens`). */
@@ -157,7 +156,7 @@ export interface RunIndexOptions {
 const MANIFEST = 'run.json';
 const EPISODES = 'episodes.jsonl';
 const SIDECAR = 'episodes.index';
-const FORMAT = 'paddock-run-index/2';
+const FORMAT = 'paddock-run-index/3';
 const DEFAULT_CHUNK_BYTES = 4 << 20;
 const DEFAULT_LIMIT = 100;
 const MESSAGE_CLIP = 300;

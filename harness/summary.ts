@@ -50,6 +50,8 @@ export interface EpisodeFigures {
   cachedTokens?: number;
   /** Model spend in USD over the turns that reported a cost; absent when none did. */
   costUsd?: number;
+  /** The episode's wall time, in ms. */
+  durationMs: number;
 }
 
 export interface TaskSummary {
@@ -95,6 +97,8 @@ export interface TaskSummary {
   usage: { promptTokens: number; completionTokens: number; cachedTokens: number };
   /** Model spend in USD over every episode (turns whose agent reported a cost); 0 when none did. */
   costUsd: number;
+  /** Wall time of the episodes, errors included, in ms: their mean and their sum. */
+  durationMs: { mean: number; total: number };
 }
 
 export interface RunSummary {
@@ -154,6 +158,7 @@ export function episodeFigures(record: EpisodeRecord): EpisodeFigures {
     outputTokens: usage?.completionTokens ?? 0,
     ...(cachedTokens === undefined ? {} : { cachedTokens }),
     ...(costUsd === undefined ? {} : { costUsd }),
+    durationMs: record.durationMs ?? 0,
   };
 }
 
@@ -190,6 +195,7 @@ function summarise(name: string, all: readonly EpisodeFigures[]): TaskSummary {
   let completionTokens = 0;
   let cachedTokens = 0;
   let costUsd = 0;
+  let durationMs = 0;
   const statuses: Record<string, number> = {};
   const components = new Map<string, { sum: number; count: number }>();
   const constraints = new Map<string, { sum: number; count: number }>();
@@ -202,6 +208,7 @@ function summarise(name: string, all: readonly EpisodeFigures[]): TaskSummary {
     completionTokens += episode.outputTokens;
     cachedTokens += episode.cachedTokens ?? 0;
     costUsd += episode.costUsd ?? 0;
+    durationMs += episode.durationMs;
     if (isErrorEpisode(episode)) continue;
     count++;
     rewardSum += episode.reward;
@@ -245,6 +252,7 @@ function summarise(name: string, all: readonly EpisodeFigures[]): TaskSummary {
     verifierTimeouts,
     usage: { promptTokens, completionTokens, cachedTokens },
     costUsd,
+    durationMs: { mean: all.length === 0 ? 0 : durationMs / all.length, total: durationMs },
   };
 }
 

@@ -348,6 +348,7 @@ function drawRunSummary(box, run, compareSelect) {
     ...scores.map((c) => h('th', { class: 'num', title: 'verifier score (mean)' }, `score:${c}`)),
     ...constraints.map((c) => h('th', { class: 'num', title: 'constraint (mean)' }, `constraint:${c}`)),
     ...['tokens in / out', 'cost'].map((t) => h('th', { class: 'num' }, t)),
+    h('th', { class: 'num', title: 'wall time of an episode (mean); the sum over hover' }, 'time'),
     h('th', null, 'statuses'),
   ];
   const row = (/** @type {any} */ t, /** @type {boolean} */ isTotal) =>
@@ -371,6 +372,11 @@ function drawRunSummary(box, run, compareSelect) {
       ...constraints.map((c) => h('td', { class: 'num' }, num(t.constraints?.[c]))),
       h('td', { class: 'num' }, `${int(t.usage?.promptTokens)} / ${int(t.usage?.completionTokens)}`),
       h('td', { class: 'num' }, usd(t.costUsd)),
+      h(
+        'td',
+        { class: 'num', title: t.durationMs ? `${duration(t.durationMs.total)} in all` : null },
+        t.durationMs ? duration(t.durationMs.mean) : '–',
+      ),
       h(
         'td',
         null,

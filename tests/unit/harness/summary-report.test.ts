@@ -11,6 +11,7 @@ function episode(
     timedOut?: boolean;
     usage?: [number, number, number?];
     costs?: number[];
+    durationMs?: number;
   } = {},
 ): EpisodeRecord {
   const reward = options.reward ?? 0;
@@ -30,6 +31,7 @@ function episode(
       completionTokens: options.usage?.[1] ?? 0,
       ...(options.usage?.[2] === undefined ? {} : { cacheReadTokens: options.usage[2] }),
     },
+    durationMs: options.durationMs ?? 0,
   } as unknown as EpisodeRecord;
 }
 
@@ -77,6 +79,19 @@ describe('summariseRun', () => {
     expect(summary.tasks[0]!.scores).toEqual({});
     expect(summary.tasks[0]!.scoreRule).toBeUndefined();
     expect(formatSummary(summary)).not.toMatch(/verifier scores per key/);
+  });
+
+  it("gives the mean and the sum of the episodes' wall time, errors included", () => {
+    const summary = summariseRun([
+      episode('s/a', { durationMs: 1_000 }),
+      episode('s/a', { durationMs: 3_000 }),
+      episode('s/b', { status: 'infra-error', durationMs: 500 }),
+    ]);
+    expect(summary.tasks.find((task) => task.task === 's/a')!.durationMs).toEqual({
+      mean: 2_000,
+      total: 4_000,
+    });
+    expect(summary.total.durationMs).toEqual({ mean: 1_500, total: 4_500 });
   });
 
   it('totals tokens and cost over every episode, errors included', () => {
