@@ -151,6 +151,12 @@ export interface RunIndexOptions {
    * @default `PADDOCK_INDEX_KEY_FILE`, else `<XDG_CACHE_HOME or ~/.cache>/paddock/index-key`
    */
   keyFile?: string;
+  /**
+   * At most this many bytes of records not in the sidecar are indexed by `open`; the rest
+   * waits for `refresh()` calls (see `behind`). A viewer opens a big run without a sidecar
+   * this way and shows it while the index catches up. @default no bound: `open` indexes all
+   */
+  openBudgetBytes?: number;
 }
 
 const MANIFEST = 'run.json';
@@ -457,11 +463,14 @@ export class RunIndex {
   private hash: Hash | undefined;
   /** True when entries were added since the sidecar was last written or read. */
   private dirty = false;
+  /** True when a byte budget stopped the last scan before the end of the file. */
+  private stoppedEarly = false;
   private closed = false;
   private readonly strings = new Map<string, string>();
   private readonly chunkBytes: number;
   private readonly useSidecar: boolean;
   private readonly keyFile: string;
+  private readonly openBudgetBytes: number;
   /** The torn tail cut off episodes.jsonl when this index opened the run, if there was one (see `RunStore.tornTail`). */
   tornTail: TornTail | undefined;
 
@@ -473,6 +482,18 @@ export class RunIndex {
     this.chunkBytes = Math.max(1, Math.floor(options.chunkBytes ?? DEFAULT_CHUNK_BYTES));
     this.useSidecar = options.sidecar ?? true;
     this.keyFile = options.keyFile ?? defaultKeyFile();
+    this.openBudgetBytes = Math.max(1, options.openBudgetBytes ?? Infinity);
+  }
+
+  /**
+   * While the index has not yet taken in every record (`open` was given `openBudgetBytes`):
+   * the bytes of episodes.jsonl it covers and the file's size. `latest()`, `summary()` and
+   * queries then hold the episodes indexed so far; `refresh()` indexes more. Undefined once
+   * it caught up.
+   */
+  get behind(): { indexedBytes: number; totalBytes: number } | undefined {
+    if (!this.stoppedEarly) return undefined;
+    return { indexedBytes: this.covered, totalBytes: Number(this.stat()?.size ?? this.covered) };
   }
 
   /**
@@ -505,10 +526,12 @@ export class RunIndex {
 
   /**
    * Takes in the records appended since the index was opened or last refreshed (a live
-   * run). A file that shrank or was replaced is indexed again. Returns true when any
-   * entry changed.
+   * run), and those an open budget left (`behind`): at most `budgetBytes` of them per call
+   * (a line longer than the budget is read whole). A file that shrank or was replaced is
+   * indexed again. Returns true when any entry changed. The call that catches up writes
+   * the sidecar.
    */
-  refresh(): boolean {
+  refresh(budgetBytes = Infinity): boolean {
     this.assertOpen();
     const stats = this.stat();
     if (stats === undefined) {
@@ -517,13 +540,16 @@ export class RunIndex {
       return true;
     }
     const identity = identityOf(stats);
-    if (identity === this.identity) return false;
+    if (identity === this.identity && !this.stoppedEarly) return false;
+    const wasBehind = this.stoppedEarly;
     const [dev, ino] = this.identity.split(':');
+    let changed: boolean;
     if (String(stats.dev) !== dev || String(stats.ino) !== ino || Number(stats.size) < this.covered) {
-      this.build(stats);
-      return true;
-    }
-    return this.extend(stats);
+      this.build(stats, budgetBytes);
+      changed = true;
+    } else changed = this.extend(stats, budgetBytes);
+    if (wasBehind && !this.stoppedEarly && this.dirty) this.persist();
+    return changed;
   }
 
   /** The latest record of each episode, in plan order (episodes the plan does not name after, in file order). */
@@ -713,29 +739,38 @@ export class RunIndex {
       return;
     }
     if (this.useSidecar && this.loadSidecar(stats)) {
-      this.extend(stats);
+      this.extend(stats, this.openBudgetBytes);
     } else {
-      this.build(stats);
+      this.build(stats, this.openBudgetBytes);
     }
-    if (this.dirty) this.persist();
+    // A partial index is written once it caught up (refresh) or at close.
+    if (this.dirty && !this.stoppedEarly) this.persist();
   }
 
-  /** Indexes the whole file. */
-  private build(stats: BigIntStats): void {
+  /** Indexes the file from its start: all of it, or `budgetBytes` of it (the rest is `behind`). */
+  private build(stats: BigIntStats, budgetBytes = Infinity): void {
     this.reset();
-    const scan = this.scan(0, Number(stats.size));
-    this.add(scan.entries);
-    this.covered = scan.end;
-    this.identity = identityOf(stats);
+    this.extend(stats, budgetBytes);
     this.dirty = true;
   }
 
-  /** Indexes what was appended after the covered bytes. True when entries were added. */
-  private extend(stats: BigIntStats): boolean {
-    const scan = this.scan(this.covered, Number(stats.size));
+  /**
+   * Indexes what lies after the covered bytes: all of it, or about `budgetBytes` of it
+   * (whole lines; at least one). True when entries were added.
+   */
+  private extend(stats: BigIntStats, budgetBytes = Infinity): boolean {
+    const size = Number(stats.size);
+    let to = Math.min(size, this.covered + budgetBytes);
+    let scan = this.scan(this.covered, to);
+    // A line longer than the budget: widen the budget until that line is read whole.
+    while (scan.end === this.covered && to < size) {
+      to = Math.min(size, this.covered + 2 * (to - this.covered));
+      scan = this.scan(this.covered, to);
+    }
     this.add(scan.entries);
     this.covered = scan.end;
     this.identity = identityOf(stats);
+    this.stoppedEarly = to < size && scan.end < size;
     if (scan.entries.length > 0) this.dirty = true;
     return scan.entries.length > 0;
   }

@@ -49,6 +49,11 @@ export interface ViewerOptions {
   warmRun?: string;
   /** How often live pages look for new records, in ms. @default 1_000 */
   livePollMs?: number;
+  /**
+   * Bytes of records indexed at a time for a run without a saved index: the first slice
+   * when it opens, the rest in the background. @default 16 MiB
+   */
+  indexSliceBytes?: number;
 }
 
 /** A running viewer. */
@@ -102,7 +107,10 @@ class HttpError extends Error {
 export async function serveViewer(options: ViewerOptions): Promise<RunningViewer> {
   if (!existsSync(options.root) || !statSync(options.root).isDirectory())
     throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `viewer root ${options.root} is not a folder`);
-  const data = new ViewerData(new Catalog(options.root));
+  const data = new ViewerData(
+    new Catalog(options.root),
+    options.indexSliceBytes === undefined ? {} : { indexSliceBytes: options.indexSliceBytes },
+  );
   const loopbackOnly = LOOPBACK_NAMES.has(options.host ?? '127.0.0.1');
   const streams = new Set<ServerResponse>();
   const timers = new Set<NodeJS.Timeout>();
@@ -222,6 +230,7 @@ export async function serveViewer(options: ViewerOptions): Promise<RunningViewer
           done: index.latest().length,
           records: index.all().length,
           live: data.live(id),
+          ...(index.behind ? { indexedBytes: index.behind.indexedBytes } : {}),
         });
         if (state !== last) {
           last = state;

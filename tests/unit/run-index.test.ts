@@ -2,7 +2,7 @@
  * The run index: its entries say what the records say, its summary equals the records'
  * summary, it follows a live run, and its sidecar is never trusted over the records.
  */
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -182,6 +182,45 @@ describe('RunIndex', () => {
     expect(reopened.latest().map((entry) => entry.episodeId)).toEqual(
       RunStore.open(root, runId).manifest.plan.map((planned) => planned.episodeId),
     );
+  });
+
+  it('opens a run without a sidecar a budget at a time, and once caught up equals a whole open and saves the sidecar', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'paddock-index-'));
+    const { dir, runId } = await writeSyntheticRun(root, { episodes: 300, seed: 3, index: false });
+    const expected = summariseRun(RunStore.open(root, runId).episodes());
+    const size = readFileSync(join(dir, 'episodes.jsonl')).length;
+    const budget = Math.floor(size / 10);
+    const index = RunIndex.open(dir, { ...options, openBudgetBytes: budget });
+    expect(index.behind).toEqual({ indexedBytes: expect.any(Number) as number, totalBytes: size });
+    expect(index.behind!.indexedBytes).toBeLessThanOrEqual(budget);
+    expect(index.all().length).toBeGreaterThan(0);
+    expect(index.all().length).toBeLessThan(300);
+    expect(readdirSync(dir)).not.toContain('episodes.index'); // a partial index is not saved at open
+    let steps = 0;
+    while (index.behind) {
+      const before = index.all().length;
+      expect(index.refresh(budget)).toBe(true);
+      expect(index.all().length).toBeGreaterThan(before);
+      steps++;
+    }
+    expect(steps).toBeGreaterThanOrEqual(8);
+    expect(index.refresh(budget)).toBe(false);
+    expect(index.summary()).toEqual(expected);
+    expect(readdirSync(dir)).toContain('episodes.index'); // written by the call that caught up
+    const whole = RunIndex.open(dir, { ...options, openBudgetBytes: 1 });
+    expect(whole.behind).toBeUndefined(); // the sidecar covers it all
+    expect(whole.all()).toEqual(index.all());
+  });
+
+  it('makes progress with a budget smaller than one record line', async () => {
+    const dir = await run([record('a#0', { reward: 1 }), record('b#0'), record('c#0')]);
+    rmSync(join(dir, 'episodes.index'), { force: true });
+    const index = RunIndex.open(dir, { ...options, sidecar: false, openBudgetBytes: 10 });
+    expect(index.all().map((entry) => entry.episodeId)).toEqual(['a#0']);
+    index.refresh(10);
+    index.refresh(10);
+    expect(index.behind).toBeUndefined();
+    expect(index.all().map((entry) => entry.episodeId)).toEqual(['a#0', 'b#0', 'c#0']);
   });
 
   it('keeps every attempt of a re-run episode, and gives the latest by default', async () => {

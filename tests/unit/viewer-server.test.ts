@@ -3,13 +3,14 @@
  * filters, records without image bytes, images with their type and cache headers, token
  * records, refused traversal, training outputs and the live stream.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunStore, type EpisodeRecord, type EpisodeStatus } from '../../harness/index.ts';
 import { serveViewer, type RunningViewer } from '../../viewer/index.ts';
+import { writeSyntheticRun } from '../../bench/synthetic-run.ts';
 
 /** A 1×1 PNG. */
 const PNG = Buffer.from(
@@ -305,5 +306,34 @@ describe('the viewer API', () => {
     expect(await page.text()).toContain('app.js');
     const script = await get('/app.js');
     expect(script.headers.get('content-type')).toContain('javascript');
+  });
+});
+
+describe('a run without a saved index', () => {
+  it('opens at once with the records indexed so far, and catches up in the background', async () => {
+    const bigRoot = mkdtempSync(join(tmpdir(), 'paddock-viewer-cold-'));
+    const { dir } = await writeSyntheticRun(bigRoot, { episodes: 300, seed: 5, index: false });
+    const size = statSync(join(dir, 'episodes.jsonl')).size;
+    const cold = await serveViewer({ root: bigRoot, port: 0, indexSliceBytes: Math.floor(size / 25) });
+    try {
+      const id = encodeURIComponent(relative(bigRoot, dir));
+      const first = (await (await fetch(new URL(`/api/runs/${id}`, cold.url))).json()) as {
+        done: number;
+        indexing?: { indexedBytes: number; totalBytes: number };
+      };
+      expect(first.indexing).toMatchObject({ totalBytes: size });
+      expect(first.done).toBeLessThan(300);
+      let latest = first;
+      for (let waited = 0; latest.indexing && waited < 30_000; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        latest = (await (await fetch(new URL(`/api/runs/${id}`, cold.url))).json()) as typeof first;
+      }
+      expect(latest.indexing).toBeUndefined();
+      expect(latest.done).toBe(300);
+      expect(readdirSync(dir)).toContain('episodes.index');
+    } finally {
+      await cold.close();
+      rmSync(bigRoot, { recursive: true, force: true });
+    }
   });
 });

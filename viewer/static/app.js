@@ -393,6 +393,13 @@ function drawRunSummary(box, run, compareSelect) {
       ' episodes done · ',
       run.live ? h('span', { class: 'live-mark' }, 'live') : 'finished',
       ' · ',
+      run.indexing
+        ? h(
+            'span',
+            { class: 'indexing', title: 'the figures cover the records indexed so far; the page follows' },
+            `indexing ${Math.floor((100 * run.indexing.indexedBytes) / Math.max(1, run.indexing.totalBytes))}% · `,
+          )
+        : null,
       compareSelect,
     ),
     h(
