@@ -4,6 +4,8 @@
  *   <root>/<runId>/run.json        the manifest (config and planned episodes), written atomically
  *   <root>/<runId>/episodes.jsonl  one finished EpisodeRecord per line, fsync'd before the next starts
  *   <root>/<runId>/events.jsonl    the event stream (progress, viewer); best effort, not fsync'd
+ *   <root>/<runId>/episodes.index  the run index (run-index.ts): derived from episodes.jsonl,
+ *                                  signed, rebuilt whenever it does not match; written at close
  *
  * A record is written whole or not at all: every write is checked and repeated until the
  * whole line is on disk, and a write or fsync that fails (a full disk: ENOSPC) cuts the
