@@ -18,7 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { OpenAIAgent } from '../agents/openai/index.ts';
 import { runEpisodes, type Message, type ToolSpec } from '../harness/index.ts';
-import { actOnce, type TurnInput } from '../tests/fakes/agent-session.ts';
+import { openFor, type TurnInput } from '../tests/fakes/agent-session.ts';
 import { chatCompletion, startOpenAIServer } from '../tests/fakes/model-servers/openai.ts';
 import type { Responder } from '../tests/fakes/model-servers/scripted-server.ts';
 import { fakeTask, mathTools } from '../tests/fakes/model-servers/tasks.ts';
@@ -131,6 +131,7 @@ async function startServer(
 
 async function overhead(mode: 'plain' | 'exact'): Promise<Record<string, number>> {
   const server = await startServer(mode, 0);
+  const onExit: (() => unknown)[] = [];
   try {
     const agent = new OpenAIAgent({
       model: 'bench',
@@ -147,6 +148,10 @@ async function overhead(mode: 'plain' | 'exact'): Promise<Record<string, number>
       seed: 1,
     };
     const signal = new AbortController().signal;
+    // One session, as an episode has: the overhead of a turn, not of opening an episode.
+    const session = await openFor(agent, input);
+    onExit.push(() => session.close?.());
+    const { episodeId: _episodeId, seed: _seed, ...turn } = input;
     const url = `${server.baseUrl}/chat/completions`;
     const raw = async (): Promise<void> => {
       const response = await fetch(url, {
@@ -161,7 +166,7 @@ async function overhead(mode: 'plain' | 'exact'): Promise<Record<string, number>
     for (let i = 0; i < WARMUP + CALLS; i++) {
       // Interleaved, so that both see the same machine state.
       let started = performance.now();
-      await actOnce(agent, input, { signal });
+      await session.act(turn, { signal });
       const a = performance.now() - started;
       started = performance.now();
       await raw();
@@ -180,6 +185,7 @@ async function overhead(mode: 'plain' | 'exact'): Promise<Record<string, number>
       serverDelayMs: 0,
     };
   } finally {
+    for (const close of onExit) await close();
     await server.stop();
   }
 }
