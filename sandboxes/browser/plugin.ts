@@ -4,9 +4,11 @@
  * kind that scores a task's page after each turn.
  *
  * Registering it loads nothing of the browser: the section's schema is imported when
- * task files are first read, and the provider (playwright-core) when a run opens.
+ * task files are first read, and the provider (playwright-core) when the first web
+ * episode of a run opens its session, so a run without web tasks never loads it.
  */
-import type { PaddockPlugin } from '../../harness/index.ts';
+import type { PaddockPlugin, ToolProvider, TurnRewardFunction } from '../../harness/index.ts';
+import type { BrowserToolProvider } from './provider.ts';
 
 export const browserPlugin: PaddockPlugin = {
   name: 'browser',
@@ -14,12 +16,39 @@ export const browserPlugin: PaddockPlugin = {
     browser: { load: async () => (await import('./schema.ts')).browserTaskExtension },
   },
   open: async () => {
-    const { BrowserToolProvider, pageTurnReward } = await import('./provider.ts');
-    const provider = new BrowserToolProvider();
+    // The schema module is light (zod, which loading task files has loaded already).
+    const { checkPageRewardTask } = await import('./schema.ts');
+    let made: Promise<BrowserToolProvider> | undefined;
+    const real = (): Promise<BrowserToolProvider> =>
+      (made ??= import('./provider.ts').then(({ BrowserToolProvider }) => new BrowserToolProvider()));
+    const provider: ToolProvider = {
+      name: 'browser',
+      open: async (task, context) =>
+        task.extensions.browser === undefined ? undefined : (await real()).open(task, context),
+    };
     return {
       toolProviders: [provider],
-      turnRewardKinds: { page: (task, options) => pageTurnReward(provider, task, options) },
-      close: () => provider.close(),
+      turnRewardKinds: {
+        page: (task, options): TurnRewardFunction => {
+          checkPageRewardTask(task, provider.name);
+          return {
+            name: options.name,
+            weight: options.weight,
+            open: async (episode) => {
+              const { browserTurnReward } = await import('./provider.ts');
+              return browserTurnReward(await real(), options).open(episode);
+            },
+          };
+        },
+      },
+      close: async () => {
+        // A provider that failed to load holds nothing to close.
+        if (made)
+          await made.then(
+            (browser) => browser.close(),
+            () => undefined,
+          );
+      },
     };
   },
 };

@@ -16,7 +16,7 @@ import type {
 import { ERROR_CODES, PaddockError } from '../../harness/index.ts';
 import { BrowserPool, type BrowserPoolOptions } from './browser-pool.ts';
 import { OriginPolicy, originOf } from './origins.ts';
-import { resolveBrowserConfig } from './schema.ts';
+import { checkPageRewardTask, resolveBrowserConfig } from './schema.ts';
 import { loadScorer } from './scorer.ts';
 import { BrowserSession } from './session.ts';
 import { startSandboxApp, type SpawningSandbox } from './sandbox-port.ts';
@@ -212,18 +212,6 @@ export function pageTurnReward(
   task: Task,
   options: BrowserTurnRewardOptions = {},
 ): TurnRewardFunction {
-  const section = task.extensions[provider.name];
-  if (section === undefined) {
-    throw new PaddockError(
-      ERROR_CODES.CONFIG_INVALID,
-      `task ${task.id} has no browser section: a page reward scores the page of a web task`,
-    );
-  }
-  if (!resolveBrowserConfig(section, task.dir).scorer) {
-    throw new PaddockError(
-      ERROR_CODES.CONFIG_INVALID,
-      `task ${task.id} has no browser.score: a page reward runs the page scorer after each turn`,
-    );
-  }
+  checkPageRewardTask(task, provider.name);
   return browserTurnReward(provider, options);
 }

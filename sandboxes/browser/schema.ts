@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { ERROR_CODES, PaddockError, formatZodIssues } from '../../harness/index.ts';
+import { ERROR_CODES, PaddockError, formatZodIssues, type Task } from '../../harness/index.ts';
 import { declareTaskPaths } from '../../harness/task.ts';
 
 /** A path inside the task folder, relative to it. */
@@ -309,4 +309,26 @@ export function resolveBrowserConfig(section: unknown, taskDir: string): Browser
     settleTimeoutMs: seconds(value.settle_timeout_sec),
     scoreTimeoutMs: seconds(value.score_timeout_sec ?? DEFAULT_SCORE_TIMEOUT_SEC),
   };
+}
+
+/**
+ * Checks that `task` can have a page turn reward (a `page:` entry in its `rewards.turn`):
+ * it has a `browser:` section (under `key`) with a scorer.
+ *
+ * @throws PaddockError CONFIG_INVALID when the task has no browser section or no `browser.score`.
+ */
+export function checkPageRewardTask(task: Task, key = 'browser'): void {
+  const section = task.extensions[key];
+  if (section === undefined) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `task ${task.id} has no browser section: a page reward scores the page of a web task`,
+    );
+  }
+  if (!resolveBrowserConfig(section, task.dir).scorer) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `task ${task.id} has no browser.score: a page reward runs the page scorer after each turn`,
+    );
+  }
 }

@@ -132,4 +132,31 @@ console.log(JSON.stringify({ tasks: validation.tasks.length, problems: validatio
     expect(heavyIn(urls)).toEqual(expect.arrayContaining(['yaml', 'zod']));
     expect(heavyIn(urls).filter((name) => ENGINES.includes(name))).toEqual([]);
   });
+
+  it('opens a run and builds the rewards of web tasks without loading the browser driver', () => {
+    const { urls, stdout } = loadedBy(`
+const { createPaddock } = await import(${PADDOCK});
+const paddock = createPaddock();
+const tasks = await paddock.loadSuite(['tasks/rewards/web-wizard', 'tasks/examples/fix-bug']);
+const run = await paddock.openRun();
+const rewards = await Promise.all(tasks.map((task) => run.rewardsFor(task)));
+await run.close();
+console.log(JSON.stringify({
+  tasks: tasks.length,
+  providers: run.toolProviders.map((p) => p.name),
+  turnRewards: rewards.flatMap((each) => (each.turn ?? []).map((fn) => fn.name)),
+}));
+`);
+    const opened = JSON.parse(stdout) as { tasks: number; providers: string[]; turnRewards: string[] };
+    expect(opened.tasks).toBe(2);
+    expect(opened.providers).toContain('browser');
+    expect(opened.turnRewards.length).toBeGreaterThan(0); // the web task's page reward, made without a browser
+    // The rewards builder may load onnxruntime (reward models, ~40 ms); the browser driver,
+    // the engine client and the MCP SDK wait for an episode that needs them.
+    const drivers = ['playwright-core', 'playwright', 'dockerode', '@modelcontextprotocol/sdk'];
+    expect(
+      heavyIn(urls).filter((name) => drivers.includes(name)),
+      urls.join('\n'),
+    ).toEqual([]);
+  });
 });
