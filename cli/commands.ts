@@ -8,7 +8,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 // Only the light part of the harness at the top: harness/index.ts loads zod.
 import { ERROR_CODES, PaddockError } from '../harness/errors.ts';
-import type { EvaluationResult } from './evaluate.ts';
+import type { EvaluateOptions, EvaluationResult } from './evaluate.ts';
+import type { RunProgress } from './progress.ts';
+
+/** What `onStart` is told of a run about to run its episodes. */
+type StartedRun = Parameters<NonNullable<EvaluateOptions['onStart']>>[0];
 import { createPaddock, loadPluginModules, pluginModuleReference, type Paddock } from './paddock.ts';
 
 /** Where runs are stored unless `--runs-dir` says otherwise (evaluate.ts's DEFAULT_RUNS_DIR). */
@@ -80,6 +84,28 @@ function reportSkipped(log: (line: string) => void): (problems: string[]) => voi
   };
 }
 
+/**
+ * The hooks `run` and `resume` give the evaluation: `announce`'s lines when the run starts,
+ * then `progress` counts each recorded episode; warnings, build steps and skipped tasks go
+ * above its line.
+ */
+function progressHooks(
+  progress: RunProgress,
+  announce: (run: StartedRun) => string[],
+): Pick<EvaluateOptions, 'onStart' | 'onRecorded' | 'onWarning' | 'onProgress' | 'onSkipped'> {
+  const log = (line: string): void => progress.log(line);
+  return {
+    onStart: (run) => {
+      for (const line of announce(run)) log(line);
+      progress.start(run.missing);
+    },
+    onRecorded: (episode) => progress.recorded(episode),
+    onWarning: (message) => log(`paddock: warning: ${message}`),
+    onProgress: log,
+    onSkipped: reportSkipped(log),
+  };
+}
+
 /** How to open a run in the viewer, as a command to type here. */
 function viewerHint(runId: string, runsDir: string): string {
   const { root } = packageInfo();
@@ -143,10 +169,10 @@ export async function runCommand(taskPaths: string[], flags: RunFlags, state: Co
     import('./progress.ts'),
   ]);
   const progress = new RunProgress();
-  const log = (line: string): void => progress.log(line);
   const select = selection(flags);
+  let result: EvaluationResult;
   try {
-    const result = await evaluate({
+    result = await evaluate({
       paddock,
       sandbox: flags.sandbox,
       ...(modules.length > 0 ? { pluginModules: modules } : {}),
@@ -163,20 +189,12 @@ export async function runCommand(taskPaths: string[], flags: RunFlags, state: Co
       ...(flags.skipInvalid ? { skipInvalid: true } : {}),
       ...(flags.allowEnv?.length ? { allowEnv: flags.allowEnv } : {}),
       runsDir: flags.runsDir,
-      onStart: (run) => {
-        log(`run ${run.runId}: ${run.missing} episode(s)`);
-        progress.start(run.missing);
-      },
-      onRecorded: (episode) => progress.recorded(episode),
-      onWarning: (message) => log(`paddock: warning: ${message}`),
-      onProgress: log,
-      onSkipped: reportSkipped(log),
+      ...progressHooks(progress, (run) => [`run ${run.runId}: ${run.missing} episode(s)`]),
     });
-    progress.finish();
-    return await report(result, flags.json === true, flags.runsDir);
   } finally {
     progress.finish();
   }
+  return report(result, flags.json === true, flags.runsDir);
 }
 
 export interface ResumeFlags {
@@ -199,9 +217,9 @@ export async function resumeCommand(runId: string, flags: ResumeFlags, state: Co
   const signal = state.controller.signal;
   await paddock.sandboxKind(stored.sandbox).check?.({ signal });
   const progress = new RunProgress();
-  const log = (line: string): void => progress.log(line);
+  let result: EvaluationResult;
   try {
-    const result = await resume(runId, {
+    result = await resume(runId, {
       paddock,
       signal,
       retryErrors: flags.retryErrors === true,
@@ -209,25 +227,20 @@ export async function resumeCommand(runId: string, flags: ResumeFlags, state: Co
       ...(flags.maxTurns === undefined ? {} : { maxTurns: flags.maxTurns }),
       ...(flags.skipInvalid ? { skipInvalid: true } : {}),
       ...(flags.allowEnv?.length ? { allowEnv: flags.allowEnv } : {}),
-      onStart: (run) => {
-        if (run.tornTail)
-          log(
-            `run ${run.runId}: a torn last record (${run.tornTail.bytes} bytes, left by a crash) was cut off` +
-              `${run.tornTail.savedTo ? ` and kept in ${run.tornTail.savedTo}` : ''}; its episode runs again`,
-          );
-        log(`run ${run.runId}: ${run.missing} episode(s) to run`);
-        progress.start(run.missing);
-      },
-      onRecorded: (episode) => progress.recorded(episode),
-      onWarning: (message) => log(`paddock: warning: ${message}`),
-      onProgress: log,
-      onSkipped: reportSkipped(log),
+      ...progressHooks(progress, (run) => [
+        ...(run.tornTail
+          ? [
+              `run ${run.runId}: a torn last record (${run.tornTail.bytes} bytes, left by a crash) was cut off` +
+                `${run.tornTail.savedTo ? ` and kept in ${run.tornTail.savedTo}` : ''}; its episode runs again`,
+            ]
+          : []),
+        `run ${run.runId}: ${run.missing} episode(s) to run`,
+      ]),
     });
-    progress.finish();
-    return await report(result, flags.json === true, flags.runsDir);
   } finally {
     progress.finish();
   }
+  return report(result, flags.json === true, flags.runsDir);
 }
 
 export interface ViewFlags {
