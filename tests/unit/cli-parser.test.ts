@@ -8,11 +8,12 @@
  * Docker engine.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { modulesLoadedBy } from './cli/loaded-modules.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/paddock.js');
@@ -258,32 +259,10 @@ describe('--json errors', { timeout: 60_000 }, () => {
 
 describe('the start path of paddock --help', { timeout: 60_000 }, () => {
   it("imports no command's implementation and no heavy dependency", () => {
-    // A module-loading hook (module.register) logs every URL loaded; see tests/unit/cli/start-path.test.ts.
-    const log = join(scratch, 'loaded.txt');
-    writeFileSync(log, '');
-    writeFileSync(
-      join(scratch, 'hooks.mjs'),
-      `import { appendFileSync } from 'node:fs';
-let log;
-export function initialize(data) { log = data.log; }
-export async function load(url, context, next) { appendFileSync(log, url + '\\n'); return next(url, context); }
-`,
-    );
-    const register = join(scratch, 'register.mjs');
-    writeFileSync(
-      register,
-      `import { register } from 'node:module';
-register(${JSON.stringify(pathToFileURL(join(scratch, 'hooks.mjs')).href)}, { data: { log: ${JSON.stringify(log)} } });
-`,
-    );
-    const result = spawnSync(
-      process.execPath,
-      ['--import', 'tsx', '--import', register, join(ROOT, 'cli/main.ts'), '--help'],
-      { cwd: ROOT, encoding: 'utf8' },
-    );
+    // A module-loading hook logs every URL loaded (tests/unit/cli/loaded-modules.ts).
+    const { urls, ...result } = modulesLoadedBy([join(ROOT, 'cli/main.ts'), '--help'], ROOT);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^Usage: paddock/);
-    const urls = readFileSync(log, 'utf8').split('\n').filter(Boolean);
     expect(urls.some((url) => url.endsWith('/cli/main.ts'))).toBe(true);
     const root = `${pathToFileURL(ROOT).href}/`;
     const own = urls.filter((url) => url.startsWith(root) && !url.includes('/node_modules/'));

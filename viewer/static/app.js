@@ -418,6 +418,9 @@ function drawRunSummary(box, run, compareSelect) {
 /** How many episodes a page shows. */
 const PAGE_SIZE = 50;
 
+/** The episode filters: fields of the filter form, keys of the URL's query and of the API's. */
+const FILTER_KEYS = ['task', 'status', 'errorCode', 'minReward', 'maxReward', 'minTurns', 'maxTurns', 'text'];
+
 /**
  * The page of episodes the URL's query asks for.
  * @param {string} runId
@@ -425,19 +428,7 @@ const PAGE_SIZE = 50;
  */
 function fetchEpisodes(runId, params) {
   const query = new URLSearchParams();
-  for (const key of [
-    'task',
-    'status',
-    'errorCode',
-    'minReward',
-    'maxReward',
-    'minTurns',
-    'maxTurns',
-    'text',
-    'sort',
-    'descending',
-    'offset',
-  ]) {
+  for (const key of [...FILTER_KEYS, 'sort', 'descending', 'offset']) {
     const value = params.get(key);
     if (value) query.set(key, value);
   }
@@ -498,17 +489,7 @@ async function drawEpisodes(box, runId, run, params, still, prefetched) {
         const data = new FormData(/** @type {HTMLFormElement} */ (event.target));
         /** @type {Record<string, string>} */
         const changes = {};
-        for (const key of [
-          'task',
-          'status',
-          'errorCode',
-          'minReward',
-          'maxReward',
-          'minTurns',
-          'maxTurns',
-          'text',
-        ])
-          changes[key] = String(data.get(key) ?? '').trim();
+        for (const key of FILTER_KEYS) changes[key] = String(data.get(key) ?? '').trim();
         go(changes);
       },
       onchange: (/** @type {Event} */ event) => {

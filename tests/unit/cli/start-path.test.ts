@@ -4,26 +4,15 @@
  * sandbox kinds — loads none of the heavy dependencies; each plug-in imports its
  * implementation when first used.
  *
- * How the module graph is observed: a child process runs with a module-loading hook
- * (`module.register`, the documented customization-hooks API) whose `load` hook appends
- * each URL to a file before the module is loaded. Every ESM import goes through it, and
- * a CommonJS package imported from ESM (dockerode, playwright-core, onnxruntime-node)
- * comes through it as its entry file, so no package can be loaded without its entry
- * showing. (`process.moduleLoadList` lists only Node's built-ins, and `require.cache`
- * misses ESM.) The child imports the TypeScript sources through tsx, as the CLI does
- * without a build; dist/ has the same import graph.
+ * How the module graph is observed: see loaded-modules.ts (a module-loading hook that
+ * logs every URL a child process loads).
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { modulesLoadedBy } from './loaded-modules.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
-const scratch = mkdtempSync(join(tmpdir(), 'paddock-start-path-'));
-
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 /** Packages that must not load on the start path (issue #16: `--help` ≤ 300 ms). */
 const HEAVY = [
@@ -50,37 +39,9 @@ const ENGINES = [
 
 /** Runs `code` (an ES module body) in a child process; the URLs it loaded, in order. */
 function loadedBy(code: string): { urls: string[]; stdout: string } {
-  const log = join(scratch, `loaded-${Math.random().toString(36).slice(2)}.txt`);
-  writeFileSync(log, '');
-  writeFileSync(
-    join(scratch, 'hooks.mjs'),
-    `import { appendFileSync } from 'node:fs';
-let log;
-export function initialize(data) { log = data.log; }
-export async function load(url, context, next) {
-  appendFileSync(log, url + '\\n');
-  return next(url, context);
-}
-`,
-  );
-  const register = join(scratch, 'register.mjs');
-  writeFileSync(
-    register,
-    `import { register } from 'node:module';
-register(${JSON.stringify(pathToFileURL(join(scratch, 'hooks.mjs')).href)}, { data: { log: process.env.LOADED_LOG } });
-`,
-  );
-  const result = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', '--import', register, '--input-type=module', '-e', code],
-    {
-      cwd: ROOT,
-      encoding: 'utf8',
-      env: { ...process.env, LOADED_LOG: log },
-    },
-  );
+  const result = modulesLoadedBy(['--input-type=module', '-e', code], ROOT);
   expect(result.status, result.stderr).toBe(0);
-  return { urls: readFileSync(log, 'utf8').split('\n').filter(Boolean), stdout: result.stdout };
+  return { urls: result.urls, stdout: result.stdout };
 }
 
 /** The heavy packages among `urls`. */
