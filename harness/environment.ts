@@ -5,7 +5,7 @@
  */
 import type { Sandbox, SandboxLabels } from './sandbox.ts';
 import type { Task } from './task.ts';
-import type { Tool } from './tool.ts';
+import type { ImagePart, Tool } from './tool.ts';
 
 /** A session's score with what a bare number cannot say: its weight and why it is what it is. */
 export interface SessionScore {
@@ -16,6 +16,12 @@ export interface SessionScore {
   note?: string;
 }
 
+/** What a session adds to the first user message. */
+export interface InitialObservation {
+  text: string;
+  images?: ImagePart[];
+}
+
 export interface ToolSession {
   /** Tools this session adds to the agent's list. Names must not collide with others. */
   readonly tools: readonly Tool[];
@@ -24,9 +30,26 @@ export interface ToolSession {
    * predicate, an MCP server's state), by name: a number (weight 1), or a value with a
    * weight and a note. Optional.
    */
-  score?(options: { signal: AbortSignal }): Promise<Record<string, number | SessionScore>>;
-  /** Text appended to the first user message (e.g. the page's first snapshot). Optional. */
-  initialObservation?(options: { signal: AbortSignal }): Promise<string | undefined>;
+  score?(options: {
+    signal: AbortSignal;
+    /** What the agent submitted (`submit`'s answer), when it did: a grounding page scores the point it names. */
+    answer?: string;
+  }): Promise<Record<string, number | SessionScore>>;
+  /**
+   * Text (and images: the page's first screenshot) appended to the first user message.
+   * Optional.
+   */
+  initialObservation?(options: { signal: AbortSignal }): Promise<string | InitialObservation | undefined>;
+  /**
+   * Resolves, on the session's state as it is now, the arguments of a reference-solution
+   * call to one of its tools that name elements where the tool takes coordinates (`at:
+   * { selector }` → `{ x, y }`). The oracle asks before each call; undefined when the
+   * session has nothing to resolve. Optional.
+   */
+  resolveReference?(
+    call: { name: string; arguments: Record<string, unknown> },
+    options: { signal: AbortSignal },
+  ): Promise<Record<string, unknown> | undefined>;
   /** Releases everything the session holds. Idempotent; never rejects. */
   close(): Promise<void>;
 }

@@ -41,7 +41,7 @@ import {
 } from './reward.ts';
 import type { Sandbox, SandboxProvider } from './sandbox.ts';
 import type { Task, TaskStep } from './task.ts';
-import { toolSpec, type Tool, type ToolOutput, type ToolSpec } from './tool.ts';
+import { toolSpec, type ImagePart, type Tool, type ToolOutput, type ToolSpec } from './tool.ts';
 import { builtinTools } from './tools/index.ts';
 import { KeepFiles, clearVerifierTraces, verifyEpisode } from './verify.ts';
 import { startDeadline } from './deadline.ts';
@@ -160,16 +160,23 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
 
     const systemPrompt = task.systemPrompt ?? agent.systemPrompt;
     const firstObservations: string[] = [];
+    const firstImages: ImagePart[] = [];
     for (const session of sessions) {
-      const text = await session.initialObservation?.({ signal: outer });
-      if (text) firstObservations.push(text);
+      const observation = await session.initialObservation?.({ signal: outer });
+      if (typeof observation === 'string') {
+        if (observation) firstObservations.push(observation);
+      } else if (observation) {
+        if (observation.text) firstObservations.push(observation.text);
+        firstImages.push(...(observation.images ?? []));
+      }
     }
     const keep = options.files
       ? new KeepFiles(options.files.dir, options.files.recordAs, options.files.maxBytes)
       : undefined;
     const scoreSessions = async (): Promise<void> => {
       for (const session of sessions) {
-        const scores = (await session.score?.({ signal: outer })) ?? {};
+        const scores =
+          (await session.score?.({ signal: outer, ...(answer === undefined ? {} : { answer }) })) ?? {};
         for (const [name, score] of Object.entries(scores)) {
           sessionScores[name] =
             typeof score === 'number'
@@ -218,6 +225,7 @@ export async function runEpisode(options: EpisodeOptions): Promise<EpisodeRecord
         messages.push({
           role: 'user',
           content: [view.instruction, ...(phaseIndex === 0 ? firstObservations : [])].join('\n\n'),
+          ...(phaseIndex === 0 && firstImages.length > 0 ? { images: firstImages } : {}),
         });
       }
       // How this phase ends; the episode keeps the first phase's that did not complete.

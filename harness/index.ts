@@ -39,7 +39,13 @@ export type {
   TaskSection,
   TurnRewardKind,
 } from './plugin.ts';
-export type { EpisodeContext, SessionScore, ToolProvider, ToolSession } from './environment.ts';
+export type {
+  EpisodeContext,
+  InitialObservation,
+  SessionScore,
+  ToolProvider,
+  ToolSession,
+} from './environment.ts';
 export { isAgentOutcome } from './episode.ts';
 export type {
   EpisodeEvent,

@@ -84,7 +84,14 @@ export interface AgentKind {
  */
 export type TurnRewardKind = (
   task: Task,
-  options: { name: string; weight: number; mode: 'delta' | 'value' },
+  options: {
+    name: string;
+    weight: number;
+    /** `page:` entries: pay the change of the score, or the score. */
+    mode?: 'delta' | 'value';
+    /** `grounding:` entries: which formula scores a point. */
+    kind?: string;
+  },
 ) => TurnRewardFunction;
 
 /** What a plug-in's `open` is given: the other plug-ins, as far as a run needs them. */

@@ -53,6 +53,16 @@ export type PageTurnRewardFactory = (
   options: { name: string; weight: number; mode: 'delta' | 'value' },
 ) => TurnRewardFunction;
 
+/**
+ * Makes the turn reward of a `grounding:` entry: where each coordinate action of the turn
+ * pointed, against the task's grounding target. The browser plug-in provides it; it
+ * throws a PaddockError when `task` has no grounding target.
+ */
+export type GroundingTurnRewardFactory = (
+  task: Task,
+  options: { name: string; weight: number; kind: 'hit' | 'gaussian_point' },
+) => TurnRewardFunction;
+
 export interface RewardResourcesOptions {
   /** Makes judge agents; required when a task declares a judge. */
   judgeAgentFactory?: JudgeAgentFactory;
@@ -62,6 +72,8 @@ export interface RewardResourcesOptions {
   onnx?: OnnxRewardModelOptions;
   /** Makes `page:` turn rewards; required when a task declares one. */
   pageTurnReward?: PageTurnRewardFactory;
+  /** Makes `grounding:` turn rewards; required when a task declares one. */
+  groundingTurnReward?: GroundingTurnRewardFactory;
 }
 
 /**
@@ -415,6 +427,27 @@ async function buildTurnReward(
       return factory(task, options);
     } catch (error) {
       throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `${where}.page: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
+  }
+  if (entry.grounding) {
+    const factory = resources.options.groundingTurnReward;
+    if (!factory) {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `${where}.grounding: a grounding reward scores the agent's coordinate actions on the page, but no browser plug-in was given to make it (groundingTurnReward)`,
+      );
+    }
+    const options = {
+      name,
+      weight: entryWeight(entry, entry.grounding),
+      kind: entry.grounding.kind ?? ('gaussian_point' as const),
+    };
+    try {
+      return factory(task, options);
+    } catch (error) {
+      throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `${where}.grounding: ${describeError(error)}`, {
         cause: error,
       });
     }

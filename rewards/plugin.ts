@@ -30,6 +30,16 @@ async function openRewards(context: PluginRunContext): Promise<PluginRun> {
       }
       return kind(task, options);
     },
+    groundingTurnReward: (task, options) => {
+      const kind = context.turnRewardKind('grounding');
+      if (!kind) {
+        throw new PaddockError(
+          ERROR_CODES.CONFIG_INVALID,
+          `task ${task.id}: a grounding reward needs the browser plug-in, which is not registered`,
+        );
+      }
+      return kind(task, options);
+    },
   });
   const setups: { close(): Promise<void> }[] = [];
   // Built once per task: the trainer asks again at every step.

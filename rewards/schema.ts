@@ -147,6 +147,20 @@ export const PageEntrySchema = z.strictObject({
   weight: weightSchema.optional(),
 });
 
+/**
+ * `grounding:` — a GUI-grounding reward of each coordinate action of the turn (where it
+ * pointed against the box of the task's `browser.grounding` target), by the browser
+ * plug-in. Kinds and formulas: rewards/grounding.ts.
+ */
+export const GroundingEntrySchema = z.strictObject({
+  kind: z.enum(['hit', 'gaussian_point']).optional().meta({
+    description:
+      "hit: 1 inside the target element, else 0; gaussian_point: GUI-G²'s Gaussian point reward (1 at the centre, falling with distance relative to the element's size). Default gaussian_point.",
+  }),
+  name: nameSchema.optional(),
+  weight: weightSchema.optional(),
+});
+
 /** `judge:` — an LLM judge with a rubric. */
 const judgeFields = {
   agent: z.string({ error: 'expected an agent spec, e.g. openai:gpt-4.1-mini' }).min(1),
@@ -244,26 +258,27 @@ const RULE_OPTIONS: Record<TurnRuleName, readonly (keyof typeof ruleOptionShape)
   refused: [],
 };
 
-/** One `turn:` entry: exactly one of `rule`, `progress`, `model`, `page`, `judge`. */
+/** One `turn:` entry: exactly one of `rule`, `progress`, `model`, `page`, `grounding`, `judge`. */
 export const TurnRewardEntrySchema = z
   .strictObject({
     rule: z.enum(TURN_RULES).optional(),
     progress: ProgressEntrySchema.optional(),
     model: TurnModelEntrySchema.optional(),
     page: PageEntrySchema.optional(),
+    grounding: GroundingEntrySchema.optional(),
     judge: TurnJudgeEntrySchema.optional(),
     name: nameSchema.optional(),
     weight: weightSchema.optional(),
     ...ruleOptionShape,
   })
   .superRefine((entry, context) => {
-    const kinds = (['rule', 'progress', 'model', 'page', 'judge'] as const).filter(
+    const kinds = (['rule', 'progress', 'model', 'page', 'grounding', 'judge'] as const).filter(
       (kind) => entry[kind] !== undefined,
     );
     if (kinds.length !== 1) {
       context.addIssue({
         code: 'custom',
-        message: `expected exactly one of rule, progress, model, page, judge; got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`,
+        message: `expected exactly one of rule, progress, model, page, grounding, judge; got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`,
       });
       return;
     }
@@ -440,6 +455,7 @@ export function turnEntryName(entry: TurnRewardEntry): string | undefined {
     entry.progress?.name ??
     entry.model?.name ??
     entry.page?.name ??
+    entry.grounding?.name ??
     entry.judge?.name ??
     entry.rule ??
     (entry.progress
@@ -448,9 +464,11 @@ export function turnEntryName(entry: TurnRewardEntry): string | undefined {
         ? 'model'
         : entry.page
           ? 'page'
-          : entry.judge
-            ? 'judge'
-            : undefined)
+          : entry.grounding
+            ? 'grounding'
+            : entry.judge
+              ? 'judge'
+              : undefined)
   );
 }
 

@@ -1,7 +1,8 @@
 /**
  * Dataset expansion: a task with `dataset: { file: rows.jsonl }` becomes one task per row.
  * `{{field}}` in the instruction, the verifier's command and env, and the solution's env
- * (and string arguments of reference actions) is filled from the row; every field also
+ * (and string arguments of reference actions, and string values of plug-in sections such as
+ * `browser:`) is filled from the row; every field also
  * reaches the verifier and the solution as `PADDOCK_FIELD_<NAME>`. Row values never reach
  * the agent's environment: expected answers stay out of the agent's sight.
  */
@@ -82,6 +83,11 @@ function templatesOf(task: Task): { where: string; template: string }[] {
       }
     });
   }
+  for (const [key, section] of Object.entries(task.extensions)) {
+    for (const [where, template] of stringsIn(section, key)) {
+      if (templateFields(template).length > 0) found.push({ where, template });
+    }
+  }
   return found;
 }
 
@@ -141,6 +147,10 @@ function taskForRow(base: Task, row: DatasetRow, rowId: string, datasetFile: str
       arguments: renderDeep(action.arguments, row) as Record<string, unknown>,
     }));
   }
+  // Plug-in sections (a page to open, a target to point at) vary by row too.
+  task.extensions = Object.fromEntries(
+    Object.entries(base.extensions).map(([key, section]) => [key, renderDeep(section, row)]),
+  );
   task.metadata = { ...base.metadata, row, dataset: { file: datasetFile, line, id: rowId } };
   return task;
 }

@@ -88,7 +88,7 @@ export class OracleAgent implements Agent {
       act: async (input) => {
         const turn = oracleTurn(input, uploaded);
         uploaded = false;
-        return turn;
+        return resolveReferences(turn, episode);
       },
     };
   }
@@ -105,6 +105,29 @@ export class OracleAgent implements Agent {
         message: `task ${task.id} has no reference solution for the oracle (solution/solve.sh, or solution: in task.yaml)`,
       }));
   }
+}
+
+/**
+ * Lets the episode's tool sessions resolve what a reference call names on the state as it
+ * is now (a browser session turns `at: { selector }` into the element's coordinates), so
+ * that a solution written ahead of time can act in coordinates.
+ */
+async function resolveReferences(turn: AssistantTurn, episode: EpisodeContext): Promise<AssistantTurn> {
+  const sessions = [...episode.sessions.values()].filter((session) => session.resolveReference);
+  if (sessions.length === 0) return turn;
+  const toolCalls: ToolCall[] = [];
+  for (const toolCall of turn.toolCalls) {
+    let args = JSON.parse(toolCall.arguments) as Record<string, unknown>;
+    for (const session of sessions) {
+      const resolved = await session.resolveReference!(
+        { name: toolCall.name, arguments: args },
+        { signal: episode.signal },
+      );
+      if (resolved) args = resolved;
+    }
+    toolCalls.push({ ...toolCall, arguments: JSON.stringify(args) });
+  }
+  return { ...turn, toolCalls };
 }
 
 /** The oracle's turn: the solution's next action, or its command (files written unless `uploaded`). */

@@ -183,8 +183,12 @@ export interface ObservationParts {
   eventsDropped?: number;
   /** True while the page has not fired `load` yet. */
   loading?: boolean;
-  /** The snapshot, or why none could be taken. */
-  snapshot: TrimmedSnapshot | { error: string };
+  /** The snapshot, or why none could be taken; absent when observations show none (a GUI agent's). */
+  snapshot?: TrimmedSnapshot | { error: string };
+  /** What the screenshot is and what its coordinates mean, when one is attached. */
+  screen?: string;
+  /** A dialog the page shows and waits on (the agent answers it). */
+  dialog?: string;
 }
 
 /** Most events listed in one observation; older ones are counted, not shown. */
@@ -202,8 +206,12 @@ export function formatObservation(parts: ObservationParts): string {
     if (skipped > 0) lines.push(`- (${skipped} earlier event${skipped === 1 ? '' : 's'} not shown)`);
     for (const event of parts.events.slice(-MAX_EVENTS)) lines.push(`- ${capLine(event, 300)}`);
   }
+  if (parts.dialog !== undefined) lines.push(`Dialog: ${parts.dialog}`);
+  if (parts.screen !== undefined) lines.push(parts.screen);
   const snapshot = parts.snapshot;
-  if ('error' in snapshot) {
+  if (snapshot === undefined) {
+    // A GUI agent reads the screenshot.
+  } else if ('error' in snapshot) {
     lines.push(`Page snapshot unavailable: ${snapshot.error}`);
   } else if (snapshot.trimmed) {
     const where = [

@@ -17,7 +17,7 @@ export const browserPlugin: PaddockPlugin = {
   },
   open: async () => {
     // The schema module is light (zod, which loading task files has loaded already).
-    const { checkPageRewardTask } = await import('./schema.ts');
+    const { checkGroundingRewardTask, checkPageRewardTask } = await import('./schema.ts');
     let made: Promise<BrowserToolProvider> | undefined;
     const real = (): Promise<BrowserToolProvider> =>
       (made ??= import('./provider.ts').then(({ BrowserToolProvider }) => new BrowserToolProvider()));
@@ -37,6 +37,18 @@ export const browserPlugin: PaddockPlugin = {
             open: async (episode) => {
               const { browserTurnReward } = await import('./provider.ts');
               return browserTurnReward(await real(), options).open(episode);
+            },
+          };
+        },
+        grounding: (task, options): TurnRewardFunction => {
+          checkGroundingRewardTask(task, provider.name);
+          const kind = options.kind === 'hit' ? 'hit' : 'gaussian_point';
+          return {
+            name: options.name,
+            weight: options.weight,
+            open: async (episode) => {
+              const { groundingTurnReward } = await import('./provider.ts');
+              return groundingTurnReward(kind).open(episode);
             },
           };
         },

@@ -18,6 +18,7 @@ import { BrowserPool, type BrowserPoolOptions } from './browser-pool.ts';
 import { OriginPolicy, originOf } from './origins.ts';
 import { checkPageRewardTask, resolveBrowserConfig } from './schema.ts';
 import { loadScorer } from './scorer.ts';
+import { GroundingTurnScorer } from './grounding.ts';
 import { BrowserSession } from './session.ts';
 import { startSandboxApp, type SpawningSandbox } from './sandbox-port.ts';
 import { serveStaticSite, startApp, type RunningSite } from './site-server.ts';
@@ -214,4 +215,34 @@ export function pageTurnReward(
 ): TurnRewardFunction {
   checkPageRewardTask(task, provider.name);
   return browserTurnReward(provider, options);
+}
+
+/**
+ * A turn reward that scores where the agent's coordinate actions of each turn pointed,
+ * against the task's `browser.grounding` targets (see `GroundingTurnScorer`): `hit` (1
+ * inside the element) or `gaussian_point` (GUI-G²'s point reward). Component `grounding`
+ * unless named. An episode without a browser session scores 0 on every turn.
+ */
+export function groundingTurnReward(
+  kind: 'hit' | 'gaussian_point',
+  options: { name?: string; weight?: number; provider?: string } = {},
+): TurnRewardFunction {
+  const name = options.name ?? 'grounding';
+  const key = options.provider ?? 'browser';
+  return {
+    name,
+    weight: options.weight ?? 1,
+    open(episode): TurnReward {
+      const session = episode.sessions.get(key);
+      if (session === undefined) return { score: async () => 0 };
+      if (!(session instanceof BrowserSession)) {
+        throw new PaddockError(
+          ERROR_CODES.CONFIG_INVALID,
+          `turn reward ${name}: the episode's "${key}" session is not a browser session`,
+        );
+      }
+      const scorer = new GroundingTurnScorer(kind);
+      return { score: async ({ turn }) => scorer.score(session.pointingActions(turn.index)) };
+    },
+  };
 }

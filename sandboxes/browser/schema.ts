@@ -90,6 +90,70 @@ export const BrowserSandboxSchema = z
       "A web server inside the task's Docker sandbox (its environment), reached through the engine; the sandbox needs bash.",
   });
 
+/** Which tools act on the page: by element (`refs`), by screen point (`coordinates`), both, or none. */
+export const ACTION_SPACES = ['refs', 'coordinates', 'both', 'none'] as const;
+export type ActionSpace = (typeof ACTION_SPACES)[number];
+
+/**
+ * An element the agent should point at, for GUI-grounding rewards: a selector (CSS or
+ * Playwright's), an accessibility role and name, or a fixed box in CSS pixels of the
+ * viewport. Elements' boxes are measured on the page when the agent points.
+ */
+export const GroundingTargetSchema = z.union(
+  [
+    z.strictObject({ selector: z.string().min(1) }),
+    z.strictObject({ role: z.string().min(1), name: z.string().min(1).optional() }),
+    z.strictObject({
+      box: z
+        .tuple([z.number(), z.number(), z.number(), z.number()])
+        .refine(([x1, y1, x2, y2]) => x2 > x1 && y2 > y1, {
+          error: 'expected [x1, y1, x2, y2] with x2 > x1 and y2 > y1',
+        }),
+    }),
+  ],
+  { error: 'expected { selector }, { role, name } or { box: [x1, y1, x2, y2] }' },
+);
+export type GroundingTarget = z.output<typeof GroundingTargetSchema>;
+
+/** GUI-grounding kinds a `grounding.rewards` mapping may name (see rewards/grounding.ts). */
+export const GROUNDING_KINDS = [
+  'hit',
+  'gaussian_point',
+  'gaussian_coverage',
+  'hyperclick',
+  'box_size',
+  'iou',
+] as const;
+
+/** `grounding:` — where the agent should point, and how its answer is scored. */
+export const BrowserGroundingSchema = z
+  .strictObject({
+    target: GroundingTargetSchema.optional(),
+    targets: z.array(GroundingTargetSchema).min(1).optional(),
+    rewards: z
+      .partialRecord(
+        z.enum(GROUNDING_KINDS),
+        z.number().refine(Number.isFinite, { error: 'expected a finite weight' }),
+      )
+      .default({})
+      .meta({
+        description:
+          'Rewards of the submitted answer (a point or a box), by kind → weight: hit, gaussian_point, gaussian_coverage, hyperclick, box_size, iou. Components are named grounding.<kind>.',
+      }),
+  })
+  .superRefine((value, context) => {
+    if ((value.target === undefined) === (value.targets === undefined)) {
+      context.addIssue({
+        code: 'custom',
+        path: ['target'],
+        message: 'expected exactly one of target or targets',
+      });
+    }
+  })
+  .meta({
+    description: 'GUI grounding: the elements the agent should point at, and the rewards of its answer.',
+  });
+
 /** The keys that name where the pages come from; a section has exactly one. */
 const SOURCE_KEYS = ['site', 'app', 'url', 'sandbox'] as const;
 
@@ -130,10 +194,30 @@ export const browserTaskExtension = z
       .array(OriginSchema)
       .default([])
       .meta({ description: 'Origins the page may reach besides its own. Everything else is blocked.' }),
-    screenshot: z
-      .boolean()
-      .default(false)
-      .meta({ description: 'Attach a PNG screenshot to every browser tool result. Default false.' }),
+    actions: z.enum(ACTION_SPACES).default('refs').meta({
+      description:
+        'The action space: refs (elements by ref or selector), coordinates (points in CSS pixels of the screenshot), both, or none (no browser tools: the agent answers with submit). Default refs.',
+    }),
+    coordinates: z.enum(['css', 'normalized']).default('css').meta({
+      description:
+        'What x and y mean: css (CSS pixels of the screenshot, origin top-left) or normalized (a 0–1000 grid over the screenshot, as some models answer). Default css.',
+    }),
+    screenshot: z.boolean().optional().meta({
+      description:
+        'Attach a PNG screenshot to every observation, the first one included. Default: true when actions is coordinates or none, else false.',
+    }),
+    snapshot: z.boolean().optional().meta({
+      description:
+        'Show the accessibility snapshot (with refs) in observations. Default: false when actions is coordinates or none, else true.',
+    }),
+    marks: z.boolean().default(false).meta({
+      description:
+        "Set-of-marks: draw each element of the snapshot's box, labelled with its ref, on the screenshot. Default false.",
+    }),
+    uploads: z.array(TaskPathSchema).default([]).meta({
+      description: 'Files (relative to the task folder) the agent may upload with browser_upload.',
+    }),
+    grounding: BrowserGroundingSchema.optional(),
     viewport: z
       .strictObject({
         width: z.number().int().min(200).max(4000),
@@ -145,12 +229,13 @@ export const browserTaskExtension = z
       description:
         'Longest page snapshot shown; longer pages are trimmed around the viewport. Default 12000.',
     }),
-    popups: z.enum(['block', 'follow']).default('block').meta({
+    popups: z.enum(['block', 'follow', 'tabs']).default('block').meta({
       description:
-        'Windows the page opens: block (closed at once, reported) or follow (the newest becomes the page the agent sees). Default block.',
+        'Windows the page opens: block (closed at once, reported), follow (the newest becomes the page the agent sees) or tabs (the same, and the agent lists, switches and closes tabs with browser_tabs). Default block.',
     }),
-    dialogs: z.enum(['accept', 'dismiss']).default('accept').meta({
-      description: 'What happens to alert/confirm/prompt dialogs (always reported). Default accept.',
+    dialogs: z.enum(['accept', 'dismiss', 'agent']).default('accept').meta({
+      description:
+        'What happens to alert/confirm/prompt dialogs (always reported): accept, dismiss, or agent (the dialog stays open until the agent answers it with browser_dialog). Default accept.',
     }),
     action_timeout_sec: secondsSchema(60).default(3).meta({
       description: 'How long an action waits for its element to be actionable, in seconds. Default 3.',
@@ -191,6 +276,11 @@ declareTaskPaths(browserTaskExtension, (section) => {
     ...(typeof value.score === 'string'
       ? [{ field: 'score', path: value.score, kind: 'file' as const }]
       : []),
+    ...value.uploads.map((upload, index) => ({
+      field: `uploads.${index}`,
+      path: upload,
+      kind: 'file' as const,
+    })),
   ];
 });
 
@@ -231,11 +321,24 @@ export interface BrowserTaskConfig {
   scorer?: ScorerSource;
   /** Extra origins the page may reach (normalised `scheme://host:port`). */
   allowedOrigins: string[];
+  actions: ActionSpace;
+  /** What x and y of coordinate tools mean: CSS pixels, or a 0–1000 grid over the screenshot. */
+  coordinates: 'css' | 'normalized';
   screenshot: boolean;
+  /** Whether observations show the accessibility snapshot. */
+  snapshot: boolean;
+  /** Set-of-marks boxes on the screenshot. */
+  marks: boolean;
+  /** Files the agent may upload: absolute path by the name the task wrote. */
+  uploads: { name: string; path: string }[];
+  grounding?: {
+    targets: GroundingTarget[];
+    rewards: Partial<Record<(typeof GROUNDING_KINDS)[number], number>>;
+  };
   viewport: { width: number; height: number };
   maxSnapshotChars: number;
-  popups: 'block' | 'follow';
-  dialogs: 'accept' | 'dismiss';
+  popups: 'block' | 'follow' | 'tabs';
+  dialogs: 'accept' | 'dismiss' | 'agent';
   actionTimeoutMs: number;
   loadTimeoutMs: number;
   settleTimeoutMs: number;
@@ -288,6 +391,8 @@ export function resolveBrowserConfig(section: unknown, taskDir: string): Browser
       readyTimeoutMs: seconds(value.sandbox.ready_timeout_sec),
     };
   } else source = { kind: 'url', url: value.url! };
+  // An agent that acts by points, or only answers, sees the page as a picture.
+  const pointing = value.actions === 'coordinates' || value.actions === 'none';
   const scorer: ScorerSource | undefined =
     value.score === undefined
       ? undefined
@@ -299,7 +404,20 @@ export function resolveBrowserConfig(section: unknown, taskDir: string): Browser
     start: value.start,
     ...(scorer ? { scorer } : {}),
     allowedOrigins: value.allowed_origins.map((origin) => new URL(origin).origin),
-    screenshot: value.screenshot,
+    actions: value.actions,
+    coordinates: value.coordinates,
+    screenshot: value.screenshot ?? pointing,
+    snapshot: value.snapshot ?? !pointing,
+    marks: value.marks,
+    uploads: value.uploads.map((upload) => ({ name: upload, path: path.resolve(taskDir, upload) })),
+    ...(value.grounding
+      ? {
+          grounding: {
+            targets: value.grounding.targets ?? [value.grounding.target!],
+            rewards: value.grounding.rewards,
+          },
+        }
+      : {}),
     viewport: value.viewport,
     maxSnapshotChars: value.max_snapshot_chars,
     popups: value.popups,
@@ -329,6 +447,36 @@ export function checkPageRewardTask(task: Task, key = 'browser'): void {
     throw new PaddockError(
       ERROR_CODES.CONFIG_INVALID,
       `task ${task.id} has no browser.score: a page reward runs the page scorer after each turn`,
+    );
+  }
+}
+
+/**
+ * Checks that `task` can have a grounding turn reward (a `grounding:` entry in its
+ * `rewards.turn`): it has a `browser:` section (under `key`) with `grounding` targets and
+ * coordinate actions.
+ *
+ * @throws PaddockError CONFIG_INVALID naming what is missing.
+ */
+export function checkGroundingRewardTask(task: Task, key = 'browser'): void {
+  const section = task.extensions[key];
+  if (section === undefined) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `task ${task.id} has no browser section: a grounding reward scores where the agent points on a page`,
+    );
+  }
+  const config = resolveBrowserConfig(section, task.dir);
+  if (!config.grounding) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `task ${task.id} has no browser.grounding: a grounding reward needs the targets the agent should point at`,
+    );
+  }
+  if (config.actions === 'refs' || config.actions === 'none') {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `task ${task.id}: a grounding reward scores coordinate actions, but browser.actions is ${config.actions} (expected coordinates or both)`,
     );
   }
 }

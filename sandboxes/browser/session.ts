@@ -6,7 +6,7 @@
  * disconnected becomes a retryable SANDBOX_FAILED error, which ends the episode as an
  * infrastructure error that `runEpisodes` retries.
  */
-import type { Locator, Page } from 'playwright-core';
+import type { Dialog, Locator, Page } from 'playwright-core';
 import {
   ERROR_CODES,
   PaddockError,
@@ -15,6 +15,7 @@ import {
   throwIfAborted,
   withDeadline,
   type ImagePart,
+  type InitialObservation,
   type SessionScore,
   type Tool,
   type ToolOutput,
@@ -22,14 +23,27 @@ import {
 } from '../../harness/index.ts';
 import type { Lease } from './browser-pool.ts';
 import {
+  describeTarget,
+  measureTarget,
+  measureTargets,
+  scoreAnswer,
+  toAgentUnits,
+  toCss,
+  visibleCentre,
+  type Box,
+  type PointingAction,
+  type Point,
+} from './grounding.ts';
+import {
   describeRef,
   formatObservation,
   summarizeActionError,
   trimSnapshot,
   type ObservationParts,
 } from './observation.ts';
+import { drawMarks } from './marks.ts';
 import type { OriginPolicy } from './origins.ts';
-import type { BrowserTaskConfig } from './schema.ts';
+import { GroundingTargetSchema, type BrowserTaskConfig, type GroundingTarget } from './schema.ts';
 import { evaluateScorer, threwNote, type Scorer, type ScorerOutcome, type ScorerScore } from './scorer.ts';
 import { PROBE, type ClickState, type Probe } from './page-functions.ts';
 import { PageActivity, settle } from './settle.ts';
@@ -40,6 +54,9 @@ import { browserTools } from './tools.ts';
 const OBSERVE_TIMEOUT_MS = 5_000;
 /** Longest wait for the browser to close a page whose main thread is stuck, in ms. */
 const HUNG_PAGE_CLOSE_TIMEOUT_MS = 5_000;
+
+/** What `act` sees when the action opened a dialog the agent must answer (dialogs: agent). */
+const DIALOG_OPENED = Symbol('dialog opened');
 
 /** A mistake of the agent's, told back to it as the action's result. */
 export class ActionRefused extends Error {
@@ -111,6 +128,17 @@ export class BrowserSession implements ToolSession {
   private hungNote: string | undefined;
   /** The last score `scoreNow` gave, for turn rewards that pay progress. */
   lastScore: number | undefined;
+  /** A dialog the page waits on until the agent answers it (dialogs: agent). */
+  private pendingDialog: Dialog | undefined;
+  /** Woken when a dialog opens: an action that opened it stops waiting for itself. */
+  private dialogWakers: (() => void)[] = [];
+  /** The action a dialog interrupted, finished once the dialog is answered. */
+  private interrupted: Promise<unknown> | undefined;
+  private lastTitle = '';
+  /** Every coordinate action, with the grounding targets' boxes just before it. */
+  private readonly pointing: PointingAction[] = [];
+  /** The grounding targets' boxes when the page was last shown (with its screenshot). */
+  private shownTargets: (Box | undefined)[] | undefined;
 
   private constructor(parts: SessionParts) {
     this.parts = parts;
@@ -155,6 +183,17 @@ export class BrowserSession implements ToolSession {
       this.contextClosed = true;
     });
     context.on('dialog', (dialog) => {
+      if (config.dialogs === 'agent' && dialog.type() !== 'beforeunload') {
+        if (this.pendingDialog) {
+          // One dialog at a time is the browser's rule too; a second one is answered for it.
+          void dialog.dismiss().catch(() => undefined);
+          return;
+        }
+        this.pendingDialog = dialog;
+        this.note(`${dialog.type()} dialog "${dialog.message()}" opened: answer it with browser_dialog`);
+        for (const wake of this.dialogWakers.splice(0)) wake();
+        return;
+      }
       const accept = config.dialogs === 'accept' || dialog.type() === 'beforeunload';
       this.note(`${dialog.type()} dialog "${dialog.message()}" (${accept ? 'accepted' : 'dismissed'})`);
       // A dialog answered after its page closed rejects; nothing is left to answer then.
@@ -212,6 +251,12 @@ export class BrowserSession implements ToolSession {
 
   private onNewPage(page: Page): void {
     if (page === this.parts.lease.page || this.openingPage) return;
+    if (this.config.popups === 'tabs') {
+      this.watch(page);
+      this.current = page;
+      this.note('a new tab opened and is shown now (browser_tabs lists, switches and closes tabs)');
+      return;
+    }
     if (this.config.popups === 'block') {
       this.note(
         `blocked a pop-up window${page.url() && page.url() !== 'about:blank' ? ` (${page.url()})` : ''}`,
@@ -347,9 +392,16 @@ export class BrowserSession implements ToolSession {
   async act(
     signal: AbortSignal,
     action: (page: Page) => Promise<string>,
-    options: { timeoutMs?: number; settleTimeoutMs?: number } = {},
+    options: { timeoutMs?: number; settleTimeoutMs?: number; duringDialog?: boolean } = {},
   ): Promise<ToolOutput> {
     throwIfAborted(signal);
+    if (this.pendingDialog && !options.duringDialog) {
+      const dialog = this.pendingDialog;
+      return this.observe(signal, {
+        ok: false,
+        text: `a ${dialog.type()} dialog is open ("${dialog.message()}"): answer it with browser_dialog first`,
+      });
+    }
     let page: Page;
     try {
       page = await this.page();
@@ -362,15 +414,39 @@ export class BrowserSession implements ToolSession {
     // Playwright's own timeouts bound the actions; this bounds what has none (a count, an
     // evaluation) when a script of the page keeps its main thread busy.
     const boundMs = options.timeoutMs ?? this.config.actionTimeoutMs + 2_000;
+    // With dialogs the agent answers, an action that opens one waits on it (the page's
+    // script is stopped in confirm()): the action is shown the dialog instead, and
+    // finishes once the dialog is answered.
+    let wake: (() => void) | undefined;
+    const dialogOpened =
+      this.config.dialogs === 'agent'
+        ? new Promise<typeof DIALOG_OPENED>((resolve) => {
+            wake = () => resolve(DIALOG_OPENED);
+            this.dialogWakers.push(wake);
+          })
+        : undefined;
     try {
-      result = { ok: true, text: await withTimeout(action(page), boundMs, 'the page') };
+      const running = action(page);
+      const outcome = await withTimeout(
+        dialogOpened ? Promise.race([running, dialogOpened]) : running,
+        boundMs,
+        'the page',
+      );
+      if (outcome === DIALOG_OPENED) {
+        this.interrupted = running.catch(() => undefined);
+        return await this.observe(signal, { ok: true, text: 'The action opened a dialog.' });
+      }
+      result = { ok: true, text: outcome };
     } catch (error) {
       await this.rethrowFault(error, signal);
       result = {
         ok: false,
         text: error instanceof ActionRefused ? error.message : summarizeActionError(describeError(error)),
       };
+    } finally {
+      if (wake) this.dialogWakers = this.dialogWakers.filter((item) => item !== wake);
     }
+    if (this.pendingDialog) return this.observe(signal, result);
     const after = await this.page().catch(() => page);
     await settle(after, this.activity, {
       timeoutMs: options.settleTimeoutMs ?? this.config.settleTimeoutMs,
@@ -395,17 +471,26 @@ export class BrowserSession implements ToolSession {
       await this.rethrowFault(error, signal);
       throw error;
     }
-    const [snapshot, info, screenshot] = await Promise.allSettled([
-      page.ariaSnapshot({ mode: 'ai', boxes: true, timeout: OBSERVE_TIMEOUT_MS, signal }),
+    if (this.pendingDialog) return this.observeDialog(page, this.pendingDialog, result);
+    const config = this.config;
+    const [snapshot, info, screenshot, targets] = await Promise.allSettled([
+      config.snapshot || config.marks
+        ? page.ariaSnapshot({ mode: 'ai', boxes: true, timeout: OBSERVE_TIMEOUT_MS, signal })
+        : Promise.resolve(undefined),
       withTimeout(
-        page.evaluate<[string, string]>('[document.title, document.readyState]'),
+        page.evaluate<[string, string, number]>('[document.title, document.readyState, devicePixelRatio]'),
         OBSERVE_TIMEOUT_MS,
         'the page',
       ),
-      this.config.screenshot
-        ? page.screenshot({ type: 'png', timeout: OBSERVE_TIMEOUT_MS, caret: 'hide' })
+      config.screenshot
+        ? page.screenshot({ type: 'png', timeout: OBSERVE_TIMEOUT_MS, caret: 'hide', scale: 'css' })
+        : Promise.resolve(undefined),
+      // Where the grounding targets are on the page the agent is shown.
+      config.grounding && config.screenshot
+        ? measureTargets(page, config.grounding.targets, OBSERVE_TIMEOUT_MS)
         : Promise.resolve(undefined),
     ]);
+    if (targets.status === 'fulfilled' && targets.value) this.shownTargets = targets.value;
     // A pop-up followed while the page was observed: observe the page it brought instead.
     if (this.current !== page && !this.current.isClosed() && depth < 3) {
       await settle(this.current, this.activity, {
@@ -420,8 +505,13 @@ export class BrowserSession implements ToolSession {
     }
     let shown: ObservationParts['snapshot'];
     if (snapshot.status === 'fulfilled') {
-      this.lastSnapshot = snapshot.value;
-      shown = trimSnapshot(snapshot.value, { maxChars: this.config.maxSnapshotChars });
+      this.lastSnapshot = snapshot.value ?? '';
+      shown =
+        snapshot.value === undefined || !config.snapshot
+          ? undefined
+          : trimSnapshot(snapshot.value, { maxChars: config.maxSnapshotChars });
+    } else if (!config.snapshot) {
+      this.lastSnapshot = '';
     } else {
       this.lastSnapshot = '';
       shown = { error: summarizeActionError(describeError(snapshot.reason)) };
@@ -430,7 +520,15 @@ export class BrowserSession implements ToolSession {
     const eventsDropped = this.eventsDropped;
     this.events = [];
     this.eventsDropped = 0;
-    const [title, readyState] = info.status === 'fulfilled' ? info.value : ['', 'complete'];
+    const [title, readyState, scale] = info.status === 'fulfilled' ? info.value : ['', 'complete', 1];
+    this.lastTitle = title;
+    const picture = screenshot.status === 'fulfilled' ? screenshot.value : undefined;
+    const image =
+      picture && config.marks && snapshot.status === 'fulfilled' && snapshot.value
+        ? await drawMarks(this.parts.lease.context, picture, snapshot.value, config.viewport).catch(
+            () => picture,
+          )
+        : picture;
     const text = formatObservation({
       ...(result ? { result } : {}),
       url: page.url(),
@@ -438,12 +536,12 @@ export class BrowserSession implements ToolSession {
       events,
       eventsDropped,
       loading: readyState !== 'complete',
-      snapshot: shown,
+      ...(shown === undefined ? {} : { snapshot: shown }),
+      ...(image ? { screen: this.screenLine(scale) } : {}),
     });
-    const images: ImagePart[] =
-      screenshot.status === 'fulfilled' && screenshot.value
-        ? [{ mimeType: 'image/png', dataBase64: screenshot.value.toString('base64') }]
-        : [];
+    const images: ImagePart[] = image
+      ? [{ mimeType: 'image/png', dataBase64: image.toString('base64') }]
+      : [];
     return {
       text,
       ...(images.length > 0 ? { images } : {}),
@@ -451,10 +549,235 @@ export class BrowserSession implements ToolSession {
     };
   }
 
-  /** The first page as the agent's first message shows it. */
-  async initialObservation(options: { signal: AbortSignal }): Promise<string> {
+  /** What the screenshot is, and what x and y mean on it. */
+  private screenLine(scale: number): string {
+    const { width, height } = this.config.viewport;
+    const units =
+      this.config.coordinates === 'css'
+        ? `x, y in CSS pixels from its top-left corner (0–${width - 1}, 0–${height - 1})`
+        : 'x, y on a 0–1000 grid from its top-left corner to its bottom-right one';
+    const marks = this.config.marks ? '; boxes marked with their element refs' : '';
+    return `Screenshot: the viewport, ${width}×${height} CSS pixels (device scale ${scale}); ${units}${marks}.`;
+  }
+
+  /** The page while a dialog waits on the agent: the page's script is stopped, so only what the browser knows. */
+  private observeDialog(page: Page, dialog: Dialog, result?: { ok: boolean; text: string }): ToolOutput {
+    const events = this.events;
+    this.events = [];
+    const eventsDropped = this.eventsDropped;
+    this.eventsDropped = 0;
+    const prompt =
+      dialog.type() === 'prompt' ? ` (default answer ${JSON.stringify(dialog.defaultValue())})` : '';
+    const text = formatObservation({
+      ...(result ? { result } : {}),
+      url: page.url(),
+      title: this.lastTitle,
+      events,
+      eventsDropped,
+      dialog: `${dialog.type()} "${dialog.message()}"${prompt} is open and the page waits for it: answer it with browser_dialog (accept: true for OK, false for Cancel).`,
+    });
+    return { text, ...(result && !result.ok ? { isError: true } : {}) };
+  }
+
+  /** The first page as the agent's first message shows it, with its screenshot when the task asks. */
+  async initialObservation(options: { signal: AbortSignal }): Promise<InitialObservation> {
     const output = await this.observe(options.signal);
-    return `The browser shows this page (act on elements by their ref, e.g. ref "e5"):\n${output.text}`;
+    const lead =
+      this.config.actions === 'none'
+        ? 'The browser shows this page'
+        : this.config.snapshot
+          ? 'The browser shows this page (act on elements by their ref, e.g. ref "e5")'
+          : 'The browser shows this page (act on it by points of the screenshot)';
+    return { text: `${lead}:\n${output.text}`, ...(output.images ? { images: output.images } : {}) };
+  }
+
+  /**
+   * A point of the agent's (in its units) as CSS pixels of the viewport.
+   *
+   * @throws ActionRefused when the point lies outside the screenshot.
+   */
+  toViewport(point: Point): Point {
+    const { width, height } = this.config.viewport;
+    const css = toCss(point, this.config);
+    if (!(css.x >= 0 && css.y >= 0 && css.x <= width && css.y <= height)) {
+      const range =
+        this.config.coordinates === 'css' ? `0–${width} across, 0–${height} down` : '0–1000 on both axes';
+      throw new ActionRefused(`(${point.x}, ${point.y}) is outside the screenshot (${range})`);
+    }
+    return css;
+  }
+
+  /**
+   * Where a coordinate action points, in CSS pixels; kept, with the grounding targets'
+   * boxes measured on the page just before the action, for grounding rewards.
+   *
+   * @throws ActionRefused when the point lies outside the screenshot.
+   */
+  async pointAt(page: Page, point: Point, tool: string, turnIndex: number): Promise<Point> {
+    const css = this.toViewport(point);
+    const targets = this.config.grounding
+      ? await measureTargets(page, this.config.grounding.targets, this.config.actionTimeoutMs)
+      : [];
+    this.pointing.push({ turnIndex, tool, point: css, targets });
+    return css;
+  }
+
+  /** The coordinate actions of the episode so far (of one turn, when given). */
+  pointingActions(turnIndex?: number): readonly PointingAction[] {
+    return turnIndex === undefined
+      ? this.pointing
+      : this.pointing.filter((item) => item.turnIndex === turnIndex);
+  }
+
+  /** The pages of the episode's tabs, in the order the browser opened them. */
+  private tabs(): Page[] {
+    return this.parts.lease.context.pages().filter((page) => !page.isClosed());
+  }
+
+  /** The tabs, one line each: index, title, URL, and which is shown. */
+  async describeTabs(): Promise<string> {
+    const tabs = this.tabs();
+    const lines = await Promise.all(
+      tabs.map(async (page, index) => {
+        const title = await withTimeout(page.title(), OBSERVE_TIMEOUT_MS, 'the tab').catch(() => '');
+        return `[${index}] ${title === '' ? '(no title)' : title} — ${page.url()}${page === this.current ? ' (shown)' : ''}`;
+      }),
+    );
+    return `Tabs:\n${lines.join('\n')}`;
+  }
+
+  /** Shows tab `index`. */
+  async switchTab(index: number): Promise<string> {
+    const tab = this.tabs()[index];
+    if (!tab)
+      throw new ActionRefused(
+        `there is no tab ${index} (there are ${this.tabs().length}: use browser_tabs list)`,
+      );
+    this.current = tab;
+    await tab.bringToFront();
+    return `Switched to tab ${index} (${tab.url()}).`;
+  }
+
+  /** Closes tab `index`; closing the shown one shows the newest left. */
+  async closeTab(index: number): Promise<string> {
+    const tabs = this.tabs();
+    const tab = tabs[index];
+    if (!tab)
+      throw new ActionRefused(`there is no tab ${index} (there are ${tabs.length}: use browser_tabs list)`);
+    if (tabs.length === 1) throw new ActionRefused('this is the last tab: it cannot be closed');
+    await tab.close({ runBeforeUnload: false });
+    if (tab === this.current) {
+      this.current = this.tabs().at(-1)!;
+      await this.current.bringToFront();
+    }
+    return `Closed tab ${index}.`;
+  }
+
+  /** Answers the dialog the page waits on, lets the action that opened it finish, and observes. */
+  answerDialog(signal: AbortSignal, accept: boolean, text?: string): Promise<ToolOutput> {
+    return this.act(
+      signal,
+      async () => {
+        const dialog = this.pendingDialog;
+        if (!dialog) throw new ActionRefused('no dialog is open');
+        this.pendingDialog = undefined;
+        if (accept) await dialog.accept(text);
+        else await dialog.dismiss();
+        const interrupted = this.interrupted;
+        this.interrupted = undefined;
+        await interrupted;
+        const answered =
+          accept && text !== undefined && dialog.type() === 'prompt' ? ` with ${JSON.stringify(text)}` : '';
+        return `${accept ? 'Accepted' : 'Dismissed'} the ${dialog.type()} dialog "${dialog.message()}"${answered}.`;
+      },
+      { duringDialog: true },
+    );
+  }
+
+  /**
+   * The file on the host behind an upload name the agent gave (as the task lists it, or
+   * its last part).
+   *
+   * @throws ActionRefused for a file the task does not provide.
+   */
+  uploadPath(name: string): string {
+    const uploads = this.config.uploads;
+    const found =
+      uploads.find((upload) => upload.name === name) ??
+      uploads.find((upload) => upload.name.split('/').at(-1) === name);
+    if (!found) {
+      throw new ActionRefused(
+        `${name} is not a file of this task: choose among ${uploads.map((upload) => upload.name).join(', ')}`,
+      );
+    }
+    return found.path;
+  }
+
+  /**
+   * Resolves a reference-solution call that names elements where its tool takes points:
+   * `at: <target>` (→ x, y), `from:`/`to:` (→ from_x, from_y, to_x, to_y), and a submitted
+   * answer `{ point_of: <target> }` or `{ box_of: <target> }` (→ "(x, y)" / "[x1, y1, x2, y2]").
+   * The point is the centre of the visible part of the element's box, in the task's units.
+   */
+  async resolveReference(
+    call: { name: string; arguments: Record<string, unknown> },
+    options: { signal: AbortSignal },
+  ): Promise<Record<string, unknown> | undefined> {
+    const args = call.arguments;
+    const wanted =
+      ['at', 'from', 'to'].some((key) => key in args) ||
+      (call.name === 'submit' && typeof args.answer === 'object' && args.answer !== null);
+    if (!wanted) return undefined;
+    throwIfAborted(options.signal);
+    const page = await this.page();
+    const boxOf = async (value: unknown, where: string): Promise<Box> => {
+      const parsed = GroundingTargetSchema.safeParse(value);
+      if (!parsed.success) {
+        throw new PaddockError(
+          ERROR_CODES.CONFIG_INVALID,
+          `solution ${call.name}.${where}: expected { selector }, { role, name } or { box }`,
+        );
+      }
+      const box = await measureTarget(page, parsed.data, this.config.actionTimeoutMs).catch(() => undefined);
+      if (!box) {
+        throw new PaddockError(
+          ERROR_CODES.CONFIG_INVALID,
+          `solution ${call.name}.${where}: ${describeTarget(parsed.data as GroundingTarget)} names no single visible element on ${page.url()}`,
+        );
+      }
+      return box;
+    };
+    const pointOf = async (value: unknown, where: string): Promise<Point> =>
+      toAgentUnits(visibleCentre(await boxOf(value, where), this.config.viewport), this.config);
+    const out: Record<string, unknown> = { ...args };
+    if ('at' in args) {
+      const point = await pointOf(args.at, 'at');
+      delete out.at;
+      Object.assign(out, point);
+    }
+    if ('from' in args) {
+      const point = await pointOf(args.from, 'from');
+      delete out.from;
+      Object.assign(out, { from_x: point.x, from_y: point.y });
+    }
+    if ('to' in args) {
+      const point = await pointOf(args.to, 'to');
+      delete out.to;
+      Object.assign(out, { to_x: point.x, to_y: point.y });
+    }
+    if (call.name === 'submit' && typeof args.answer === 'object' && args.answer !== null) {
+      const answer = args.answer as Record<string, unknown>;
+      if ('point_of' in answer) {
+        const point = await pointOf(answer.point_of, 'answer.point_of');
+        out.answer = `(${point.x}, ${point.y})`;
+      } else if ('box_of' in answer) {
+        const box = await boxOf(answer.box_of, 'answer.box_of');
+        const a = toAgentUnits({ x: box.x1, y: box.y1 }, this.config);
+        const b = toAgentUnits({ x: box.x2, y: box.y2 }, this.config);
+        out.answer = `[${a.x}, ${a.y}, ${b.x}, ${b.y}]`;
+      }
+    }
+    return out;
   }
 
   /**
@@ -475,10 +798,34 @@ export class BrowserSession implements ToolSession {
    *
    * @throws PaddockError as `scoreNow`.
    */
-  async score(options: { signal: AbortSignal }): Promise<Record<string, number | SessionScore>> {
+  async score(options: {
+    signal: AbortSignal;
+    answer?: string;
+  }): Promise<Record<string, number | SessionScore>> {
+    // The page waits on a dialog nobody answered: the scorer could not run in it.
+    if (this.pendingDialog) {
+      const dialog = this.pendingDialog;
+      this.pendingDialog = undefined;
+      await withTimeout(dialog.dismiss(), OBSERVE_TIMEOUT_MS, 'the dialog').catch(() => undefined);
+    }
+    const scores: Record<string, number | SessionScore> = {};
+    if (this.config.grounding && Object.keys(this.config.grounding.rewards).length > 0) {
+      // The answer is about the page as it was shown: the targets' boxes measured with its
+      // screenshot (measured now when none was taken).
+      let target = this.shownTargets?.[0];
+      if (this.shownTargets === undefined) {
+        const page = await this.page();
+        target = await measureTarget(page, this.config.grounding.targets[0]!, OBSERVE_TIMEOUT_MS).catch(
+          () => undefined,
+        );
+      }
+      Object.assign(scores, scoreAnswer(options.answer, target, this.config));
+    }
     const score = await this.scoreWithNote(options.signal);
-    if (score === undefined) return {};
-    return { browser: score.note === undefined ? score.value : { value: score.value, note: score.note } };
+    if (score !== undefined) {
+      scores.browser = score.note === undefined ? score.value : { value: score.value, note: score.note };
+    }
+    return scores;
   }
 
   /** Runs the scorer on the page as it is now: its value and note (see `scoreNow`). */

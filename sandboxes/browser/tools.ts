@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { defineTool, type Tool } from '../../harness/index.ts';
 import { resolveGotoTarget } from './origins.ts';
 import { SCROLL_ELEMENT, scrollPageScript } from './page-functions.ts';
+import { coordinateTools, dialogTool, tabsTool, uploadTool } from './gui-tools.ts';
 import { ActionRefused, type BrowserSession, type Target } from './session.ts';
 
 /** Tool names, all prefixed `browser_`. */
@@ -27,6 +28,14 @@ export const BROWSER_TOOL_NAMES = [
   'browser_back',
   'browser_wait_for',
   'browser_snapshot',
+  'browser_click_at',
+  'browser_hover_at',
+  'browser_drag',
+  'browser_scroll_at',
+  'browser_type',
+  'browser_tabs',
+  'browser_dialog',
+  'browser_upload',
 ] as const;
 
 const refField = z
@@ -47,8 +56,84 @@ function exactlyOneTarget(value: Target): boolean {
 }
 const ONE_TARGET = { error: 'give exactly one of ref or selector', path: ['ref'] };
 
-/** The browser tools of one session. */
+/**
+ * The browser tools of one session, for the task's action space: by element (`refs`), by
+ * point of the screenshot (`coordinates`: the key, navigation and observation tools take
+ * no element there), both, or none; plus tabs, dialogs and uploads when the task has them.
+ */
 export function browserTools(session: BrowserSession): Tool[] {
+  const { actions, popups, dialogs, uploads } = session.config;
+  if (actions === 'none') return [];
+  const byElement = elementTools(session);
+  const named = (names: readonly string[]) => byElement.filter((tool) => names.includes(tool.name));
+  const tools =
+    actions === 'refs'
+      ? byElement
+      : actions === 'both'
+        ? [...byElement, ...coordinateTools(session)]
+        : [
+            ...coordinateTools(session),
+            keyTool(session),
+            ...named(['browser_goto', 'browser_back']),
+            textWaitTool(session),
+            ...named(['browser_snapshot']),
+          ];
+  if (popups === 'tabs') tools.push(tabsTool(session));
+  if (dialogs === 'agent') tools.push(dialogTool(session));
+  if (uploads.length > 0) tools.push(uploadTool(session));
+  return tools;
+}
+
+/** `browser_press` without an element: the key goes to whatever has focus. */
+function keyTool(session: BrowserSession): Tool {
+  return defineTool({
+    name: 'browser_press',
+    description:
+      'Press a key or key combination (Enter, Tab, Escape, ArrowDown, Control+A…) on whatever has focus.',
+    args: z.strictObject({
+      key: z
+        .string()
+        .min(1)
+        .describe('Key name as in KeyboardEvent.key, with modifiers joined by +, e.g. "Shift+Tab".'),
+    }),
+    execute: (args, context) =>
+      session.act(context.signal, async (page) => {
+        await page.keyboard.press(args.key);
+        return `Pressed ${args.key}.`;
+      }),
+  });
+}
+
+/** `browser_wait_for` by text only. */
+function textWaitTool(session: BrowserSession): Tool {
+  return defineTool({
+    name: 'browser_wait_for',
+    description:
+      'Wait until a text appears on the page, or with gone: true until it disappears. Use when the page is still loading or updating.',
+    args: z.strictObject({
+      text: z.string().min(1).describe('Text to wait for (case-insensitive, substring).'),
+      gone: z.boolean().optional().describe('Wait for it to disappear instead. Default false.'),
+      timeout_sec: z.number().positive().max(30).optional().describe('Longest wait in seconds. Default 5.'),
+    }),
+    execute: (args, context) => {
+      const timeoutMs = Math.max(1, Math.round((args.timeout_sec ?? 5) * 1000));
+      return session.act(
+        context.signal,
+        async (page) => {
+          await page
+            .getByText(args.text)
+            .first()
+            .waitFor({ state: args.gone ? 'hidden' : 'visible', timeout: timeoutMs, signal: context.signal });
+          return `${JSON.stringify(args.text)} ${args.gone ? 'is gone' : 'is there'}.`;
+        },
+        { timeoutMs: Math.max(timeoutMs, session.config.actionTimeoutMs) + 2_000 },
+      );
+    },
+  });
+}
+
+/** The tools that name elements by ref or selector (and the navigation and observation tools). */
+function elementTools(session: BrowserSession): Tool[] {
   const timeout = () => session.config.actionTimeoutMs;
 
   const click = defineTool({

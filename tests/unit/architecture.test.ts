@@ -34,6 +34,8 @@ const DEPS: Record<string, string[]> = {
     'agents/scripted/index.ts',
   ],
   sandboxes: ['harness'],
+  // The GUI-grounding formulas are pure maths: the browser scores points with them.
+  'sandboxes/browser': ['harness', 'rewards/grounding.ts'],
   rewards: ['harness'],
   export: ['harness'],
   testing: ['harness'],

@@ -62,7 +62,7 @@ describe('a page that never finishes loading', () => {
     const started = performance.now();
     const session = await open(page('slow.html', { load_timeout_sec: 1.5, settle_timeout_sec: 1 }));
     try {
-      const first = await session.initialObservation({ signal });
+      const first = (await session.initialObservation({ signal })).text;
       expect(first).toContain('The page is still loading.');
       expect(first).toContain('button "Poke"');
       expect(performance.now() - started).toBeLessThan(10_000);
@@ -78,7 +78,7 @@ describe('a page that never finishes loading', () => {
   it('opens a document whose body never ends', async () => {
     const session = await open(page('stream', { load_timeout_sec: 1.5, settle_timeout_sec: 1 }));
     try {
-      const first = await session.initialObservation({ signal });
+      const first = (await session.initialObservation({ signal })).text;
       expect(first).toContain('heading "Still streaming"');
       expect(first).toContain('The page is still loading.');
     } finally {
@@ -91,7 +91,7 @@ describe('a page that throws', () => {
   it("reports the page's errors as events and keeps working", async () => {
     const session = await open(page('throws.html'));
     try {
-      expect(await session.initialObservation({ signal })).toContain('- page error: boom on load');
+      expect((await session.initialObservation({ signal })).text).toContain('- page error: boom on load');
       const clicked = await call(session, 'browser_click', { selector: '#go' });
       expect(clicked.isError).toBeUndefined();
       expect(clicked.text).toContain('- page error: boom on click');
@@ -107,7 +107,7 @@ describe('a page that opens windows', () => {
     const session = await open(page('popups.html'));
     try {
       // A window is reported by the observation during which it opened, or a later one.
-      let seen = await session.initialObservation({ signal });
+      let seen = (await session.initialObservation({ signal })).text;
       const output = await call(session, 'browser_click', { selector: '#more' });
       expect(output.text).toContain(`URL: ${server.origin}/popups.html`);
       seen += output.text;
@@ -144,7 +144,7 @@ describe('a page that opens windows', () => {
     const session = await open(page('popups.html', { popups: 'follow' }));
     try {
       // The window the page opens on load is followed.
-      let seen = await session.initialObservation({ signal });
+      let seen = (await session.initialObservation({ signal })).text;
       await expect
         .poll(async () => {
           seen += (await call(session, 'browser_snapshot', {})).text;
@@ -186,7 +186,7 @@ describe('forbidden origins', () => {
   it("blocks the page's own requests to other origins: sub-resources, links and fetches", async () => {
     const session = await open(page('forbidden.html'));
     try {
-      expect(await session.initialObservation({ signal })).toContain(
+      expect((await session.initialObservation({ signal })).text).toContain(
         '- blocked a request to http://203.0.113.9 (not an allowed origin)',
       );
       const fetched = await call(session, 'browser_click', { selector: '#fetch' });

@@ -114,7 +114,7 @@ describe('a page stuck in an endless loop', () => {
 
     const next = await open('refs.html');
     try {
-      const first = await next.initialObservation({ signal });
+      const first = (await next.initialObservation({ signal })).text;
       expect(first).toContain('Freeze the page');
       expect((await next.score({ signal })).browser).toBeDefined();
     } finally {

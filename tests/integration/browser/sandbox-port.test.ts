@@ -120,7 +120,7 @@ describe('browser.sandbox', () => {
     });
     let origin: string;
     try {
-      const first = await session.initialObservation({ signal });
+      const first = (await session.initialObservation({ signal })).text;
       expect(first).toContain('Title: Sandbox notes');
       expect(first).toContain('heading "Notes served from the sandbox"');
       origin = new URL(/URL: (\S+)/.exec(first)![1]!).origin;
@@ -164,7 +164,7 @@ describe('browser.sandbox', () => {
     try {
       const session = await open({ port: 8001 });
       try {
-        expect(await session.initialObservation({ signal })).toContain('Title: Sandbox notes');
+        expect((await session.initialObservation({ signal })).text).toContain('Title: Sandbox notes');
       } finally {
         await session.close();
       }

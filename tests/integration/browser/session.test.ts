@@ -62,7 +62,7 @@ describe('a browser session', () => {
   it('acts by ref and by selector; a ref stays the same while its element lives', async () => {
     const session = await open('refs.html');
     try {
-      const first = await session.initialObservation({ signal });
+      const first = (await session.initialObservation({ signal })).text;
       const add = refOf(first, 'button "Add one"');
       const after = await call(session, 'browser_click', { ref: add });
       expect(after.isError).toBeUndefined();
@@ -79,7 +79,7 @@ describe('a browser session', () => {
   it('answers a stale ref, a malformed ref and an ambiguous or empty selector with an observation', async () => {
     const session = await open('refs.html');
     try {
-      const first = await session.initialObservation({ signal });
+      const first = (await session.initialObservation({ signal })).text;
       const add = refOf(first, 'button "Add one"');
       await call(session, 'browser_click', { selector: '#remove' });
       const stale = await call(session, 'browser_click', { ref: add });
@@ -102,7 +102,7 @@ describe('a browser session', () => {
   it('gives an element whose name changed a new ref, and reaches elements inside a frame', async () => {
     const session = await open('refs.html');
     try {
-      const first = await session.initialObservation({ signal });
+      const first = (await session.initialObservation({ signal })).text;
       const start = refOf(first, 'button "Start"');
       const toggled = await call(session, 'browser_click', { ref: start });
       expect(toggled.text).toContain('button "Stop"');
@@ -166,7 +166,7 @@ describe('a browser session', () => {
   it('trims a long page around the viewport, and scrolling shows the rest', async () => {
     const session = await open('long.html', { max_snapshot_chars: 2_000 });
     try {
-      const first = await session.initialObservation({ signal });
+      const first = (await session.initialObservation({ signal })).text;
       expect(first).toMatch(
         /Page \(trimmed to the viewport: \d+ of \d+ lines shown; \d+ below \(scroll down\)\)/,
       );
