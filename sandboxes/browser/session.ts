@@ -837,6 +837,11 @@ export class BrowserSession implements ToolSession {
       this.lastScore = 0;
       return { value: 0, note: this.hungNote };
     }
+    // The page's script waits on a dialog the agent has not answered: nothing on the page
+    // changed since it opened, and a scorer could not run in it.
+    if (this.pendingDialog) {
+      return { value: this.lastScore ?? 0, note: 'a dialog was open: the page was scored as it was before it' };
+    }
     let outcome: ScorerOutcome;
     try {
       const page = await this.page();

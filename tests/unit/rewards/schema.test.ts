@@ -49,7 +49,7 @@ describe('rewardsTaskExtension', () => {
 
   it('wants exactly one kind per entry', () => {
     expect(messages({ turn: [{ weight: 1 }] })).toEqual([
-      'turn.0: expected exactly one of rule, progress, model, page, judge; got none',
+      'turn.0: expected exactly one of rule, progress, model, page, grounding, judge; got none',
     ]);
     expect(messages({ trajectory: [{ verifier: {}, answer: { expected: 1 } }] })).toEqual([
       'trajectory.0: expected exactly one of verifier, answer, model, judge; got verifier, answer',
