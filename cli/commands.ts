@@ -323,6 +323,8 @@ export interface ExportFlags {
   compression?: 'snappy' | 'gzip' | 'zstd' | 'uncompressed';
   rowGroupSize?: number;
   tokenColumns: 'auto' | 'always' | 'never';
+  /** Images copied beside the export (`files`, the default) or written as `data:` URLs (`inline`). */
+  images?: 'files' | 'inline';
 }
 
 export async function exportCommand(runId: string, flags: ExportFlags): Promise<number> {
@@ -334,6 +336,7 @@ export async function exportCommand(runId: string, flags: ExportFlags): Promise<
     format: flags.format,
     out: flags.out,
     tokenColumns: flags.tokenColumns === 'auto' ? 'auto' : flags.tokenColumns === 'always',
+    ...(flags.images === undefined ? {} : { images: flags.images }),
     ...(flags.compression === undefined ? {} : { compression: flags.compression }),
     ...(flags.rowGroupSize === undefined ? {} : { rowGroupSize: flags.rowGroupSize }),
   });

@@ -16,6 +16,7 @@ import {
   type Agent,
   type EpisodeEventListener,
   type EpisodeRecord,
+  type RecordedEpisode,
   type RunSummary,
   type Task,
   type TornTail,
@@ -104,8 +105,11 @@ export interface EvaluateOptions {
 export interface EvaluationResult {
   runId: string;
   dir: string;
-  /** Every episode of the run, including those of earlier sessions when resumed. */
-  episodes: EpisodeRecord[];
+  /**
+   * Every episode of the run, including those of earlier sessions when resumed, as the
+   * store reads them back (large images are files of the run: `readRecordedImage`).
+   */
+  episodes: RecordedEpisode[];
   summary: RunSummary;
 }
 

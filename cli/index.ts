@@ -155,10 +155,14 @@ export type {
   EpisodeStats,
   EpisodeStatus,
   LimitKind,
+  RecordedEpisode,
   ToolCallProblem,
   ToolResultRecord,
   TurnRecord,
 } from '../harness/index.ts';
+// Images of records read back: inline, or files of the run (`images/<sha256>.<ext>`).
+export { isImageFileRef, readRecordedImage, recordedImageBytes } from '../harness/index.ts';
+export type { ImageFileRef, RecordImageOptions, RecordedImage } from '../harness/index.ts';
 export { episodeSeed, isRetryableRecord, planEpisodes, runEpisodes } from '../harness/index.ts';
 export type { RunEpisodesOptions } from '../harness/index.ts';
 export {
@@ -179,6 +183,7 @@ export type {
   PlannedEpisode,
   RunIndexOptions,
   RunManifest,
+  RunStoreOptions,
   RunSummary,
   TaskSummary,
   TornTail,
@@ -309,4 +314,4 @@ export { renderEpisode, viewRun, viewRunJson, type ViewOptions } from './view.ts
 export { serveViewer, type RunningViewer, type ViewerOptions } from '../viewer/index.ts';
 export { serve, type ServeOptions } from './serve.ts';
 export { resumeTrainingRun, trainFromConfig, type TrainCommandOptions } from './train.ts';
-export { exportRun } from '../export/index.ts';
+export { exportRun, type ExportImageMode, type ExportOptions } from '../export/index.ts';

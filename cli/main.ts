@@ -343,6 +343,14 @@ function buildProgram(state: CommandState, exit: (code: number) => void): Comman
         .choices(['auto', 'always', 'never'])
         .default('auto'),
     )
+    .addOption(
+      new Option(
+        '--images <how>',
+        'images: copied to <out>.images/ and listed in an images column (files), or data: URLs (inline)',
+      )
+        .choices(['files', 'inline'])
+        .default('files'),
+    )
     .addHelpText(
       'after',
       examples('paddock export 20261203-101500-a3f9 --format parquet --out trajectories.parquet'),

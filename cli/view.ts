@@ -19,9 +19,10 @@ import {
   formatSummary,
   formatTokens,
   formatUsd,
+  recordedImageBytes,
   type EpisodeIndexEntry,
-  type EpisodeRecord,
-  type ImagePart,
+  type RecordedEpisode,
+  type RecordedImage,
   type RunSummary,
 } from '../harness/index.ts';
 
@@ -44,23 +45,26 @@ function clip(text: string, max: number, full: boolean): string {
   return `${text.slice(0, head)}\n[… ${cut} characters cut; --full shows all …]\n${text.slice(text.length - tail)}`;
 }
 
-/** An image as a transcript shows it: `[image png 34 KB]`. */
-function imageText(image: ImagePart): string {
-  const data = image.dataBase64 ?? '';
-  const padding = data.endsWith('==') ? 2 : data.endsWith('=') ? 1 : 0;
-  const bytes = Math.max(0, Math.floor((data.length * 3) / 4) - padding);
+/**
+ * An image as a transcript shows it: `[image png 34 KB]`, inline or kept in the run's
+ * `images/` folder alike; `[image png 34 KB — omitted: over the episode's image budget]`
+ * when the record kept no bytes.
+ */
+function imageText(image: RecordedImage): string {
+  const bytes = recordedImageBytes(image);
   const size =
     bytes >= 1024 * 1024
       ? `${(bytes / 1024 / 1024).toFixed(1)} MB`
       : `${Math.max(1, Math.round(bytes / 1024))} KB`;
-  return `[image ${image.mimeType.replace(/^image\//, '')} ${size}]`;
+  const omitted = 'omitted' in image && image.omitted ? ` — omitted: ${image.omitted}` : '';
+  return `[image ${image.mimeType.replace(/^image\//, '')} ${size}${omitted}]`;
 }
 
 /**
  * Each turn's reward components, its combined reward and its return (what the trainer
  * uses), as a table; nothing when the turns carry neither rewards nor returns.
  */
-function turnRewardLines(turns: EpisodeRecord['turns']): string[] {
+function turnRewardLines(turns: RecordedEpisode['turns']): string[] {
   const names = [...new Set(turns.flatMap((turn) => Object.keys(turn.rewards)))];
   const withReturns = turns.some((turn) => turn.return !== undefined);
   if (names.length === 0 && !withReturns) return [];
@@ -97,7 +101,7 @@ function scoreRuleText(scores: Readonly<Record<string, number>>): string {
  * `completed reward=0.000 — verifier timed out after 120 s (no reward)` or
  * `completed reward=0.500 [correctness=1 performance=0]`.
  */
-export function episodeOutcome(episode: EpisodeRecord): string {
+export function episodeOutcome(episode: RecordedEpisode): string {
   const qualifier = episode.limit
     ? ` (limit: ${episode.limit})`
     : episode.truncation
@@ -124,8 +128,8 @@ export function episodeOutcome(episode: EpisodeRecord): string {
 }
 
 /** The episode's tokens and cost in a line, e.g. `tokens 12000 prompt (9000 cached) + 300 completion; cost $0.0500`; none when it used none. */
-function tokenLines(episode: EpisodeRecord): string[] {
-  const usage = (episode as Partial<EpisodeRecord>).usage;
+function tokenLines(episode: RecordedEpisode): string[] {
+  const usage = (episode as Partial<RecordedEpisode>).usage;
   const cost = (episode.turns ?? []).reduce((sum, turn) => sum + (turn.costUsd ?? 0), 0);
   if (!usage || (usage.promptTokens + usage.completionTokens === 0 && cost === 0)) return [];
   const cached = usage.cacheReadTokens ? ` (${usage.cacheReadTokens} cached)` : '';
@@ -139,7 +143,7 @@ function tokenLines(episode: EpisodeRecord): string[] {
  * Renders one episode's reward breakdown, per-turn rewards, conversation, tool results and
  * verifier output, long texts trimmed (see the module's comment) unless `full`.
  */
-export function renderEpisode(episode: EpisodeRecord, options: { full?: boolean } = {}): string {
+export function renderEpisode(episode: RecordedEpisode, options: { full?: boolean } = {}): string {
   const full = options.full === true;
   const lines = [
     `episode ${episode.episodeId} — task ${episode.taskId}, agent ${episode.agent}, attempt ${episode.attempt}`,

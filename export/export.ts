@@ -19,10 +19,26 @@
  * whose ids are not at that place (the template re-rendered an earlier message
  * differently) is listed in `token_mismatched_turns` and stays masked: its tokens in the
  * sequence are not the ones the policy sampled. Text is never re-tokenized.
+ *
+ * Images (export/images.ts): `image_url` parts in the messages, their files copied beside
+ * the export with an `images` column listing them in order (`images: 'files'`, the
+ * default), or `data:` URLs (`inline`). In the token sequence an image is whatever tokens
+ * the model's processor put in the prompt for it (model-specific placeholder ids, inside
+ * a prompt span: loss mask 0); `token_images` says how many of the row's images, in
+ * order, the sequence's prompt holds.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { toOpenAIMessages, toOpenAITools, type OpenAITool } from '../harness/openai-format.ts';
-import type { EpisodeRecord, Message, RunStore, ToolSpec, TurnRecord } from '../harness/index.ts';
+import {
+  isImageFileRef,
+  type Message,
+  type RecordedEpisode,
+  type RecordedImage,
+  type RunStore,
+  type ToolSpec,
+  type TurnRecord,
+} from '../harness/index.ts';
+import { ExportImages, type ExportImageMode } from './images.ts';
 import {
   inferParquetType,
   writeParquetFile,
@@ -98,17 +114,25 @@ export interface ExportRow {
   seed: number;
   attempt: number;
   agent: string;
-  status: EpisodeRecord['status'];
+  status: RecordedEpisode['status'];
   limit: string | null;
   /** What cut the model's output, when status is `truncated`. */
   truncation: string | null;
   /** Who refused, when status is `refused`. */
   refusal: string | null;
-  error: EpisodeRecord['error'] | null;
+  error: RecordedEpisode['error'] | null;
   /** The conversation in OpenAI chat-completions format, with the model's reasoning. */
   messages: ExportMessage[];
   /** The tools the agent was offered, as OpenAI tool schemas (empty when it had none). */
   tools: OpenAITool[];
+  /**
+   * The images of `messages`, in the order their `image_url` parts appear: their paths
+   * relative to the export file's folder (`episodes.parquet.images/<sha256>.png`), `[]`
+   * for an episode without images. Only with `images: 'files'`, and only when some
+   * exported episode has an image (TRL and verl switch to vision processing when a
+   * dataset has an `images` column).
+   */
+  images?: string[];
   answer: string | null;
   num_turns: number;
   /** The model's reasoning text on each turn (null where it gave none). */
@@ -121,13 +145,13 @@ export interface ExportRow {
   turn_returns: number[] | null;
   /** Trajectory reward (the breakdown's total). */
   reward: number;
-  reward_breakdown: EpisodeRecord['reward'];
+  reward_breakdown: RecordedEpisode['reward'];
   prompt_tokens: number;
   completion_tokens: number;
   /** Sum of the turns' costs, when any turn had one. */
   cost_usd: number | null;
   tool_calls: number;
-  tool_problems: EpisodeRecord['stats']['toolProblems'];
+  tool_problems: RecordedEpisode['stats']['toolProblems'];
   empty_turns: number;
   duration_ms: number;
   /**
@@ -160,6 +184,14 @@ export interface ExportRow {
   turn_prompt_source?: (string | null)[] | null;
   /** Per turn: where its prompt ids first differ from the previous turn's ids (retokenisation drift), else null. */
   turn_drift_at?: (number | null)[] | null;
+  /**
+   * How many of the row's images (the first ones of `messages`, in order; the first of
+   * `images` with `images: 'files'`) the token sequence's prompt holds: those shown before
+   * the last token-exact turn. Their tokens are the model's image placeholders, inside
+   * prompt spans (loss mask 0). Null without token data, and when one of them was not
+   * kept (over the episode's image budget: its pixels cannot be given back).
+   */
+  token_images?: number | null;
 }
 
 /** The token columns of {@link ExportRow}. */
@@ -177,6 +209,7 @@ export const TOKEN_COLUMNS = [
   'turn_server_default_params',
   'turn_prompt_source',
   'turn_drift_at',
+  'token_images',
 ] as const;
 
 export interface ExportOptions {
@@ -190,7 +223,20 @@ export interface ExportOptions {
   tools?:
     Readonly<Record<string, readonly ToolSpec[]>> | ((taskId: string) => readonly ToolSpec[] | undefined);
   /** Which episodes to export. @default all */
-  filter?: (episode: EpisodeRecord) => boolean;
+  filter?: (episode: RecordedEpisode) => boolean;
+  /**
+   * How images are written: `files` copies each (once, named by its SHA-256) into
+   * `<out>.images/` and the `image_url` parts and the `images` column name them by a path
+   * relative to the export's folder; `inline` writes `data:` URLs (a self-contained file,
+   * and no `images` column). @default 'files'
+   */
+  images?: ExportImageMode;
+  /**
+   * The run folder whose `images/` the records' image references name. @default the
+   * store's folder when the source is a RunStore; records given without one may hold only
+   * inline images
+   */
+  runDir?: string;
   /**
    * Whether rows carry the token columns. `auto` leaves them out when no exported episode
    * was recorded token-exactly: TRL's SFTTrainer reads a file with an `input_ids` column
@@ -214,7 +260,9 @@ function sameIds(sequence: readonly number[], at: number, ids: readonly number[]
 }
 
 /** Builds the token sequence and loss mask of an episode (see the module comment); undefined without token data. */
-export function buildTokenSequence(turns: readonly TurnRecord[]): TokenSequence | undefined {
+export function buildTokenSequence(
+  turns: readonly Pick<TurnRecord, 'index' | 'tokens'>[],
+): TokenSequence | undefined {
   const exact = turns.filter((turn) => turn.tokens !== undefined);
   const last = exact.at(-1)?.tokens;
   if (!last) return undefined;
@@ -249,9 +297,14 @@ export function buildTokenSequence(turns: readonly TurnRecord[]): TokenSequence 
  * The conversation in OpenAI format with what chat templates read beside it: the model's
  * reasoning as `reasoning_content` on its assistant messages (the n-th assistant message
  * of the records is the n-th of the conversion, which adds only user messages) and the
- * tool's `name` on tool messages.
+ * tool's `name` on tool messages. Images become what `images` makes of them (default:
+ * `data:` URLs of inline images; a reference to a file of a run needs an `ExportImages`
+ * that knows the run's folder).
  */
-export function exportMessages(messages: readonly Message[]): ExportMessage[] {
+export function exportMessages(
+  messages: readonly Message<RecordedImage>[],
+  images: ExportImages = new ExportImages('inline', '', undefined),
+): ExportMessage[] {
   const reasoning = messages.flatMap((message) =>
     message.role === 'assistant' ? [message.reasoning?.text] : [],
   );
@@ -259,41 +312,93 @@ export function exportMessages(messages: readonly Message[]): ExportMessage[] {
   for (const message of messages)
     if (message.role === 'tool') toolNames.set(message.toolCallId, message.name);
   let assistant = 0;
-  return toOpenAIMessages(messages).map((message): ExportMessage => {
-    switch (message.role) {
-      case 'system':
-        return { role: 'system', content: message.content };
-      case 'user':
-        return { role: 'user', content: message.content };
-      case 'assistant': {
-        const text = reasoning[assistant++];
-        return {
-          role: 'assistant',
-          content: message.content,
-          ...(text ? { reasoning_content: text } : {}),
-          ...(message.tool_calls ? { tool_calls: message.tool_calls } : {}),
-        };
+  return toOpenAIMessages(messages, { imagePart: (image) => images.part(image) }).map(
+    (message): ExportMessage => {
+      switch (message.role) {
+        case 'system':
+          return { role: 'system', content: message.content };
+        case 'user':
+          return { role: 'user', content: message.content };
+        case 'assistant': {
+          const text = reasoning[assistant++];
+          return {
+            role: 'assistant',
+            content: message.content,
+            ...(text ? { reasoning_content: text } : {}),
+            ...(message.tool_calls ? { tool_calls: message.tool_calls } : {}),
+          };
+        }
+        case 'tool': {
+          const name = toolNames.get(message.tool_call_id);
+          return {
+            role: 'tool',
+            content: message.content,
+            tool_call_id: message.tool_call_id,
+            ...(name === undefined ? {} : { name }),
+          };
+        }
       }
-      case 'tool': {
-        const name = toolNames.get(message.tool_call_id);
-        return {
-          role: 'tool',
-          content: message.content,
-          tool_call_id: message.tool_call_id,
-          ...(name === undefined ? {} : { name }),
-        };
-      }
-    }
-  });
+    },
+  );
 }
 
-/** The export row of one episode, with the given tools (default: the ones the record keeps). */
+/** The URLs of the `image_url` parts of exported messages, in order. */
+function imageUrls(messages: readonly ExportMessage[]): string[] {
+  const urls: string[] = [];
+  for (const message of messages) {
+    if (!Array.isArray(message.content)) continue;
+    for (const part of message.content) if (part.type === 'image_url') urls.push(part.image_url.url);
+  }
+  return urls;
+}
+
+/** True when the record kept the image's bytes (inline or in a file of the run). */
+function kept(image: RecordedImage): boolean {
+  return !isImageFileRef(image) || image.file !== undefined;
+}
+
+/** True when some message of the episode has an image whose bytes the record kept. */
+function hasImages(episode: RecordedEpisode): boolean {
+  return episode.messages.some((message) => 'images' in message && message.images?.some(kept));
+}
+
+/**
+ * How many images the token sequence's prompt holds: those of the messages before the
+ * last token-exact turn's assistant message (the i-th turn's is the i-th assistant
+ * message). Undefined when no turn is token-exact or one of those images was not kept.
+ */
+function tokenImages(episode: RecordedEpisode): number | undefined {
+  let last = -1;
+  episode.turns.forEach((turn, i) => {
+    if (turn.tokens !== undefined) last = i;
+  });
+  if (last < 0) return undefined;
+  let assistants = 0;
+  let count = 0;
+  for (const message of episode.messages) {
+    if (message.role === 'assistant' && assistants++ === last) return count;
+    if (!('images' in message) || !message.images) continue;
+    for (const image of message.images) {
+      if (!kept(image)) return undefined;
+      count++;
+    }
+  }
+  return count;
+}
+
+/**
+ * The export row of one episode, with the given tools (default: the ones the record
+ * keeps). `images` writes its images (default: `data:` URLs of inline images, see
+ * {@link exportMessages}); `imageColumn` adds the `images` column (the URLs of its image
+ * parts in order: with `files` images, paths relative to the export's folder).
+ */
 export function episodeRow(
-  episode: EpisodeRecord,
+  episode: RecordedEpisode,
   tools: readonly ToolSpec[] | undefined = episode.tools,
-  options: { tokenColumns?: boolean } = {},
+  options: { tokenColumns?: boolean; images?: ExportImages; imageColumn?: boolean } = {},
 ): ExportRow {
   const tokens = buildTokenSequence(episode.turns);
+  const messages = exportMessages(episode.messages, options.images);
   const firstExact = episode.turns.find((turn) => turn.tokens !== undefined);
   const costs = episode.turns.filter((turn) => turn.costUsd !== undefined);
   const row: ExportRow = {
@@ -309,8 +414,9 @@ export function episodeRow(
     truncation: episode.truncation ?? null,
     refusal: episode.refusal ?? null,
     error: episode.error ?? null,
-    messages: exportMessages(episode.messages),
+    messages,
     tools: toOpenAITools(tools ?? []),
+    ...(options.imageColumn ? { images: imageUrls(messages) } : {}),
     answer: episode.answer ?? null,
     num_turns: episode.turns.length,
     turn_reasoning: episode.turns.map((turn) => turn.reasoning?.text || null),
@@ -356,6 +462,7 @@ export function episodeRow(
           turn_prompt_source: null,
           turn_drift_at: null,
         }),
+    token_images: tokens ? (tokenImages(episode) ?? null) : null,
   };
 }
 
@@ -388,7 +495,11 @@ export const MESSAGE_PARQUET_TYPE: ParquetType = {
  * The Parquet columns of {@link ExportRow}. `tools` is given: its struct type is the
  * union of the tool schemas of the export (see {@link inferParquetType}).
  */
-export function exportParquetColumns(toolsType: ParquetType, tokenColumns: boolean): ParquetColumn[] {
+export function exportParquetColumns(
+  toolsType: ParquetType,
+  tokenColumns: boolean,
+  imageColumn = false,
+): ParquetColumn[] {
   const ints: ParquetType = { list: 'int64' };
   const columns: ParquetColumn[] = [
     { name: 'run_id', type: 'string' },
@@ -405,6 +516,7 @@ export function exportParquetColumns(toolsType: ParquetType, tokenColumns: boole
     { name: 'error', type: { struct: { code: 'string', message: 'string', retryable: 'boolean' } } },
     { name: 'messages', type: { list: MESSAGE_PARQUET_TYPE } },
     { name: 'tools', type: toolsType },
+    ...(imageColumn ? [{ name: 'images', type: { list: 'string' } } satisfies ParquetColumn] : []),
     { name: 'answer', type: 'string' },
     { name: 'num_turns', type: 'int64' },
     { name: 'turn_reasoning', type: { list: 'string' } },
@@ -448,6 +560,7 @@ export function exportParquetColumns(toolsType: ParquetType, tokenColumns: boole
     { name: 'turn_server_default_params', type: { list: { list: 'string' } } },
     { name: 'turn_prompt_source', type: { list: 'string' } },
     { name: 'turn_drift_at', type: ints },
+    { name: 'token_images', type: 'int64' },
   ];
 }
 
@@ -462,19 +575,23 @@ function parquetMessage(message: ExportMessage): ExportMessage {
  * Writes one row per episode of a run (a {@link RunStore} or episode records) to
  * `options.out` as JSONL or Parquet, and returns how many it wrote. The records are read
  * once into memory (the store keeps them so); the Parquet file is built one row group at
- * a time. Throws STORE_FAILED from the store when its records cannot be read,
- * CONFIG_INVALID for a Parquet option this Node.js cannot honour, and the file system's
- * error when the file cannot be written.
+ * a time. Images go beside the file (`<out>.images/`, see {@link ExportOptions.images}).
+ * Throws STORE_FAILED from the store when its records cannot be read or a record's image
+ * file is refused (a reference naming another file, a link, changed bytes) or missing,
+ * CONFIG_INVALID for a Parquet option this Node.js cannot honour or image references
+ * without their run folder, and the file system's error when a file cannot be written.
  */
 export async function exportRun(
-  source: RunStore | Iterable<EpisodeRecord>,
+  source: RunStore | Iterable<RecordedEpisode>,
   options: ExportOptions,
 ): Promise<{ rows: number; out: string; format: ExportOptions['format'] }> {
-  const all = 'episodes' in source && typeof source.episodes === 'function' ? source.episodes() : source;
-  const episodes = [...(all as Iterable<EpisodeRecord>)].filter(
-    (episode) => !options.filter || options.filter(episode),
-  );
-  const toolsOf = (episode: EpisodeRecord): readonly ToolSpec[] | undefined =>
+  const store = 'episodes' in source && typeof source.episodes === 'function' ? source : undefined;
+  const all = store ? store.episodes() : (source as Iterable<RecordedEpisode>);
+  const episodes = [...all].filter((episode) => !options.filter || options.filter(episode));
+  const images = new ExportImages(options.images ?? 'files', options.out, options.runDir ?? store?.dir);
+  // TRL and verl take a dataset with an `images` column for a vision one: only when there are images.
+  const imageColumn = images.mode === 'files' && episodes.some(hasImages);
+  const toolsOf = (episode: RecordedEpisode): readonly ToolSpec[] | undefined =>
     (typeof options.tools === 'function' ? options.tools(episode.taskId) : options.tools?.[episode.taskId]) ??
     episode.tools;
   const tokenColumns =
@@ -482,7 +599,8 @@ export async function exportRun(
       ? episodes.some((episode) => episode.turns.some((turn) => turn.tokens !== undefined))
       : options.tokenColumns;
   function* rows(): Generator<ExportRow> {
-    for (const episode of episodes) yield episodeRow(episode, toolsOf(episode), { tokenColumns });
+    for (const episode of episodes)
+      yield episodeRow(episode, toolsOf(episode), { tokenColumns, images, imageColumn });
   }
   if (options.format === 'parquet') {
     // The tools' struct type must be known before the first row group is written.
@@ -491,7 +609,7 @@ export async function exportRun(
     };
     const result = writeParquetFile(
       options.out,
-      exportParquetColumns(toolsType, tokenColumns),
+      exportParquetColumns(toolsType, tokenColumns, imageColumn),
       (function* () {
         for (const row of rows()) yield { ...row, messages: row.messages.map(parquetMessage) };
       })(),

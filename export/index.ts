@@ -24,6 +24,7 @@ export {
   type ExportToolCall,
   type TokenSequence,
 } from './export.ts';
+export { ExportImages, exportImagesDir, omittedImageText, type ExportImageMode } from './images.ts';
 export {
   inferParquetType,
   writeParquetFile,

@@ -28,17 +28,21 @@ export interface Reasoning {
   blocks?: unknown[];
 }
 
-/** One message of the conversation, in the shape of OpenAI chat completions. */
-export type Message =
+/**
+ * One message of the conversation, in the shape of OpenAI chat completions. Agents are
+ * always given images with their bytes (`ImagePart`); `Image` is another type only in
+ * records read back from a run store (`RecordedEpisode`).
+ */
+export type Message<Image = ImagePart> =
   | { role: 'system'; content: string }
-  | { role: 'user'; content: string; images?: ImagePart[] }
+  | { role: 'user'; content: string; images?: Image[] }
   | { role: 'assistant'; content: string | null; toolCalls?: ToolCall[]; reasoning?: Reasoning }
   | {
       role: 'tool';
       toolCallId: string;
       name: string;
       content: string;
-      images?: ImagePart[];
+      images?: Image[];
       /** True when the call failed (unknown tool, bad arguments, a failing command, not run). */
       isError?: boolean;
     };

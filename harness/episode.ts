@@ -4,6 +4,7 @@
  */
 import type { Message, Reasoning, StopReason, TokenRecord, ToolCall, Usage } from './agent.ts';
 import type { RewardBreakdown, VerifierResult } from './reward.ts';
+import type { RecordedImage } from './recorded-images.ts';
 import type { ImagePart, ToolSpec } from './tool.ts';
 
 /**
@@ -39,26 +40,33 @@ export type LimitKind = 'turns' | 'time' | 'tokens' | 'model-calls' | 'cost';
 /** Why a tool call produced an error observation. */
 export type ToolCallProblem = 'unknown-tool' | 'invalid-json' | 'invalid-arguments' | 'tool-error';
 
-export interface ToolResultRecord {
+/**
+ * The result of one tool call. `Image` is how its images are held: `ImagePart` (bytes
+ * inline) while the episode runs and in the record the loop returns; `RecordedImage` in
+ * records read back from a run store, where large images are files of the run (see
+ * recorded-images.ts).
+ */
+export interface ToolResultRecord<Image = ImagePart> {
   callId: string;
   name: string;
   /** The output text the agent saw. */
   output: string;
-  images?: ImagePart[];
+  images?: Image[];
   isError: boolean;
   /** Set when the call failed, saying how. */
   problem?: ToolCallProblem;
   durationMs: number;
 }
 
-export interface TurnRecord {
+/** One turn; `Image` as in {@link ToolResultRecord}. */
+export interface TurnRecord<Image = ImagePart> {
   index: number;
   /** The assistant's text. */
   text: string | null;
   /** The model's reasoning on this turn, when the backend returned it. */
   reasoning?: Reasoning;
   toolCalls: ToolCall[];
-  toolResults: ToolResultRecord[];
+  toolResults: ToolResultRecord<Image>[];
   finishReason?: string;
   /** Why the model stopped, normalised (see `StopReason`). */
   stopReason?: StopReason;
@@ -87,7 +95,12 @@ export interface EpisodeStats {
   emptyTurns: number;
 }
 
-export interface EpisodeRecord {
+/**
+ * One episode. `Image` is how its images are held: `ImagePart` (bytes inline) in the
+ * record the loop returns and passes to group rewards and the store; `RecordedImage` in
+ * a record read back from a run store ({@link RecordedEpisode}).
+ */
+export interface EpisodeRecord<Image = ImagePart> {
   runId: string;
   episodeId: string;
   taskId: string;
@@ -109,10 +122,10 @@ export interface EpisodeRecord {
   /** Errors of earlier attempts that were retried. */
   previousAttempts: { code: string; message: string }[];
   /** The whole conversation in chat-completions shape. */
-  messages: Message[];
+  messages: Message<Image>[];
   /** The tools the agent was offered. */
   tools: ToolSpec[];
-  turns: TurnRecord[];
+  turns: TurnRecord<Image>[];
   /** What the agent submitted, if it used `submit` with an answer. */
   answer?: string;
   verifier?: VerifierResult;
@@ -123,6 +136,14 @@ export interface EpisodeRecord {
   endedAt: string;
   durationMs: number;
 }
+
+/**
+ * An episode record as a run store reads it back: images up to the store's inline limit
+ * inline, larger ones references to files of the run (`images/<sha256>.<ext>`), those past
+ * the episode's image budget `omitted`. Read their bytes with `readRecordedImage`. A
+ * live record (`EpisodeRecord`) is one too.
+ */
+export type RecordedEpisode = EpisodeRecord<RecordedImage>;
 
 /** Events streamed while an episode runs, named `<noun>-<action>`. */
 export type EpisodeEvent =

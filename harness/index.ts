@@ -54,10 +54,28 @@ export type {
   EpisodeStats,
   EpisodeStatus,
   LimitKind,
+  RecordedEpisode,
   ToolCallProblem,
   ToolResultRecord,
   TurnRecord,
 } from './episode.ts';
+export {
+  DEFAULT_EPISODE_IMAGE_BUDGET,
+  DEFAULT_INLINE_MAX_BYTES,
+  IMAGE_FILE_PATTERN,
+  OVER_BUDGET,
+  RunImageWriter,
+  imageExtension,
+  imageFilePath,
+  isImageFileRef,
+  readRecordedImage,
+  recordedImageBytes,
+  sha256Hex,
+  type ImageFileRef,
+  type RecordImageOptions,
+  type RecordedImage,
+  type RecordedImages,
+} from './recorded-images.ts';
 export { aggregateSteps, minRewardFailure, runEpisode, type EpisodeOptions } from './episode-loop.ts';
 export { MAX_TIMER_MS, assertTimerMs, startDeadline, withDeadline, type Deadline } from './deadline.ts';
 export {
@@ -99,7 +117,13 @@ export type {
   SandboxProcess,
   SandboxProvider,
 } from './sandbox.ts';
-export { RunStore, type PlannedEpisode, type RunManifest, type TornTail } from './store.ts';
+export {
+  RunStore,
+  type PlannedEpisode,
+  type RunManifest,
+  type RunStoreOptions,
+  type TornTail,
+} from './store.ts';
 export {
   RunIndex,
   type EpisodeIndexEntry,

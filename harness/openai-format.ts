@@ -34,12 +34,15 @@ export function imageDataUrl(image: ImagePart): string {
   return `data:${image.mimeType};base64,${image.dataBase64}`;
 }
 
-function userContent(text: string, images: readonly ImagePart[] | undefined): string | OpenAIContentPart[] {
-  if (!images || images.length === 0) return text;
-  return [
-    ...(text === '' ? [] : [{ type: 'text' as const, text }]),
-    ...images.map((image) => ({ type: 'image_url' as const, image_url: { url: imageDataUrl(image) } })),
-  ];
+/** An image as an `image_url` part with a `data:` URL. */
+function dataUrlPart(image: ImagePart): OpenAIContentPart {
+  return { type: 'image_url', image_url: { url: imageDataUrl(image) } };
+}
+
+/** Options of {@link toOpenAIMessages}. */
+export interface OpenAIMessageOptions {
+  /** Where an assistant message's reasoning goes; left out with `none` (the default). */
+  reasoningField?: 'reasoning_content' | 'reasoning' | 'none';
 }
 
 /**
@@ -51,22 +54,37 @@ function userContent(text: string, images: readonly ImagePart[] | undefined): st
  * (the API refuses `null` there).
  *
  * `reasoningField` says where an assistant message's reasoning goes (`reasoning_content`,
- * `reasoning`); with `none` (the default) it is left out.
+ * `reasoning`); with `none` (the default) it is left out. Images become `image_url` parts
+ * with `data:` URLs, or what `imagePart` makes of them (the export's file paths; messages
+ * of records read back, whose images may be files of the run, need it). The parts come
+ * out in the order of the images in `messages`.
  */
 export function toOpenAIMessages(
   messages: readonly Message[],
-  options: { reasoningField?: 'reasoning_content' | 'reasoning' | 'none' } = {},
+  options?: OpenAIMessageOptions,
+): OpenAIMessage[];
+export function toOpenAIMessages<Image>(
+  messages: readonly Message<Image>[],
+  options: OpenAIMessageOptions & { imagePart: (image: Image) => OpenAIContentPart },
+): OpenAIMessage[];
+export function toOpenAIMessages<Image>(
+  messages: readonly Message<Image>[],
+  options: OpenAIMessageOptions & { imagePart?: (image: Image) => OpenAIContentPart } = {},
 ): OpenAIMessage[] {
   const reasoningField = options.reasoningField ?? 'none';
+  const imagePart = options.imagePart ?? (dataUrlPart as unknown as (image: Image) => OpenAIContentPart);
+  const userContent = (text: string, images: readonly Image[] | undefined): string | OpenAIContentPart[] => {
+    if (!images || images.length === 0) return text;
+    return [...(text === '' ? [] : [{ type: 'text' as const, text }]), ...images.map(imagePart)];
+  };
   const out: OpenAIMessage[] = [];
-  let pendingImages: { callId: string; name: string; images: ImagePart[] }[] = [];
+  let pendingImages: { callId: string; name: string; images: Image[] }[] = [];
   const flushImages = (): void => {
     if (pendingImages.length === 0) return;
     const parts: OpenAIContentPart[] = [];
     for (const entry of pendingImages) {
       parts.push({ type: 'text', text: `Images from the result of ${entry.name} (${entry.callId}):` });
-      for (const image of entry.images)
-        parts.push({ type: 'image_url', image_url: { url: imageDataUrl(image) } });
+      for (const image of entry.images) parts.push(imagePart(image));
     }
     out.push({ role: 'user', content: parts });
     pendingImages = [];

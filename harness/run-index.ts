@@ -58,7 +58,7 @@ import {
 import { open as openFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { EpisodeRecord, EpisodeStatus, LimitKind } from './episode.ts';
+import type { EpisodeStatus, LimitKind, RecordedEpisode } from './episode.ts';
 import { ERROR_CODES, PaddockError, describeError } from './errors.ts';
 import {
   cutTornTailOf,
@@ -265,7 +265,7 @@ function interned(table: Map<string, string>, value: string): string {
 
 /** Reduces a record to its entry. */
 function entryOf(
-  record: EpisodeRecord,
+  record: RecordedEpisode,
   offset: number,
   length: number,
   strings: Map<string, string>,
@@ -393,7 +393,7 @@ function escapeRegExp(text: string): string {
 }
 
 /** The text a search looks in: messages, tool calls, reasoning, tool results, the answer, the verifier's output, the error. */
-function searchableTexts(record: EpisodeRecord): string[] {
+function searchableTexts(record: RecordedEpisode): string[] {
   const texts: string[] = [];
   for (const message of record.messages ?? []) {
     if (typeof message.content === 'string') texts.push(message.content);
@@ -629,7 +629,7 @@ export class RunIndex {
    * @throws PaddockError RUN_NOT_FOUND when the run has no such episode or attempt;
    * STORE_FAILED when the line is no longer that record (the file changed under the index).
    */
-  record(episodeId: string, attempt?: number): EpisodeRecord {
+  record(episodeId: string, attempt?: number): RecordedEpisode {
     this.assertOpen();
     let entry: EpisodeIndexEntry | undefined;
     if (attempt === undefined) {

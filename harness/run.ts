@@ -202,7 +202,7 @@ export async function runEpisodes(options: RunEpisodesOptions): Promise<EpisodeR
  * True when an episode's record is an error worth running again: `infra-error`, or
  * `agent-error` whose error is retryable (a model server that did not answer).
  */
-export function isRetryableRecord(record: EpisodeRecord): boolean {
+export function isRetryableRecord(record: Pick<EpisodeRecord, 'status' | 'error'>): boolean {
   return (
     record.status === 'infra-error' || (record.status === 'agent-error' && record.error?.retryable === true)
   );

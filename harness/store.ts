@@ -6,6 +6,16 @@
  *   <root>/<runId>/events.jsonl    the event stream (progress, viewer); best effort, not fsync'd
  *   <root>/<runId>/episodes.index  the run index (run-index.ts): derived from episodes.jsonl,
  *                                  signed, rebuilt whenever it does not match; written at close
+ *   <root>/<runId>/images/<sha256>.<ext>  images of the records larger than the inline limit
+ *                                  (4 KiB), each written once (content-addressed), fsync'd
+ *                                  before the record that names it (recorded-images.ts)
+ *
+ * A record's images larger than `RunStoreOptions.images.inlineMaxBytes` are written to
+ * `images/` and the record holds a reference (`{ mimeType, file, bytes, sha256 }`) in their
+ * place, so that a screenshot shown in a tool message and its tool result, or on every
+ * turn, is on disk once and episodes.jsonl holds no large base64. An episode's images past
+ * its budget (`episodeBudgetBytes`, 64 MiB) keep only type, size and hash (`omitted`).
+ * Records read back are `RecordedEpisode`s; `readRecordedImage` reads an image's bytes.
  *
  * A record is written whole or not at all: every write is checked and repeated until the
  * whole line is on disk, and a write or fsync that fails (a full disk: ENOSPC) cuts the
@@ -44,8 +54,14 @@ import {
   type WriteStream,
 } from 'node:fs';
 import { join } from 'node:path';
-import type { EpisodeEvent, EpisodeRecord } from './episode.ts';
+import type { EpisodeEvent, RecordedEpisode, ToolResultRecord } from './episode.ts';
 import { ERROR_CODES, PaddockError, describeError } from './errors.ts';
+import {
+  RunImageWriter,
+  recordedImageBytes,
+  type RecordImageOptions,
+  type RecordedImage,
+} from './recorded-images.ts';
 import { RunIndex } from './run-index.ts';
 
 /** One episode the run plans to have. */
@@ -125,30 +141,32 @@ function writeFileAtomic(path: string, text: string): void {
   }
 }
 
+/** A tool result as the event log keeps it: its images' type and size, not their bytes. */
+function loggedResult<Image extends RecordedImage>(result: ToolResultRecord<Image>): object {
+  if (!result.images?.length) return result;
+  return {
+    ...result,
+    images: result.images.map((image) => ({ mimeType: image.mimeType, bytes: recordedImageBytes(image) })),
+  };
+}
+
 /**
  * An event as the event log keeps it. The episode record holds everything else, so the
- * log does not repeat it: episode-end keeps the episode's id and status, and a turn's
- * images (screenshots) keep their type and size, not their bytes.
+ * log does not repeat it: episode-end keeps the episode's id and status, and a tool
+ * result's images (screenshots), in its tool-result and turn-end events, keep their type
+ * and size, not their bytes.
  */
 function loggedEvent(event: EpisodeEvent): object {
   if (event.type === 'episode-end') {
     return { type: event.type, episodeId: event.episode.episodeId, status: event.episode.status };
   }
+  if (event.type === 'tool-result' && event.result.images?.length) {
+    return { ...event, result: loggedResult(event.result) };
+  }
   if (event.type !== 'turn-end' || !event.turn.toolResults.some((result) => result.images?.length)) {
     return event;
   }
-  const toolResults = event.turn.toolResults.map((result) =>
-    result.images?.length
-      ? {
-          ...result,
-          images: result.images.map((image) => ({
-            mimeType: image.mimeType,
-            bytes: Math.floor((image.dataBase64.length * 3) / 4),
-          })),
-        }
-      : result,
-  );
-  return { ...event, turn: { ...event.turn, toolResults } };
+  return { ...event, turn: { ...event.turn, toolResults: event.turn.toolResults.map(loggedResult) } };
 }
 
 /** One parsed line of episodes.jsonl. */
@@ -161,7 +179,7 @@ interface ParsedLines<T> {
 }
 
 /** One line of episodes.jsonl as a record, or undefined when it is not one (it does not parse, or has no episode id). */
-export function parseRecord(line: string): EpisodeRecord | undefined {
+export function parseRecord(line: string): RecordedEpisode | undefined {
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -175,7 +193,7 @@ export function parseRecord(line: string): EpisodeRecord | undefined {
     typeof (value as { episodeId?: unknown }).episodeId !== 'string'
   )
     return undefined;
-  return value as EpisodeRecord;
+  return value as RecordedEpisode;
 }
 
 /**
@@ -183,7 +201,7 @@ export function parseRecord(line: string): EpisodeRecord | undefined {
  * that does not parse — is left out of `records` and `intactBytes`. A line that does not
  * parse and is not the last is corruption the store did not make: STORE_FAILED naming it.
  */
-function readRecords(path: string): ParsedLines<EpisodeRecord> {
+function readRecords(path: string): ParsedLines<RecordedEpisode> {
   if (!existsSync(path)) return { records: [], intactBytes: 0, totalBytes: 0 };
   let bytes: Buffer;
   try {
@@ -191,7 +209,7 @@ function readRecords(path: string): ParsedLines<EpisodeRecord> {
   } catch (error) {
     throw storeError(`reading ${path} failed: ${describeError(error)}`, error);
   }
-  const records: EpisodeRecord[] = [];
+  const records: RecordedEpisode[] = [];
   let offset = 0;
   while (offset < bytes.length) {
     // A newline byte never occurs inside a multi-byte UTF-8 character, so splitting bytes is safe.
@@ -305,14 +323,14 @@ export function cutTornTailOf(dir: string, force: boolean): TornTail | undefined
 }
 
 /** The latest record of each episode, in the order those records were written. */
-function latestOfEach(records: readonly EpisodeRecord[]): EpisodeRecord[] {
+function latestOfEach(records: readonly RecordedEpisode[]): RecordedEpisode[] {
   const latest = new Map<string, number>();
   records.forEach((record, index) => latest.set(record.episodeId, index));
   return records.filter((record, index) => latest.get(record.episodeId) === index);
 }
 
 /** True when a record is an error an episode may be run again for (`resume --retry-errors`). */
-function isErrorRecord(record: EpisodeRecord): boolean {
+function isErrorRecord(record: Pick<RecordedEpisode, 'status'>): boolean {
   return record.status === 'infra-error' || record.status === 'agent-error';
 }
 
@@ -324,6 +342,12 @@ export interface TornTail {
   savedTo: string | undefined;
 }
 
+/** Options of a run store. */
+export interface RunStoreOptions {
+  /** Where records' images go: the inline limit and the episode's image budget. */
+  images?: RecordImageOptions;
+}
+
 export class RunStore {
   readonly dir: string;
   private episodesFd: number | undefined;
@@ -331,7 +355,8 @@ export class RunStore {
   private episodesBytes = 0;
   private events: WriteStream | undefined;
   private eventsFailure: unknown;
-  private readonly latest = new Map<string, EpisodeRecord>();
+  private readonly latest = new Map<string, Pick<RecordedEpisode, 'status'>>();
+  private readonly images: RunImageWriter;
   private locked = false;
   /** The torn tail cut off when this run was opened, if there was one. */
   tornTail: TornTail | undefined;
@@ -339,16 +364,18 @@ export class RunStore {
   private constructor(
     readonly root: string,
     readonly manifest: RunManifest,
+    options: RunStoreOptions,
   ) {
     this.dir = join(root, manifest.runId);
+    this.images = new RunImageWriter(this.dir, options.images);
   }
 
   /**
    * Creates a new run folder and writes its manifest (atomically).
    * @throws PaddockError STORE_FAILED when the run exists or the manifest cannot be written.
    */
-  static create(root: string, manifest: RunManifest): RunStore {
-    const store = new RunStore(root, manifest);
+  static create(root: string, manifest: RunManifest, options: RunStoreOptions = {}): RunStore {
+    const store = new RunStore(root, manifest, options);
     if (existsSync(join(store.dir, MANIFEST)))
       throw storeError(`run ${manifest.runId} already exists in ${root}`);
     try {
@@ -366,7 +393,7 @@ export class RunStore {
    * a clean file; while a writer lives, reading only skips it.
    * @throws PaddockError RUN_NOT_FOUND when there is none; STORE_FAILED when run.json is unreadable.
    */
-  static open(root: string, runId: string): RunStore {
+  static open(root: string, runId: string, options: RunStoreOptions = {}): RunStore {
     const path = join(root, runId, MANIFEST);
     if (!existsSync(path)) throw new PaddockError(ERROR_CODES.RUN_NOT_FOUND, `no run ${runId} in ${root}`);
     let manifest: RunManifest;
@@ -375,7 +402,7 @@ export class RunStore {
     } catch (error) {
       throw storeError(`${path} is not valid JSON`, error);
     }
-    const store = new RunStore(root, manifest);
+    const store = new RunStore(root, manifest, options);
     if (store.liveWriter() === undefined) {
       try {
         store.cutTornTail(false);
@@ -410,12 +437,12 @@ export class RunStore {
    * The latest record of each episode, in the order those records were written (a torn
    * tail left out). Summaries, view and export use these.
    */
-  episodes(): EpisodeRecord[] {
+  episodes(): RecordedEpisode[] {
     return latestOfEach(this.records());
   }
 
   /** Every record, earlier attempts of re-run episodes included, in the order written. */
-  records(): EpisodeRecord[] {
+  records(): RecordedEpisode[] {
     return readRecords(join(this.dir, EPISODES)).records;
   }
 
@@ -426,7 +453,7 @@ export class RunStore {
   }
 
   /** Planned episodes whose latest record is `infra-error` or `agent-error`, with that record. */
-  errored(): { planned: PlannedEpisode; latest: EpisodeRecord }[] {
+  errored(): { planned: PlannedEpisode; latest: RecordedEpisode }[] {
     const latest = new Map(this.episodes().map((record) => [record.episodeId, record]));
     return this.manifest.plan.flatMap((planned) => {
       const record = latest.get(planned.episodeId);
@@ -445,7 +472,8 @@ export class RunStore {
     try {
       this.cutTornTail(true);
       const path = join(this.dir, EPISODES);
-      for (const record of readRecords(path).records) this.latest.set(record.episodeId, record);
+      for (const record of readRecords(path).records)
+        this.latest.set(record.episodeId, { status: record.status });
       // Not O_APPEND: each record is written at the length this writer knows, so a failed
       // write can be cut back exactly.
       this.episodesFd = openSync(path, existsSync(path) ? 'r+' : 'w+');
@@ -470,16 +498,22 @@ export class RunStore {
    * on disk whole, or (on any failure) the file is cut back to where it was and this throws.
    * An episode already recorded is refused unless `supersede` is set and its latest
    * record is an error (a re-run of an errored episode: both attempts stay in the file).
+   *
+   * Images larger than the inline limit are written to `images/` first (each once, fsync'd)
+   * and referenced from the line written; those past the episode's budget are `omitted`
+   * (see the module comment). The record given is not changed. An image file written for a
+   * record that then fails stays (unreferenced, harmless: it is named by its content).
    * @throws PaddockError STORE_FAILED (details.errno `ENOSPC` on a full disk).
    */
-  appendEpisode(episode: EpisodeRecord, options: { supersede?: boolean } = {}): void {
+  appendEpisode(episode: RecordedEpisode, options: { supersede?: boolean } = {}): void {
     if (this.episodesFd === undefined) throw storeError('the run store is not open for writing');
     const earlier = this.latest.get(episode.episodeId);
     if (earlier && !(options.supersede === true && isErrorRecord(earlier)))
       throw storeError(`episode ${episode.episodeId} is already recorded (${earlier.status})`);
+    const stored = this.images.record(episode).record;
     let line: Buffer;
     try {
-      line = Buffer.from(`${JSON.stringify(episode)}\n`);
+      line = Buffer.from(`${JSON.stringify(stored)}\n`);
     } catch (error) {
       throw storeError(
         `episode ${episode.episodeId} could not be serialised: ${describeError(error)}`,
@@ -512,7 +546,7 @@ export class RunStore {
       );
     }
     this.episodesBytes = before + line.length;
-    this.latest.set(episode.episodeId, episode);
+    this.latest.set(episode.episodeId, { status: episode.status });
   }
 
   /** Appends an event to the event log (buffered; may lose the last events on a crash, or all after a write error). */

@@ -20,7 +20,7 @@
  * of a run of a million episodes summarises it without reading its records, to the same
  * numbers.
  */
-import type { EpisodeRecord, EpisodeStatus } from './episode.ts';
+import type { EpisodeRecord, EpisodeStatus, RecordedEpisode } from './episode.ts';
 
 /**
  * What a summary needs of one episode: a record reduced to its figures. `summariseRun`
@@ -126,7 +126,7 @@ function orNone(values: Record<string, number>): Readonly<Record<string, number>
  * A record's figures (see `EpisodeFigures`). Records written before usage was kept (and
  * hand-made ones) count no tokens.
  */
-export function episodeFigures(record: EpisodeRecord): EpisodeFigures {
+export function episodeFigures(record: RecordedEpisode): EpisodeFigures {
   const usage = (record as Partial<EpisodeRecord>).usage;
   const turns = (record as Partial<EpisodeRecord>).turns ?? [];
   const turnRewards: Record<string, number> = {};
@@ -163,10 +163,10 @@ export function episodeFigures(record: EpisodeRecord): EpisodeFigures {
 }
 
 /** The figures of a record, or the figures themselves (an index entry). */
-function figuresOf(episode: EpisodeRecord | EpisodeFigures): EpisodeFigures {
+function figuresOf(episode: RecordedEpisode | EpisodeFigures): EpisodeFigures {
   return typeof episode.reward === 'number'
     ? (episode as EpisodeFigures)
-    : episodeFigures(episode as EpisodeRecord);
+    : episodeFigures(episode as RecordedEpisode);
 }
 
 /** Adds `value` to the running sum and count of `key`. */
@@ -261,7 +261,7 @@ function summarise(name: string, all: readonly EpisodeFigures[]): TaskSummary {
  * `RunStore.episodes()` gives them) or their figures (`RunIndex.latest()` entries). The
  * same episodes in the same order give the same summary either way.
  */
-export function summariseRun(episodes: readonly (EpisodeRecord | EpisodeFigures)[]): RunSummary {
+export function summariseRun(episodes: readonly (RecordedEpisode | EpisodeFigures)[]): RunSummary {
   const figures = episodes.map(figuresOf);
   const groups = new Map<string, EpisodeFigures[]>();
   for (const episode of figures) {

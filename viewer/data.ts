@@ -11,11 +11,13 @@ import {
   ERROR_CODES,
   PaddockError,
   RunIndex,
+  readRecordedImage,
+  recordedImageBytes,
   type EpisodeIndexEntry,
   type EpisodeQuery,
-  type EpisodeRecord,
   type EpisodeStatus,
-  type ImagePart,
+  type RecordedEpisode,
+  type RecordedImage,
   type RunSummary,
   type TaskSummary,
 } from '../harness/index.ts';
@@ -52,16 +54,20 @@ export interface RunView extends RunRow {
   errorCodes: Record<string, number>;
 }
 
-/** One image in a message: where to fetch it. */
+/**
+ * One image in a message: where to fetch it, or (`omitted`, no `url`) why the record kept
+ * no bytes of it.
+ */
 export interface ImageLink {
   mimeType: string;
   bytes: number;
-  url: string;
+  url?: string;
+  omitted?: string;
 }
 
 /** The images a record holds, by key: `m<message>-<image>`. */
-function messageImages(record: EpisodeRecord): Map<string, ImagePart> {
-  const images = new Map<string, ImagePart>();
+function messageImages(record: RecordedEpisode): Map<string, RecordedImage> {
+  const images = new Map<string, RecordedImage>();
   record.messages.forEach((message, m) => {
     if ('images' in message && message.images)
       message.images.forEach((image, i) => images.set(`m${m}-${i}`, image));
@@ -205,11 +211,14 @@ export class ViewerData {
     const index = this.index(id);
     const record = this.record(index, episodeId, attempt);
     const base = `/api/runs/${encodeURIComponent(id)}/episodes/${encodeURIComponent(episodeId)}`;
-    const link = (key: string, image: ImagePart): ImageLink => ({
-      mimeType: image.mimeType,
-      bytes: base64Bytes(image.dataBase64),
-      url: `${base}/images/${key}?attempt=${record.attempt}`,
-    });
+    const link = (key: string, image: RecordedImage): ImageLink =>
+      'omitted' in image && image.omitted !== undefined && image.file === undefined
+        ? { mimeType: image.mimeType, bytes: image.bytes, omitted: image.omitted }
+        : {
+            mimeType: image.mimeType,
+            bytes: recordedImageBytes(image),
+            url: `${base}/images/${key}?attempt=${record.attempt}`,
+          };
     const attempts = index
       .all()
       .filter((entry) => entry.episodeId === episodeId)
@@ -262,12 +271,26 @@ export class ViewerData {
     return { episodeId, attempt: record.attempt, turn, taskId: record.taskId, ...tokens };
   }
 
-  /** One image of an episode, by its key (`m3-0`, `t2-0-0`). */
+  /**
+   * One image of an episode, by its key (`m3-0`, `t2-0-0`): inline bytes decoded, or read
+   * from the run's `images/` folder (checked: readRecordedImage refuses a reference that
+   * names another file, a link, or bytes that are not the recorded ones).
+   * @throws PaddockError RUN_NOT_FOUND when there is no such image or its bytes were not
+   *   kept; STORE_FAILED when its reference is refused or its file is missing.
+   */
   image(id: string, episodeId: string, key: string, attempt?: number): { mimeType: string; bytes: Buffer } {
+    const run = this.run(id);
     const record = this.record(this.index(id), episodeId, attempt);
     const image = messageImages(record).get(key);
     if (!image) throw new PaddockError(ERROR_CODES.RUN_NOT_FOUND, `episode ${episodeId} has no image ${key}`);
-    return { mimeType: image.mimeType, bytes: Buffer.from(image.dataBase64, 'base64') };
+    const bytes = readRecordedImage(run.dir, image);
+    if (!bytes) {
+      throw new PaddockError(
+        ERROR_CODES.RUN_NOT_FOUND,
+        `image ${key} of episode ${episodeId} was not kept${'omitted' in image && image.omitted ? `: ${image.omitted}` : ''}`,
+      );
+    }
+    return { mimeType: image.mimeType, bytes };
   }
 
   /** Two runs' per-task tables side by side. */
@@ -336,7 +359,7 @@ export class ViewerData {
     return liveLock(this.run(id).dir);
   }
 
-  private record(index: RunIndex, episodeId: string, attempt: number | undefined): EpisodeRecord {
+  private record(index: RunIndex, episodeId: string, attempt: number | undefined): RecordedEpisode {
     try {
       return index.record(episodeId, attempt);
     } catch (error) {
@@ -394,12 +417,6 @@ export const STATUSES: readonly EpisodeStatus[] = [
   'agent-error',
   'infra-error',
 ];
-
-/** The length of the bytes a base64 text decodes to, without decoding it. */
-function base64Bytes(text: string): number {
-  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
-  return Math.floor((text.length * 3) / 4) - padding;
-}
 
 function readText(path: string): string {
   try {

@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluate } from '../../cli/index.ts';
-import { RunStore, type EpisodeRecord } from '../../harness/index.ts';
+import { RunStore, type RecordedEpisode } from '../../harness/index.ts';
 import { BrowserPool } from '../../sandboxes/browser/index.ts';
 import { RunFolder } from '../../trainers/rl/run-folder.ts';
 import { serveViewer, type RunningViewer } from '../../viewer/index.ts';
@@ -29,7 +29,7 @@ let browser: Browser;
 let viewer: RunningViewer;
 let page: Page;
 let liveStore: RunStore | undefined;
-let webRecords: EpisodeRecord[] = [];
+let webRecords: RecordedEpisode[] = [];
 
 /** The oracle on a web task (with screenshots) and an MCP task, two epochs each. */
 async function oracleRun(): Promise<void> {

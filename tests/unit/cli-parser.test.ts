@@ -94,8 +94,20 @@ const COMMANDS: { command: string[]; options: string[]; defaults: RegExp[] }[] =
   },
   {
     command: ['export'],
-    options: ['--format', '--out', '--runs-dir', '--compression', '--row-group-size', '--token-columns'],
-    defaults: [/--token-columns .*default: "auto"/, /--compression .*default: snappy/],
+    options: [
+      '--format',
+      '--out',
+      '--runs-dir',
+      '--compression',
+      '--row-group-size',
+      '--token-columns',
+      '--images',
+    ],
+    defaults: [
+      /--token-columns .*default: "auto"/,
+      /--compression .*default: snappy/,
+      /--images .*default: "files"/,
+    ],
   },
   {
     command: ['train'],

@@ -849,12 +849,19 @@ function transcript(runId, e) {
           ),
           folded(m.content ?? ''),
           ...(m.images ?? []).map((/** @type {any} */ image) =>
-            h('img', {
-              class: 'shot',
-              src: image.url,
-              alt: `screenshot (${image.mimeType}, ${int(image.bytes)} B)`,
-              loading: 'lazy',
-            }),
+            image.url
+              ? h('img', {
+                  class: 'shot',
+                  src: image.url,
+                  alt: `screenshot (${image.mimeType}, ${int(image.bytes)} B)`,
+                  loading: 'lazy',
+                })
+              : // The record kept no bytes of it (over the episode's image budget).
+                h(
+                  'div',
+                  { class: 'muted' },
+                  `[image ${image.mimeType}, ${int(image.bytes)} B — not kept: ${image.omitted ?? 'omitted'}]`,
+                ),
           ),
         ),
       );

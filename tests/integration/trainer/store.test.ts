@@ -13,6 +13,7 @@ import {
   isAgentOutcome,
   type EpisodeRecord,
   type GroupRewardFunction,
+  type RecordedEpisode,
 } from '../../../harness/index.ts';
 import { exportRun } from '../../../export/index.ts';
 import { train, type TrainConfigInput } from '../../../trainers/rl/index.ts';
@@ -137,7 +138,7 @@ describe('a training run in the run store', () => {
       const greedy = RunStore.open(runsDir, `${id}-greedy`).episodes();
       expect(sampled).toHaveLength(HELDOUT);
       expect(greedy).toHaveLength(HELDOUT);
-      const rewards = (episodes: EpisodeRecord[]): number[] =>
+      const rewards = (episodes: RecordedEpisode[]): number[] =>
         episodes.map((episode) => (isAgentOutcome(episode) ? episode.reward.total : 0));
       expect(mean(rewards(sampled))).toBeCloseTo(row.reward_mean as number, 12);
       expect(mean(rewards(greedy).map((reward) => (reward >= 1 ? 1 : 0)))).toBeCloseTo(
