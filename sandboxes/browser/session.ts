@@ -230,11 +230,32 @@ export class BrowserSession implements ToolSession {
       timeout: config.loadTimeoutMs,
       signal,
     });
-    await settle(this.current, this.activity, {
+    await this.settleUnlessDialog(this.current, {
       timeoutMs: config.loadTimeoutMs,
       navigationsBefore: -1,
       signal,
     });
+  }
+
+  /**
+   * Waits for the page to settle, or until a dialog the agent answers opens: the page's
+   * script is stopped inside it, so the page cannot settle before the agent answers.
+   */
+  private async settleUnlessDialog(page: Page, options: Parameters<typeof settle>[2]): Promise<void> {
+    if (this.config.dialogs !== 'agent') return settle(page, this.activity, options);
+    if (this.pendingDialog) return;
+    let wake: (() => void) | undefined;
+    const opened = new Promise<void>((resolve) => {
+      wake = resolve;
+      this.dialogWakers.push(resolve);
+    });
+    const settling = settle(page, this.activity, options);
+    settling.catch(() => undefined); // once the dialog won, a late failure is nobody's
+    try {
+      await Promise.race([settling, opened]);
+    } finally {
+      this.dialogWakers = this.dialogWakers.filter((item) => item !== wake);
+    }
   }
 
   /** Keeps an event for the next observation (the latest 50; an observation shows 8). */
@@ -448,7 +469,7 @@ export class BrowserSession implements ToolSession {
     }
     if (this.pendingDialog) return this.observe(signal, result);
     const after = await this.page().catch(() => page);
-    await settle(after, this.activity, {
+    await this.settleUnlessDialog(after, {
       timeoutMs: options.settleTimeoutMs ?? this.config.settleTimeoutMs,
       navigationsBefore: after === page ? navigationsBefore : -1,
       signal,
@@ -598,13 +619,21 @@ export class BrowserSession implements ToolSession {
    */
   toViewport(point: Point): Point {
     const { width, height } = this.config.viewport;
-    const css = toCss(point, this.config);
-    if (!(css.x >= 0 && css.y >= 0 && css.x <= width && css.y <= height)) {
-      const range =
-        this.config.coordinates === 'css' ? `0–${width} across, 0–${height} down` : '0–1000 on both axes';
-      throw new ActionRefused(`(${point.x}, ${point.y}) is outside the screenshot (${range})`);
+    if (this.config.coordinates === 'css') {
+      // The last pixel column is width − 1: a point at x = width is past the screenshot.
+      if (!(point.x >= 0 && point.y >= 0 && point.x < width && point.y < height)) {
+        throw new ActionRefused(
+          `(${point.x}, ${point.y}) is outside the screenshot (0–${width - 1} across, 0–${height - 1} down)`,
+        );
+      }
+      return point;
     }
-    return css;
+    if (!(point.x >= 0 && point.y >= 0 && point.x <= 1000 && point.y <= 1000)) {
+      throw new ActionRefused(`(${point.x}, ${point.y}) is outside the screenshot (0–1000 on both axes)`);
+    }
+    // The grid's far edge (1000) is the screenshot's last pixel.
+    const css = toCss(point, this.config);
+    return { x: Math.min(css.x, width - 1), y: Math.min(css.y, height - 1) };
   }
 
   /**
@@ -840,7 +869,10 @@ export class BrowserSession implements ToolSession {
     // The page's script waits on a dialog the agent has not answered: nothing on the page
     // changed since it opened, and a scorer could not run in it.
     if (this.pendingDialog) {
-      return { value: this.lastScore ?? 0, note: 'a dialog was open: the page was scored as it was before it' };
+      return {
+        value: this.lastScore ?? 0,
+        note: 'a dialog was open: the page was scored as it was before it',
+      };
     }
     let outcome: ScorerOutcome;
     try {
