@@ -13,12 +13,17 @@
  * Turn-level variants take each episode's per-turn returns G_t (from `assignCredit`) and
  * pool them for the statistics in one of two ways (`pooling`):
  *
- * - `'index'`: the turns at the same index t across the group's episodes form a pool
- *   (episodes shorter than t + 1 turns do not take part). Right when turns line up
- *   (fixed-protocol interactions); the late turns of an unusually long episode form a
- *   pool of one and get advantage 0.
- * - `'all'` (default): every turn of every episode of the group forms one pool. Right
- *   when episode lengths vary; a turn is compared with all turns of its group.
+ * - `'index'` (default): the turns at the same index t across the group's episodes form a
+ *   pool — per-position normalisation. A turn is compared with the turns its group's other
+ *   episodes played at the same point, so identical episodes get 0 on every turn whatever
+ *   the credit scheme's discounting does to G_t along the episode. Episodes shorter than
+ *   t + 1 turns do not take part; the late turns of an unusually long episode form a pool
+ *   of one and get advantage 0.
+ * - `'all'`: every turn of every episode of the group forms one pool. A return-to-go
+ *   shrinks or grows along an episode (γ < 1, turn penalties, R only at the end), so this
+ *   pooling gives the turns of identical episodes advantages driven by their position:
+ *   four identical 3-turn successes under `sparse` credit with γ = 0.95 get
+ *   [−1.15, −0.04, +1.19] (GRPO). Kept by name for comparisons.
  */
 
 /** Which advantage estimator to use. */
@@ -111,7 +116,7 @@ export function trajectoryAdvantages(
 
 export interface TurnAdvantageOptions extends AdvantageOptions {
   estimator: AdvantageEstimator;
-  /** How turns are pooled for the statistics (see the module comment). @default 'all' */
+  /** How turns are pooled for the statistics (see the module comment). @default 'index' */
   pooling?: 'index' | 'all';
 }
 
@@ -125,7 +130,7 @@ export function turnAdvantages(
 ): number[][] {
   const result = returns.map((episode) => episode.map(() => 0));
   const pools: { episode: number; turn: number }[][] = [];
-  if ((options.pooling ?? 'all') === 'all') {
+  if ((options.pooling ?? 'index') === 'all') {
     pools.push(returns.flatMap((episode, i) => episode.map((_, t) => ({ episode: i, turn: t }))));
   } else {
     const longest = Math.max(0, ...returns.map((episode) => episode.length));

@@ -11,13 +11,20 @@
  * | `sparse`     | 0, and R at the last turn (so G_t = γ^(T−1−t) · R)                        |
  * | `dense`      | r_t, plus R at the last turn                                             |
  * | `discounted` | the same as `dense`: the name configs use when they mean γ < 1            |
- * | `gated`      | `dense` when R ≥ gate, else `sparse` (turn rewards only count on success) |
+ * | `gated`      | `dense` when R ≥ gate, else min(r_t, 0), plus R at the last turn          |
  * | `progress`   | R · Δ⁺_t / Σ Δ⁺ when R > 0 and some turn made progress, else `sparse`     |
  *
  * `gated` is the remedy for hacked step rewards: a policy that farms turn rewards without
- * solving the task gets only R. In `progress`, Δ_t is the progress component of turn t
- * (a potential difference Φ(s_{t+1}) − Φ(s_t)); only positive progress earns credit, so that
- * a regression followed by a recovery cannot blow the scaling up, and the credits sum to R.
+ * solving the task gets none of them. Only positive turn rewards are gated: a failed
+ * episode still pays its penalties (a turn whose reward is negative — a `tool_error` or
+ * `invalid_call` rule, a progress regression — keeps it), so that failing does not make
+ * mistakes free. r_t is the turn's weighted sum of components (the record keeps no
+ * weights), so a turn whose positive shaping outweighs its penalty nets to a positive
+ * reward and is gated as a whole.
+ *
+ * In `progress`, Δ_t is the progress component of turn t (a potential difference
+ * Φ(s_{t+1}) − Φ(s_t)); only positive progress earns credit, so that a regression followed
+ * by a recovery cannot blow the scaling up, and the credits sum to R.
  */
 import { z } from 'zod';
 
@@ -32,7 +39,7 @@ export interface CreditConfig {
   scheme: CreditScheme;
   /** Discount per turn, in [0, 1]. @default 1 */
   gamma: number;
-  /** `gated` only: turn rewards count when R ≥ gate. @default 1 */
+  /** `gated` only: positive turn rewards count when R ≥ gate (negative ones always). @default 1 */
   gate: number;
   /**
    * `progress` only: the names of the turn reward components that are progress
@@ -99,8 +106,13 @@ export function creditedRewards(input: CreditInput, config: Partial<CreditConfig
     case 'dense':
     case 'discounted':
       return dense();
-    case 'gated':
-      return R >= gate ? dense() : sparse();
+    case 'gated': {
+      if (R >= gate) return dense();
+      // Failed: penalties pass, positive shaping is gated.
+      const credited = input.turnRewards.map((reward) => Math.min(reward, 0));
+      credited[T - 1] = (credited[T - 1] ?? 0) + R;
+      return credited;
+    }
     case 'progress': {
       const gains = Array.from({ length: T }, (_, t) => Math.max(0, input.progress?.[t] ?? 0));
       const sum = gains.reduce((total, gain) => total + gain, 0);
@@ -169,7 +181,8 @@ export const creditTaskExtension = z
       .refine(Number.isFinite, { error: 'expected a finite number' })
       .optional()
       .meta({
-        description: 'gated: turn rewards count only when the trajectory reward is at least this. Default 1.',
+        description:
+          'gated: positive turn rewards count only when the trajectory reward is at least this (negative ones always). Default 1.',
       }),
     progress_components: z
       .array(z.string().min(1), { error: 'expected a list of turn reward names' })

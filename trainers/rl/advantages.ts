@@ -7,7 +7,9 @@
  *   its episode's advantage;
  * - turn level: each turn's return G_t — the one the episode loop stored on the turn
  *   (`TurnRecord.return`), else rewards/credit `episodeReturns` with the task's `credit:`
- *   section — pooled within the group (`pooling`), REINFORCE over the batch.
+ *   section — pooled within the group (GRPO / RLOO) or over the batch (REINFORCE), by
+ *   turn index (`pooling: 'index'`, the default: identical episodes get 0 on every turn)
+ *   or all turns together (`'all'`).
  */
 import type { EpisodeRecord, Task } from '../../harness/index.ts';
 import {
@@ -25,7 +27,7 @@ export interface AdvantageSettings {
   level: 'trajectory' | 'turn';
   /** GRPO: divide by the group's standard deviation. @default true */
   scaleByStd?: boolean;
-  /** Turn level: how turns are pooled. @default 'all' */
+  /** Turn level: turns of the same index (per position), or all turns together. @default 'index' */
   pooling?: 'all' | 'index';
 }
 
@@ -75,26 +77,39 @@ export function computeAdvantages(
     const section = tasks.get(episode.taskId)?.extensions.credit as CreditSection | undefined;
     return episodeReturns(episode, creditConfig(section));
   };
+  const pooling = settings.pooling ?? 'index';
   if (settings.estimator === 'reinforce') {
+    // REINFORCE's baseline is the batch's: the step's episodes form one pool (by turn index by default).
     const all = groups.flat();
-    const returns = all.map(returnsOf);
-    const flat = reinforceAdvantages(returns.flat());
-    let k = 0;
-    all.forEach((episode, i) =>
-      result.set(
-        episode.episodeId,
-        returns[i]!.map(() => flat[k++]!),
-      ),
-    );
+    const advantages = turnAdvantages(all.map(returnsOf), { estimator: 'reinforce', pooling });
+    all.forEach((episode, i) => result.set(episode.episodeId, advantages[i]!));
     return result;
   }
   for (const group of groups) {
     const advantages = turnAdvantages(group.map(returnsOf), {
       estimator: settings.estimator,
       ...options,
-      pooling: settings.pooling ?? 'all',
+      pooling,
     });
     group.forEach((episode, i) => result.set(episode.episodeId, advantages[i]!));
   }
   return result;
+}
+
+/**
+ * The groups with a training signal: some turn of some episode has a non-zero advantage.
+ * A group whose rewards (or, at turn level, returns) are all equal gets exact zeros from
+ * every estimator, so its tokens carry no policy gradient — DAPO's dynamic sampling drops
+ * such groups (`algorithm.filter_groups`). Returns the kept groups and how many were dropped.
+ */
+export function groupsWithSignal<T extends { episodeId: string }>(
+  groups: readonly (readonly T[])[],
+  advantages: ReadonlyMap<string, readonly number[]>,
+): { kept: T[][]; dropped: number } {
+  const kept = groups
+    .filter((group) =>
+      group.some((episode) => (advantages.get(episode.episodeId) ?? []).some((value) => value !== 0)),
+    )
+    .map((group) => [...group]);
+  return { kept, dropped: groups.length - kept.length };
 }

@@ -103,8 +103,18 @@ export const TrainConfigSchema = z
         group_size: z.number().int().min(2).default(8),
         /** GRPO: divide advantages by the group's standard deviation. @default true */
         scale_by_std: z.boolean().default(true),
-        /** Turn level: pool all turns of a group, or turns of the same index. @default all */
-        pooling: z.enum(['all', 'index']).default('all'),
+        /**
+         * Turn level: normalise each turn against the turns at the same index in its group
+         * (`index`: identical episodes get 0 on every turn), or against all turns of the
+         * group together (`all`: the advantage then depends on the turn's position). @default index
+         */
+        pooling: z.enum(['all', 'index']).default('index'),
+        /**
+         * Drop groups with no signal (every advantage exactly 0, e.g. all rewards equal) from
+         * the update — DAPO's dynamic sampling, without resampling. Counted in `dropped_groups`.
+         * @default false
+         */
+        filter_groups: z.boolean().default(false),
         lr: z.number().positive().default(1e-4),
         warmup_steps: z.number().int().min(0).default(0),
         schedule: z.enum(['constant', 'cosine']).default('constant'),
@@ -114,19 +124,60 @@ export const TrainConfigSchema = z
         /** PPO clip ε (below 1, and above unless clip_high is given). @default 0.2 */
         clip: z.number().positive().default(0.2),
         clip_high: z.number().positive().optional(),
-        /** Weight of the k3 KL to the reference (the warm-started policy). @default 0 */
+        /**
+         * Dual-clip PPO (Ye et al. 2020): for A < 0 the token loss is capped at −c·A, so a
+         * ratio far above 1 cannot make a negative-advantage token's loss unbounded. `true`
+         * is c = 3; a number > 1 is c. @default false
+         */
+        dual_clip: z.union([z.boolean(), z.number().gt(1)]).default(false),
+        /** |log π/π_old| and |log π_ref/π| are clamped to this before exp. @default 20 */
+        log_ratio_clamp: z.number().positive().default(20),
+        /** Weight of the KL penalty to the reference (the warm-started policy). @default 0 */
         kl: nonNegative.default(0),
+        /**
+         * How the KL penalty enters (Schulman's estimators, r = π_ref/π, samples from π):
+         * `k3` ((r − 1) − log r as a loss — GRPO's; its value is unbiased for KL(π‖π_ref),
+         * but its gradient follows KL(π_ref‖π)); `k2` (½(log r)² as a loss: the gradient of
+         * KL(π‖π_ref) on-policy); `k1-reward` (log π_old/π_ref summed to go over the
+         * sequence's sampled tokens, detached, subtracted from the advantage: the gradient
+         * of KL(π‖π_ref), as in PPO-RLHF). @default k3
+         */
+        kl_estimator: z.enum(['k3', 'k2', 'k1-reward']).default('k3'),
+        /**
+         * Run the reference and report `kl` even when the `kl` weight is 0 (one more forward
+         * pass per micro-batch). @default false
+         */
+        kl_metric: z.boolean().default(false),
         /** Weight of the entropy bonus. @default 0 */
         entropy: nonNegative.default(0),
-        loss_agg: z.enum(['token-mean', 'seq-mean-token-mean']).default('token-mean'),
+        /**
+         * `token-mean` (over the mini-batch's sampled tokens), `seq-mean-token-mean` (per
+         * sequence, then over sequences), `seq-mean-token-sum-norm` (each sequence's token
+         * sum ÷ `loss_norm`, then over sequences: Dr. GRPO's constant normaliser; with
+         * `scale_by_std: false` this is Dr. GRPO). @default token-mean
+         */
+        loss_agg: z
+          .enum(['token-mean', 'seq-mean-token-mean', 'seq-mean-token-sum-norm'])
+          .default('token-mean'),
+        /** `seq-mean-token-sum-norm`: the constant divisor, in tokens. @default the policy's max_len */
+        loss_norm: positiveInt.optional(),
         /** Sequences per forward/backward pass. @default 16 */
         micro_batch: positiveInt.default(16),
         /** Passes over each step's batch. @default 1 */
         epochs: positiveInt.default(1),
         /** Optimiser steps per pass. @default 1 */
         mini_batches: positiveInt.default(1),
-        /** Keep a frozen reference to report (and penalise) KL. @default true */
+        /** Keep a frozen reference (checkpointed; what `kl` and `kl_metric` compare with). @default true */
         reference: z.boolean().default(true),
+        /**
+         * Sampled tokens per chunk of the log-prob computation: the output head, log-softmax
+         * and entropy run chunk by chunk (recomputed in the backward pass), so the full
+         * [tokens × vocabulary] fp32 logits never exist at once. 0: all tokens at once.
+         * @default 1024
+         */
+        logprob_chunk: z.number().int().min(0).default(1024),
+        /** Recompute each transformer block in the backward pass instead of keeping its activations. @default false */
+        activation_checkpointing: z.boolean().default(false),
       })
       .strict()
       .prefault({}),

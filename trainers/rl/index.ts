@@ -34,7 +34,9 @@ export {
   type TokenSequence,
 } from './batch.ts';
 /** Per-turn advantages of a step's groups (estimators from rewards/credit). */
-export { computeAdvantages, type AdvantageSettings } from './advantages.ts';
+export { computeAdvantages, groupsWithSignal, type AdvantageSettings } from './advantages.ts';
+/** The worker's loss settings (`train_step`'s `loss`) of a config. */
+export { lossConfig } from './rl-step.ts';
 /** The torch worker: process supervision and typed protocol calls. */
 export {
   DEFAULT_PYTHON,

@@ -18,14 +18,14 @@ import {
   type RunEpisodesOptions,
   type Task,
 } from '../../harness/index.ts';
-import { computeAdvantages } from './advantages.ts';
+import { computeAdvantages, groupsWithSignal } from './advantages.ts';
 import { episodeSequences, type TokenSequence } from './batch.ts';
 import type { TrainConfig } from './config.ts';
 import { mean, passRate, type TrainingContext } from './context.ts';
 import { createRng, mixSeed, sample } from './random.ts';
 import type { MetricRow } from './run-folder.ts';
 import { TRAINING_RUN_IDS } from './runs.ts';
-import type { OptimizerConfig, StepMetrics, TorchTrainer } from './torch-trainer.ts';
+import type { LossConfig, OptimizerConfig, StepMetrics, TorchTrainer } from './torch-trainer.ts';
 
 /** What a step needs besides the run's context. */
 export interface RlStepDeps {
@@ -49,6 +49,27 @@ export function rlOptimizer(cfg: TrainConfig): OptimizerConfig {
     min_lr_ratio: algorithm.min_lr_ratio,
     weight_decay: algorithm.weight_decay,
     grad_clip: algorithm.grad_clip,
+  };
+}
+
+/** The worker's loss settings from the config (`maxLen`: the policy's context, Dr. GRPO's default divisor). */
+export function lossConfig(cfg: TrainConfig, maxLen: number): LossConfig {
+  const algorithm = cfg.algorithm;
+  const dualClip = algorithm.dual_clip === true ? 3 : algorithm.dual_clip === false ? 0 : algorithm.dual_clip;
+  return {
+    clip_low: algorithm.clip,
+    clip_high: algorithm.clip_high ?? algorithm.clip,
+    ...(dualClip > 0 ? { dual_clip: dualClip } : {}),
+    log_ratio_clamp: algorithm.log_ratio_clamp,
+    kl_coef: algorithm.kl,
+    kl_estimator: algorithm.kl_estimator,
+    kl_metric: algorithm.kl_metric,
+    entropy_coef: algorithm.entropy,
+    temperature: cfg.sampling.temperature,
+    agg: algorithm.loss_agg,
+    ...(algorithm.loss_agg === 'seq-mean-token-sum-norm'
+      ? { norm_tokens: algorithm.loss_norm ?? maxLen }
+      : {}),
   };
 }
 
@@ -162,7 +183,10 @@ export async function rlStep(
     scaleByStd: algorithm.scale_by_std,
     pooling: algorithm.pooling,
   });
-  const built: TokenSequence[] = usable.flatMap((episode) =>
+  // DAPO's dynamic sampling (without resampling): groups without signal leave the batch.
+  const filtered = algorithm.filter_groups ? groupsWithSignal(groups, advantages) : undefined;
+  const trained = filtered ? filtered.kept.flat() : usable;
+  const built: TokenSequence[] = trained.flatMap((episode) =>
     episodeSequences(episode, advantages.get(episode.episodeId) ?? []),
   );
   // The agent never samples past max_len; a longer sequence would come from another agent.
@@ -180,14 +204,7 @@ export async function rlStep(
   if (sequences.length > 0 && (anySignal || algorithm.kl > 0 || algorithm.entropy > 0)) {
     const updateStarted = performance.now();
     metrics = await deps.trainer.trainStep(sequences, {
-      loss: {
-        clip_low: algorithm.clip,
-        clip_high: algorithm.clip_high ?? algorithm.clip,
-        kl_coef: algorithm.kl,
-        entropy_coef: algorithm.entropy,
-        temperature: cfg.sampling.temperature,
-        agg: algorithm.loss_agg,
-      },
+      loss: lossConfig(cfg, deps.maxLen),
       microBatch: algorithm.micro_batch,
       epochs: algorithm.epochs,
       miniBatches: algorithm.mini_batches,
@@ -214,6 +231,7 @@ export async function rlStep(
       0,
     ),
     groups_with_signal: signalGroups,
+    dropped_groups: filtered?.dropped ?? 0,
     sequences: sequences.length,
     dropped_sequences: built.length - sequences.length,
     trained_tokens: trainedTokens,
@@ -231,7 +249,8 @@ export async function rlStep(
   context.log(
     `step ${step}/${cfg.steps}: reward ${mean(rewards).toFixed(3)} pass ${(row.pass_rate as number).toFixed(3)} ` +
       `entropy ${(metrics.entropy ?? 0).toFixed(3)} kl ${(metrics.kl ?? 0).toFixed(4)} ` +
-      `rollout ${(rolloutMs / 1000).toFixed(1)}s update ${(updateMs / 1000).toFixed(1)}s`,
+      `rollout ${(rolloutMs / 1000).toFixed(1)}s update ${(updateMs / 1000).toFixed(1)}s` +
+      (filtered ? ` dropped ${filtered.dropped}/${groups.length} groups without signal` : ''),
   );
   return row;
 }

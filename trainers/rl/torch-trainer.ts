@@ -46,20 +46,30 @@ export interface OptimizerConfig {
   grad_clip?: number;
 }
 
-/** The policy-gradient loss. */
+/** The policy-gradient loss (trainers/torch/PROTOCOL.md, `train_step`). */
 export interface LossConfig {
   /** PPO clip below 1. @default 0.2 */
   clip_low?: number;
   /** PPO clip above 1. @default clip_low */
   clip_high?: number;
-  /** Weight of the k3 KL to the reference. @default 0 */
+  /** Dual-clip PPO's c (> 1): for A < 0 the token loss is capped at −c·A. 0 or absent: off. */
+  dual_clip?: number;
+  /** |log π/π_old| and |log π_ref/π| are clamped to this before exp. @default 20 */
+  log_ratio_clamp?: number;
+  /** Weight of the KL penalty to the reference. @default 0 */
   kl_coef?: number;
+  /** How the KL penalty enters (see trainers/rl/config.ts `kl_estimator`). @default 'k3' */
+  kl_estimator?: 'k3' | 'k2' | 'k1-reward';
+  /** Run the reference and report `kl` even when `kl_coef` is 0. @default false */
+  kl_metric?: boolean;
   /** Weight of the entropy bonus. @default 0 */
   entropy_coef?: number;
   /** The sampling temperature the logprobs were taken at. @default 1 */
   temperature?: number;
   /** @default 'token-mean' */
-  agg?: 'token-mean' | 'seq-mean-token-mean';
+  agg?: 'token-mean' | 'seq-mean-token-mean' | 'seq-mean-token-sum-norm';
+  /** `seq-mean-token-sum-norm`'s constant divisor, in tokens (required with it). */
+  norm_tokens?: number;
 }
 
 const InfoSchema = z.object({
@@ -75,6 +85,9 @@ const InfoSchema = z.object({
     kv_cache: z.object({ layers: z.number(), heads: z.number(), head_dim: z.number() }).nullable(),
     model: z.record(z.string(), z.unknown()),
   }),
+  /** Sampled tokens per chunk of the log-prob computation (0: all at once). */
+  logprob_chunk: z.number().optional(),
+  activation_checkpointing: z.boolean().optional(),
 });
 
 export type WorkerInfo = z.infer<typeof InfoSchema>;
@@ -120,6 +133,10 @@ export class TorchTrainer {
     seed?: number;
     threads?: number;
     bf16?: boolean;
+    /** Sampled tokens per chunk of the log-prob computation; 0: all at once. @default 1024 */
+    logprob_chunk?: number;
+    /** Recompute transformer blocks in the backward pass. @default false */
+    activation_checkpointing?: boolean;
   }): Promise<WorkerInfo> {
     return parse(InfoSchema, await this.worker.request('init', args), 'init');
   }

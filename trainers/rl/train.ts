@@ -186,6 +186,8 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       device: cfg.device,
       seed: cfg.seed,
       ...(cfg.threads ? { threads: cfg.threads } : {}),
+      logprob_chunk: cfg.algorithm.logprob_chunk,
+      activation_checkpointing: cfg.algorithm.activation_checkpointing,
     });
     context.log(`worker: torch ${info.torch} on ${info.device} (${info.dtype}), ${info.params} parameters`);
 
@@ -205,7 +207,8 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
         await fineTune(context, trainer, info.policy.max_len, demos, template);
       }
       await trainer.configureOptimizer(rlOptimizer(cfg));
-      if (cfg.algorithm.reference || cfg.algorithm.kl > 0) await trainer.setReference();
+      if (cfg.algorithm.reference || cfg.algorithm.kl > 0 || cfg.algorithm.kl_metric)
+        await trainer.setReference();
       await folder.checkpoint(0, cfg.checkpoint.keep, (path) => trainer.save(path, { step: 0 }));
     }
 

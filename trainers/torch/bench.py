@@ -11,9 +11,22 @@ autocast. Without a GPU, `--device cpu --preset small` runs the same code on a s
 (the figures then say nothing about GPUs). Prints one JSON object (and `--out FILE` writes
 it).
 
-FLOPs per token = 6·N + 12·L·d·T (PaLM's accounting: N the parameters the matmuls use —
-every weight but the position and token embeddings, plus the tied output head d·V —, L
-layers, d the model width, T the sequence length; attention is counted as if not causal).
+Model FLOPs of a step (PaLM's accounting, corrected for causal attention and for the
+positions the loss reads):
+
+    FLOPs = tokens · (6·N_body + 6·L·d·(T + 1)) + trained · 6·d·V
+          (+ with a reference forward, a third of that: tokens · (2·N_body + 2·L·d·(T + 1)) + trained · 2·d·V)
+
+N_body: the parameters the transformer's matmuls use (every weight but the embeddings and
+the head), L layers, d the model width, T the sequence length, V the vocabulary; `tokens`
+are all positions, `trained` the positions whose log-prob the loss reads (mask 1): the
+trainer runs the tied output head (d·V) on those only. Attention: per layer, QKᵀ and A·V
+each cost 2·d FLOPs per (query, key) pair forward; a causal query at position i sees i + 1
+keys, (T + 1)/2 on average, so attention is 2·2·d·(T + 1)/2 = 2·d·(T + 1) FLOPs per token
+forward and 6·d·(T + 1) forward and backward — half of the 12·d·T of non-causal
+attention (the kernels skip the masked half; the explicit CPU path computes it and throws
+it away, which MFU does not count). Recomputation (activation checkpointing, chunked
+log-probs) is not counted either: MFU counts the model's FLOPs, not the hardware's.
 MFU = achieved FLOP/s ÷ the device's dense bf16 peak (`--peak-tflops`, 989 for an H100 SXM).
 """
 import argparse
@@ -39,11 +52,21 @@ PRESETS = {
 KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
 
 
-def flops_per_token(cfg, seq):
+def step_flops(cfg, seq, batch, trained_per_seq, reference=False):
+    """Model FLOPs of one step (see the module docstring) and N_body + the head (d·V)."""
     d, layers, vocab = cfg["d_model"], cfg["n_layers"], cfg["vocab_size"]
     per_layer = 12 * d * d + 13 * d  # qkv, proj, 4x MLP (weights + biases) and norms
-    n_matmul = layers * per_layer + 2 * d + vocab * d  # final norm + tied head
-    return 6 * n_matmul + 12 * layers * d * seq, n_matmul
+    n_body = layers * per_layer + 2 * d  # + the final norm
+    head = vocab * d  # the tied output head
+    tokens = batch * seq
+    trained = batch * trained_per_seq
+    # Causal attention: query i attends to i + 1 keys; QKᵀ and A·V, 2·d FLOPs per pair each.
+    attention_fwd = 2 * layers * d * (seq + 1)  # per token: 2·2·d·(T + 1)/2 per layer
+    forward = tokens * (2 * n_body + attention_fwd) + trained * 2 * head
+    flops = 3 * forward  # backward = 2 × forward
+    if reference:
+        flops += forward
+    return flops, n_body + head
 
 
 def main():
@@ -57,6 +80,9 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--kl", type=float, default=0.0, help="KL weight (adds a reference forward)")
+    parser.add_argument("--kl-metric", action="store_true", help="run the reference even with --kl 0")
+    parser.add_argument("--logprob-chunk", type=int, default=1024, help="tokens per log-prob chunk (0: all at once)")
+    parser.add_argument("--activation-checkpointing", action="store_true", help="recompute blocks in backward")
     parser.add_argument("--peak-tflops", type=float, help="device peak for MFU (default: known GPUs)")
     parser.add_argument("--out", help="also write the JSON result here")
     args = parser.parse_args()
@@ -72,9 +98,17 @@ def main():
     model = {k: preset[k] for k in ("d_model", "n_layers", "n_heads", "vocab_size")}
     model["max_len"] = seq
 
-    trainer = Trainer({"kind": "builtin", "config": model}, device=device, seed=0, bf16=True)
+    trainer = Trainer(
+        {"kind": "builtin", "config": model},
+        device=device,
+        seed=0,
+        bf16=True,
+        logprob_chunk=args.logprob_chunk,
+        activation_checkpointing=args.activation_checkpointing,
+    )
     trainer.configure_optimizer({"lr": 1e-5, "total_steps": args.warmup + args.steps})
-    if args.kl > 0:
+    reference = args.kl > 0 or args.kl_metric
+    if reference:
         trainer.set_reference()
     rng = random.Random(0)
     prompt = min(args.prompt, seq - 1)
@@ -89,7 +123,7 @@ def main():
                 "logprobs": [-10.0] * seq,
             }
         )
-    loss = {"clip_low": 0.2, "kl_coef": args.kl}
+    loss = {"clip_low": 0.2, "kl_coef": args.kl, "kl_metric": args.kl_metric}
 
     def step():
         metrics = trainer.train_step(sequences, loss, micro_batch=micro)
@@ -109,8 +143,11 @@ def main():
     times.sort()
     median = times[len(times) // 2]
     tokens = batch * seq
-    per_token, n_matmul = flops_per_token(model, seq)
-    achieved = tokens / median * per_token
+    # Token i is predicted from position i − 1: the loss reads the sampled positions after the prompt.
+    trained_per_seq = seq - max(prompt, 1)
+    flops, n_matmul = step_flops(model, seq, batch, trained_per_seq, reference)
+    per_token = flops / tokens
+    achieved = flops / median
     peak = args.peak_tflops
     name = torch.cuda.get_device_name() if trainer.device.type == "cuda" else "cpu"
     if peak is None and trainer.device.type == "cuda":
@@ -125,6 +162,9 @@ def main():
         "seq_len": seq,
         "batch": batch,
         "micro_batch": micro,
+        "reference_forward": reference,
+        "logprob_chunk": args.logprob_chunk,
+        "activation_checkpointing": args.activation_checkpointing,
         "step_s_median": median,
         "step_s_all": times,
         "tokens_per_s": tokens / median,

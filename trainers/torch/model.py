@@ -5,7 +5,11 @@ Runs on PyTorch 1.13 (CPU) and 2.x (CUDA): 2.x-only APIs are guarded.
 
 Every policy is used through `Policy`:
   - `forward(ids)` -> logits [B, T, V] (training, full sequences, causal),
-  - `onnx_module()` -> an nn.Module for torch.onnx.export,
+  - `split(module)` -> (features, head): features(ids) [B, T, d] and head(h) -> logits, so
+    that the trainer can run the output head on the positions it needs only, in chunks
+    (None when the policy's head cannot be separated),
+  - `set_activation_checkpointing(on)`: recompute blocks in the backward pass,
+  - `onnx_export_spec()` -> what torch.onnx.export needs,
   - `describe()` -> facts for the ONNX folder's config.json.
 """
 import math
@@ -14,6 +18,7 @@ import os
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint as torch_checkpoint
 
 _HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
@@ -199,6 +204,8 @@ class TinyCausalLM(nn.Module):
         )
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
         self.ln_f = nn.LayerNorm(cfg.d_model)
+        # Activation checkpointing: blocks are recomputed in the backward pass (training only).
+        self.checkpointing = False
         self.apply(self._init)
         for block in self.blocks:
             nn.init.normal_(block.attn.proj.weight, std=0.02 / math.sqrt(2 * cfg.n_layers))
@@ -213,12 +220,9 @@ class TinyCausalLM(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
 
-    def forward(self, ids, pasts=None, use_sdpa=False):
-        """ids [B, T]; pasts: list of (k, v) [B, H, P, Dh] per layer or None.
-        Returns (logits [B, T, V], presents)."""
+    def _embed(self, ids, past_len):
         t = ids.shape[1]
-        p = 0 if pasts is None else pasts[0][0].shape[2]
-        positions = torch.arange(t, device=ids.device) + p
+        positions = torch.arange(t, device=ids.device) + past_len
         x = self.tok(ids)
         rotary = None
         if self.pos is not None:
@@ -226,13 +230,41 @@ class TinyCausalLM(nn.Module):
         else:
             angles = positions.float().unsqueeze(1) * self.inv_freq.unsqueeze(0)
             rotary = (torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype))
+        return x, rotary
+
+    def forward(self, ids, pasts=None, use_sdpa=False):
+        """ids [B, T]; pasts: list of (k, v) [B, H, P, Dh] per layer or None.
+        Returns (logits [B, T, V], presents)."""
+        p = 0 if pasts is None else pasts[0][0].shape[2]
+        x, rotary = self._embed(ids, p)
         presents = []
         for i, block in enumerate(self.blocks):
             pk, pv = (None, None) if pasts is None else pasts[i]
             x, k, v = block(x, pk, pv, use_sdpa, rotary)
             presents.append((k, v))
-        logits = linear(self.ln_f(x), self.tok.weight)
+        logits = self.head(self.ln_f(x))
         return logits, presents
+
+    def features(self, ids, use_sdpa=False):
+        """ids [B, T] (no cache) -> the final hidden states [B, T, d]; logits = head(features).
+        With `checkpointing`, in training with gradients, each block is recomputed in the
+        backward pass instead of keeping its activations."""
+        x, rotary = self._embed(ids, 0)
+        recompute = self.checkpointing and self.training and torch.is_grad_enabled()
+        for block in self.blocks:
+            if recompute:
+                x = torch_checkpoint.checkpoint(_block_output, block, x, use_sdpa, rotary, use_reentrant=False)
+            else:
+                x, _, _ = block(x, None, None, use_sdpa, rotary)
+        return self.ln_f(x)
+
+    def head(self, h):
+        """The tied output head: hidden states [..., d] -> logits [..., V]."""
+        return linear(h, self.tok.weight)
+
+
+def _block_output(block, x, use_sdpa, rotary):
+    return block(x, None, None, use_sdpa, rotary)[0]
 
 
 class _TinyOnnx(nn.Module):
@@ -264,6 +296,13 @@ class Policy:
     def forward(self, ids):
         raise NotImplementedError
 
+    def split(self, module):
+        """(features, head) of `module` (this policy's module or a copy of it), or None."""
+        return None
+
+    def set_activation_checkpointing(self, on):
+        raise NotImplementedError
+
     def describe(self):
         raise NotImplementedError
 
@@ -279,6 +318,12 @@ class TinyPolicy(Policy):
         use_sdpa = _HAS_SDPA and ids.is_cuda
         logits, _ = self.module(ids, None, use_sdpa)
         return logits
+
+    def split(self, module):
+        return (lambda ids: module.features(ids, _HAS_SDPA and ids.is_cuda)), module.head
+
+    def set_activation_checkpointing(self, on):
+        self.module.checkpointing = bool(on)
 
     def onnx_export_spec(self, device="cpu"):
         cfg = self.cfg
@@ -334,9 +379,61 @@ class HfPolicy(Policy):
         module = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
         super().__init__(module)
         self.path = path
+        self.separable = self._check_split()
 
     def forward(self, ids):
         return self.module(input_ids=ids, use_cache=False).logits
+
+    def split(self, module):
+        if not self.separable:
+            return None
+        decoder = module.get_decoder()
+        lm_head = module.get_output_embeddings()
+        cap = getattr(module.config, "final_logit_softcapping", None)
+
+        def features(ids):
+            return decoder(input_ids=ids, use_cache=False)[0]
+
+        def head(h):
+            logits = lm_head(h)
+            if cap:
+                logits = torch.tanh(logits / cap) * cap
+            return logits
+
+        return features, head
+
+    def _check_split(self):
+        """Whether head(decoder(ids)) is the model's own logits (checked once, on 8 tokens);
+        architectures that do more between the two (logit scales, …) use full logits."""
+        module = self.module
+        if not (hasattr(module, "get_decoder") and hasattr(module, "get_output_embeddings")):
+            return False
+        try:
+            was_training = module.training
+            module.eval()
+            self.separable = True
+            features, head = self.split(module)
+            vocab = int(module.config.vocab_size)
+            device = next(module.parameters()).device
+            ids = (torch.arange(1, 9, device=device) % vocab).unsqueeze(0)
+            with torch.no_grad():
+                full = module(input_ids=ids, use_cache=False).logits.float()
+                parts = head(features(ids)).float()
+            module.train(was_training)
+            return parts.shape == full.shape and bool(torch.allclose(parts, full, rtol=1e-4, atol=1e-4))
+        except Exception:  # any surprise: the full-logits path is always right
+            return False
+
+    def set_activation_checkpointing(self, on):
+        if on:
+            if not getattr(self.module, "supports_gradient_checkpointing", False):
+                raise ValueError("this Hugging Face model does not support gradient checkpointing")
+            try:
+                self.module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            except TypeError:  # older transformers
+                self.module.gradient_checkpointing_enable()
+        elif getattr(self.module, "is_gradient_checkpointing", False):
+            self.module.gradient_checkpointing_disable()
 
     def onnx_export_spec(self, device="cpu"):
         ids = torch.zeros((1, 3), dtype=torch.long, device=device)

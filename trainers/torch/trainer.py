@@ -13,6 +13,7 @@ import time
 import warnings
 
 import torch
+import torch.utils.checkpoint as torch_checkpoint
 
 from model import build_policy, count_parameters
 
@@ -100,8 +101,21 @@ def _chunks(items, size):
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+KL_ESTIMATORS = ("k3", "k2", "k1-reward")
+LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+
+
 class Trainer:
-    def __init__(self, policy_spec, device="auto", seed=0, threads=None, bf16=True):
+    def __init__(
+        self,
+        policy_spec,
+        device="auto",
+        seed=0,
+        threads=None,
+        bf16=True,
+        logprob_chunk=1024,
+        activation_checkpointing=False,
+    ):
         if threads:
             torch.set_num_threads(int(threads))
         self.device = pick_device(device)
@@ -112,6 +126,11 @@ class Trainer:
         self.policy = build_policy(policy_spec)
         self.model = self.policy.module.to(self.device)
         self.autocast = self.device.type == "cuda" and bool(bf16)
+        # Sampled tokens per chunk of the head + log-softmax (0: all at once).
+        self.logprob_chunk = max(0, int(logprob_chunk or 0))
+        self.activation_checkpointing = bool(activation_checkpointing)
+        if self.activation_checkpointing:
+            self.policy.set_activation_checkpointing(True)
         self.reference = None
         self.optim_cfg = None
         self.optimizer = None
@@ -127,6 +146,8 @@ class Trainer:
             "cuda": torch.cuda.is_available(),
             "params": count_parameters(self.model),
             "policy": self.policy.describe(),
+            "logprob_chunk": self.logprob_chunk,
+            "activation_checkpointing": self.activation_checkpointing,
         }
 
     def state_hash(self):
@@ -178,6 +199,56 @@ class Trainer:
                     self.policy.module = saved
         return logits.float()
 
+    def token_logprobs(self, module, ids, sel, temperature=1.0, entropy_grad=False):
+        """log π(ids[b, i+1] | ids[b, ..i]) and the entropy of π(· | ids[b, ..i]) at the
+        positions where `sel` [B, T-1] (bool) is true, in the order of `ids[:, 1:][sel]`, fp32,
+        under softmax(logits / temperature). The entropy carries a gradient only with
+        `entropy_grad` (its graph would otherwise hold a [tokens × V] tensor for nothing).
+
+        The full [B, T, V] logits are never made: the model's final hidden states are taken
+        at the selected positions, and the output head, log-softmax, gather and entropy run
+        on `logprob_chunk` of them at a time. With gradients, each chunk is checkpointed
+        (its logits are recomputed in the backward pass), so at most one chunk's
+        [chunk × V] fp32 tensors exist at once, forward or backward. A policy whose head
+        cannot be separated gives full logits, and only the log-softmax is chunked."""
+        targets = ids[:, 1:][sel]
+        split = self.policy.split(module)
+        head = None
+        with self._autocast():
+            if split is None:
+                rows = self._forward(module, ids)[:, :-1][sel]
+            else:
+                features, head = split
+                rows = features(ids)[:, :-1][sel]
+        temperature = float(temperature) or 1.0
+        autocast = self._autocast
+
+        def stats(x, t):
+            if head is not None:
+                with autocast():
+                    x = head(x)
+            logp = torch.log_softmax(x.float() / temperature, dim=-1)
+            lp = logp.gather(1, t.unsqueeze(1)).squeeze(1)
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                entropy = -(logp.exp() * logp).sum(-1)
+            return lp, entropy
+
+        n = rows.shape[0]
+        chunk = self.logprob_chunk or n
+        if n <= chunk:
+            return stats(rows, targets)
+        recompute = torch.is_grad_enabled() and rows.requires_grad
+        lps, entropies = [], []
+        for start in range(0, n, chunk):
+            x, t = rows[start : start + chunk], targets[start : start + chunk]
+            if recompute:
+                lp, entropy = torch_checkpoint.checkpoint(stats, x, t, use_reentrant=False)
+            else:
+                lp, entropy = stats(x, t)
+            lps.append(lp)
+            entropies.append(entropy)
+        return torch.cat(lps), torch.cat(entropies)
+
     def _optimizer_step(self):
         if self.optimizer is None:
             raise ValueError("no optimiser: send configure_optimizer first")
@@ -193,18 +264,14 @@ class Trainer:
     def train_step(self, sequences, loss_cfg, micro_batch=8, epochs=1, mini_batches=1):
         """Policy-gradient step(s). Each sequence: ids, mask (1 on policy-sampled tokens),
         advantages and logprobs (the rollout's sampling logprobs), all of len(ids).
-        Token i is predicted from position i - 1; mask[0] is ignored."""
+        Token i is predicted from position i - 1; mask[0] is ignored. See PROTOCOL.md for
+        the loss and its options."""
         started = time.time()
-        clip_low = float(loss_cfg.get("clip_low", 0.2))
-        clip_high = float(loss_cfg.get("clip_high", clip_low))
-        kl_coef = float(loss_cfg.get("kl_coef", 0.0))
-        ent_coef = float(loss_cfg.get("entropy_coef", 0.0))
-        temperature = float(loss_cfg.get("temperature", 1.0)) or 1.0
-        agg = loss_cfg.get("agg", "token-mean")
-        if agg not in ("token-mean", "seq-mean-token-mean"):
-            raise ValueError(f"unknown loss aggregation {agg!r}")
-        if kl_coef > 0 and self.reference is None:
+        cfg = LossConfig(loss_cfg)
+        if cfg.kl_coef > 0 and self.reference is None:
             raise ValueError("kl_coef > 0 needs a reference: send set_reference first")
+        # The reference's forward pass only runs when its result is used.
+        use_reference = self.reference is not None and (cfg.kl_coef > 0 or cfg.kl_metric)
         self.model.train()
         totals = _Totals()
         first_diff = None
@@ -227,50 +294,46 @@ class Trainer:
                     adv = _pad([s["advantages"] for s in micro], 0, self.device, torch.float32)[:, 1:]
                     old = _pad([s["logprobs"] for s in micro], 0, self.device, torch.float32)[:, 1:]
                     sel = mask > 0
-                    logits = self._forward(self.model, ids)[:, :-1][sel] / temperature
-                    targets = ids[:, 1:][sel]
-                    logp = torch.log_softmax(logits, dim=-1)
-                    new_lp = logp.gather(1, targets.unsqueeze(1)).squeeze(1)
+                    new_lp, entropy = self.token_logprobs(
+                        self.model, ids, sel, cfg.temperature, entropy_grad=cfg.entropy_coef > 0
+                    )
                     old_lp = old[sel]
+                    ref_lp = None
+                    if use_reference:
+                        with torch.no_grad():
+                            ref_lp, _ = self.token_logprobs(self.reference, ids, sel, cfg.temperature)
                     a = adv[sel]
-                    ratio = torch.exp(new_lp - old_lp)
-                    clipped = torch.clamp(ratio, 1 - clip_low, 1 + clip_high)
-                    pg = torch.max(-a * ratio, -a * clipped)
+                    if cfg.kl_coef > 0 and cfg.kl_estimator == "k1-reward":
+                        a = a - cfg.kl_coef * _k1_to_go(old, ref_lp, sel, cfg.log_ratio_clamp)
+                    pg, ratio, is_clipped, dual = policy_loss(new_lp, old_lp, a, cfg)
                     per_token = pg
-                    if ent_coef > 0:
-                        entropy = -(logp.exp() * logp).sum(-1)
-                        per_token = per_token - ent_coef * entropy
-                    else:
-                        with torch.no_grad():
-                            entropy = -(logp.exp() * logp).sum(-1)
+                    if cfg.entropy_coef > 0:
+                        per_token = per_token - cfg.entropy_coef * entropy
                     kl = None
-                    if self.reference is not None:
-                        with torch.no_grad():
-                            ref_logits = self._forward(self.reference, ids)[:, :-1][sel] / temperature
-                            ref_lp = torch.log_softmax(ref_logits, -1).gather(1, targets.unsqueeze(1)).squeeze(1)
-                        delta = ref_lp - new_lp
-                        kl = torch.exp(delta) - delta - 1
-                        if kl_coef > 0:
-                            per_token = per_token + kl_coef * kl
+                    if ref_lp is not None:
+                        kl = kl_penalty(new_lp, ref_lp, "k3", cfg.log_ratio_clamp)
+                        if cfg.kl_coef > 0 and cfg.kl_estimator != "k1-reward":
+                            penalty = kl
+                            if cfg.kl_estimator != "k3":
+                                penalty = kl_penalty(new_lp, ref_lp, cfg.kl_estimator, cfg.log_ratio_clamp)
+                            per_token = per_token + cfg.kl_coef * penalty
                     # Weights that make the accumulated gradient the mini-batch's aggregate.
-                    if agg == "token-mean":
-                        weights = torch.full_like(per_token, 1.0 / mb_tokens)
-                    else:
-                        counts = sel.sum(1, keepdim=True).expand_as(sel)[sel].float()
-                        weights = 1.0 / (counts * mb_seqs)
+                    weights = _token_weights(cfg, sel, per_token, mb_tokens, mb_seqs)
                     loss = (per_token * weights).sum()
                     loss.backward()
                     mb_loss += loss.item()
                     with torch.no_grad():
                         diff = (new_lp - old_lp).abs()
-                        if epoch == 0 and mb_index == 0:
+                        if epoch == 0 and mb_index == 0 and diff.numel() > 0:
                             first_diff = diff.max().item() if first_diff is None else max(first_diff, diff.max().item())
-                        is_clipped = ((ratio < 1 - clip_low) & (a < 0)) | ((ratio > 1 + clip_high) & (a > 0))
                         totals.add("pg_loss", pg.sum().item(), pg.numel())
                         totals.add("entropy", entropy.sum().item(), entropy.numel())
                         totals.add("clip_frac", is_clipped.float().sum().item(), is_clipped.numel())
+                        if cfg.dual_clip > 0:
+                            totals.add("dual_clip_frac", dual.float().sum().item(), dual.numel())
                         totals.add("ratio_mean", ratio.sum().item(), ratio.numel())
-                        totals.max("ratio_max", ratio.max().item())
+                        if ratio.numel() > 0:
+                            totals.max("ratio_max", ratio.max().item())
                         totals.add("approx_kl", (0.5 * (new_lp - old_lp) ** 2).sum().item(), ratio.numel())
                         totals.add("advantage_mean", a.sum().item(), a.numel())
                         if kl is not None:
@@ -334,8 +397,8 @@ class Trainer:
         out = []
         for ids in sequences:
             t = torch.as_tensor([ids], dtype=torch.long, device=self.device)
-            logits = self._forward(self.model, t)[0, :-1] / (temperature or 1.0)
-            lp = torch.log_softmax(logits, -1).gather(1, t[0, 1:].unsqueeze(1)).squeeze(1)
+            sel = torch.ones((1, max(0, t.shape[1] - 1)), dtype=torch.bool, device=self.device)
+            lp, _ = self.token_logprobs(self.model, t, sel, temperature or 1.0)
             out.append([float(x) for x in lp.cpu().tolist()])
         return out
 
@@ -423,6 +486,107 @@ class Trainer:
         random.setstate(rng["python"])
         self.meta = state.get("meta") or {}
         return {"opt_step": self.opt_step, "meta": self.meta}
+
+
+class LossConfig:
+    """The `loss` argument of train_step (see PROTOCOL.md), validated, defaults filled in."""
+
+    def __init__(self, data):
+        data = data or {}
+        self.clip_low = float(data.get("clip_low", 0.2))
+        self.clip_high = float(data.get("clip_high", self.clip_low))
+        self.dual_clip = float(data.get("dual_clip") or 0.0)
+        self.log_ratio_clamp = float(data.get("log_ratio_clamp", 20.0))
+        self.kl_coef = float(data.get("kl_coef", 0.0))
+        self.kl_estimator = data.get("kl_estimator", "k3")
+        self.kl_metric = bool(data.get("kl_metric", False))
+        self.entropy_coef = float(data.get("entropy_coef", 0.0))
+        self.temperature = float(data.get("temperature", 1.0)) or 1.0
+        self.agg = data.get("agg", "token-mean")
+        self.norm_tokens = data.get("norm_tokens")
+        if self.agg not in LOSS_AGGREGATIONS:
+            raise ValueError(f"unknown loss aggregation {self.agg!r}; expected one of {', '.join(LOSS_AGGREGATIONS)}")
+        if self.kl_estimator not in KL_ESTIMATORS:
+            raise ValueError(f"unknown kl_estimator {self.kl_estimator!r}; expected one of {', '.join(KL_ESTIMATORS)}")
+        if self.dual_clip and self.dual_clip <= 1:
+            raise ValueError(f"dual_clip must be above 1 (or 0 for off), got {self.dual_clip}")
+        if not self.log_ratio_clamp > 0:
+            raise ValueError(f"log_ratio_clamp must be positive, got {self.log_ratio_clamp}")
+        if self.agg == "seq-mean-token-sum-norm":
+            if self.norm_tokens is None or not float(self.norm_tokens) > 0:
+                raise ValueError("agg seq-mean-token-sum-norm needs norm_tokens > 0 (the constant divisor)")
+            self.norm_tokens = float(self.norm_tokens)
+
+
+def policy_loss(new_lp, old_lp, advantages, cfg):
+    """The PPO-clip token loss, with the log-ratio clamp and optional dual clip.
+
+    ratio = exp(clamp(log π − log π_old, ±log_ratio_clamp));
+    loss = max(−A·ratio, −A·clip(ratio, 1 − clip_low, 1 + clip_high)), and with dual clip c,
+    for A < 0: min(that, −c·A) (Ye et al. 2020, "Mastering Complex Control in MOBA Games
+    with Deep RL": a ratio far above 1 on a negative-advantage token no longer makes the
+    loss unbounded). Returns (loss, ratio, where the clip binds, where the dual clip binds),
+    per token."""
+    log_ratio = torch.clamp(new_lp - old_lp, -cfg.log_ratio_clamp, cfg.log_ratio_clamp)
+    ratio = torch.exp(log_ratio)
+    clipped = torch.clamp(ratio, 1 - cfg.clip_low, 1 + cfg.clip_high)
+    pg = torch.max(-advantages * ratio, -advantages * clipped)
+    with torch.no_grad():
+        is_clipped = ((ratio < 1 - cfg.clip_low) & (advantages < 0)) | ((ratio > 1 + cfg.clip_high) & (advantages > 0))
+    dual = torch.zeros_like(is_clipped)
+    if cfg.dual_clip > 0:
+        capped = torch.min(pg, -cfg.dual_clip * advantages)
+        negative = advantages < 0
+        with torch.no_grad():
+            dual = negative & (pg > -cfg.dual_clip * advantages)
+        pg = torch.where(negative, capped, pg)
+    return pg, ratio, is_clipped, dual
+
+
+def kl_penalty(new_lp, ref_lp, estimator, clamp=20.0):
+    """Schulman's KL estimators ("Approximating KL Divergence", 2020) per sampled token, with
+    log r = clamp(log π_ref − log π, ±clamp), r = π_ref/π, tokens sampled from π:
+
+    - k3 = (r − 1) − log r: unbiased for KL(π‖π_ref) and non-negative. As a loss its gradient
+      is (1 − r)·∇log π, whose expectation under π is −Σ π_ref ∇log π = ∇KL(π_ref‖π): the
+      gradient of the *other* direction (GRPO's KL term).
+    - k2 = ½ (log r)²: biased for the value, but as a loss its gradient (log π − log π_ref)·∇log π
+      has expectation ∇KL(π‖π_ref) (on-policy, per token given the prefix).
+    - k1 = −log r: unbiased for the value; as a loss its expected gradient is 0 — use it in
+      the reward (`k1-reward`), not here.
+    """
+    log_r = torch.clamp(ref_lp - new_lp, -clamp, clamp)
+    if estimator == "k3":
+        return torch.exp(log_r) - log_r - 1
+    if estimator == "k2":
+        return 0.5 * log_r**2
+    if estimator == "k1":
+        return -log_r
+    raise ValueError(f"unknown KL estimator {estimator!r}")
+
+
+def _k1_to_go(old, ref_lp, sel, clamp):
+    """The KL penalty in the reward: k1 = log π_old − log π_ref of each sampled token (the
+    rollout's logprobs, so constant over epochs; detached), summed to go over the sampled
+    tokens that follow in the same sequence, at the selected positions. Subtracted (× the
+    coefficient) from the advantages, its policy gradient is that of the sequence-level
+    KL(π‖π_ref) on-policy, as in PPO-RLHF (Ziegler et al. 2019)."""
+    k1 = torch.zeros_like(old)
+    k1[sel] = torch.clamp(old[sel] - ref_lp.detach(), -clamp, clamp)
+    to_go = torch.flip(torch.cumsum(torch.flip(k1, [1]), 1), [1])
+    return to_go[sel]
+
+
+def _token_weights(cfg, sel, per_token, mb_tokens, mb_seqs):
+    """Per-token weights whose sum over the micro-batches is the mini-batch's aggregate:
+    token-mean 1/tokens; seq-mean-token-mean 1/(tokens of the sequence · sequences);
+    seq-mean-token-sum-norm 1/(norm_tokens · sequences) (Dr. GRPO, Liu et al. 2025)."""
+    if cfg.agg == "token-mean":
+        return torch.full_like(per_token, 1.0 / mb_tokens)
+    if cfg.agg == "seq-mean-token-sum-norm":
+        return torch.full_like(per_token, 1.0 / (cfg.norm_tokens * mb_seqs))
+    counts = sel.sum(1, keepdim=True).expand_as(sel)[sel].float()
+    return 1.0 / (counts * mb_seqs)
 
 
 class _NullContext:

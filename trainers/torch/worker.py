@@ -94,6 +94,8 @@ class Worker:
                 seed=req.get("seed", 0),
                 threads=req.get("threads"),
                 bf16=req.get("bf16", True),
+                logprob_chunk=req.get("logprob_chunk", 1024),
+                activation_checkpointing=req.get("activation_checkpointing", False),
             )
             return self.trainer.info()
         if cmd == "info":

@@ -5,7 +5,7 @@
  * - A progress command's output reaches the reward only through its parsed, clamped
  *   value: faking it (a fake `python3` printing "1000 passed", edited visible tests)
  *   cannot make an episode's progress rewards sum past Φ(end) − Φ(start) ≤ 1, and with
- *   gated credit a failed episode earns nothing from them. Its output never enters the
+ *   gated credit a failed episode earns nothing from them (their falls still count as penalties). Its output never enters the
  *   conversation or the record.
  * - Judges and ONNX models run on the host: they never touch the sandbox, and the files
  *   they use (models, the judge cache) cannot be read or replaced from inside it.
@@ -89,7 +89,7 @@ describe('progress commands', () => {
     expect(returns[0]).toBeCloseTo(0.25 + 0.95 * (0.25 + 0.95 * 1), 12);
   });
 
-  it('cannot be pushed past the potential by faking its output, and earns nothing under gated credit', async () => {
+  it('cannot be pushed past the potential by faking its output, and earns nothing positive under gated credit', async () => {
     const setup = await buildRewardFunctions(fixBug);
     const agent = new ScriptedAgent({
       turns: [
@@ -107,7 +107,16 @@ describe('progress commands', () => {
     const sum = progress.reduce((a, b) => a + b, 0);
     expect(sum).toBeLessThanOrEqual(1 - 0.5);
     expect(episode.verifier?.reward).toBe(0);
-    expect(episodeReturns(episode, setup.credit)).toEqual([0, 0, 0, 0, 0, 0]);
+    // Failed: only penalties pass the gate (a fall of the progress is one), nothing positive.
+    const returns = episodeReturns(episode, setup.credit);
+    let later = 0;
+    const expected = episode.turns
+      .map((turn) => turn.reward)
+      .reverse()
+      .map((reward) => (later = Math.min(reward, 0) + 0.95 * later))
+      .reverse();
+    returns.forEach((value, index) => expect(value).toBeCloseTo(expected[index]!, 12));
+    expect(Math.max(...returns)).toBeLessThanOrEqual(0);
   });
 
   it('keeps its output out of the conversation and the record', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  assignCredit,
   grpoAdvantages,
   reinforceAdvantages,
   rlooAdvantages,
@@ -88,9 +89,15 @@ describe('turnAdvantages', () => {
     ]);
   });
 
-  it('pools every turn of the group by default', () => {
+  it('pools the turns at the same index by default', () => {
+    expect(turnAdvantages(returns, { estimator: 'reinforce' })).toEqual(
+      turnAdvantages(returns, { estimator: 'reinforce', pooling: 'index' }),
+    );
+  });
+
+  it('pools every turn of the group with pooling all', () => {
     // mean of [1, 2, 3, 5, 6] = 3.4
-    const result = turnAdvantages(returns, { estimator: 'reinforce' });
+    const result = turnAdvantages(returns, { estimator: 'reinforce', pooling: 'all' });
     close(result.flat(), [-2.4, -1.4, -0.4, 1.6, 2.6]);
     expect(result.map((episode) => episode.length)).toEqual([2, 1, 2]);
   });
@@ -99,6 +106,39 @@ describe('turnAdvantages', () => {
     const result = turnAdvantages([[1, 7], [0]], { estimator: 'grpo', pooling: 'index', eps: 0 });
     close(result[0]!, [0.7071068, 0], 6);
     close(result[1]!, [-0.7071068], 6);
+  });
+
+  it('gives four identical successful 3-turn episodes exactly 0 on every turn (GRPO, RLOO, REINFORCE)', () => {
+    // Sparse credit, γ = 0.95, R = 1: G = [0.9025, 0.95, 1] on every episode.
+    const G = assignCredit(
+      { turnRewards: [0, 0, 0], trajectoryReward: 1 },
+      { scheme: 'sparse', gamma: 0.95 },
+    );
+    const group = [G, G, G, G];
+    for (const estimator of ['grpo', 'rloo', 'reinforce'] as const) {
+      expect(turnAdvantages(group, { estimator })).toEqual([
+        [0, 0, 0],
+        [0, 0, 0],
+        [0, 0, 0],
+        [0, 0, 0],
+      ]);
+    }
+    // Pooling all turns instead ranks the turns by position: what the default avoids.
+    const pooled = turnAdvantages(group, { estimator: 'grpo', pooling: 'all' })[0]!;
+    close(pooled, [-1.1624, -0.02, 1.1825], 3);
+  });
+
+  it('gives a turn that did better than the turns at its position a positive advantage', () => {
+    // Four successes; episode 0's turn 1 is the only one without a tool_error penalty (dense).
+    const returns = [0, 1, 2, 3].map((i) =>
+      assignCredit({ turnRewards: [0, i === 0 ? 0 : -0.1, 0], trajectoryReward: 1 }, { scheme: 'dense' }),
+    );
+    const result = turnAdvantages(returns, { estimator: 'grpo' });
+    expect(result[0]![1]).toBeGreaterThan(0);
+    for (const i of [1, 2, 3]) expect(result[i]![1]).toBeLessThan(0);
+    // Turn 0 carries the return-to-go, so it differs the same way; the last turn ties.
+    expect(result[0]![0]).toBeGreaterThan(0);
+    expect(result.map((episode) => episode[2])).toEqual([0, 0, 0, 0]);
   });
 
   it('gives zeros when every return of the group is equal', () => {

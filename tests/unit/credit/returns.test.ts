@@ -88,7 +88,26 @@ describe('dense credit', () => {
 describe('gated credit', () => {
   const turnRewards = [0.5, 0.5];
 
-  it('keeps only R when R is below the gate (hacked step rewards earn nothing)', () => {
+  it('keeps penalties on a failed episode: a tool_error on turn 1 lowers the returns up to turn 1', () => {
+    const config = { scheme: 'gated', gate: 1, gamma: 0.95 } as const;
+    // Turn 1 failed a tool call: rule tool_error, weight 0.1 → r_1 = −0.1. R = 0 (failed).
+    const penalised = assignCredit({ turnRewards: [0, -0.1, 0], trajectoryReward: 0 }, config);
+    const clean = assignCredit({ turnRewards: [0, 0, 0], trajectoryReward: 0 }, config);
+    expect(clean).toEqual([0, 0, 0]);
+    close(penalised, [-0.095, -0.1, 0]);
+    expect(penalised[1]).toBeLessThan(clean[1]!);
+    expect(penalised[0]).toBeLessThan(clean[0]!);
+    expect(penalised[2]).toBe(clean[2]);
+  });
+
+  it('gates only the positive turn rewards of a failed episode', () => {
+    // c = [min(0.5, 0), min(−0.2, 0), min(0.3, 0) + R] = [0, −0.2, 0.4]
+    expect(
+      creditedRewards({ turnRewards: [0.5, -0.2, 0.3], trajectoryReward: 0.4 }, { scheme: 'gated', gate: 1 }),
+    ).toEqual([0, -0.2, 0.4]);
+  });
+
+  it('keeps only R when R is below the gate and no turn reward is negative (hacked step rewards earn nothing)', () => {
     expect(assignCredit({ turnRewards, trajectoryReward: 0 }, { scheme: 'gated', gate: 1 })).toEqual([0, 0]);
     close(
       assignCredit({ turnRewards, trajectoryReward: 0.5 }, { scheme: 'gated', gate: 1, gamma: 0.9 }),

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isPaddockError, type PaddockError } from '../../../harness/index.ts';
-import { loadTrainConfig, parseTrainConfig } from '../../../trainers/rl/index.ts';
+import { loadTrainConfig, lossConfig, parseTrainConfig } from '../../../trainers/rl/index.ts';
 
 const minimal = {
   tasks: { train: ['tasks/a'] },
@@ -37,6 +37,63 @@ describe('train.yaml', () => {
     expect(config.sampling).toEqual({ temperature: 1, top_p: 1, max_new_tokens: 64 });
     expect(config.eval.every).toBe(10);
     expect(config.device).toBe('auto');
+  });
+
+  it("fills the algorithm options' documented defaults (trainers/rl/README.md)", () => {
+    const { algorithm } = parseTrainConfig(minimal, { baseDir: '/base' });
+    expect(algorithm).toMatchObject({
+      pooling: 'index',
+      filter_groups: false,
+      scale_by_std: true,
+      dual_clip: false,
+      log_ratio_clamp: 20,
+      kl_estimator: 'k3',
+      kl_metric: false,
+      loss_agg: 'token-mean',
+      reference: true,
+      logprob_chunk: 1024,
+      activation_checkpointing: false,
+    });
+    expect(algorithm.loss_norm).toBeUndefined();
+  });
+
+  it("turns the algorithm options into the worker's loss settings", () => {
+    const defaults = parseTrainConfig(minimal);
+    expect(lossConfig(defaults, 256)).toEqual({
+      clip_low: 0.2,
+      clip_high: 0.2,
+      log_ratio_clamp: 20,
+      kl_coef: 0,
+      kl_estimator: 'k3',
+      kl_metric: false,
+      entropy_coef: 0,
+      temperature: 1,
+      agg: 'token-mean',
+    });
+    const drGrpo = parseTrainConfig({
+      ...minimal,
+      algorithm: {
+        scale_by_std: false,
+        loss_agg: 'seq-mean-token-sum-norm',
+        dual_clip: true,
+        kl: 0.01,
+        kl_estimator: 'k2',
+      },
+    });
+    expect(lossConfig(drGrpo, 256)).toMatchObject({
+      agg: 'seq-mean-token-sum-norm',
+      norm_tokens: 256,
+      dual_clip: 3,
+      kl_coef: 0.01,
+      kl_estimator: 'k2',
+    });
+    const explicit = parseTrainConfig({
+      ...minimal,
+      algorithm: { loss_agg: 'seq-mean-token-sum-norm', loss_norm: 1000, dual_clip: 5 },
+    });
+    expect(lossConfig(explicit, 256)).toMatchObject({ norm_tokens: 1000, dual_clip: 5 });
+    expect(() => parseTrainConfig({ ...minimal, algorithm: { dual_clip: 0.5 } })).toThrow(/dual_clip/);
+    expect(() => parseTrainConfig({ ...minimal, algorithm: { kl_estimator: 'k4' } })).toThrow(/kl_estimator/);
   });
 
   it('refuses unknown keys, naming the file and the field', () => {
