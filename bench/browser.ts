@@ -2,7 +2,9 @@
  * Browser environment benchmark, in a real Chromium (prints figures, asserts nothing):
  *  1. one step on a local page — a browser tool call (action + settle + new observation)
  *     p50/p99, side by side with the baseline "action + fixed 0.5 s settle wait +
- *     observation" (targets: ≥ 8× faster, p50 ≤ 60 ms);
+ *     observation" (targets: ≥ 8× faster, p50 ≤ 60 ms); and the same click as a GUI agent
+ *     makes it — `browser_click_at` at a point, observed with a screenshot (PNG) — on the
+ *     same page (target p50 ≤ 60 ms);
  *  2. a new isolated context ready for an episode, with the browser up: taken from the
  *     pool (a spare made ahead), and made on demand (target p50 ≤ 100 ms);
  *  3. a whole episode opened: static site up, context, start page loaded, first observation;
@@ -17,6 +19,7 @@ import { BrowserPool, BrowserToolProvider, type BrowserSession } from '../sandbo
 import { ms, percentile, writeResults } from './stats.ts';
 
 const STEPS = 150;
+const XY_STEPS = 80;
 const BASELINE_STEPS = 20;
 const CONTEXTS = 30;
 const LAUNCHES = 5;
@@ -45,6 +48,12 @@ const task: Task = {
   limits: { maxTurns: 1_000, timeoutMs: 600_000, commandTimeoutMs: 10_000 },
   metadata: {},
   extensions: { browser: { site: 'site/', start: '/index.html' } },
+};
+/** The same page for a GUI agent: coordinate actions, a screenshot in every observation. */
+const taskXY: Task = {
+  ...task,
+  id: 'bench/web-xy',
+  extensions: { browser: { site: 'site/', start: '/index.html', actions: 'coordinates' } },
 };
 const signal = new AbortController().signal;
 const context: ToolContext = { signal, episodeId: 'bench', turnIndex: 0 };
@@ -149,12 +158,37 @@ for (let i = 0; i < BASELINE_STEPS; i++) {
   baseline.push(performance.now() - started);
 }
 await session.close();
+
+// The click of a GUI agent: a point of the screenshot, and a screenshot back.
+const sessionXY = (await provider.open(taskXY, {
+  labels: { runId: 'bench', episodeId: 'steps-xy' },
+  signal,
+})) as BrowserSession;
+await sessionXY.initialObservation({ signal });
+const clickAt = sessionXY.tools.find((tool) => tool.name === 'browser_click_at')!;
+const addBox = (await (await sessionXY.page()).locator('#add').boundingBox())!;
+const addPoint = { x: Math.round(addBox.x + addBox.width / 2), y: Math.round(addBox.y + addBox.height / 2) };
+for (let i = 0; i < 10; i++) await clickAt.execute(addPoint, context);
+const xySteps: number[] = [];
+const screenshotBytes: number[] = [];
+for (let i = 0; i < XY_STEPS; i++) {
+  const started = performance.now();
+  const output = await clickAt.execute(addPoint, context);
+  xySteps.push(performance.now() - started);
+  if (output.isError || output.images?.length !== 1) throw new Error(`click_at: ${output.text}`);
+  screenshotBytes.push((output.images[0]!.dataBase64.length * 3) / 4);
+}
+const count = await (await sessionXY.page()).locator('#count').textContent();
+if (count !== String(10 + XY_STEPS)) throw new Error(`the coordinate clicks missed: count ${count}`);
+await sessionXY.close();
 await provider.close();
 
 const figures = {
   step_click_selector_ms: summary(steps),
   step_click_ref_ms: summary(refSteps),
   step_fill_ms: summary(fillSteps),
+  step_click_at_screenshot_ms: summary(xySteps),
+  screenshot_bytes_p50: percentile(screenshotBytes, 50),
   baseline_click_fixed_wait_ms: summary(baseline),
   speedup_p50: percentile(baseline, 50) / percentile(refSteps, 50),
   observation_chars_p50: percentile(observationChars, 50),
@@ -172,6 +206,11 @@ const row = (name: string, values: number[], extra = '') =>
   );
 row('step: browser_click (selector) + settle + obs.', steps, `  (${percentile(observationChars, 50)} chars)`);
 row('step: browser_click (ref) + settle + obs.', refSteps);
+row(
+  'step: browser_click_at + settle + screenshot',
+  xySteps,
+  `  (PNG ${Math.round(percentile(screenshotBytes, 50) / 1024)} KiB; p50 target ≤ 60 ms)`,
+);
 row('step: browser_fill + settle + observation', fillSteps);
 row('baseline: click + fixed 0.5 s + observation', baseline);
 console.log(

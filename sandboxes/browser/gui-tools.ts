@@ -229,15 +229,11 @@ export function uploadTool(session: BrowserSession): Tool {
             'browser_upload',
             context.turnIndex,
           );
-          const chooser = page.waitForEvent('filechooser', { timeout: session.config.actionTimeoutMs });
-          chooser.catch(() => undefined);
-          await page.mouse.click(point.x, point.y);
-          let opened;
-          try {
-            opened = await chooser;
-          } catch {
-            throw new ActionRefused(`clicking at (${args.x}, ${args.y}) opened no file chooser`);
-          }
+          const opened = await session.nextFileChooser(
+            () => page.mouse.click(point.x, point.y),
+            session.config.actionTimeoutMs,
+          );
+          if (!opened) throw new ActionRefused(`clicking at (${args.x}, ${args.y}) opened no file chooser`);
           await opened.setFiles(files, { timeout: session.config.actionTimeoutMs });
           return `Chose ${args.files.join(', ')} in the file chooser opened at (${args.x}, ${args.y}).`;
         }

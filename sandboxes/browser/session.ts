@@ -6,7 +6,7 @@
  * disconnected becomes a retryable SANDBOX_FAILED error, which ends the episode as an
  * infrastructure error that `runEpisodes` retries.
  */
-import type { Dialog, Locator, Page } from 'playwright-core';
+import type { Dialog, FileChooser, Locator, Page } from 'playwright-core';
 import {
   ERROR_CODES,
   PaddockError,
@@ -54,6 +54,9 @@ import { browserTools } from './tools.ts';
 const OBSERVE_TIMEOUT_MS = 5_000;
 /** Longest wait for the browser to close a page whose main thread is stuck, in ms. */
 const HUNG_PAGE_CLOSE_TIMEOUT_MS = 5_000;
+
+/** How long an action waits for a window it may have opened (popups: follow, tabs), in ms. */
+const POPUP_GRACE_MS = 150;
 
 /** What `act` sees when the action opened a dialog the agent must answer (dialogs: agent). */
 const DIALOG_OPENED = Symbol('dialog opened');
@@ -130,6 +133,8 @@ export class BrowserSession implements ToolSession {
   lastScore: number | undefined;
   /** A dialog the page waits on until the agent answers it (dialogs: agent). */
   private pendingDialog: Dialog | undefined;
+  /** Waiting for the next file chooser (browser_upload at a point). */
+  private chooserWaiters: ((chooser: FileChooser) => void)[] = [];
   /** Woken when a dialog opens: an action that opened it stops waiting for itself. */
   private dialogWakers: (() => void)[] = [];
   /** The action a dialog interrupted, finished once the dialog is answered. */
@@ -268,6 +273,30 @@ export class BrowserSession implements ToolSession {
     page.on('crash', () => {
       this.crashed = true;
     });
+    // Chromium intercepts file choosers only in documents loaded after interception was
+    // turned on: a task with uploads listens from before the first navigation.
+    if (this.config.uploads.length > 0) {
+      page.on('filechooser', (chooser) => {
+        const waiter = this.chooserWaiters.shift();
+        if (waiter) waiter(chooser);
+        else this.note('a file chooser opened: choose files with browser_upload');
+      });
+    }
+  }
+
+  /** The next file chooser a page of the episode opens, or undefined after `timeoutMs`. */
+  async nextFileChooser(start: () => Promise<void>, timeoutMs: number): Promise<FileChooser | undefined> {
+    let waiter: ((chooser: FileChooser) => void) | undefined;
+    const opened = new Promise<FileChooser>((resolve) => {
+      waiter = resolve;
+      this.chooserWaiters.push(resolve);
+    });
+    try {
+      await start();
+      return await withTimeout(opened, timeoutMs, 'the file chooser').catch(() => undefined);
+    } finally {
+      this.chooserWaiters = this.chooserWaiters.filter((item) => item !== waiter);
+    }
   }
 
   private onNewPage(page: Page): void {
@@ -446,8 +475,17 @@ export class BrowserSession implements ToolSession {
             this.dialogWakers.push(wake);
           })
         : undefined;
+    // A window the action opens arrives a moment after the action returns: in the modes
+    // that show it, the action waits for it briefly so that its observation shows it.
+    const popup =
+      this.config.popups === 'block'
+        ? undefined
+        : page.waitForEvent('popup', { timeout: POPUP_GRACE_MS }).catch(() => undefined);
     try {
-      const running = action(page);
+      const running = action(page).then(async (text) => {
+        await popup;
+        return text;
+      });
       const outcome = await withTimeout(
         dialogOpened ? Promise.race([running, dialogOpened]) : running,
         boundMs,
