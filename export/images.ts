@@ -13,17 +13,7 @@
  * An image whose bytes the record did not keep (over the episode's image budget) becomes
  * a text part saying so: the conversation keeps its place, no image is invented.
  */
-import {
-  closeSync,
-  constants as fsConstants,
-  fsyncSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import {
   ERROR_CODES,
@@ -34,6 +24,7 @@ import {
   sha256Hex,
   type RecordedImage,
 } from '../harness/index.ts';
+import { writeFileAtomic } from '../harness/atomic-file.ts';
 import type { OpenAIContentPart } from '../harness/openai-format.ts';
 
 /** How the export writes images: copied beside it (`files`) or as `data:` URLs (`inline`). */
@@ -121,28 +112,6 @@ export class ExportImages {
       this.folderReady = true;
     }
     const path = join(this.folder, name);
-    const tmp = join(this.folder, `.${name}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-    let fd: number | undefined;
-    try {
-      fd = openSync(
-        tmp,
-        fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | (fsConstants.O_NOFOLLOW ?? 0),
-        0o644,
-      );
-      let offset = 0;
-      while (offset < bytes.length) {
-        const n = writeSync(fd, bytes, offset, bytes.length - offset, offset);
-        if (n <= 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
-        offset += n;
-      }
-      fsyncSync(fd);
-      closeSync(fd);
-      fd = undefined;
-      renameSync(tmp, path);
-    } catch (error) {
-      if (fd !== undefined) closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw error;
-    }
+    writeFileAtomic(path, bytes);
   }
 }

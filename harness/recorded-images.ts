@@ -20,12 +20,11 @@ import {
   mkdirSync,
   openSync,
   readSync,
-  renameSync,
   rmSync,
-  writeSync,
   type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.ts';
 import { ERROR_CODES, PaddockError, describeError } from './errors.ts';
 import type { RecordedEpisode } from './episode.ts';
 import type { ImagePart } from './tool.ts';
@@ -380,34 +379,9 @@ export class RunImageWriter {
       } else if (existing?.isDirectory()) {
         rmSync(path, { recursive: true, force: true });
       }
-      const tmp = join(dir, `.${sha256}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-      let fd: number | undefined;
-      try {
-        // O_EXCL: the name is new, and a link planted there is never followed.
-        fd = openSync(
-          tmp,
-          fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW,
-          0o644,
-        );
-        let offset = 0;
-        while (offset < bytes.length) {
-          const n = writeSync(fd, bytes, offset, bytes.length - offset, offset);
-          if (n <= 0)
-            throw Object.assign(new Error('no space left on device: a write made no progress'), {
-              code: 'ENOSPC',
-            });
-          offset += n;
-        }
-        fsyncSync(fd);
-        closeSync(fd);
-        fd = undefined;
-        // rename replaces whatever is at the name (a link itself, not its target).
-        renameSync(tmp, path);
-      } catch (error) {
-        if (fd !== undefined) closeSync(fd);
-        rmSync(tmp, { force: true });
-        throw error;
-      }
+      // A fresh temporary name (a link planted there is never followed), renamed over the
+      // name: rename replaces whatever is there (a link itself, not its target).
+      writeFileAtomic(path, bytes);
       this.present.add(file);
       return true;
     } catch (error) {

@@ -41,12 +41,10 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
-  renameSync,
   rmSync,
   statSync,
   truncateSync,
   writeFileSync,
-  writeSync,
   readSync,
   existsSync,
   readdirSync,
@@ -55,6 +53,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { EpisodeEvent, RecordedEpisode, ToolResultRecord } from './episode.ts';
+import { writeFileAtomic as writeFileBytesAtomic, writeFully } from './atomic-file.ts';
 import { ERROR_CODES, PaddockError, describeError } from './errors.ts';
 import {
   RunImageWriter,
@@ -108,35 +107,11 @@ function writeFailure(error: unknown): string {
   return describeError(error);
 }
 
-/**
- * Writes all of `data` at `position`, repeating the call while the system writes only
- * part of it (a nearly full disk, a signal). A write that makes no progress is ENOSPC.
- */
-function writeFully(fd: number, data: Buffer, position: number): void {
-  let offset = 0;
-  while (offset < data.length) {
-    const written = writeSync(fd, data, offset, data.length - offset, position + offset);
-    if (written <= 0) {
-      throw Object.assign(new Error('no space left on device: a write made no progress'), { code: 'ENOSPC' });
-    }
-    offset += written;
-  }
-}
-
 /** Writes `text` to `path` through a temporary file, fsync'd and renamed: the file is whole or absent. */
 function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  let fd: number | undefined;
   try {
-    fd = openSync(tmp, 'w');
-    writeFully(fd, Buffer.from(text), 0);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
+    writeFileBytesAtomic(path, Buffer.from(text));
   } catch (error) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
     throw storeError(`writing ${path} failed: ${writeFailure(error)}`, error);
   }
 }

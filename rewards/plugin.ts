@@ -9,7 +9,14 @@
  * task files are first read, and the builder (judges, ONNX reward models) when a run opens.
  */
 import { ERROR_CODES, PaddockError } from '../harness/errors.ts';
-import type { EpisodeRewards, PaddockPlugin, PluginRunContext, PluginRun, Task } from '../harness/index.ts';
+import type {
+  EpisodeRewards,
+  PaddockPlugin,
+  PluginRunContext,
+  PluginRun,
+  Task,
+  TurnRewardKind,
+} from '../harness/index.ts';
 
 /** Opens the reward builder of one run: each task's functions are built once and closed with the run. */
 async function openRewards(context: PluginRunContext): Promise<PluginRun> {
@@ -17,29 +24,23 @@ async function openRewards(context: PluginRunContext): Promise<PluginRun> {
     import('./build.ts'),
     import('./credit/index.ts'),
   ]);
+  /** A turn reward kind the browser plug-in opened, or CONFIG_INVALID saying it is not registered. */
+  const browserKind = (name: string, what: string, task: Task): TurnRewardKind => {
+    const kind = context.turnRewardKind(name);
+    if (!kind) {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `task ${task.id}: ${what} needs the browser plug-in, which is not registered`,
+      );
+    }
+    return kind;
+  };
   const resources = new RewardResources({
     judgeAgentFactory: (spec) => context.createAgent(spec),
     cacheDir: context.cacheDir,
-    pageTurnReward: (task, options) => {
-      const kind = context.turnRewardKind('page');
-      if (!kind) {
-        throw new PaddockError(
-          ERROR_CODES.CONFIG_INVALID,
-          `task ${task.id}: a page reward needs the browser plug-in, which is not registered`,
-        );
-      }
-      return kind(task, options);
-    },
-    groundingTurnReward: (task, options) => {
-      const kind = context.turnRewardKind('grounding');
-      if (!kind) {
-        throw new PaddockError(
-          ERROR_CODES.CONFIG_INVALID,
-          `task ${task.id}: a grounding reward needs the browser plug-in, which is not registered`,
-        );
-      }
-      return kind(task, options);
-    },
+    pageTurnReward: (task, options) => browserKind('page', 'a page reward', task)(task, options),
+    groundingTurnReward: (task, options) =>
+      browserKind('grounding', 'a grounding reward', task)(task, options),
   });
   const setups: { close(): Promise<void> }[] = [];
   // Built once per task: the trainer asks again at every step.

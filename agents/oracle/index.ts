@@ -113,7 +113,7 @@ export class OracleAgent implements Agent {
  * that a solution written ahead of time can act in coordinates.
  */
 async function resolveReferences(turn: AssistantTurn, episode: EpisodeContext): Promise<AssistantTurn> {
-  const sessions = [...episode.sessions.values()].filter((session) => session.resolveReference);
+  const sessions = [...episode.sessions.values()].filter((session) => session.resolveReference !== undefined);
   if (sessions.length === 0) return turn;
   const toolCalls: ToolCall[] = [];
   for (const toolCall of turn.toolCalls) {

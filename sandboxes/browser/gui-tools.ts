@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { defineTool, type Tool } from '../../harness/index.ts';
 import { ActionRefused, type BrowserSession, type Target } from './session.ts';
+import { refField, selectorField } from './tool-args.ts';
 
 const coordinate = (axis: 'x' | 'y', units: string) =>
   z
@@ -19,17 +20,6 @@ const coordinate = (axis: 'x' | 'y', units: string) =>
     .describe(
       `${axis === 'x' ? 'Horizontal' : 'Vertical'} position on the screenshot (${units}, from the ${axis === 'x' ? 'left' : 'top'} edge).`,
     );
-
-const refField = z
-  .string()
-  .min(1)
-  .optional()
-  .describe('The element\'s ref from the latest page snapshot, e.g. "e12".');
-const selectorField = z
-  .string()
-  .min(1)
-  .optional()
-  .describe('Instead of a ref: a CSS selector or role=button[name="…"].');
 
 /** The tools that point at the screen: offered when the task's actions are `coordinates` or `both`. */
 export function coordinateTools(session: BrowserSession): Tool[] {

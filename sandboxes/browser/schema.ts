@@ -9,6 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ERROR_CODES, PaddockError, formatZodIssues, type Task } from '../../harness/index.ts';
 import { declareTaskPaths } from '../../harness/task.ts';
+import { GROUNDING_REWARD_KINDS } from '../../rewards/grounding.ts';
 
 /** A path inside the task folder, relative to it. */
 const TaskPathSchema = z
@@ -116,14 +117,7 @@ export const GroundingTargetSchema = z.union(
 export type GroundingTarget = z.output<typeof GroundingTargetSchema>;
 
 /** GUI-grounding kinds a `grounding.rewards` mapping may name (see rewards/grounding.ts). */
-export const GROUNDING_KINDS = [
-  'hit',
-  'gaussian_point',
-  'gaussian_coverage',
-  'hyperclick',
-  'box_size',
-  'iou',
-] as const;
+export const GROUNDING_KINDS = GROUNDING_REWARD_KINDS;
 
 /** `grounding:` — where the agent should point, and how its answer is scored. */
 export const BrowserGroundingSchema = z

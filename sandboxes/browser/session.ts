@@ -43,7 +43,7 @@ import {
 } from './observation.ts';
 import { drawMarks } from './marks.ts';
 import type { OriginPolicy } from './origins.ts';
-import { GroundingTargetSchema, type BrowserTaskConfig, type GroundingTarget } from './schema.ts';
+import { GroundingTargetSchema, type BrowserTaskConfig } from './schema.ts';
 import { evaluateScorer, threwNote, type Scorer, type ScorerOutcome, type ScorerScore } from './scorer.ts';
 import { PROBE, type ClickState, type Probe } from './page-functions.ts';
 import { PageActivity, settle } from './settle.ts';
@@ -809,7 +809,7 @@ export class BrowserSession implements ToolSession {
       if (!box) {
         throw new PaddockError(
           ERROR_CODES.CONFIG_INVALID,
-          `solution ${call.name}.${where}: ${describeTarget(parsed.data as GroundingTarget)} names no single visible element on ${page.url()}`,
+          `solution ${call.name}.${where}: ${describeTarget(parsed.data)} names no single visible element on ${page.url()}`,
         );
       }
       return box;

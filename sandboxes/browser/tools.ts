@@ -13,7 +13,8 @@ import { defineTool, type Tool } from '../../harness/index.ts';
 import { resolveGotoTarget } from './origins.ts';
 import { SCROLL_ELEMENT, scrollPageScript } from './page-functions.ts';
 import { coordinateTools, dialogTool, tabsTool, uploadTool } from './gui-tools.ts';
-import { ActionRefused, type BrowserSession, type Target } from './session.ts';
+import { ONE_TARGET, exactlyOneTarget, refField, selectorField } from './tool-args.ts';
+import { ActionRefused, type BrowserSession } from './session.ts';
 
 /** Tool names, all prefixed `browser_`. */
 export const BROWSER_TOOL_NAMES = [
@@ -37,24 +38,6 @@ export const BROWSER_TOOL_NAMES = [
   'browser_dialog',
   'browser_upload',
 ] as const;
-
-const refField = z
-  .string()
-  .min(1)
-  .optional()
-  .describe('The element\'s ref from the latest page snapshot, e.g. "e12".');
-const selectorField = z
-  .string()
-  .min(1)
-  .optional()
-  .describe(
-    'Instead of a ref: a CSS selector, or role=button[name="Buy"], or text=Buy. Must match one element.',
-  );
-
-function exactlyOneTarget(value: Target): boolean {
-  return (value.ref === undefined) !== (value.selector === undefined);
-}
-const ONE_TARGET = { error: 'give exactly one of ref or selector', path: ['ref'] };
 
 /**
  * The browser tools of one session, for the task's action space: by element (`refs`), by
