@@ -52,6 +52,28 @@ export {
   type PolicyTokenizerOptions,
   type PolicyTokenizerSample,
 } from './vocabulary.ts';
+/** A pretrained model's own tokenizer (tokenizer.json, tokenizer_config.json) and chat template. */
+export {
+  HF_TOKENIZER_FILES,
+  HfGenerationConfigSchema,
+  HfTokenizer,
+  HfTokenizerConfigSchema,
+  HfTokenizerJsonSchema,
+  type HfSpecialTokens,
+  type HfTokenizerFiles,
+  type HfTokenizerOptions,
+} from './hf-tokenizer.ts';
+export {
+  HfChatTemplate,
+  TOOL_CALL_FORMATS,
+  detectToolCallFormat,
+  mistralCallId,
+  type HfChatTemplateOptions,
+  type HfParsedCompletion,
+  type RenderTextOptions,
+  type TemplateMessage,
+  type ToolCallFormat,
+} from './hf-chat-template.ts';
 /** Sampling: temperature, top-p, seeded generator, log-probabilities. */
 export {
   DEFAULT_SAMPLING,

@@ -86,6 +86,8 @@ const DEPENDENCY_HOMES: Record<string, string[]> = {
   'playwright-core': ['sandboxes/browser'],
   '@modelcontextprotocol/sdk': ['sandboxes/mcp'],
   'onnxruntime-node': ['agents/onnx', 'rewards'],
+  '@huggingface/tokenizers': ['agents/onnx'],
+  '@huggingface/jinja': ['agents/onnx'],
   vitest: ['testing'],
 };
 
