@@ -622,11 +622,11 @@ export class BrowserSession implements ToolSession {
       cdp.catch(() => this.cdpSessions.delete(page));
     }
     const session = await withTimeout(cdp, OBSERVE_TIMEOUT_MS, 'the screenshot');
-    const shot = (await withTimeout(
+    const shot = await withTimeout(
       session.send('Page.captureScreenshot', { format: 'png', optimizeForSpeed: true }),
       OBSERVE_TIMEOUT_MS,
       'the screenshot',
-    )) as { data: string };
+    );
     return Buffer.from(shot.data, 'base64');
   }
 
