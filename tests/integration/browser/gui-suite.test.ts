@@ -16,11 +16,12 @@ import {
   browserTaskExtension,
   type BrowserSession,
 } from '../../../sandboxes/browser/index.ts';
+import { creditTaskExtension, rewardsTaskExtension } from '../../../rewards/index.ts';
 import { loadTasks } from '../../../tasks/index.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const tasks = await loadTasks([path.join(ROOT, 'tasks/gui')], {
-  extensions: { browser: browserTaskExtension },
+  extensions: { browser: browserTaskExtension, rewards: rewardsTaskExtension, credit: creditTaskExtension },
   cwd: ROOT,
 });
 const grounding = tasks.filter((task) => task.id.startsWith('gui/grounding@'));

@@ -2,6 +2,8 @@
  * `page:` turn rewards through the composition root's wiring (`createPaddock().openRun()`): the tasks/rewards/web-wizard
  * example in a real Chromium pays the change of its page scorer after every turn, the turn
  * rewards add up to the final page score, and progress credit turns them into returns.
+ * `grounding:` turn rewards the same way: tasks/gui/web/click-button-xy pays each click by
+ * where it landed on the button's box.
  */
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +17,7 @@ import { webTask } from './helpers.ts';
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const paddock = createPaddock();
 const [wizard] = (await paddock.loadSuite([path.join(ROOT, 'tasks/rewards/web-wizard')])) as [Task];
+const [clickXy] = (await paddock.loadSuite([path.join(ROOT, 'tasks/gui/web/click-button-xy')])) as [Task];
 const plugins = await paddock.openRun();
 let episode = 0;
 
@@ -22,14 +25,14 @@ afterAll(async () => {
   await plugins.close();
 });
 
-async function play(agent: Agent) {
+async function play(agent: Agent, task: Task = wizard) {
   return runEpisode({
-    task: wizard,
+    task,
     agent,
     runId: 'it-page-rewards',
     episodeId: `wizard-${++episode}`,
     toolProviders: plugins.toolProviders,
-    rewards: await plugins.rewardsFor(wizard),
+    rewards: await plugins.rewardsFor(task),
   });
 }
 
@@ -81,5 +84,44 @@ describe('page turn rewards', () => {
       name: 'page',
       weight: 0.5,
     });
+  });
+});
+
+describe('grounding turn rewards (tasks/gui/web/click-button-xy)', () => {
+  it("score each click by where it landed on the target's box: GUI-G²'s point reward", async () => {
+    const record = await play(new OracleAgent(), clickXy);
+    expect(record.reward.components.browser).toEqual({ value: 1, weight: 1 });
+    // The oracle clicks the button's centre, then submits (a turn without a click scores 0).
+    expect(record.turns.map((turn) => turn.rewards.grounding)).toEqual([1, 0]);
+    expect(record.turns.map((turn) => turn.reward)).toEqual([0.5, 0]);
+  });
+
+  it('pay less the farther a click lands from the centre, by a Gaussian of the distance', async () => {
+    // The oracle's click is the button's centre, resolved on the page.
+    const oracle = await play(new OracleAgent(), clickXy);
+    const centre = JSON.parse(oracle.turns[0]!.toolCalls[0]!.arguments) as { x: number; y: number };
+    const clickAt = async (dx: number): Promise<number> => {
+      const record = await play(
+        new ScriptedAgent({
+          turns: [
+            { tool_calls: [{ name: 'browser_click_at', arguments: { x: centre.x + dx, y: centre.y } }] },
+          ],
+        }),
+        clickXy,
+      );
+      return record.turns[0]!.rewards.grounding!;
+    };
+    const [near, far] = [await clickAt(5), await clickAt(10)];
+    expect(near).toBeGreaterThan(far);
+    expect(far).toBeGreaterThan(0);
+    // exp(−½ (dx/σx)²): twice the distance, four times the exponent, whatever σ the size gives.
+    expect(Math.log(far) / Math.log(near)).toBeCloseTo(4, 6);
+    const beside = await play(
+      new ScriptedAgent({
+        turns: [{ tool_calls: [{ name: 'browser_click_at', arguments: { x: 1, y: 1 } }] }],
+      }),
+      clickXy,
+    );
+    expect(beside.turns[0]!.rewards.grounding).toBeLessThan(1e-6);
   });
 });
