@@ -25,6 +25,7 @@ export type {
   PolicySampling,
   Tokenizer,
 } from './policy.ts';
+export { isStopId, parseCompletionIds, renderFollowing } from './policy.ts';
 export type {
   AgentKind,
   AgentKindContext,

@@ -6,7 +6,8 @@
  * A trainer renders demonstrations, checks recorded ids and writes policy folders through
  * these interfaces only; an agent kind implements them (`agents/onnx` does, with paddock's
  * piece tokenizer and the `paddock-v1` template; a Hugging Face tokenizer and chat template
- * are meant to fit the same shapes). Types only.
+ * fit the same shapes). Types, and three functions that apply a template's optional members
+ * or their defaults (`isStopId`, `parseCompletionIds`, `renderFollowing`).
  */
 import type { Message, ToolCall } from './agent.ts';
 import type { ToolSpec } from './tool.ts';
@@ -75,6 +76,57 @@ export interface ChatTemplate {
    * calls; call ids are `call_<turnIndex>_<k>`. Never throws: what cannot be read is a problem.
    */
   parseCompletion(completion: string, turnIndex: number): ParsedCompletion;
+  /**
+   * Ids that end a completion when sampled (`<|im_end|>` and the EOS ids).
+   * @default every special id (`tokenizer.isSpecial`)
+   */
+  readonly stopIds?: ReadonlySet<number>;
+  /**
+   * Reads a completion from its ids (a template whose tool-call markers are special tokens
+   * keeps them). @default decode without special tokens, then `parseCompletion`
+   */
+  parseCompletionIds?(ids: readonly number[], turnIndex: number): ParsedCompletion;
+  /**
+   * The ids that take a context holding `messages[0..replyIndex]` (the assistant reply at
+   * `replyIndex` as sampled, through its end token) to the rendering of all of `messages`;
+   * null when the template cannot append them (the caller then renders afresh).
+   * @default `renderMessage` of each message after the reply
+   */
+  renderFollowing?(
+    messages: readonly Message[],
+    replyIndex: number,
+    tools: readonly ToolSpec[],
+  ): number[] | null;
+}
+
+/** Whether sampling `id` ends the completion under `template` (its `stopIds`, else any special id). */
+export function isStopId(template: ChatTemplate, id: number): boolean {
+  return template.stopIds ? template.stopIds.has(id) : template.tokenizer.isSpecial(id);
+}
+
+/** A completion's ids read by `template` (its `parseCompletionIds`, else decoded without specials). */
+export function parseCompletionIds(
+  template: ChatTemplate,
+  ids: readonly number[],
+  turnIndex: number,
+): ParsedCompletion {
+  if (template.parseCompletionIds) return template.parseCompletionIds(ids, turnIndex);
+  const { tokenizer } = template;
+  return template.parseCompletion(tokenizer.decode(ids.filter((id) => !tokenizer.isSpecial(id))), turnIndex);
+}
+
+/**
+ * The ids appended after the reply at `replyIndex` for the messages after it (see
+ * ChatTemplate.renderFollowing; by default each message's `renderMessage`), or null.
+ */
+export function renderFollowing(
+  template: ChatTemplate,
+  messages: readonly Message[],
+  replyIndex: number,
+  tools: readonly ToolSpec[],
+): number[] | null {
+  if (template.renderFollowing) return template.renderFollowing(messages, replyIndex, tools);
+  return messages.slice(replyIndex + 1).flatMap((message) => template.renderMessage(message));
 }
 
 /** The shape of a KV cache a policy graph takes and returns. */

@@ -1,7 +1,8 @@
 /**
- * The local ONNX policy agent: renders the conversation with the paddock-v1 chat template
- * (chat.ts), samples a completion token by token from an ONNX policy (policy.ts), and
- * parses it into text and tool calls.
+ * The local ONNX policy agent: renders the conversation with the policy folder's chat
+ * template (paddock-v1, chat.ts; or the model's own Hugging Face template,
+ * hf-chat-template.ts), samples a completion token by token from an ONNX policy (policy.ts)
+ * until one of the template's stop ids, and parses its ids into text and tool calls.
  *
  * Token-exact recording: the agent keeps each episode's context as token ids. A turn's
  * sampled ids stay in the context as sampled (never re-encoded from text); observations
@@ -17,15 +18,18 @@
  * pure function of the policy, the task, the seed and the observations.
  */
 import {
+  isStopId,
+  parseCompletionIds,
+  renderFollowing,
   throwIfAborted,
   type Agent,
   type AgentInput,
   type AgentSession,
   type EpisodeContext,
   type AssistantTurn,
+  type ChatTemplate,
   type Message,
 } from '../../harness/index.ts';
-import { PaddockChatTemplate } from './chat.ts';
 import type { OnnxPolicy, PolicyState } from './policy.ts';
 import { createRng, sampleToken, type SamplingOptions } from './sampler.ts';
 
@@ -57,16 +61,14 @@ interface PolicyContext {
 export class OnnxPolicyAgent implements Agent {
   readonly name: string;
   private policyRef: OnnxPolicy;
-  private template: PaddockChatTemplate;
+  private template: ChatTemplate;
   private readonly options: OnnxAgentOptions;
   /** Turns whose conversation did not continue the recorded context and was rendered afresh. */
   freshRenders = 0;
 
   constructor(policy: OnnxPolicy, options: OnnxAgentOptions = {}) {
     this.policyRef = policy;
-    this.template = new PaddockChatTemplate(policy.tokenizer, {
-      toolDescriptions: policy.config.chat.tool_descriptions,
-    });
+    this.template = policy.chatTemplate();
     this.options = options;
     this.name = options.name ?? `onnx:${policy.dir}`;
   }
@@ -93,9 +95,7 @@ export class OnnxPolicyAgent implements Agent {
   setPolicy(policy: OnnxPolicy): OnnxPolicy {
     const previous = this.policyRef;
     this.policyRef = policy;
-    this.template = new PaddockChatTemplate(policy.tokenizer, {
-      toolDescriptions: policy.config.chat.tool_descriptions,
-    });
+    this.template = policy.chatTemplate();
     return previous;
   }
 
@@ -145,7 +145,7 @@ export class OnnxPolicyAgent implements Agent {
         const { id, logprob } = sampleToken(logits, 0, logits.length, { temperature, topP }, rng);
         completionIds.push(id);
         completionLogprobs.push(logprob);
-        if (policy.tokenizer.isSpecial(id)) {
+        if (isStopId(this.template, id)) {
           finishReason = 'stop';
           break;
         }
@@ -153,15 +153,12 @@ export class OnnxPolicyAgent implements Agent {
       }
     }
 
-    const parsed = this.template.parseCompletion(
-      policy.tokenizer.decode(completionIds.filter((id) => !policy.tokenizer.isSpecial(id))),
-      input.turnIndex,
-    );
+    const parsed = parseCompletionIds(this.template, completionIds, input.turnIndex);
     if (parsed.toolCalls.length > 0 && finishReason === 'stop') finishReason = 'tool_calls';
     context.ids.push(...completionIds);
     // A turn cut off by length still closes its message for the next prompt.
     const last = completionIds[completionIds.length - 1];
-    if (last === undefined || !policy.tokenizer.isSpecial(last)) context.ids.push(end);
+    if (last === undefined || !isStopId(this.template, last)) context.ids.push(end);
     context.consumed = input.messages.length;
     context.fingerprint = JSON.stringify(input.messages);
     // A turn without calls usually ends the episode: its cache goes, its ids stay (cheap),
@@ -187,11 +184,11 @@ export class OnnxPolicyAgent implements Agent {
   private contextFor(known: PolicyContext | undefined, input: AgentInput, policy: OnnxPolicy): PolicyContext {
     if (known && input.turnIndex > 0 && this.continues(known, input.messages)) {
       // messages[consumed] is the reply this agent sampled: its ids are in the context already.
-      for (const message of input.messages.slice(known.consumed + 1)) {
-        known.ids.push(...this.template.renderMessage(message));
+      const following = renderFollowing(this.template, input.messages, known.consumed, input.tools);
+      if (following !== null) {
+        known.ids.push(...following, ...this.template.generationPrompt);
+        return known;
       }
-      known.ids.push(...this.template.generationPrompt);
-      return known;
     }
     if (input.turnIndex > 0) this.freshRenders++;
     const ids = [

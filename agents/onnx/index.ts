@@ -4,18 +4,25 @@
  *
  * It implements the harness's policy contract (harness/policy.ts): `PieceTokenizer` is a
  * Tokenizer, `PaddockChatTemplate` a ChatTemplate, `onnxPolicyFormat` the PolicyFormat a
- * trainer writes folders with and this agent loads them by.
+ * trainer writes folders with and this agent loads them by; `HfTokenizer`, `HfChatTemplate`
+ * and `hfOnnxPolicyFormat(source)` do the same for a Hugging Face model's own files.
  */
 
 /** The agent: samples turns from a policy and records them token-exactly. */
 export { OnnxPolicyAgent, type OnnxAgentOptions } from './agent.ts';
-/** A policy folder (model.onnx, tokenizer.json, config.json): its format, writer and loader. */
+/**
+ * A policy folder (model.onnx, tokenizer.json, config.json): its format, writer and loader;
+ * `hfOnnxPolicyFormat` for a model with its own Hugging Face tokenizer and chat template.
+ */
 export {
+  HF_POLICY_TOKENIZER_FILES,
   OnnxPolicy,
   POLICY_FILES,
   PolicyConfigSchema,
   loadOnnxPolicy,
+  hfOnnxPolicyFormat,
   onnxPolicyFormat,
+  writeHfOnnxPolicyFolder,
   writeOnnxPolicyFolder,
   type LoadPolicyOptions,
   type PolicyConfig,

@@ -6,21 +6,34 @@
  *   past_seq, head_dim], `past_seq` may be 0); outputs `logits` (float32 [batch, seq,
  *   vocab]) and `present_key_<i>` / `present_value_<i>` (past + new positions). Without a
  *   cache the graph takes `input_ids` only and every step recomputes the prefix.
- * - `tokenizer.json` — see tokenizer.ts.
+ * - `tokenizer.json` — see tokenizer.ts; or, with `chat.template: "hf"`, a Hugging Face
+ *   tokenizer folder's files (`tokenizer.json`, `tokenizer_config.json`, and
+ *   `generation_config.json` and `chat_template.jinja` when the model has them), read by
+ *   HfTokenizer, and the model's own chat template (HfChatTemplate).
  * - `config.json` — see PolicyConfigSchema: vocabulary size, context length, cache shape,
  *   chat options, default sampling, and what the trainer wrote (step, model shape).
  *
  * `onnxPolicyFormat` is this folder as the harness's PolicyFormat (harness/policy.ts): a
  * trainer's exporter writes `model.onnx`, `writeOnnxPolicyFolder` adds the other two files,
- * and `OnnxPolicy.load` reads the folder back.
+ * and `OnnxPolicy.load` reads the folder back. `hfOnnxPolicyFormat(source)` is the same
+ * folder for a model trained from the Hugging Face folder `source`: its tokenizer files are
+ * copied from there.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { z } from 'zod';
 import { ERROR_CODES, PaddockError, describeError, formatZodIssues } from '../../harness/index.ts';
-import type { LoadedPolicy, PolicyFolderContents, PolicyFormat } from '../../harness/index.ts';
+import type {
+  ChatTemplate,
+  LoadedPolicy,
+  PolicyFolderContents,
+  PolicyFormat,
+  Tokenizer,
+} from '../../harness/index.ts';
 import { PADDOCK_TEMPLATE, PaddockChatTemplate } from './chat.ts';
+import { HfChatTemplate } from './hf-chat-template.ts';
+import { HF_TOKENIZER_FILES, HfTokenizer } from './hf-tokenizer.ts';
 import { logSoftmax } from './sampler.ts';
 import { PieceTokenizer, TokenizerFileSchema } from './tokenizer.ts';
 
@@ -49,8 +62,19 @@ export const PolicyConfigSchema = z
       .strict()
       .nullable(),
     chat: z
-      .object({ template: z.literal('paddock-v1'), tool_descriptions: z.boolean().default(true) })
-      .strict()
+      .discriminatedUnion('template', [
+        z
+          .object({ template: z.literal('paddock-v1'), tool_descriptions: z.boolean().default(true) })
+          .strict(),
+        /** The model's own tokenizer and chat template, from the folder's Hugging Face files. */
+        z
+          .object({
+            template: z.literal('hf'),
+            /** The template's `enable_thinking` (Qwen3), passed only when set. */
+            enable_thinking: z.boolean().optional(),
+          })
+          .strict(),
+      ])
       .default({ template: 'paddock-v1', tool_descriptions: true }),
     /** Default sampling of agents made from this folder. */
     sampling: z
@@ -89,9 +113,26 @@ export class OnnxPolicy implements LoadedPolicy {
     /** The folder it was loaded from. */
     readonly dir: string,
     readonly config: PolicyConfig,
-    readonly tokenizer: PieceTokenizer,
+    readonly tokenizer: PieceTokenizer | HfTokenizer,
     private readonly session: ort.InferenceSession,
   ) {}
+
+  /**
+   * The folder's chat template over its tokenizer: paddock-v1, or (`chat.template: "hf"`)
+   * the model's own Hugging Face template.
+   */
+  chatTemplate(): ChatTemplate {
+    const chat = this.config.chat;
+    if (chat.template === 'hf') {
+      return new HfChatTemplate(
+        this.tokenizer as HfTokenizer,
+        chat.enable_thinking === undefined ? {} : { enableThinking: chat.enable_thinking },
+      );
+    }
+    return new PaddockChatTemplate(this.tokenizer, {
+      toolDescriptions: chat.tool_descriptions,
+    });
+  }
 
   /**
    * Loads a policy folder. Throws CONFIG_INVALID when a file is missing or invalid (naming
@@ -116,7 +157,10 @@ export class OnnxPolicy implements LoadedPolicy {
         { details: { file: configPath } },
       );
     }
-    const tokenizer = PieceTokenizer.fromFile(join(dir, POLICY_FILES.tokenizer));
+    const tokenizer =
+      parsed.data.chat.template === 'hf'
+        ? HfTokenizer.fromDir(dir)
+        : PieceTokenizer.fromFile(join(dir, POLICY_FILES.tokenizer));
     if (tokenizer.vocabSize > parsed.data.vocab_size) {
       throw new PaddockError(
         ERROR_CODES.CONFIG_INVALID,
@@ -287,6 +331,27 @@ function writeJsonAtomic(path: string, value: unknown): void {
  * paddock-pieces one.
  */
 export function writeOnnxPolicyFolder(dir: string, contents: PolicyFolderContents): void {
+  const config = policyConfig(dir, contents, {
+    template: PADDOCK_TEMPLATE,
+    tool_descriptions: contents.chat.toolDescriptions,
+  });
+  const tokenizer = TokenizerFileSchema.safeParse(contents.tokenizer.toJSON());
+  if (!tokenizer.success) {
+    throw new PaddockError(
+      ERROR_CODES.CONFIG_INVALID,
+      `${dir}: an ONNX policy folder needs a paddock-pieces tokenizer:\n${formatZodIssues(tokenizer.error.issues)}`,
+    );
+  }
+  writeJsonAtomic(join(dir, POLICY_FILES.config), config);
+  writeJsonAtomic(join(dir, POLICY_FILES.tokenizer), tokenizer.data);
+}
+
+/** A policy folder's config.json for `contents`, with `chat`. */
+function policyConfig(
+  dir: string,
+  contents: PolicyFolderContents,
+  chat: z.input<typeof PolicyConfigSchema>['chat'],
+): PolicyConfig {
   const { model, sampling } = contents;
   const config = PolicyConfigSchema.safeParse({
     format: 'paddock-onnx-policy',
@@ -298,7 +363,7 @@ export function writeOnnxPolicyFolder(dir: string, contents: PolicyFolderContent
       heads: model.kvCache.heads,
       head_dim: model.kvCache.headDim,
     },
-    chat: { template: PADDOCK_TEMPLATE, tool_descriptions: contents.chat.toolDescriptions },
+    chat,
     sampling: {
       ...(sampling.temperature === undefined ? {} : { temperature: sampling.temperature }),
       ...(sampling.topP === undefined ? {} : { top_p: sampling.topP }),
@@ -313,15 +378,87 @@ export function writeOnnxPolicyFolder(dir: string, contents: PolicyFolderContent
       `${dir}: invalid policy config:\n${formatZodIssues(config.error.issues)}`,
     );
   }
-  const tokenizer = TokenizerFileSchema.safeParse(contents.tokenizer.toJSON());
-  if (!tokenizer.success) {
+  return config.data;
+}
+
+/** The Hugging Face tokenizer files an `hf` policy folder carries (those the source has). */
+export const HF_POLICY_TOKENIZER_FILES: readonly string[] = [
+  HF_TOKENIZER_FILES.tokenizer,
+  HF_TOKENIZER_FILES.config,
+  HF_TOKENIZER_FILES.generationConfig,
+  HF_TOKENIZER_FILES.chatTemplate,
+  'special_tokens_map.json',
+];
+
+/**
+ * Writes an `hf` policy folder's `config.json` (`chat.template: "hf"`) beside its
+ * `model.onnx`, and copies the tokenizer files of the Hugging Face folder `source` (each
+ * copied to a temporary name, then renamed). The contents' tokenizer must be that folder's
+ * (an HfTokenizer of the same vocabulary). Throws CONFIG_INVALID otherwise, or when
+ * `source` has no tokenizer.json / tokenizer_config.json.
+ */
+export function writeHfOnnxPolicyFolder(
+  dir: string,
+  source: string,
+  contents: PolicyFolderContents,
+  options: { enableThinking?: boolean } = {},
+): void {
+  if (!(contents.tokenizer instanceof HfTokenizer)) {
     throw new PaddockError(
       ERROR_CODES.CONFIG_INVALID,
-      `${dir}: an ONNX policy folder needs a paddock-pieces tokenizer:\n${formatZodIssues(tokenizer.error.issues)}`,
+      `${dir}: a Hugging Face policy folder needs the model's own tokenizer (an HfTokenizer)`,
     );
   }
-  writeJsonAtomic(join(dir, POLICY_FILES.config), config.data);
-  writeJsonAtomic(join(dir, POLICY_FILES.tokenizer), tokenizer.data);
+  for (const name of [HF_TOKENIZER_FILES.tokenizer, HF_TOKENIZER_FILES.config]) {
+    if (!existsSync(join(source, name))) {
+      throw new PaddockError(ERROR_CODES.CONFIG_INVALID, `${source} has no ${name}`, {
+        details: { file: join(source, name) },
+      });
+    }
+  }
+  const config = policyConfig(dir, contents, {
+    template: 'hf',
+    ...(options.enableThinking === undefined ? {} : { enable_thinking: options.enableThinking }),
+  });
+  for (const name of HF_POLICY_TOKENIZER_FILES) {
+    const from = join(source, name);
+    if (!existsSync(from)) continue;
+    const tmp = join(dir, `${name}.tmp-${process.pid}`);
+    copyFileSync(from, tmp);
+    renameSync(tmp, join(dir, name));
+  }
+  writeJsonAtomic(join(dir, POLICY_FILES.config), config);
+}
+
+/**
+ * An ONNX policy folder for a model trained from the Hugging Face folder `source`, as the
+ * harness's PolicyFormat: `model.onnx` from the exporter, `config.json` with
+ * `chat.template: "hf"`, the source's tokenizer files; read back with the model's own
+ * tokenizer (HfTokenizer) and chat template (HfChatTemplate).
+ */
+export function hfOnnxPolicyFormat(
+  source: string,
+  options: { enableThinking?: boolean } = {},
+): PolicyFormat<OnnxPolicy> {
+  return Object.freeze<PolicyFormat<OnnxPolicy>>({
+    name: 'paddock-onnx-policy',
+    weightsFile: POLICY_FILES.model,
+    write: (dir, contents) => writeHfOnnxPolicyFolder(dir, source, contents, options),
+    load: (dir: string) => OnnxPolicy.load(dir),
+    readTokenizer: (path: string): Tokenizer => HfTokenizer.fromDir(dirname(path)),
+    chatTemplate: (tokenizer) => {
+      if (!(tokenizer instanceof HfTokenizer)) {
+        throw new PaddockError(
+          ERROR_CODES.CONFIG_INVALID,
+          "a Hugging Face chat template needs the model's own tokenizer (an HfTokenizer)",
+        );
+      }
+      return new HfChatTemplate(
+        tokenizer,
+        options.enableThinking === undefined ? {} : { enableThinking: options.enableThinking },
+      );
+    },
+  });
 }
 
 /**

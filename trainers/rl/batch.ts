@@ -15,7 +15,13 @@
  * policy implements them.
  */
 import type { EpisodeRecord, Message, ToolSpec, TurnRecord } from '../../harness/index.ts';
-import { ERROR_CODES, PaddockError } from '../../harness/index.ts';
+import {
+  ERROR_CODES,
+  PaddockError,
+  isStopId,
+  parseCompletionIds,
+  renderFollowing,
+} from '../../harness/index.ts';
 import type { ChatTemplate } from '../../harness/index.ts';
 
 /** One training sequence: all arrays have `ids.length` entries. */
@@ -151,9 +157,13 @@ export function checkTokenDrift(
     if (previous === undefined) {
       expected = [...template.renderConversation(before, tools), ...template.generationPrompt];
     } else {
-      expected = [...previous];
-      for (const message of before) expected.push(...template.renderMessage(message));
-      expected.push(...template.generationPrompt);
+      // As the agent does: what follows the previous reply, else the whole conversation afresh.
+      const upTo = assistantAt < 0 ? messages.length : assistantAt;
+      const following = renderFollowing(template, messages.slice(0, upTo), messageIndex - 1, tools);
+      expected =
+        following === null
+          ? [...template.renderConversation(messages.slice(0, upTo), tools), ...template.generationPrompt]
+          : [...previous, ...following, ...template.generationPrompt];
     }
     if (expected.length !== tokens.promptIds.length || !startsWith(tokens.promptIds, expected)) {
       drifts.push({
@@ -162,10 +172,7 @@ export function checkTokenDrift(
         detail: 'the recorded prompt differs from its re-rendering',
       });
     }
-    const decoded = template.tokenizer.decode(
-      tokens.completionIds.filter((id) => !template.tokenizer.isSpecial(id)),
-    );
-    const parsed = template.parseCompletion(decoded, turn.index);
+    const parsed = parseCompletionIds(template, tokens.completionIds, turn.index);
     const same =
       parsed.text === turn.text &&
       parsed.toolCalls.length === turn.toolCalls.length &&
@@ -180,7 +187,7 @@ export function checkTokenDrift(
       });
     previous = [...tokens.promptIds, ...tokens.completionIds];
     const last = tokens.completionIds[tokens.completionIds.length - 1];
-    if (last === undefined || !template.tokenizer.isSpecial(last)) previous.push(template.end);
+    if (last === undefined || !isStopId(template, last)) previous.push(template.end);
     messageIndex = assistantAt < 0 ? messages.length : assistantAt + 1;
   }
   return drifts;

@@ -9,7 +9,7 @@
  *   heldout: [tasks/toy/lookup-heldout]  # evaluated every eval.every steps
  *   per_step: 8                          # tasks sampled per step
  * policy:
- *   builtin: { d_model: 128, n_layers: 2, n_heads: 4, max_len: 256 }   # or model: <HF folder>
+ *   builtin: { d_model: 128, n_layers: 2, n_heads: 4, max_len: 256 }   # or model: <HF folder> (its own tokenizer and template)
  *   tokenizer: { kind: pieces, max_pieces: 400 }                       # or { kind: bytes } or { file: … }
  * algorithm: { name: grpo, level: trajectory, group_size: 8, lr: 3e-4, clip: 0.2, kl: 0, entropy: 0 }
  * sampling: { temperature: 1, top_p: 1, max_new_tokens: 48 }
@@ -79,8 +79,14 @@ export const TrainConfigSchema = z
     policy: z
       .object({
         builtin: BuiltinPolicySchema.optional(),
-        /** A Hugging Face causal-LM folder (needs `transformers` in the worker's Python). */
+        /**
+         * A Hugging Face causal-LM folder: Llama, Qwen2 and Qwen3 load natively in the worker
+         * (other architectures need `transformers` in its Python). The model's own tokenizer
+         * and chat template are used: `tokenizer` and `tool_descriptions` do not apply.
+         */
         model: z.string().min(1).optional(),
+        /** With `model`: the chat template's `enable_thinking` (Qwen3), passed only when set. */
+        enable_thinking: z.boolean().optional(),
         tokenizer: TokenizerConfigSchema.default({
           kind: 'pieces',
           max_pieces: 512,

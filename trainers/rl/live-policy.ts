@@ -6,7 +6,7 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Tokenizer } from '../../harness/index.ts';
+import type { PolicyFormat, Tokenizer } from '../../harness/index.ts';
 import { OnnxPolicyAgent, onnxPolicyFormat, type OnnxPolicy } from '../../agents/onnx/index.ts';
 import type { TrainConfig } from './config.ts';
 import { trainerError } from './errors.ts';
@@ -24,6 +24,8 @@ export class LivePolicy {
     private readonly folder: RunFolder,
     private readonly trainer: TorchTrainer,
     private readonly tokenizer: Tokenizer,
+    /** How the folders are written and loaded. @default paddock's (onnxPolicyFormat) */
+    private readonly format: PolicyFormat<OnnxPolicy> = onnxPolicyFormat,
   ) {}
 
   /** The folder of the policy now sampling. Throws before the first `publish`. */
@@ -50,9 +52,9 @@ export class LivePolicy {
     const dir = this.folder.policyDir(step);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    const exported = await this.trainer.exportOnnx(join(dir, onnxPolicyFormat.weightsFile));
+    const exported = await this.trainer.exportOnnx(join(dir, this.format.weightsFile));
     const { describe } = exported;
-    onnxPolicyFormat.write(dir, {
+    this.format.write(dir, {
       model: {
         vocabSize: describe.vocab_size,
         maxLen: describe.max_len,
@@ -72,7 +74,7 @@ export class LivePolicy {
       },
       step,
     });
-    const policy = await onnxPolicyFormat.load(dir);
+    const policy = await this.format.load(dir);
     const previous = this.current;
     this.current = policy;
     if (!this.rollout) {

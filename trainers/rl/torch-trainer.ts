@@ -24,8 +24,13 @@ export interface BuiltinModelConfig {
   mlp_ratio?: number;
 }
 
-/** What the worker trains: the built-in transformer, or a Hugging Face causal-LM folder. */
-export type PolicySpec = { kind: 'builtin'; config: BuiltinModelConfig } | { kind: 'hf'; path: string };
+/**
+ * What the worker trains: the built-in transformer, or a Hugging Face causal-LM folder (Llama,
+ * Qwen2 and Qwen3 natively, in fp32 master weights; other architectures through
+ * `transformers`, or always with `native: false`).
+ */
+export type PolicySpec =
+  { kind: 'builtin'; config: BuiltinModelConfig } | { kind: 'hf'; path: string; native?: boolean };
 
 /** AdamW and the learning-rate schedule. */
 export interface OptimizerConfig {
@@ -104,6 +109,7 @@ const ExportSchema = z.object({
   describe: InfoSchema.shape.policy,
 });
 const LoadSchema = z.object({ opt_step: z.number(), meta: z.record(z.string(), z.unknown()) });
+const SaveHfSchema = z.object({ path: z.string(), dtype: z.string(), ms: z.number() });
 const HashSchema = z.object({ sha256: z.string(), opt_step: z.number() });
 const LogprobsSchema = z.object({ logprobs: z.array(z.array(z.number())) });
 
@@ -218,6 +224,23 @@ export class TorchTrainer {
   /** Writes the policy as ONNX to `path` (atomically). */
   async exportOnnx(path: string, opset = 14): Promise<z.infer<typeof ExportSchema>> {
     return parse(ExportSchema, await this.worker.request('export_onnx', { path, opset }), 'export_onnx');
+  }
+
+  /**
+   * Writes the current weights as a Hugging Face folder at `path` (config.json, safetensors,
+   * generation_config.json and the source folder's tokenizer files): `hf` policies of a
+   * natively implemented architecture (llama, qwen2, qwen3) only. `dtype` defaults to the
+   * checkpoint's declared one.
+   */
+  async saveHf(
+    path: string,
+    dtype?: 'float32' | 'bfloat16' | 'float16',
+  ): Promise<z.infer<typeof SaveHfSchema>> {
+    return parse(
+      SaveHfSchema,
+      await this.worker.request('save_hf', { path, ...(dtype ? { dtype } : {}) }),
+      'save_hf',
+    );
   }
 
   /** Saves a checkpoint (weights, reference, optimiser, schedule step, RNG states, `meta`) atomically. */

@@ -27,7 +27,6 @@ import {
   type Task,
   type ToolProvider,
 } from '../../harness/index.ts';
-import { onnxPolicyFormat } from '../../agents/onnx/index.ts';
 import type { Demonstration } from './batch.ts';
 import { loadTrainConfig, parseTrainConfig, type TrainConfig, type TrainConfigInput } from './config.ts';
 import { checkAborted, type TrainingContext } from './context.ts';
@@ -36,7 +35,7 @@ import { LivePolicy } from './live-policy.ts';
 import { rlOptimizer, rlStep } from './rl-step.ts';
 import { RunFolder, readJson, writeJsonAtomic, type MetricRow } from './run-folder.ts';
 import { TorchTrainer, type PolicySpec } from './torch-trainer.ts';
-import { buildTokenizer, fineTune, recordDemonstrations } from './warm-start.ts';
+import { buildTokenizer, fineTune, policyFormatFor, recordDemonstrations } from './warm-start.ts';
 
 export type { EvalSummary } from './evaluation.ts';
 export type { MetricRow } from './run-folder.ts';
@@ -84,6 +83,12 @@ export interface TrainResult {
   wallMs: number;
   /** The final ONNX policy folder (`onnx:<policyDir>`). */
   policyDir: string;
+  /**
+   * With a Hugging Face `policy.model` of a native architecture (Llama, Qwen2, Qwen3): the
+   * final weights as a Hugging Face folder (`<output>/model`: config.json, safetensors,
+   * tokenizer files), loadable by `transformers` and as a later run's `policy.model`.
+   */
+  modelDir?: string;
   /**
    * The run store of every episode the run played (`paddock view <run-id> --runs-dir
    * <runsDir>`): runs `demos`, `step-N`, `eval-N`, `eval-N-greedy`.
@@ -164,9 +169,12 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
     const state = folder.open(resume);
     let demos: Demonstration[] = [];
     if (!state && cfg.sft) demos = await recordDemonstrations(context, trainTasks);
-    const tokenizer = state
-      ? onnxPolicyFormat.readTokenizer(folder.path('tokenizer.json'))
-      : buildTokenizer(cfg, trainTasks, demos);
+    const format = policyFormatFor(cfg);
+    // A Hugging Face model's tokenizer is read from its folder, resumed or not.
+    const tokenizer =
+      state && cfg.policy.model === undefined
+        ? format.readTokenizer(folder.path('tokenizer.json'))
+        : buildTokenizer(cfg, trainTasks, demos);
     if (!state) writeJsonAtomic(folder.path('tokenizer.json'), tokenizer.toJSON());
 
     // --- worker ---------------------------------------------------------------------------
@@ -201,7 +209,7 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       context.log(`resumed from ${state.checkpoint} (step ${step}, optimiser step ${loaded.opt_step})`);
     } else {
       if (cfg.sft && cfg.sft.steps > 0) {
-        const template = onnxPolicyFormat.chatTemplate(tokenizer, {
+        const template = format.chatTemplate(tokenizer, {
           toolDescriptions: cfg.policy.tool_descriptions,
         });
         await fineTune(context, trainer, info.policy.max_len, demos, template);
@@ -212,7 +220,7 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       await folder.checkpoint(0, cfg.checkpoint.keep, (path) => trainer.save(path, { step: 0 }));
     }
 
-    const policy = new LivePolicy(cfg, folder, trainer, tokenizer);
+    const policy = new LivePolicy(cfg, folder, trainer, tokenizer, format);
     live = policy;
     await policy.publish(step);
     const evaluationAt = (at: number): EvalSummary | undefined => {
@@ -248,6 +256,12 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
     const policyDir = folder.path('policy');
     rmSync(policyDir, { recursive: true, force: true });
     cpSync(policy.dir, policyDir, { recursive: true });
+    let modelDir: string | undefined;
+    if (info.policy.kind === 'hf-native') {
+      modelDir = folder.path('model');
+      rmSync(modelDir, { recursive: true, force: true });
+      await trainer.saveHf(modelDir);
+    }
     const hash = await trainer.stateHash();
     const result: TrainResult = {
       dir: cfg.output,
@@ -256,6 +270,7 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       ...(after ? { after } : {}),
       wallMs: performance.now() - started,
       policyDir,
+      ...(modelDir ? { modelDir } : {}),
       runsDir: folder.runs.dir,
       weightsSha256: hash.sha256,
     };

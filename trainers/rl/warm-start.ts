@@ -8,11 +8,18 @@
  * `seed` only.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { ERROR_CODES, PaddockError, planEpisodes, runEpisodes, type Task } from '../../harness/index.ts';
-import type { ChatTemplate, Tokenizer } from '../../harness/index.ts';
+import type { ChatTemplate, PolicyFormat, Tokenizer } from '../../harness/index.ts';
 import { OracleAgent } from '../../agents/oracle/index.ts';
-import { buildPolicyTokenizer, byteTokenizer, onnxPolicyFormat } from '../../agents/onnx/index.ts';
+import {
+  buildPolicyTokenizer,
+  byteTokenizer,
+  hfOnnxPolicyFormat,
+  onnxPolicyFormat,
+  type OnnxPolicy,
+} from '../../agents/onnx/index.ts';
 import { demonstrationSequence, type Demonstration } from './batch.ts';
 import type { TrainConfig } from './config.ts';
 import { checkAborted, type TrainingContext } from './context.ts';
@@ -91,12 +98,30 @@ export function readDemonstrations(path: string): Demonstration[] {
     });
 }
 
-/** The policy's tokenizer as `policy.tokenizer` says: a file, bytes, or pieces learned from the instructions and demonstrations. */
+/**
+ * The policy folders a run writes: paddock's (`policy.builtin`), or those of a Hugging Face
+ * model (`policy.model`: its own tokenizer and chat template, copied from the folder).
+ */
+export function policyFormatFor(cfg: TrainConfig): PolicyFormat<OnnxPolicy> {
+  if (cfg.policy.model === undefined) return onnxPolicyFormat;
+  return hfOnnxPolicyFormat(
+    cfg.policy.model,
+    cfg.policy.enable_thinking === undefined ? {} : { enableThinking: cfg.policy.enable_thinking },
+  );
+}
+
+/**
+ * The policy's tokenizer: a Hugging Face model's own (`policy.model`), else as
+ * `policy.tokenizer` says: a file, bytes, or pieces learned from the instructions and
+ * demonstrations.
+ */
 export function buildTokenizer(
   cfg: TrainConfig,
   trainTasks: readonly Task[],
   demos: readonly Demonstration[],
 ): Tokenizer {
+  if (cfg.policy.model !== undefined)
+    return policyFormatFor(cfg).readTokenizer(join(cfg.policy.model, 'tokenizer.json'));
   const spec = cfg.policy.tokenizer;
   if ('file' in spec) return onnxPolicyFormat.readTokenizer(spec.file);
   if (spec.kind === 'bytes') return byteTokenizer();

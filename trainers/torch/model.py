@@ -1,5 +1,6 @@
 """Policies the worker trains: a small built-in causal transformer, and Hugging Face
-causal-LM folders when `transformers` is importable.
+causal-LM folders: Llama, Qwen2 and Qwen3 natively (hf_native.NativePolicy, no
+`transformers`), other architectures when `transformers` is importable.
 
 Runs on PyTorch 1.13 (CPU) and 2.x (CUDA): 2.x-only APIs are guarded.
 
@@ -12,6 +13,7 @@ Every policy is used through `Policy`:
   - `onnx_export_spec()` -> what torch.onnx.export needs,
   - `describe()` -> facts for the ONNX folder's config.json.
 """
+import json
 import math
 import os
 
@@ -456,17 +458,51 @@ class HfPolicy(Policy):
         }
 
 
-def build_policy(spec):
-    """spec: {"kind": "builtin", "config": {...}} or {"kind": "hf", "path": "..."}."""
+def hf_model_type(path):
+    """The `model_type` of a Hugging Face folder's config.json (None when unreadable)."""
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    model_type = data.get("model_type")
+    if not model_type:
+        archs = data.get("architectures") or []
+        from hf_native import ARCHITECTURES
+
+        by_arch = {arch: family for family, arch in ARCHITECTURES.items()}
+        model_type = next((by_arch[a] for a in archs if a in by_arch), None)
+    return model_type
+
+
+def build_policy(spec, device=None):
+    """spec: {"kind": "builtin", "config": {...}} or {"kind": "hf", "path": "..."}.
+
+    An `hf` folder of a natively implemented architecture (llama, qwen2, qwen3) loads with
+    hf_native into fp32 master weights (no `transformers` needed); any other architecture
+    goes through `transformers`, when it is importable. `"native": false` forces the
+    latter. `device`: where a native model's weights are loaded (default: the CPU)."""
     kind = spec.get("kind")
     if kind == "builtin":
         return TinyPolicy(TinyConfig.from_dict(spec["config"]))
     if kind == "hf":
+        path = spec["path"]
+        if not os.path.exists(os.path.join(path, "config.json")):
+            raise ValueError(f"{path} is not a Hugging Face folder (no config.json)")
+        import hf_native
+
+        model_type = hf_model_type(path)
+        if spec.get("native", True) and model_type in hf_native.FAMILIES:
+            module = hf_native.load_pretrained(path, device=device or "cpu", dtype=torch.float32)
+            return hf_native.NativePolicy(module, path=path)
         try:
             import transformers  # noqa: F401
         except ImportError as error:
-            raise ValueError("a Hugging Face policy needs the transformers package, which is not importable") from error
-        return HfPolicy(spec["path"])
+            raise ValueError(
+                f"{path}: model_type {model_type!r} is not implemented natively "
+                f"({', '.join(hf_native.FAMILIES)} are) and the transformers package is not importable"
+            ) from error
+        return HfPolicy(path)
     raise ValueError(f"unknown policy kind {kind!r}; expected builtin or hf")
 
 

@@ -123,7 +123,7 @@ class Trainer:
         random.seed(self.seed)
         torch.manual_seed(self.seed)
         self.policy_spec = policy_spec
-        self.policy = build_policy(policy_spec)
+        self.policy = build_policy(policy_spec, device=self.device)
         self.model = self.policy.module.to(self.device)
         self.autocast = self.device.type == "cuda" and bool(bf16)
         # Sampled tokens per chunk of the head + log-softmax (0: all at once).
@@ -433,6 +433,25 @@ class Trainer:
         os.replace(tmp, path)
         self.model.train()
         return {"path": path, "bytes": len(buffer.getvalue()), "ms": (time.time() - started) * 1000, "describe": self.policy.describe()}
+
+    def save_hf(self, path, dtype=None):
+        """Writes the current weights as a Hugging Face folder (config.json, safetensors,
+        generation_config.json and the source folder's tokenizer files): `hf` policies of a
+        natively implemented architecture only. `dtype`: float32 | bfloat16 | float16
+        (default: the checkpoint's declared dtype, else float32)."""
+        import hf_native
+
+        if not isinstance(self.policy, hf_native.NativePolicy):
+            raise ValueError("save_hf needs an hf policy of a native architecture (llama, qwen2, qwen3)")
+        if dtype is None:
+            name = self.model.config.raw.get("torch_dtype") or self.model.config.raw.get("dtype")
+            dtype = name if name in hf_native.DTYPES else "float32"
+        if dtype not in hf_native.DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(hf_native.DTYPES)}, not {dtype!r}")
+        started = time.time()
+        # Tensors go to the CPU one at a time as they are written (no second copy of the model).
+        hf_native.save_pretrained(self.model, path, dtype=hf_native.DTYPES[dtype])
+        return {"path": path, "dtype": dtype, "ms": (time.time() - started) * 1000}
 
     # -- checkpoints ------------------------------------------------------------------
     def save(self, path, meta=None):

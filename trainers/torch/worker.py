@@ -128,6 +128,8 @@ class Worker:
             return {"logprobs": self.need().logprobs(seqs, req.get("temperature", 1.0))}
         if cmd == "export_onnx":
             return self.need().export_onnx(req["path"], req.get("opset", 14))
+        if cmd == "save_hf":
+            return self.need().save_hf(req["path"], req.get("dtype"))
         if cmd == "save":
             return self.need().save(req["path"], req.get("meta"))
         if cmd == "load":

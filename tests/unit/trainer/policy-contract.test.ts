@@ -151,6 +151,7 @@ describe('the trainer reaches agents only through their index', () => {
       'OnnxPolicyAgent',
       'OnnxPolicy',
       'onnxPolicyFormat',
+      'hfOnnxPolicyFormat',
       'buildPolicyTokenizer',
       'byteTokenizer',
     ]);

