@@ -57,6 +57,8 @@ const HUNG_PAGE_CLOSE_TIMEOUT_MS = 5_000;
 
 /** How long an action waits for a window it may have opened (popups: follow, tabs), in ms. */
 const POPUP_GRACE_MS = 150;
+/** How long a reference solution's target waits for a window still arriving, in ms. */
+const POPUP_WAIT_MS = 3_000;
 
 /** What `act` sees when the action opened a dialog the agent must answer (dialogs: agent). */
 const DIALOG_OPENED = Symbol('dialog opened');
@@ -818,7 +820,7 @@ export class BrowserSession implements ToolSession {
       (call.name === 'submit' && typeof args.answer === 'object' && args.answer !== null);
     if (!wanted) return undefined;
     throwIfAborted(options.signal);
-    const page = await this.page();
+    let page = await this.page();
     const boxOf = async (value: unknown, where: string): Promise<Box> => {
       const parsed = GroundingTargetSchema.safeParse(value);
       if (!parsed.success) {
@@ -827,7 +829,22 @@ export class BrowserSession implements ToolSession {
           `solution ${call.name}.${where}: expected { selector }, { role, name } or { box }`,
         );
       }
-      const box = await measureTarget(page, parsed.data, this.config.actionTimeoutMs).catch(() => undefined);
+      let box = await measureTarget(page, parsed.data, this.config.actionTimeoutMs).catch(() => undefined);
+      // A window the last action opened may arrive after the action's grace (a loaded
+      // machine): a solution written for the new tab waits for it, up to POPUP_WAIT_MS.
+      const waitUntil = performance.now() + POPUP_WAIT_MS;
+      while (!box && this.config.popups !== 'block' && performance.now() < waitUntil) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const now = await this.page();
+        if (now === page) continue;
+        page = now;
+        await this.settleUnlessDialog(page, {
+          timeoutMs: this.config.settleTimeoutMs,
+          navigationsBefore: -1,
+          signal: options.signal,
+        });
+        box = await measureTarget(page, parsed.data, this.config.actionTimeoutMs).catch(() => undefined);
+      }
       if (!box) {
         throw new PaddockError(
           ERROR_CODES.CONFIG_INVALID,
