@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { defineTool, type Tool } from '../../harness/index.ts';
 import { ActionRefused, type BrowserSession, type Target } from './session.ts';
-import { refField, selectorField } from './tool-args.ts';
+import { amountField, directionField, refField, scrollDelta, selectorField } from './tool-args.ts';
 
 const coordinate = (axis: 'x' | 'y', units: string) =>
   z
@@ -99,25 +99,15 @@ export function coordinateTools(session: BrowserSession): Tool[] {
     args: z.strictObject({
       x,
       y,
-      direction: z.enum(['up', 'down', 'left', 'right']).optional().describe('Default down.'),
-      amount: z
-        .number()
-        .int()
-        .positive()
-        .max(100_000)
-        .optional()
-        .describe('Pixels. Default: 80% of the viewport.'),
+      direction: directionField,
+      amount: amountField,
     }),
     execute: (args, context) =>
       session.act(context.signal, async (page) => {
         const point = session.toViewport(args);
-        const direction = args.direction ?? 'down';
-        const vertical = direction === 'up' || direction === 'down';
-        const { width, height } = session.config.viewport;
-        const amount = args.amount ?? Math.round((vertical ? height : width) * 0.8);
-        const sign = direction === 'up' || direction === 'left' ? -1 : 1;
+        const { direction, amount, dx, dy } = scrollDelta(args, session.config.viewport);
         await page.mouse.move(point.x, point.y);
-        await page.mouse.wheel(vertical ? 0 : sign * amount, vertical ? sign * amount : 0);
+        await page.mouse.wheel(dx, dy);
         // The wheel scrolls asynchronously: let the page take one frame for it.
         await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)))');
         return `Scrolled ${direction} by ${amount} px at (${args.x}, ${args.y}).`;

@@ -13,7 +13,15 @@ import { defineTool, type Tool } from '../../harness/index.ts';
 import { resolveGotoTarget } from './origins.ts';
 import { SCROLL_ELEMENT, scrollPageScript } from './page-functions.ts';
 import { coordinateTools, dialogTool, tabsTool, uploadTool } from './gui-tools.ts';
-import { ONE_TARGET, exactlyOneTarget, refField, selectorField } from './tool-args.ts';
+import {
+  ONE_TARGET,
+  amountField,
+  directionField,
+  exactlyOneTarget,
+  refField,
+  scrollDelta,
+  selectorField,
+} from './tool-args.ts';
 import { ActionRefused, type BrowserSession } from './session.ts';
 
 /** Tool names, all prefixed `browser_`. */
@@ -255,27 +263,15 @@ function elementTools(session: BrowserSession): Tool[] {
       'Scroll the page, or the scrollable area containing an element, by about one screen (or `amount` pixels). Long pages are shown around the viewport, so scrolling reveals the rest.',
     args: z
       .strictObject({
-        direction: z.enum(['up', 'down', 'left', 'right']).optional().describe('Default down.'),
-        amount: z
-          .number()
-          .int()
-          .positive()
-          .max(100_000)
-          .optional()
-          .describe('Pixels. Default: 80% of the viewport.'),
+        direction: directionField,
+        amount: amountField,
         ref: refField,
         selector: selectorField,
       })
       .refine((value) => value.ref === undefined || value.selector === undefined, ONE_TARGET),
     execute: (args, context) =>
       session.act(context.signal, async (page) => {
-        const direction = args.direction ?? 'down';
-        const vertical = direction === 'up' || direction === 'down';
-        const { width, height } = session.config.viewport;
-        const amount = args.amount ?? Math.round((vertical ? height : width) * 0.8);
-        const sign = direction === 'up' || direction === 'left' ? -1 : 1;
-        const dx = vertical ? 0 : sign * amount;
-        const dy = vertical ? sign * amount : 0;
+        const { direction, amount, dx, dy } = scrollDelta(args, session.config.viewport);
         if (args.ref === undefined && args.selector === undefined) {
           await page.evaluate(scrollPageScript(dx, dy));
           return `Scrolled the page ${direction} by ${amount} px.`;
