@@ -85,6 +85,10 @@ export async function spawnInContainer(
     );
   }
 
+  // The engine answers the upgrade before it starts the process: wait until it runs, so
+  // that what follows (a seal's sweep, a kill) sees it.
+  await started(exec);
+
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   (
@@ -165,6 +169,26 @@ async function signalProcess(
 async function runQuiet(container: Docker.Container, cmd: string[]): Promise<void> {
   // The container may be gone already; there is nothing left to stop then.
   await execQuietly(container, cmd).catch(() => undefined);
+}
+
+/**
+ * Resolves once the engine has started the exec's process (or it has already ended), or
+ * after 10 s, or when the engine can no longer say. The engine writes its upgrade answer
+ * before it starts the process (moby api/server/router/container/exec.go,
+ * postContainerExecStart), so without this wait a seal's sweep that follows at once can
+ * list the container's processes before this one exists.
+ */
+async function started(exec: Docker.Exec): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (let delay = 2; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
+    try {
+      const info = await exec.inspect();
+      if (info.Running || info.ExitCode !== null || (info.Pid ?? 0) > 0) return;
+    } catch {
+      return; // the container is gone: the stream's end says the rest
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
 }
 
 /** The exec's exit code, once the engine reports it as finished; -1 when it cannot say. */
