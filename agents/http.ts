@@ -142,6 +142,46 @@ export function backoffDelayMs(
   return computed * (1 - 0.25 * random());
 }
 
+/**
+ * URLs whose server answered a POST with a redirect: they are fetched with redirects
+ * followed from then on.
+ */
+const redirectingUrls = new Set<string>();
+
+/**
+ * One POST of `bodyText`. A model server answers at its URL, so redirects are first
+ * refused (`redirect: 'error'`): fetch then sends the body as it is, where following
+ * redirects makes it copy (tee) the body of every request in case it must send it again —
+ * about 70 µs of a token-exact turn (bench/model-agent.ts). A server that does redirect
+ * is asked again at once with redirects followed, and its URL is remembered.
+ */
+async function fetchPost(request: PostJsonRequest, bodyText: string, signal: AbortSignal): Promise<Response> {
+  const init = (redirect: RequestRedirect): RequestInit => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', ...request.headers },
+    body: bodyText,
+    signal,
+    redirect,
+  });
+  if (redirectingUrls.has(request.url)) return fetch(request.url, init('follow'));
+  try {
+    return await fetch(request.url, init('error'));
+  } catch (error) {
+    if (signal.aborted || !refusedRedirect(error)) throw error;
+    redirectingUrls.add(request.url);
+    return fetch(request.url, init('follow'));
+  }
+}
+
+/**
+ * Whether fetch failed because the server redirected while redirects were refused:
+ * undici's network error, whose cause says "unexpected redirect" (Node 20–24).
+ */
+function refusedRedirect(error: unknown): boolean {
+  const cause = (error as { cause?: unknown } | undefined)?.cause;
+  return error instanceof TypeError && cause instanceof Error && /redirect/i.test(cause.message);
+}
+
 /** Raised by one attempt; carries what the retry loop needs. */
 class AttemptFailure extends Error {
   constructor(
@@ -243,12 +283,7 @@ async function attemptOnce(
   let response: Response;
   let body: BodyRead;
   try {
-    response = await fetch(request.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json', ...request.headers },
-      body: bodyText,
-      signal: deadline.signal,
-    });
+    response = await fetchPost(request, bodyText, deadline.signal);
     const ok = response.status >= 200 && response.status < 300;
     body = await readBody(response, ok ? maxBytes : ERROR_BODY_MAX_BYTES, deadline.signal);
   } catch (error) {
