@@ -156,7 +156,7 @@ const redirectingUrls = new Set<string>();
  * is asked again at once with redirects followed, and its URL is remembered.
  */
 async function fetchPost(request: PostJsonRequest, bodyText: string, signal: AbortSignal): Promise<Response> {
-  const init = (redirect: RequestRedirect): RequestInit => ({
+  const init = (redirect: 'error' | 'follow'): RequestInit => ({
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json', ...request.headers },
     body: bodyText,
