@@ -81,6 +81,16 @@ export {
   type TemplateMessage,
   type ToolCallFormat,
 } from './hf-chat-template.ts';
+/** The tokenizer and chat template of a model trained from scratch, in Hugging Face's formats. */
+export {
+  SCRATCH_CHAT_TEMPLATE,
+  SCRATCH_SPECIAL_TOKENS,
+  scratchTokenizerFiles,
+  trainByteLevelBpe,
+  type ByteLevelBpeOptions,
+  type ScratchTokenizerOptions,
+  type ScratchTokenizerSample,
+} from './scratch-tokenizer.ts';
 /** Sampling: temperature, top-p, seeded generator, log-probabilities. */
 export {
   DEFAULT_SAMPLING,

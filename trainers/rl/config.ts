@@ -10,6 +10,7 @@
  *   per_step: 8                          # tasks sampled per step
  * policy:
  *   builtin: { d_model: 128, n_layers: 2, n_heads: 4, max_len: 256 }   # or model: <HF folder> (its own tokenizer and template)
+ *   # or scratch: { family: llama, hidden_size: 128, layers: 2, heads: 4, max_len: 256 } (a new HF folder)
  *   tokenizer: { kind: pieces, max_pieces: 400 }                       # or { kind: bytes } or { file: … }
  * algorithm: { name: grpo, level: trajectory, group_size: 8, lr: 3e-4, clip: 0.2, kl: 0, entropy: 0 }
  * sampling: { temperature: 1, top_p: 1, max_new_tokens: 48 }
@@ -47,6 +48,42 @@ export const BuiltinPolicySchema = z
     path: ['d_model'],
   });
 
+/**
+ * A model trained from scratch in Hugging Face's format: the trainer writes its folder
+ * (`<output>/base-model`: a byte-level BPE tokenizer learned from the demonstrations and
+ * instructions, ChatML with Hermes tool calls, a randomly initialised model of `family`),
+ * and from then on it is trained as any `policy.model` is.
+ */
+export const ScratchPolicySchema = z
+  .object({
+    /** @default llama */
+    family: z.enum(['llama', 'qwen2', 'qwen3']).default('llama'),
+    hidden_size: positiveInt,
+    layers: positiveInt,
+    heads: positiveInt,
+    /** Grouped-query attention's key/value heads. @default heads */
+    kv_heads: positiveInt.optional(),
+    /** The MLP's width. @default 4 × hidden_size */
+    intermediate_size: positiveInt.optional(),
+    /** Longest context, in tokens (max_position_embeddings). */
+    max_len: positiveInt,
+    /** RoPE's base. @default 10000 */
+    rope_theta: z.number().positive().default(10_000),
+    /** Share the input embedding with the output head. @default false */
+    tie_embeddings: z.boolean().default(false),
+    /** Merges of the byte-level BPE (at most; learning stops when no pair repeats). @default 400 */
+    merges: z.number().int().min(0).max(100_000).default(400),
+  })
+  .strict()
+  .refine((model) => model.hidden_size % model.heads === 0, {
+    message: 'hidden_size must be a multiple of heads',
+    path: ['hidden_size'],
+  })
+  .refine((model) => model.heads % (model.kv_heads ?? model.heads) === 0, {
+    message: 'heads must be a multiple of kv_heads',
+    path: ['kv_heads'],
+  });
+
 export const TokenizerConfigSchema = z.union([
   z
     .object({
@@ -79,6 +116,7 @@ export const TrainConfigSchema = z
     policy: z
       .object({
         builtin: BuiltinPolicySchema.optional(),
+        scratch: ScratchPolicySchema.optional(),
         /**
          * A Hugging Face causal-LM folder: Llama, Qwen2 and Qwen3 load natively in the worker
          * (other architectures need `transformers` in its Python). The model's own tokenizer
@@ -98,9 +136,11 @@ export const TrainConfigSchema = z
         tool_descriptions: z.boolean().default(true),
       })
       .strict()
-      .refine((policy) => (policy.builtin === undefined) !== (policy.model === undefined), {
-        message: 'give exactly one of policy.builtin and policy.model',
-      }),
+      .refine(
+        (policy) =>
+          [policy.builtin, policy.model, policy.scratch].filter((given) => given !== undefined).length === 1,
+        { message: 'give exactly one of policy.builtin, policy.model and policy.scratch' },
+      ),
     algorithm: z
       .object({
         name: z.enum(['grpo', 'rloo', 'reinforce']).default('grpo'),

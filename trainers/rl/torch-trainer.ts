@@ -30,7 +30,14 @@ export interface BuiltinModelConfig {
  * `transformers`, or always with `native: false`).
  */
 export type PolicySpec =
-  { kind: 'builtin'; config: BuiltinModelConfig } | { kind: 'hf'; path: string; native?: boolean };
+  | { kind: 'builtin'; config: BuiltinModelConfig }
+  | {
+      kind: 'hf';
+      path: string;
+      native?: boolean;
+      /** Make the folder's model first when it has none (a model trained from scratch). */
+      create?: { family: string; seed: number; config: Record<string, unknown> };
+    };
 
 /** AdamW and the learning-rate schedule. */
 export interface OptimizerConfig {

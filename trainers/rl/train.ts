@@ -25,6 +25,7 @@ import {
   type RunEpisodesOptions,
   type SandboxProvider,
   type Task,
+  type Tokenizer,
   type ToolProvider,
 } from '../../harness/index.ts';
 import type { Demonstration } from './batch.ts';
@@ -35,7 +36,14 @@ import { LivePolicy } from './live-policy.ts';
 import { rlOptimizer, rlStep } from './rl-step.ts';
 import { RunFolder, readJson, writeJsonAtomic, type MetricRow } from './run-folder.ts';
 import { TorchTrainer, type PolicySpec } from './torch-trainer.ts';
-import { buildTokenizer, fineTune, policyFormatFor, recordDemonstrations } from './warm-start.ts';
+import {
+  buildTokenizer,
+  fineTune,
+  modelFolder,
+  policyFormatFor,
+  recordDemonstrations,
+  writeScratchTokenizer,
+} from './warm-start.ts';
 
 export type { EvalSummary } from './evaluation.ts';
 export type { MetricRow } from './run-folder.ts';
@@ -135,6 +143,37 @@ export async function resumeTraining(dir: string, options: TrainOptions): Promis
   return runTraining(cfg, options, existsSync(folder.path('state.json')));
 }
 
+/**
+ * What the worker makes a model trained from scratch from: `policy.scratch` as a Hugging
+ * Face config of its family, sized to the tokenizer, initialised from `seed`.
+ */
+function scratchModel(
+  scratch: NonNullable<TrainConfig['policy']['scratch']>,
+  tokenizer: Tokenizer,
+  seed: number,
+): NonNullable<Extract<PolicySpec, { kind: 'hf' }>['create']> {
+  const hf = tokenizer as Tokenizer & { eosIds?: readonly number[]; padId?: number | null };
+  return {
+    family: scratch.family,
+    seed,
+    config: {
+      vocab_size: tokenizer.vocabSize,
+      hidden_size: scratch.hidden_size,
+      intermediate_size: scratch.intermediate_size ?? 4 * scratch.hidden_size,
+      num_hidden_layers: scratch.layers,
+      num_attention_heads: scratch.heads,
+      num_key_value_heads: scratch.kv_heads ?? scratch.heads,
+      head_dim: scratch.hidden_size / scratch.heads,
+      max_position_embeddings: scratch.max_len,
+      rope_theta: scratch.rope_theta,
+      tie_word_embeddings: scratch.tie_embeddings,
+      bos_token_id: null,
+      eos_token_id: hf.eosIds?.[0] ?? null,
+      pad_token_id: hf.padId ?? null,
+    },
+  };
+}
+
 async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: boolean): Promise<TrainResult> {
   const started = performance.now();
   const signal = options.signal ?? new AbortController().signal;
@@ -170,9 +209,12 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
     let demos: Demonstration[] = [];
     if (!state && cfg.sft) demos = await recordDemonstrations(context, trainTasks);
     const format = policyFormatFor(cfg);
+    const hfFolder = modelFolder(cfg);
+    // A model trained from scratch gets its tokenizer files first; resumed, it has them.
+    if (!state && cfg.policy.scratch) writeScratchTokenizer(cfg, trainTasks, demos);
     // A Hugging Face model's tokenizer is read from its folder, resumed or not.
     const tokenizer =
-      state && cfg.policy.model === undefined
+      state && hfFolder === undefined
         ? format.readTokenizer(folder.path('tokenizer.json'))
         : buildTokenizer(cfg, trainTasks, demos);
     if (!state) writeJsonAtomic(folder.path('tokenizer.json'), tokenizer.toJSON());
@@ -188,7 +230,11 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
     worker = trainer;
     const policySpec: PolicySpec = cfg.policy.builtin
       ? { kind: 'builtin', config: { vocab_size: tokenizer.vocabSize, ...cfg.policy.builtin } }
-      : { kind: 'hf', path: cfg.policy.model! };
+      : {
+          kind: 'hf',
+          path: hfFolder!,
+          ...(cfg.policy.scratch ? { create: scratchModel(cfg.policy.scratch, tokenizer, cfg.seed) } : {}),
+        };
     const info = await trainer.init({
       policy: policySpec,
       device: cfg.device,

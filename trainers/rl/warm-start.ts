@@ -7,16 +7,18 @@
  * Which demonstrations the oracle plays and the order of the SFT batches derive from
  * `seed` only.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ERROR_CODES, PaddockError, planEpisodes, runEpisodes, type Task } from '../../harness/index.ts';
 import type { ChatTemplate, PolicyFormat, Tokenizer } from '../../harness/index.ts';
 import { OracleAgent } from '../../agents/oracle/index.ts';
 import {
+  HF_TOKENIZER_FILES,
   buildPolicyTokenizer,
   byteTokenizer,
   hfOnnxPolicyFormat,
+  scratchTokenizerFiles,
   onnxPolicyFormat,
   type OnnxPolicy,
 } from '../../agents/onnx/index.ts';
@@ -24,6 +26,7 @@ import { demonstrationSequence, type Demonstration } from './batch.ts';
 import type { TrainConfig } from './config.ts';
 import { checkAborted, type TrainingContext } from './context.ts';
 import { createRng, shuffle } from './random.ts';
+import { writeJsonAtomic } from './run-folder.ts';
 import { TRAINING_RUN_IDS } from './runs.ts';
 import type { TorchTrainer } from './torch-trainer.ts';
 
@@ -99,29 +102,70 @@ export function readDemonstrations(path: string): Demonstration[] {
 }
 
 /**
+ * The Hugging Face folder a run trains, if any: `policy.model`, or `<output>/base-model`
+ * for a model trained from scratch (`policy.scratch`, written by `writeScratchTokenizer`
+ * and the worker).
+ */
+export function modelFolder(cfg: TrainConfig): string | undefined {
+  if (cfg.policy.model !== undefined) return cfg.policy.model;
+  return cfg.policy.scratch === undefined ? undefined : join(cfg.output, SCRATCH_MODEL_DIR);
+}
+
+/** Where a run keeps the model it trains from scratch, in its output folder. */
+export const SCRATCH_MODEL_DIR = 'base-model';
+
+/**
  * The policy folders a run writes: paddock's (`policy.builtin`), or those of a Hugging Face
- * model (`policy.model`: its own tokenizer and chat template, copied from the folder).
+ * model (`policy.model`, `policy.scratch`: its own tokenizer and chat template, copied from
+ * the folder).
  */
 export function policyFormatFor(cfg: TrainConfig): PolicyFormat<OnnxPolicy> {
-  if (cfg.policy.model === undefined) return onnxPolicyFormat;
+  const folder = modelFolder(cfg);
+  if (folder === undefined) return onnxPolicyFormat;
   return hfOnnxPolicyFormat(
-    cfg.policy.model,
+    folder,
     cfg.policy.enable_thinking === undefined ? {} : { enableThinking: cfg.policy.enable_thinking },
   );
 }
 
 /**
- * The policy's tokenizer: a Hugging Face model's own (`policy.model`), else as
- * `policy.tokenizer` says: a file, bytes, or pieces learned from the instructions and
- * demonstrations.
+ * Writes the tokenizer files of a model trained from scratch into its folder (a
+ * byte-level BPE learned from the instructions and demonstrations, rendered by its chat
+ * template; see agents/onnx/scratch-tokenizer.ts). The worker then writes the model beside
+ * them.
+ */
+export function writeScratchTokenizer(
+  cfg: TrainConfig,
+  trainTasks: readonly Task[],
+  demos: readonly Demonstration[],
+): void {
+  const dir = modelFolder(cfg)!;
+  const files = scratchTokenizerFiles(
+    { texts: trainTasks.map((task) => task.instruction), conversations: demos },
+    { merges: cfg.policy.scratch!.merges },
+  );
+  mkdirSync(dir, { recursive: true });
+  for (const [name, value] of [
+    [HF_TOKENIZER_FILES.tokenizer, files.tokenizer],
+    [HF_TOKENIZER_FILES.config, files.config],
+    [HF_TOKENIZER_FILES.generationConfig, files.generationConfig],
+  ] as const) {
+    writeJsonAtomic(join(dir, name), value);
+  }
+}
+
+/**
+ * The policy's tokenizer: a Hugging Face model's own (`policy.model`, `policy.scratch`),
+ * else as `policy.tokenizer` says: a file, bytes, or pieces learned from the instructions
+ * and demonstrations.
  */
 export function buildTokenizer(
   cfg: TrainConfig,
   trainTasks: readonly Task[],
   demos: readonly Demonstration[],
 ): Tokenizer {
-  if (cfg.policy.model !== undefined)
-    return policyFormatFor(cfg).readTokenizer(join(cfg.policy.model, 'tokenizer.json'));
+  const folder = modelFolder(cfg);
+  if (folder !== undefined) return policyFormatFor(cfg).readTokenizer(join(folder, 'tokenizer.json'));
   const spec = cfg.policy.tokenizer;
   if ('file' in spec) return onnxPolicyFormat.readTokenizer(spec.file);
   if (spec.kind === 'bytes') return byteTokenizer();

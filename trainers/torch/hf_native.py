@@ -794,6 +794,23 @@ def random_model(config, seed=0, device="cpu", dtype=torch.float32):
 # -- precision ---------------------------------------------------------------------------
 
 
+def create_pretrained(folder, spec):
+    """Writes a randomly initialised model into `folder` (config.json, model.safetensors):
+    `spec` = {"family": llama | qwen2 | qwen3, "seed": int, "config": {overrides of
+    tiny_config}}. The folder's tokenizer and generation_config.json, if any, are left as
+    they are. Deterministic: the same spec gives the same weights."""
+    family = spec.get("family", "llama")
+    overrides = dict(spec.get("config") or {})
+    vocab_size = overrides.pop("vocab_size", None)
+    if vocab_size is None:
+        raise ValueError("create: config.vocab_size is required")
+    cfg = tiny_config(family, vocab_size, **overrides)
+    model = random_model(cfg, seed=int(spec.get("seed", 0)))
+    model.generation_config = None
+    save_pretrained(model, folder, copy_tokenizer=False)
+    return folder
+
+
 def autocast(device, bf16=True):
     """bf16 autocast on CUDA (fp32 master weights, bf16 matmuls); nothing on CPU."""
     if bf16 and torch.device(device).type == "cuda":

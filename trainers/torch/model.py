@@ -478,6 +478,10 @@ def hf_model_type(path):
 def build_policy(spec, device=None):
     """spec: {"kind": "builtin", "config": {...}} or {"kind": "hf", "path": "..."}.
 
+    An `hf` spec with `"create": {"family", "seed", "config"}` first makes the folder's
+    model when it has none (config.json): a randomly initialised tiny model of that family
+    (hf_native.create_pretrained) beside the tokenizer files already there.
+
     An `hf` folder of a natively implemented architecture (llama, qwen2, qwen3) loads with
     hf_native into fp32 master weights (no `transformers` needed); any other architecture
     goes through `transformers`, when it is importable. `"native": false` forces the
@@ -487,6 +491,11 @@ def build_policy(spec, device=None):
         return TinyPolicy(TinyConfig.from_dict(spec["config"]))
     if kind == "hf":
         path = spec["path"]
+        create = spec.get("create")
+        if create is not None and not os.path.exists(os.path.join(path, "config.json")):
+            import hf_native
+
+            hf_native.create_pretrained(path, create)
         if not os.path.exists(os.path.join(path, "config.json")):
             raise ValueError(f"{path} is not a Hugging Face folder (no config.json)")
         import hf_native
