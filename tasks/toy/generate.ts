@@ -1,6 +1,6 @@
 /**
- * Writes the rows of the toy suite: `lookup-train/rows.jsonl` and
- * `lookup-heldout/rows.jsonl`, deterministically (a fixed seed), with no row shared
+ * Writes the rows of the toy suite: `lookup-train/rows.jsonl`, `lookup-heldout/rows.jsonl`
+ * and `lookup-reworded/rows.jsonl` (the held-out rows again), deterministically (a fixed seed), with no row shared
  * between the splits.
  *
  *   npx tsx tasks/toy/generate.ts [trainRows=600] [heldoutRows=100]
@@ -72,4 +72,6 @@ const train = rows(Number(process.argv[2] ?? 600), 't', random, seen);
 const lines = (items: Row[]): string => items.map((row) => JSON.stringify(row)).join('\n') + '\n';
 writeFileSync(join(here, 'lookup-train', 'rows.jsonl'), lines(train));
 writeFileSync(join(here, 'lookup-heldout', 'rows.jsonl'), lines(heldout));
+// The held-out template: the same rows, another instruction (lookup-reworded/task.yaml).
+writeFileSync(join(here, 'lookup-reworded', 'rows.jsonl'), lines(heldout));
 console.log(`wrote ${train.length} train and ${heldout.length} held-out rows`);

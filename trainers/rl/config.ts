@@ -123,6 +123,22 @@ export const TrainConfigSchema = z
          * and chat template are used: `tokenizer` and `tool_descriptions` do not apply.
          */
         model: z.string().min(1).optional(),
+        /**
+         * With `model` or `scratch`: train LoRA adapters (PEFT's definition) instead of every
+         * weight. The run ends with the adapter as a PEFT folder (`<output>/adapter`) and the
+         * merged model (`<output>/model`); rollouts use the merged weights.
+         */
+        lora: z
+          .object({
+            rank: positiveInt,
+            /** Scaling is alpha / rank. @default 2 × rank */
+            alpha: z.number().positive().optional(),
+            dropout: z.number().min(0).max(1).default(0),
+            /** PEFT's names: a module matches when its name ends with `.<entry>`. @default the attention and MLP projections */
+            target_modules: z.array(z.string().min(1)).min(1).optional(),
+          })
+          .strict()
+          .optional(),
         /** With `model`: the chat template's `enable_thinking` (Qwen3), passed only when set. */
         enable_thinking: z.boolean().optional(),
         tokenizer: TokenizerConfigSchema.default({
@@ -140,7 +156,12 @@ export const TrainConfigSchema = z
         (policy) =>
           [policy.builtin, policy.model, policy.scratch].filter((given) => given !== undefined).length === 1,
         { message: 'give exactly one of policy.builtin, policy.model and policy.scratch' },
-      ),
+      )
+      .refine((policy) => policy.lora === undefined || policy.builtin === undefined, {
+        message:
+          'lora applies to policy.model and policy.scratch (Hugging Face architectures), not policy.builtin',
+        path: ['lora'],
+      }),
     algorithm: z
       .object({
         name: z.enum(['grpo', 'rloo', 'reinforce']).default('grpo'),

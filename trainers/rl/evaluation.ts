@@ -19,6 +19,11 @@ export interface EvalSummary {
   successGreedy?: number;
   rewardMean: number;
   episodes: number;
+  /**
+   * The same per held-out suite (the task id before `@`), when the held-out tasks come
+   * from more than one: e.g. the same template's held-out rows beside a reworded template.
+   */
+  suites?: Record<string, { success: number; successGreedy?: number; episodes: number }>;
 }
 
 /** The agents an evaluation plays. */
@@ -43,7 +48,7 @@ export async function evaluate(
   const started = performance.now();
   const tasks = heldout.slice(0, cfg.eval.max_tasks ?? heldout.length);
   const plan = planEpisodes(tasks, { epochs: cfg.eval.episodes_per_task, seed: mixSeed(cfg.seed, 0xe7a1) });
-  const play = async (agent: Agent, greedy: boolean): Promise<number[]> => {
+  const play = async (agent: Agent, greedy: boolean): Promise<{ suite: string; reward: number }[]> => {
     const runId = TRAINING_RUN_IDS.evaluation(step, greedy);
     const episodes = await folder.runs.record(
       { runId, plan, config: { agent: agent.name, purpose: 'evaluation', step, training: folder.dir } },
@@ -59,16 +64,46 @@ export async function evaluate(
           store,
         }),
     );
-    return episodes.map((episode) => (isAgentOutcome(episode) ? episode.reward.total : 0));
+    return episodes.map((episode) => ({
+      suite: suiteOf(episode.taskId),
+      reward: isAgentOutcome(episode) ? episode.reward.total : 0,
+    }));
   };
-  const rewards = await play(agents.sampled, false);
+  const sampled = await play(agents.sampled, false);
   const greedy = agents.greedy ? await play(agents.greedy, true) : undefined;
+  const rewards = sampled.map((episode) => episode.reward);
+  const names = [...new Set(sampled.map((episode) => episode.suite))].sort();
+  const suites =
+    names.length < 2
+      ? undefined
+      : Object.fromEntries(
+          names.map((name) => {
+            const of = (episodes: typeof sampled) =>
+              episodes.filter((episode) => episode.suite === name).map((episode) => episode.reward);
+            return [
+              name,
+              {
+                success: passRate(of(sampled), cfg.pass_threshold),
+                ...(greedy ? { successGreedy: passRate(of(greedy), cfg.pass_threshold) } : {}),
+                episodes: of(sampled).length,
+              },
+            ];
+          }),
+        );
   const summary: EvalSummary = {
     step,
     success: passRate(rewards, cfg.pass_threshold),
     rewardMean: mean(rewards),
     episodes: rewards.length,
-    ...(greedy ? { successGreedy: passRate(greedy, cfg.pass_threshold) } : {}),
+    ...(greedy
+      ? {
+          successGreedy: passRate(
+            greedy.map((episode) => episode.reward),
+            cfg.pass_threshold,
+          ),
+        }
+      : {}),
+    ...(suites ? { suites } : {}),
   };
   folder.writeRow({
     type: 'eval',
@@ -77,14 +112,29 @@ export async function evaluate(
     reward_mean: summary.rewardMean,
     episodes: summary.episodes,
     ...(greedy ? { success_greedy: summary.successGreedy } : {}),
+    ...(suites ? { suites } : {}),
     eval_ms: performance.now() - started,
   });
+  const perSuite = suites
+    ? ` — ${Object.entries(suites)
+        .map(
+          ([name, figures]) =>
+            `${name} ${figures.success.toFixed(3)}` +
+            (figures.successGreedy === undefined ? '' : ` (greedy ${figures.successGreedy.toFixed(3)})`),
+        )
+        .join(', ')}`
+    : '';
   context.log(
     `eval at step ${step}: held-out success ${summary.success.toFixed(3)}` +
       (greedy ? ` (greedy ${summary.successGreedy!.toFixed(3)})` : '') +
-      ` over ${summary.episodes} episodes`,
+      ` over ${summary.episodes} episodes${perSuite}`,
   );
   return summary;
+}
+
+/** The suite a task id belongs to: the id before its row (`toy/lookup-heldout@h0001` → `toy/lookup-heldout`). */
+function suiteOf(taskId: string): string {
+  return taskId.split('@')[0]!;
 }
 
 /** The summary an `eval` row of metrics.jsonl records. */
@@ -95,5 +145,6 @@ export function evalSummaryOf(row: MetricRow): EvalSummary {
     rewardMean: Number(row.reward_mean),
     episodes: Number(row.episodes),
     ...(typeof row.success_greedy === 'number' ? { successGreedy: row.success_greedy } : {}),
+    ...(row.suites && typeof row.suites === 'object' ? { suites: row.suites as EvalSummary['suites'] } : {}),
   };
 }

@@ -84,6 +84,15 @@ export interface LossConfig {
   norm_tokens?: number;
 }
 
+/** LoRA as PEFT defines it (trainers/torch/lora.py). */
+export interface LoraSpec {
+  r: number;
+  alpha: number;
+  dropout?: number;
+  /** Module names (a name matches when it ends with `.<entry>`); the attention and MLP projections by default. */
+  target_modules?: string[];
+}
+
 const InfoSchema = z.object({
   device: z.string(),
   dtype: z.string(),
@@ -100,6 +109,10 @@ const InfoSchema = z.object({
   /** Sampled tokens per chunk of the log-prob computation (0: all at once). */
   logprob_chunk: z.number().optional(),
   activation_checkpointing: z.boolean().optional(),
+  /** Parameters the optimiser updates (all of them, or the LoRA adapters'). */
+  trainable_params: z.number().optional(),
+  /** The LoRA adapters' PEFT config, when the policy trains with LoRA. */
+  lora: z.record(z.string(), z.unknown()).nullish(),
 });
 
 export type WorkerInfo = z.infer<typeof InfoSchema>;
@@ -117,6 +130,7 @@ const ExportSchema = z.object({
 });
 const LoadSchema = z.object({ opt_step: z.number(), meta: z.record(z.string(), z.unknown()) });
 const SaveHfSchema = z.object({ path: z.string(), dtype: z.string(), ms: z.number() });
+const SaveAdapterSchema = z.object({ path: z.string(), ms: z.number() });
 const HashSchema = z.object({ sha256: z.string(), opt_step: z.number() });
 const LogprobsSchema = z.object({ logprobs: z.array(z.array(z.number())) });
 
@@ -150,6 +164,8 @@ export class TorchTrainer {
     logprob_chunk?: number;
     /** Recompute transformer blocks in the backward pass. @default false */
     activation_checkpointing?: boolean;
+    /** LoRA adapters on `target_modules` (PEFT's names), everything else frozen: hf policies of a native architecture. */
+    lora?: LoraSpec;
   }): Promise<WorkerInfo> {
     return parse(InfoSchema, await this.worker.request('init', args), 'init');
   }
@@ -248,6 +264,11 @@ export class TorchTrainer {
       await this.worker.request('save_hf', { path, ...(dtype ? { dtype } : {}) }),
       'save_hf',
     );
+  }
+
+  /** Writes the LoRA adapter as a PEFT folder (adapter_config.json, adapter_model.safetensors). */
+  async saveAdapter(path: string): Promise<z.infer<typeof SaveAdapterSchema>> {
+    return parse(SaveAdapterSchema, await this.worker.request('save_adapter', { path }), 'save_adapter');
   }
 
   /** Saves a checkpoint (weights, reference, optimiser, schedule step, RNG states, `meta`) atomically. */

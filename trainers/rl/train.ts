@@ -98,6 +98,11 @@ export interface TrainResult {
    */
   modelDir?: string;
   /**
+   * With `policy.lora`: the trained adapter as a PEFT folder (`<output>/adapter`:
+   * adapter_config.json, adapter_model.safetensors); `modelDir` holds it merged.
+   */
+  adapterDir?: string;
+  /**
    * The run store of every episode the run played (`paddock view <run-id> --runs-dir
    * <runsDir>`): runs `demos`, `step-N`, `eval-N`, `eval-N-greedy`.
    */
@@ -242,8 +247,21 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       ...(cfg.threads ? { threads: cfg.threads } : {}),
       logprob_chunk: cfg.algorithm.logprob_chunk,
       activation_checkpointing: cfg.algorithm.activation_checkpointing,
+      ...(cfg.policy.lora
+        ? {
+            lora: {
+              r: cfg.policy.lora.rank,
+              alpha: cfg.policy.lora.alpha ?? 2 * cfg.policy.lora.rank,
+              dropout: cfg.policy.lora.dropout,
+              ...(cfg.policy.lora.target_modules ? { target_modules: cfg.policy.lora.target_modules } : {}),
+            },
+          }
+        : {}),
     });
-    context.log(`worker: torch ${info.torch} on ${info.device} (${info.dtype}), ${info.params} parameters`);
+    context.log(
+      `worker: torch ${info.torch} on ${info.device} (${info.dtype}), ${info.params} parameters` +
+        (info.lora ? `, ${info.trainable_params} of them in LoRA adapters` : ''),
+    );
 
     // --- step 0: warm start, or the checkpoint resumed from ------------------------------
     let step = 0;
@@ -308,6 +326,12 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       rmSync(modelDir, { recursive: true, force: true });
       await trainer.saveHf(modelDir);
     }
+    let adapterDir: string | undefined;
+    if (cfg.policy.lora) {
+      adapterDir = folder.path('adapter');
+      rmSync(adapterDir, { recursive: true, force: true });
+      await trainer.saveAdapter(adapterDir);
+    }
     const hash = await trainer.stateHash();
     const result: TrainResult = {
       dir: cfg.output,
@@ -317,6 +341,7 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       wallMs: performance.now() - started,
       policyDir,
       ...(modelDir ? { modelDir } : {}),
+      ...(adapterDir ? { adapterDir } : {}),
       runsDir: folder.runs.dir,
       weightsSha256: hash.sha256,
     };

@@ -115,6 +115,7 @@ class Trainer:
         bf16=True,
         logprob_chunk=1024,
         activation_checkpointing=False,
+        lora=None,
     ):
         if threads:
             torch.set_num_threads(int(threads))
@@ -125,6 +126,23 @@ class Trainer:
         self.policy_spec = policy_spec
         self.policy = build_policy(policy_spec, device=self.device)
         self.model = self.policy.module.to(self.device)
+        # LoRA (PEFT's definition, lora.py): adapters on the target modules, the rest frozen.
+        self.lora = None
+        if lora:
+            import hf_native
+            import lora as lora_lib
+
+            if not isinstance(self.policy, hf_native.NativePolicy):
+                raise ValueError("LoRA needs an hf policy of a native architecture (llama, qwen2, qwen3)")
+            self.lora = lora_lib.apply_lora(
+                self.model,
+                r=int(lora.get("r", 8)),
+                lora_alpha=float(lora.get("alpha", 16)),
+                lora_dropout=float(lora.get("dropout", 0.0)),
+                target_modules=lora.get("target_modules") or lora_lib.DEFAULT_TARGETS,
+                seed=self.seed,
+            )
+            self.model.to(self.device)
         self.autocast = self.device.type == "cuda" and bool(bf16)
         # Sampled tokens per chunk of the head + log-softmax (0: all at once).
         self.logprob_chunk = max(0, int(logprob_chunk or 0))
@@ -148,6 +166,8 @@ class Trainer:
             "policy": self.policy.describe(),
             "logprob_chunk": self.logprob_chunk,
             "activation_checkpointing": self.activation_checkpointing,
+            "trainable_params": count_parameters(self.model, trainable_only=True),
+            "lora": None if self.lora is None else self.lora.to_peft_dict(),
         }
 
     def state_hash(self):
@@ -160,7 +180,8 @@ class Trainer:
     # -- optimisation -----------------------------------------------------------------
     def configure_optimizer(self, data):
         self.optim_cfg = OptimConfig(data)
-        self.optimizer = _make_adamw(list(self.model.parameters()), self.optim_cfg, self.device)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = _make_adamw(trainable, self.optim_cfg, self.device)
         self.opt_step = 0
 
     def update_optimizer(self, data):
@@ -407,9 +428,9 @@ class Trainer:
         """Writes the policy as ONNX (fp32, CPU) to `path` atomically."""
         started = time.time()
         module = self.policy
-        if self.device.type != "cpu":
+        if self.device.type != "cpu" or self.lora is not None:
             module = copy.copy(self.policy)
-            module.module = copy.deepcopy(self.model).float().cpu()
+            module.module = self._merged_copy()
         module.module.eval()
         wrapper, args, input_names, output_names, dynamic_axes = module.onnx_export_spec("cpu")
         kwargs = {
@@ -449,9 +470,32 @@ class Trainer:
         if dtype not in hf_native.DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(hf_native.DTYPES)}, not {dtype!r}")
         started = time.time()
-        # Tensors go to the CPU one at a time as they are written (no second copy of the model).
-        hf_native.save_pretrained(self.model, path, dtype=hf_native.DTYPES[dtype])
+        # Tensors go to the CPU one at a time as they are written (no second copy of the
+        # model), unless LoRA adapters must be merged into a copy first.
+        model = self.model if self.lora is None else self._merged_copy()
+        hf_native.save_pretrained(model, path, dtype=hf_native.DTYPES[dtype])
         return {"path": path, "dtype": dtype, "ms": (time.time() - started) * 1000}
+
+    def save_adapter(self, path):
+        """Writes the LoRA adapter as a PEFT folder (adapter_config.json,
+        adapter_model.safetensors), its base the policy's source folder."""
+        import lora as lora_lib
+
+        if self.lora is None:
+            raise ValueError("save_adapter needs a policy trained with LoRA")
+        started = time.time()
+        lora_lib.save_adapter(self.model, path)
+        return {"path": path, "ms": (time.time() - started) * 1000}
+
+    def _merged_copy(self):
+        """An fp32 CPU copy of the model with any LoRA adapters merged into their base
+        weights (what an export holds)."""
+        import lora as lora_lib
+
+        model = copy.deepcopy(self.model).float().cpu()
+        if self.lora is not None:
+            lora_lib.merge_and_unload(model)
+        return model
 
     # -- checkpoints ------------------------------------------------------------------
     def save(self, path, meta=None):

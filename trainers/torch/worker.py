@@ -96,6 +96,7 @@ class Worker:
                 bf16=req.get("bf16", True),
                 logprob_chunk=req.get("logprob_chunk", 1024),
                 activation_checkpointing=req.get("activation_checkpointing", False),
+                lora=req.get("lora"),
             )
             return self.trainer.info()
         if cmd == "info":
@@ -130,6 +131,8 @@ class Worker:
             return self.need().export_onnx(req["path"], req.get("opset", 14))
         if cmd == "save_hf":
             return self.need().save_hf(req["path"], req.get("dtype"))
+        if cmd == "save_adapter":
+            return self.need().save_adapter(req["path"])
         if cmd == "save":
             return self.need().save(req["path"], req.get("meta"))
         if cmd == "load":

@@ -90,4 +90,63 @@ describe('paddock train with a Hugging Face folder as the policy', () => {
       expect(existsSync(join(result.modelDir!, file)), file).toBe(true);
     }
   }, 300_000);
+
+  it('trains a model from scratch (policy.scratch) with LoRA adapters, saved as a PEFT folder and merged', async () => {
+    const output = join(root, 'scratch-lora');
+    const result = await train(
+      {
+        tasks: { train: [join(TOY_DIR, 'lookup-train')], per_step: 1 },
+        policy: {
+          scratch: { family: 'llama', hidden_size: 32, layers: 1, heads: 2, kv_heads: 1, max_len: 1024 },
+          lora: { rank: 4, target_modules: ['q_proj', 'v_proj'] },
+        },
+        algorithm: { name: 'grpo', group_size: 2, lr: 1e-3, micro_batch: 2 },
+        sampling: { temperature: 1, max_new_tokens: 8 },
+        sft: { data: 'oracle', episodes: 4, steps: 2, batch_size: 2, lr: 1e-3 },
+        steps: 1,
+        checkpoint: { every: 1, keep: 1 },
+        device: 'cpu',
+        seed: 1,
+        output,
+      },
+      { loadTasks: loadToyTasks, toolProviders: TOY_TOOLS },
+    );
+    expect(result.steps).toBe(1);
+
+    // The model made from scratch: a Hugging Face folder with its own BPE tokenizer and template.
+    const base = join(output, 'base-model');
+    const baseConfig = JSON.parse(readFileSync(join(base, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(baseConfig).toMatchObject({ model_type: 'llama', hidden_size: 32, num_hidden_layers: 1 });
+    const tokenizer = HfTokenizer.fromDir(base);
+    expect(baseConfig.vocab_size).toBe(tokenizer.vocabSize);
+    expect(new HfChatTemplate(tokenizer).toolCallFormat).toBe('hermes');
+
+    // The adapter in PEFT's layout: its config, and A and B of each targeted module.
+    expect(result.adapterDir).toBe(join(output, 'adapter'));
+    const adapter = JSON.parse(
+      readFileSync(join(result.adapterDir!, 'adapter_config.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    expect(adapter).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8 });
+    expect([...(adapter.target_modules as string[])].sort()).toEqual(['q_proj', 'v_proj']);
+    expect(
+      Object.keys(safetensorsHeader(join(result.adapterDir!, 'adapter_model.safetensors'))).sort(),
+    ).toEqual(
+      ['q_proj', 'v_proj'].flatMap((name) =>
+        ['A', 'B'].map((ab) => `base_model.model.model.layers.0.self_attn.${name}.lora_${ab}.weight`),
+      ),
+    );
+    // The merged model: plain weights, no adapter left in it.
+    const merged = Object.keys(safetensorsHeader(join(result.modelDir!, 'model.safetensors')));
+    expect(merged).toContain('model.layers.0.self_attn.q_proj.weight');
+    expect(merged.filter((name) => name.includes('lora'))).toEqual([]);
+  }, 300_000);
 });
+
+/** The tensor names of a safetensors file (its JSON header), `__metadata__` left out. */
+function safetensorsHeader(path: string): Record<string, unknown> {
+  const bytes = readFileSync(path);
+  const length = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as Record<string, unknown>;
+  delete header.__metadata__;
+  return header;
+}
