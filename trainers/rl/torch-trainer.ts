@@ -124,7 +124,9 @@ export type StepMetrics = Record<string, number>;
 
 const ExportSchema = z.object({
   path: z.string(),
+  /** The model file's size and its external data files' (a graph over 2 GiB has its weights in those). */
   bytes: z.number(),
+  external_data_files: z.number().optional(),
   ms: z.number(),
   describe: InfoSchema.shape.policy,
 });

@@ -5,7 +5,6 @@ bench.py (the benchmark). Runs on PyTorch 1.13 (CPU) and 2.x (CUDA, bf16 autocas
 import copy
 import hashlib
 import inspect
-import io
 import math
 import os
 import random
@@ -232,6 +231,33 @@ class Trainer:
         (its logits are recomputed in the backward pass), so at most one chunk's
         [chunk × V] fp32 tensors exist at once, forward or backward. A policy whose head
         cannot be separated gives full logits, and only the log-softmax is chunked."""
+        temperature = float(temperature) or 1.0
+
+        def stats(logits, t):
+            logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+            lp = logp.gather(1, t.unsqueeze(1)).squeeze(1)
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                entropy = -(logp.exp() * logp).sum(-1)
+            return lp, entropy
+
+        return self._per_token(module, ids, sel, stats)
+
+    def _sft_token_stats(self, module, ids, sel):
+        """For supervised steps, at the positions where `sel` is true: the target's log-prob,
+        the mean log-prob over the vocabulary (label smoothing's term; both with gradients)
+        and whether the argmax is the target — chunked as `token_logprobs` is."""
+
+        def stats(logits, t):
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            lp = logp.gather(1, t.unsqueeze(1)).squeeze(1)
+            return lp, logp.mean(-1), (logits.argmax(-1) == t).float()
+
+        return self._per_token(module, ids, sel, stats)
+
+    def _per_token(self, module, ids, sel, stats):
+        """`stats(logits [n, V], targets [n])` over the positions where `sel` is true, run on
+        `logprob_chunk` positions at a time (checkpointed under gradients), its outputs
+        concatenated. The head runs inside the chunks when the policy can split it off."""
         targets = ids[:, 1:][sel]
         split = self.policy.split(module)
         head = None
@@ -241,34 +267,24 @@ class Trainer:
             else:
                 features, head = split
                 rows = features(ids)[:, :-1][sel]
-        temperature = float(temperature) or 1.0
         autocast = self._autocast
 
-        def stats(x, t):
+        def run(x, t):
             if head is not None:
                 with autocast():
                     x = head(x)
-            logp = torch.log_softmax(x.float() / temperature, dim=-1)
-            lp = logp.gather(1, t.unsqueeze(1)).squeeze(1)
-            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-                entropy = -(logp.exp() * logp).sum(-1)
-            return lp, entropy
+            return stats(x, t)
 
         n = rows.shape[0]
         chunk = self.logprob_chunk or n
         if n <= chunk:
-            return stats(rows, targets)
+            return run(rows, targets)
         recompute = torch.is_grad_enabled() and rows.requires_grad
-        lps, entropies = [], []
+        parts = []
         for start in range(0, n, chunk):
             x, t = rows[start : start + chunk], targets[start : start + chunk]
-            if recompute:
-                lp, entropy = torch_checkpoint.checkpoint(stats, x, t, use_reentrant=False)
-            else:
-                lp, entropy = stats(x, t)
-            lps.append(lp)
-            entropies.append(entropy)
-        return torch.cat(lps), torch.cat(entropies)
+            parts.append(torch_checkpoint.checkpoint(run, x, t, use_reentrant=False) if recompute else run(x, t))
+        return tuple(torch.cat(column) for column in zip(*parts))
 
     def _optimizer_step(self):
         if self.optimizer is None:
@@ -378,7 +394,8 @@ class Trainer:
 
     def sft_step(self, sequences, micro_batch=8, label_smoothing=0.0):
         """One supervised step: cross-entropy (optionally label-smoothed) on tokens whose
-        mask is 1 (token-mean)."""
+        mask is 1 (token-mean), the vocabulary's logits made a chunk at a time as in
+        `token_logprobs`."""
         started = time.time()
         self.model.train()
         n_tokens = sum(sum(1 for m in s["mask"][1:] if m) for s in sequences)
@@ -389,17 +406,14 @@ class Trainer:
         for micro in _chunks(sequences, micro_batch):
             ids = _pad([s["ids"] for s in micro], 0, self.device, torch.long)
             mask = _pad([s["mask"] for s in micro], 0, self.device, torch.float32)[:, 1:]
-            sel = mask > 0
-            logits = self._forward(self.model, ids)[:, :-1][sel]
-            targets = ids[:, 1:][sel]
-            nll = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+            lp, mean_lp, hit = self._sft_token_stats(self.model, ids, mask > 0)
+            nll = -lp.sum()
             loss_sum = nll
             if label_smoothing > 0:
-                smooth = -torch.log_softmax(logits, -1).mean(-1).sum()
-                loss_sum = (1 - label_smoothing) * nll + label_smoothing * smooth
+                loss_sum = (1 - label_smoothing) * nll - label_smoothing * mean_lp.sum()
             (loss_sum / n_tokens).backward()
             total_loss += nll.item()
-            correct += (logits.argmax(-1) == targets).sum().item()
+            correct += hit.sum().item()
         grad_norm, lr = self._optimizer_step()
         return {
             "loss": total_loss / n_tokens,
@@ -442,18 +456,30 @@ class Trainer:
         }
         if "dynamo" in inspect.signature(torch.onnx.export).parameters:
             kwargs["dynamo"] = False
-        buffer = io.BytesIO()
+        # Exported to a file path, not a buffer: a graph over protobuf's 2 GiB limit then
+        # has its weights written by the exporter as external data files beside the model
+        # (named after the initializers; the model refers to them by relative name), which
+        # onnxruntime reads when it opens the model from its path.
+        folder = os.path.dirname(os.path.abspath(path))
+        before = set(os.listdir(folder))
+        tmp = f"{path}.tmp-{os.getpid()}"
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapper, args, buffer, **kwargs)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as handle:
-            handle.write(buffer.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
+            torch.onnx.export(wrapper, args, tmp, **kwargs)
+        external = sorted(set(os.listdir(folder)) - before - {os.path.basename(tmp)})
+        for name in [os.path.basename(tmp), *external]:
+            with open(os.path.join(folder, name), "rb") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
         self.model.train()
-        return {"path": path, "bytes": len(buffer.getvalue()), "ms": (time.time() - started) * 1000, "describe": self.policy.describe()}
+        size = os.path.getsize(path) + sum(os.path.getsize(os.path.join(folder, name)) for name in external)
+        return {
+            "path": path,
+            "bytes": size,
+            "external_data_files": len(external),
+            "ms": (time.time() - started) * 1000,
+            "describe": self.policy.describe(),
+        }
 
     def save_hf(self, path, dtype=None):
         """Writes the current weights as a Hugging Face folder (config.json, safetensors,
