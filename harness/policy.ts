@@ -154,8 +154,8 @@ export interface PolicyFolderContents {
     details?: Record<string, unknown>;
   };
   tokenizer: Tokenizer;
-  /** Chat options of the folder's template. */
-  chat: { toolDescriptions: boolean };
+  /** Chat options of paddock's own template (paddock-v1); a model's own template takes none. */
+  chat?: { toolDescriptions: boolean };
   sampling: PolicySampling;
   /** The training step the weights are from. */
   step?: number;
@@ -194,5 +194,5 @@ export interface PolicyFormat<TPolicy extends LoadedPolicy = LoadedPolicy> {
    */
   readTokenizer(path: string): Tokenizer;
   /** The chat template this format's folders use, over `tokenizer`. */
-  chatTemplate(tokenizer: Tokenizer, chat: { toolDescriptions: boolean }): ChatTemplate;
+  chatTemplate(tokenizer: Tokenizer, chat?: { toolDescriptions: boolean }): ChatTemplate;
 }

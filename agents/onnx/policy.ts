@@ -333,7 +333,7 @@ function writeJsonAtomic(path: string, value: unknown): void {
 export function writeOnnxPolicyFolder(dir: string, contents: PolicyFolderContents): void {
   const config = policyConfig(dir, contents, {
     template: PADDOCK_TEMPLATE,
-    tool_descriptions: contents.chat.toolDescriptions,
+    tool_descriptions: contents.chat?.toolDescriptions ?? true,
   });
   const tokenizer = TokenizerFileSchema.safeParse(contents.tokenizer.toJSON());
   if (!tokenizer.success) {

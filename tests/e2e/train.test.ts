@@ -30,9 +30,7 @@ describe('paddock train', () => {
       [
         `tasks: { train: ['${join(toy, 'lookup-train')}'], heldout: ['${join(toy, 'lookup-heldout')}'], per_step: 2 }`,
         'policy:',
-        '  builtin: { d_model: 32, n_layers: 1, n_heads: 2, max_len: 192 }',
-        '  tokenizer: { kind: pieces, max_pieces: 200, split_digits: true }',
-        '  tool_descriptions: false',
+        '  scratch: { hidden_size: 32, layers: 1, heads: 2, max_len: 512 }',
         'algorithm: { name: grpo, group_size: 4, lr: 1.0e-3, micro_batch: 8 }',
         'sampling: { temperature: 1, max_new_tokens: 16 }',
         'sft: { data: oracle, episodes: 8, steps: 5, batch_size: 8, lr: 5.0e-3 }',

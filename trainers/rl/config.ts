@@ -9,9 +9,8 @@
  *   heldout: [tasks/toy/lookup-heldout]  # evaluated every eval.every steps
  *   per_step: 8                          # tasks sampled per step
  * policy:
- *   builtin: { d_model: 128, n_layers: 2, n_heads: 4, max_len: 256 }   # or model: <HF folder> (its own tokenizer and template)
- *   # or scratch: { family: llama, hidden_size: 128, layers: 2, heads: 4, max_len: 256 } (a new HF folder)
- *   tokenizer: { kind: pieces, max_pieces: 400 }                       # or { kind: bytes } or { file: … }
+ *   scratch: { family: llama, hidden_size: 128, layers: 2, heads: 4, max_len: 256 }   # a new HF folder
+ *   # or model: <HF folder> (a checkpoint, with its own tokenizer and chat template)
  * algorithm: { name: grpo, level: trajectory, group_size: 8, lr: 3e-4, clip: 0.2, kl: 0, entropy: 0 }
  * sampling: { temperature: 1, top_p: 1, max_new_tokens: 48 }
  * sft: { data: oracle, episodes: 32, steps: 40, lr: 1e-3 }
@@ -31,22 +30,6 @@ import { ERROR_CODES, PaddockError, describeError, formatZodIssues } from '../..
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().min(0);
-
-export const BuiltinPolicySchema = z
-  .object({
-    d_model: positiveInt,
-    n_layers: positiveInt,
-    n_heads: positiveInt,
-    /** Longest context, in tokens. */
-    max_len: positiveInt,
-    /** @default 4 */
-    mlp_ratio: positiveInt.default(4),
-  })
-  .strict()
-  .refine((model) => model.d_model % model.n_heads === 0, {
-    message: 'd_model must be a multiple of n_heads',
-    path: ['d_model'],
-  });
 
 /**
  * A model trained from scratch in Hugging Face's format: the trainer writes its folder
@@ -84,25 +67,6 @@ export const ScratchPolicySchema = z
     path: ['kv_heads'],
   });
 
-export const TokenizerConfigSchema = z.union([
-  z
-    .object({
-      /** Pieces learned from the demonstrations and instructions (see agents/onnx/tokenizer.ts). */
-      kind: z.literal('pieces'),
-      /** @default 512 */
-      max_pieces: positiveInt.default(512),
-      /** @default 2 */
-      min_count: positiveInt.default(2),
-      /** Every integer below this is one piece. @default 0 */
-      numbers: z.number().int().min(0).max(100_000).default(0),
-      /** Every digit its own token (no multi-digit pieces). @default false */
-      split_digits: z.boolean().default(false),
-    })
-    .strict(),
-  z.object({ kind: z.literal('bytes') }).strict(),
-  z.object({ /** A tokenizer.json to use as is. */ file: z.string().min(1) }).strict(),
-]);
-
 export const TrainConfigSchema = z
   .object({
     tasks: z
@@ -115,12 +79,13 @@ export const TrainConfigSchema = z
       .strict(),
     policy: z
       .object({
-        builtin: BuiltinPolicySchema.optional(),
         scratch: ScratchPolicySchema.optional(),
+        /** Replaced by `scratch` (kept only to say so). */
+        builtin: z.unknown().optional(),
         /**
          * A Hugging Face causal-LM folder: Llama, Qwen2 and Qwen3 load natively in the worker
          * (other architectures need `transformers` in its Python). The model's own tokenizer
-         * and chat template are used: `tokenizer` and `tool_descriptions` do not apply.
+         * and chat template are used.
          */
         model: z.string().min(1).optional(),
         /**
@@ -141,26 +106,15 @@ export const TrainConfigSchema = z
           .optional(),
         /** With `model`: the chat template's `enable_thinking` (Qwen3), passed only when set. */
         enable_thinking: z.boolean().optional(),
-        tokenizer: TokenizerConfigSchema.default({
-          kind: 'pieces',
-          max_pieces: 512,
-          min_count: 2,
-          numbers: 0,
-          split_digits: false,
-        }),
-        /** Tool descriptions in the system prompt. @default true */
-        tool_descriptions: z.boolean().default(true),
       })
       .strict()
-      .refine(
-        (policy) =>
-          [policy.builtin, policy.model, policy.scratch].filter((given) => given !== undefined).length === 1,
-        { message: 'give exactly one of policy.builtin, policy.model and policy.scratch' },
-      )
-      .refine((policy) => policy.lora === undefined || policy.builtin === undefined, {
+      .refine((policy) => policy.builtin === undefined, {
         message:
-          'lora applies to policy.model and policy.scratch (Hugging Face architectures), not policy.builtin',
-        path: ['lora'],
+          'policy.builtin is gone: the toy model is now made in Hugging Face format — use policy.scratch: { family: llama, hidden_size, layers, heads, max_len } (see tasks/toy/train.yaml)',
+        path: ['builtin'],
+      })
+      .refine((policy) => (policy.model === undefined) !== (policy.scratch === undefined), {
+        message: 'give exactly one of policy.model and policy.scratch',
       }),
     algorithm: z
       .object({
@@ -356,7 +310,6 @@ export function parseTrainConfig(
   config.tasks.train = config.tasks.train.map(at);
   config.tasks.heldout = config.tasks.heldout.map(at);
   if (config.policy.model !== undefined) config.policy.model = at(config.policy.model);
-  if ('file' in config.policy.tokenizer) config.policy.tokenizer = { file: at(config.policy.tokenizer.file) };
   if (config.sft && config.sft.data !== 'oracle') config.sft.data = at(config.sft.data);
   config.output = at(config.output);
   return config;

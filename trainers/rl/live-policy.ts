@@ -7,7 +7,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PolicyFormat, Tokenizer } from '../../harness/index.ts';
-import { OnnxPolicyAgent, onnxPolicyFormat, type OnnxPolicy } from '../../agents/onnx/index.ts';
+import { OnnxPolicyAgent, type OnnxPolicy } from '../../agents/onnx/index.ts';
 import type { TrainConfig } from './config.ts';
 import { trainerError } from './errors.ts';
 import type { RunFolder } from './run-folder.ts';
@@ -24,8 +24,8 @@ export class LivePolicy {
     private readonly folder: RunFolder,
     private readonly trainer: TorchTrainer,
     private readonly tokenizer: Tokenizer,
-    /** How the folders are written and loaded. @default paddock's (onnxPolicyFormat) */
-    private readonly format: PolicyFormat<OnnxPolicy> = onnxPolicyFormat,
+    /** How the folders are written and loaded (the model's: `policyFormatFor`). */
+    private readonly format: PolicyFormat<OnnxPolicy>,
   ) {}
 
   /** The folder of the policy now sampling. Throws before the first `publish`. */
@@ -66,7 +66,6 @@ export class LivePolicy {
         details: describe.model,
       },
       tokenizer: this.tokenizer,
-      chat: { toolDescriptions: cfg.policy.tool_descriptions },
       sampling: {
         temperature: cfg.sampling.temperature,
         topP: cfg.sampling.top_p,

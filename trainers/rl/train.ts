@@ -37,10 +37,10 @@ import { rlOptimizer, rlStep } from './rl-step.ts';
 import { RunFolder, readJson, writeJsonAtomic, type MetricRow } from './run-folder.ts';
 import { TorchTrainer, type PolicySpec } from './torch-trainer.ts';
 import {
-  buildTokenizer,
   fineTune,
   modelFolder,
   policyFormatFor,
+  readTokenizer,
   recordDemonstrations,
   writeScratchTokenizer,
 } from './warm-start.ts';
@@ -214,15 +214,9 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
     let demos: Demonstration[] = [];
     if (!state && cfg.sft) demos = await recordDemonstrations(context, trainTasks);
     const format = policyFormatFor(cfg);
-    const hfFolder = modelFolder(cfg);
     // A model trained from scratch gets its tokenizer files first; resumed, it has them.
     if (!state && cfg.policy.scratch) writeScratchTokenizer(cfg, trainTasks, demos);
-    // A Hugging Face model's tokenizer is read from its folder, resumed or not.
-    const tokenizer =
-      state && hfFolder === undefined
-        ? format.readTokenizer(folder.path('tokenizer.json'))
-        : buildTokenizer(cfg, trainTasks, demos);
-    if (!state) writeJsonAtomic(folder.path('tokenizer.json'), tokenizer.toJSON());
+    const tokenizer = readTokenizer(cfg);
 
     // --- worker ---------------------------------------------------------------------------
     const trainer = await TorchTrainer.start({
@@ -233,13 +227,11 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       ...(options.workerEnv ? { env: options.workerEnv } : {}),
     });
     worker = trainer;
-    const policySpec: PolicySpec = cfg.policy.builtin
-      ? { kind: 'builtin', config: { vocab_size: tokenizer.vocabSize, ...cfg.policy.builtin } }
-      : {
-          kind: 'hf',
-          path: hfFolder!,
-          ...(cfg.policy.scratch ? { create: scratchModel(cfg.policy.scratch, tokenizer, cfg.seed) } : {}),
-        };
+    const policySpec: PolicySpec = {
+      kind: 'hf',
+      path: modelFolder(cfg),
+      ...(cfg.policy.scratch ? { create: scratchModel(cfg.policy.scratch, tokenizer, cfg.seed) } : {}),
+    };
     const info = await trainer.init({
       policy: policySpec,
       device: cfg.device,
@@ -273,9 +265,7 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       context.log(`resumed from ${state.checkpoint} (step ${step}, optimiser step ${loaded.opt_step})`);
     } else {
       if (cfg.sft && cfg.sft.steps > 0) {
-        const template = format.chatTemplate(tokenizer, {
-          toolDescriptions: cfg.policy.tool_descriptions,
-        });
+        const template = format.chatTemplate(tokenizer);
         await fineTune(context, trainer, info.policy.max_len, demos, template);
       }
       await trainer.configureOptimizer(rlOptimizer(cfg));

@@ -1,8 +1,9 @@
 /**
  * The warm start: demonstrations (the oracle's on train tasks, recorded in the run store
- * as run `demos`, or a JSONL file of `{messages, tools}`), the tokenizer (pieces learned
- * from the demonstrations and instructions, bytes, or a given file), and supervised
- * fine-tuning on the demonstrations through the worker (mask on the assistant's tokens).
+ * as run `demos`, or a JSONL file of `{messages, tools}`), the model's tokenizer (a
+ * checkpoint's own, or for a model trained from scratch a byte-level BPE learned from the
+ * demonstrations and instructions), and supervised fine-tuning on the demonstrations
+ * through the worker (mask on the assistant's tokens).
  *
  * Which demonstrations the oracle plays and the order of the SFT batches derive from
  * `seed` only.
@@ -15,11 +16,8 @@ import type { ChatTemplate, PolicyFormat, Tokenizer } from '../../harness/index.
 import { OracleAgent } from '../../agents/oracle/index.ts';
 import {
   HF_TOKENIZER_FILES,
-  buildPolicyTokenizer,
-  byteTokenizer,
   hfOnnxPolicyFormat,
   scratchTokenizerFiles,
-  onnxPolicyFormat,
   type OnnxPolicy,
 } from '../../agents/onnx/index.ts';
 import { demonstrationSequence, type Demonstration } from './batch.ts';
@@ -102,28 +100,20 @@ export function readDemonstrations(path: string): Demonstration[] {
 }
 
 /**
- * The Hugging Face folder a run trains, if any: `policy.model`, or `<output>/base-model`
- * for a model trained from scratch (`policy.scratch`, written by `writeScratchTokenizer`
- * and the worker).
+ * The Hugging Face folder a run trains: `policy.model`, or `<output>/base-model` for a model
+ * trained from scratch (`policy.scratch`, written by `writeScratchTokenizer` and the worker).
  */
-export function modelFolder(cfg: TrainConfig): string | undefined {
-  if (cfg.policy.model !== undefined) return cfg.policy.model;
-  return cfg.policy.scratch === undefined ? undefined : join(cfg.output, SCRATCH_MODEL_DIR);
+export function modelFolder(cfg: TrainConfig): string {
+  return cfg.policy.model ?? join(cfg.output, SCRATCH_MODEL_DIR);
 }
 
 /** Where a run keeps the model it trains from scratch, in its output folder. */
 export const SCRATCH_MODEL_DIR = 'base-model';
 
-/**
- * The policy folders a run writes: paddock's (`policy.builtin`), or those of a Hugging Face
- * model (`policy.model`, `policy.scratch`: its own tokenizer and chat template, copied from
- * the folder).
- */
+/** The policy folders a run writes: its model's ONNX export with the model's own tokenizer and chat template. */
 export function policyFormatFor(cfg: TrainConfig): PolicyFormat<OnnxPolicy> {
-  const folder = modelFolder(cfg);
-  if (folder === undefined) return onnxPolicyFormat;
   return hfOnnxPolicyFormat(
-    folder,
+    modelFolder(cfg),
     cfg.policy.enable_thinking === undefined ? {} : { enableThinking: cfg.policy.enable_thinking },
   );
 }
@@ -139,7 +129,7 @@ export function writeScratchTokenizer(
   trainTasks: readonly Task[],
   demos: readonly Demonstration[],
 ): void {
-  const dir = modelFolder(cfg)!;
+  const dir = modelFolder(cfg);
   const files = scratchTokenizerFiles(
     { texts: trainTasks.map((task) => task.instruction), conversations: demos },
     { merges: cfg.policy.scratch!.merges },
@@ -154,31 +144,9 @@ export function writeScratchTokenizer(
   }
 }
 
-/**
- * The policy's tokenizer: a Hugging Face model's own (`policy.model`, `policy.scratch`),
- * else as `policy.tokenizer` says: a file, bytes, or pieces learned from the instructions
- * and demonstrations.
- */
-export function buildTokenizer(
-  cfg: TrainConfig,
-  trainTasks: readonly Task[],
-  demos: readonly Demonstration[],
-): Tokenizer {
-  const folder = modelFolder(cfg);
-  if (folder !== undefined) return policyFormatFor(cfg).readTokenizer(join(folder, 'tokenizer.json'));
-  const spec = cfg.policy.tokenizer;
-  if ('file' in spec) return onnxPolicyFormat.readTokenizer(spec.file);
-  if (spec.kind === 'bytes') return byteTokenizer();
-  return buildPolicyTokenizer(
-    { texts: trainTasks.map((task) => task.instruction), conversations: demos },
-    {
-      toolDescriptions: cfg.policy.tool_descriptions,
-      maxPieces: spec.max_pieces,
-      minCount: spec.min_count,
-      numbers: spec.numbers,
-      splitDigits: spec.split_digits,
-    },
-  );
+/** The model's own tokenizer, read from its folder. */
+export function readTokenizer(cfg: TrainConfig): Tokenizer {
+  return policyFormatFor(cfg).readTokenizer(join(modelFolder(cfg), HF_TOKENIZER_FILES.tokenizer));
 }
 
 /**

@@ -17,11 +17,7 @@ const PER_STEP = 2;
 function config(output: string) {
   return {
     tasks: { train: [join(TOY_DIR, 'lookup-train')], per_step: PER_STEP },
-    policy: {
-      builtin: { d_model: 32, n_layers: 1, n_heads: 2, max_len: 192 },
-      tokenizer: { kind: 'pieces' as const, max_pieces: 200, split_digits: true },
-      tool_descriptions: false,
-    },
+    policy: { scratch: { hidden_size: 32, layers: 1, heads: 2, max_len: 512 } },
     algorithm: { name: 'grpo' as const, group_size: GROUP, lr: 1e-3, micro_batch: 8 },
     sampling: { temperature: 1, max_new_tokens: 16 },
     steps: 2,

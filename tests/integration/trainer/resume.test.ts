@@ -21,11 +21,7 @@ function config(output: string): TrainConfigInput {
       heldout: [join(TOY_DIR, 'lookup-heldout')],
       per_step: 2,
     },
-    policy: {
-      builtin: { d_model: 32, n_layers: 2, n_heads: 2, max_len: 192 },
-      tokenizer: { kind: 'pieces', max_pieces: 200, split_digits: true },
-      tool_descriptions: false,
-    },
+    policy: { scratch: { hidden_size: 32, layers: 2, heads: 2, max_len: 512 } },
     algorithm: { name: 'grpo', group_size: 4, lr: 1e-3, micro_batch: 8 },
     sampling: { temperature: 1, max_new_tokens: 16 },
     sft: { data: 'oracle', episodes: 16, steps: 10, batch_size: 8, lr: 5e-3 },

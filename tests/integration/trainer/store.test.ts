@@ -32,11 +32,7 @@ function config(output: string): TrainConfigInput {
       heldout: [join(TOY_DIR, 'lookup-heldout')],
       per_step: PER_STEP,
     },
-    policy: {
-      builtin: { d_model: 32, n_layers: 1, n_heads: 2, max_len: 192 },
-      tokenizer: { kind: 'pieces', max_pieces: 200, split_digits: true },
-      tool_descriptions: false,
-    },
+    policy: { scratch: { hidden_size: 32, layers: 1, heads: 2, max_len: 512 } },
     algorithm: { name: 'grpo', group_size: GROUP, lr: 1e-3, micro_batch: 8 },
     sampling: { temperature: 1, max_new_tokens: 16 },
     sft: { data: 'oracle', episodes: DEMOS, steps: 3, batch_size: 4, lr: 5e-3 },

@@ -47,7 +47,7 @@ describe('the algorithm options through the protocol', () => {
       await trainer.setReference();
       const cfg = parseTrainConfig({
         tasks: { train: ['t'] },
-        policy: { builtin: { d_model: 16, n_layers: 1, n_heads: 2, max_len: 32 } },
+        policy: { scratch: { hidden_size: 16, layers: 1, heads: 2, max_len: 32 } },
         steps: 1,
         output: 'out',
         algorithm: {

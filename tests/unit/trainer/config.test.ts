@@ -7,7 +7,7 @@ import { loadTrainConfig, lossConfig, parseTrainConfig } from '../../../trainers
 
 const minimal = {
   tasks: { train: ['tasks/a'] },
-  policy: { builtin: { d_model: 32, n_layers: 1, n_heads: 2, max_len: 64 } },
+  policy: { scratch: { hidden_size: 32, layers: 1, heads: 2, max_len: 64 } },
   steps: 3,
   output: 'out',
 };
@@ -117,18 +117,32 @@ describe('train.yaml', () => {
     expect(error.message).toMatch(/x\.yaml: algorithm\.group_size:/);
   });
 
-  it('wants exactly one of a built-in policy and a model folder', () => {
+  it('wants exactly one of a model made from scratch and a model folder', () => {
     const error = failure(() =>
-      parseTrainConfig({ ...minimal, policy: { model: 'hf', builtin: minimal.policy.builtin } }),
+      parseTrainConfig({ ...minimal, policy: { model: 'hf', scratch: minimal.policy.scratch } }),
     );
-    expect(error.message).toMatch(/exactly one of policy\.builtin and policy\.model/);
+    expect(error.message).toMatch(/exactly one of policy\.model and policy\.scratch/);
+  });
+
+  it('says what replaced the built-in model', () => {
+    const error = failure(() =>
+      parseTrainConfig(
+        { ...minimal, policy: { builtin: { d_model: 32, n_layers: 1, n_heads: 2, max_len: 64 } } },
+        { file: 'train.yaml' },
+      ),
+    );
+    expect(error.message).toMatch(/train\.yaml: policy\.builtin: policy\.builtin is gone.*policy\.scratch/);
   });
 
   it('checks the model shape', () => {
     const error = failure(() =>
-      parseTrainConfig({ ...minimal, policy: { builtin: { ...minimal.policy.builtin, n_heads: 3 } } }),
+      parseTrainConfig({ ...minimal, policy: { scratch: { ...minimal.policy.scratch, heads: 3 } } }),
     );
-    expect(error.message).toMatch(/policy\.builtin\.d_model: d_model must be a multiple of n_heads/);
+    expect(error.message).toMatch(/policy\.scratch\.hidden_size: hidden_size must be a multiple of heads/);
+    const lora = failure(() =>
+      parseTrainConfig({ ...minimal, policy: { ...minimal.policy, lora: { rank: 0 } } }),
+    );
+    expect(lora.message).toMatch(/policy\.lora\.rank/);
   });
 
   it('loads YAML files relative to their folder and reports syntax errors with the file', () => {
@@ -136,7 +150,7 @@ describe('train.yaml', () => {
     const file = join(dir, 'train.yaml');
     writeFileSync(
       file,
-      'tasks: { train: [t] }\npolicy: { builtin: { d_model: 8, n_layers: 1, n_heads: 2, max_len: 16 } }\nsteps: 1\noutput: runs/x\n',
+      'tasks: { train: [t] }\npolicy: { scratch: { hidden_size: 8, layers: 1, heads: 2, max_len: 16 } }\nsteps: 1\noutput: runs/x\n',
     );
     expect(loadTrainConfig(file).output).toBe(join(dir, 'runs/x'));
     writeFileSync(file, 'tasks: [\n');
