@@ -262,7 +262,7 @@ function assistantContent(message: Extract<Message, { role: 'assistant' }>): Ant
  * the flag yet; a message that has `isError: true` (the proposed contract field) is read.
  */
 function toolFailed(message: Extract<Message, { role: 'tool' }>): boolean {
-  return 'isError' in message && (message as { isError?: unknown }).isError === true;
+  return message.isError === true;
 }
 
 /**

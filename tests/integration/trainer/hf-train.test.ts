@@ -16,7 +16,14 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HfChatTemplate, HfTokenizer, PolicyConfigSchema } from '../../../agents/onnx/index.ts';
 import { RunStore, type EpisodeRecord, type Message } from '../../../harness/index.ts';
-import { DEFAULT_PYTHON, TRAINING_RUN_IDS, checkTokenDrift, train } from '../../../trainers/rl/index.ts';
+import {
+  DEFAULT_PYTHON,
+  TRAINING_RUN_IDS,
+  checkTokenDrift,
+  train,
+  type TrainConfigInput,
+  type TrainResult,
+} from '../../../trainers/rl/index.ts';
 import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const require = createRequire(import.meta.url);
@@ -43,21 +50,7 @@ describe('paddock train with a Hugging Face folder as the policy', () => {
     expect(made.status, `${made.stdout}${made.stderr}`).toBe(0);
 
     const output = join(root, 'run');
-    const result = await train(
-      {
-        tasks: { train: [join(TOY_DIR, 'lookup-train')], per_step: 1 },
-        policy: { model },
-        algorithm: { name: 'grpo', group_size: 2, lr: 1e-3, micro_batch: 2 },
-        sampling: { temperature: 1, max_new_tokens: 8 },
-        steps: 1,
-        checkpoint: { every: 1, keep: 1 },
-        device: 'cpu',
-        seed: 1,
-        output,
-      },
-      { loadTasks: loadToyTasks, toolProviders: TOY_TOOLS },
-    );
-    expect(result.steps).toBe(1);
+    const result = await oneStep(output, { policy: { model } });
 
     // The policy folder: the hf template, the model's tokenizer files.
     const config = PolicyConfigSchema.parse(
@@ -93,25 +86,13 @@ describe('paddock train with a Hugging Face folder as the policy', () => {
 
   it('trains a model from scratch (policy.scratch) with LoRA adapters, saved as a PEFT folder and merged', async () => {
     const output = join(root, 'scratch-lora');
-    const result = await train(
-      {
-        tasks: { train: [join(TOY_DIR, 'lookup-train')], per_step: 1 },
-        policy: {
-          scratch: { family: 'llama', hidden_size: 32, layers: 1, heads: 2, kv_heads: 1, max_len: 1024 },
-          lora: { rank: 4, target_modules: ['q_proj', 'v_proj'] },
-        },
-        algorithm: { name: 'grpo', group_size: 2, lr: 1e-3, micro_batch: 2 },
-        sampling: { temperature: 1, max_new_tokens: 8 },
-        sft: { data: 'oracle', episodes: 4, steps: 2, batch_size: 2, lr: 1e-3 },
-        steps: 1,
-        checkpoint: { every: 1, keep: 1 },
-        device: 'cpu',
-        seed: 1,
-        output,
+    const result = await oneStep(output, {
+      policy: {
+        scratch: { family: 'llama', hidden_size: 32, layers: 1, heads: 2, kv_heads: 1, max_len: 1024 },
+        lora: { rank: 4, target_modules: ['q_proj', 'v_proj'] },
       },
-      { loadTasks: loadToyTasks, toolProviders: TOY_TOOLS },
-    );
-    expect(result.steps).toBe(1);
+      sft: { data: 'oracle', episodes: 4, steps: 2, batch_size: 2, lr: 1e-3 },
+    });
 
     // The model made from scratch: a Hugging Face folder with its own BPE tokenizer and template.
     const base = join(output, 'base-model');
@@ -141,6 +122,29 @@ describe('paddock train with a Hugging Face folder as the policy', () => {
     expect(merged.filter((name) => name.includes('lora'))).toEqual([]);
   }, 300_000);
 });
+
+/** One RL step of two episodes on one toy task, with `policy` (and `sft`) as given. */
+async function oneStep(
+  output: string,
+  config: Pick<TrainConfigInput, 'policy' | 'sft'>,
+): Promise<TrainResult> {
+  const result = await train(
+    {
+      tasks: { train: [join(TOY_DIR, 'lookup-train')], per_step: 1 },
+      algorithm: { name: 'grpo', group_size: 2, lr: 1e-3, micro_batch: 2 },
+      sampling: { temperature: 1, max_new_tokens: 8 },
+      steps: 1,
+      checkpoint: { every: 1, keep: 1 },
+      device: 'cpu',
+      seed: 1,
+      output,
+      ...config,
+    },
+    { loadTasks: loadToyTasks, toolProviders: TOY_TOOLS },
+  );
+  expect(result.steps).toBe(1);
+  return result;
+}
 
 /** The tensor names of a safetensors file (its JSON header), `__metadata__` left out. */
 function safetensorsHeader(path: string): Record<string, unknown> {
