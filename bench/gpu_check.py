@@ -96,15 +96,6 @@ MFU_TARGET = 0.40
 FLOPS_FORMULA = "6*N_layers*tokens + 6*N_head*trained + 6*L*(H*d_h)*(T+1)*tokens"
 
 
-def step_flops(cfg, seq, batch, trained_per_seq):
-    """Model FLOPs of one training step (see the module docstring)."""
-    n_layers, n_head = H.count_matmul_params(cfg)
-    tokens = batch * seq
-    trained = batch * trained_per_seq
-    attention = 6 * cfg.num_hidden_layers * cfg.num_attention_heads * cfg.head_dim * (seq + 1) * tokens
-    return 6 * n_layers * tokens + 6 * n_head * trained + attention
-
-
 def detect_peak(device, override=None):
     if override:
         return float(override), "--peak-tflops"
@@ -146,12 +137,9 @@ def make_random_folder(cfg_dict, folder, device, seed=0):
 
 def make_trainer(model, folder, device, args, compile_features):
     """trainer.Trainer (the worker's numerics) with the native model as its policy."""
-    tiny = {"vocab_size": 8, "d_model": 8, "n_layers": 1, "n_heads": 1, "max_len": 8}
-    trainer = Trainer({"kind": "builtin", "config": tiny}, device=device.type, seed=0, bf16=True,
-                      logprob_chunk=args.logprob_chunk)
-    trainer.policy = H.NativePolicy(model, path=folder, compile=compile_features)
-    trainer.model = model
-    trainer.policy_spec = {"kind": "hf-native", "path": folder}
+    trainer = Trainer({"kind": "hf", "path": folder}, device=device.type, seed=0, bf16=True,
+                      logprob_chunk=args.logprob_chunk,
+                      policy=H.NativePolicy(model, path=folder, compile=compile_features))
     if args.activation_checkpointing:
         trainer.policy.set_activation_checkpointing(True)
     return trainer
@@ -221,7 +209,7 @@ def part_train(ctx):
     times.sort()
     median = times[len(times) // 2]
     tokens = batch * seq
-    flops = step_flops(cfg, seq, batch, seq - max(prompt, 1))
+    flops = H.step_flops(cfg, seq, batch, seq - max(prompt, 1))
     peak, peak_note = detect_peak(device, args.peak_tflops)
     achieved = flops / median
     n_layers, n_head = H.count_matmul_params(cfg)

@@ -1,7 +1,7 @@
 /**
  * Trainer benchmark:
  *  1. one policy-gradient step (trainers/torch/bench.py, the worker's own train_step):
- *     tokens/s and MFU. With CUDA it is a ~0.5B-parameter transformer on 2,048-token
+ *     tokens/s and MFU. With CUDA it is a Qwen2.5-0.5B-shaped model on 2,048-token
  *     sequences in bf16; without, the same code on a small model on the CPU — the result
  *     says which, and CPU figures say nothing about GPUs;
  *  2. rollout speed of the ONNX policy agent on the toy suite's model shape: prefill
@@ -56,8 +56,22 @@ console.log(
 const dir = mkdtempSync(join(tmpdir(), 'paddock-bench-policy-'));
 const tokenizer = buildPieceTokenizer(['Look up the number stored under a key, add it, submit.'], {});
 const trainer = await TorchTrainer.start();
-const model = { vocab_size: tokenizer.vocabSize, d_model: 128, n_layers: 2, n_heads: 4, max_len: 256 };
-await trainer.init({ policy: { kind: 'builtin', config: model }, device: 'cpu', seed: 0 });
+// The toy suite's model (tasks/toy/train.yaml): a tiny Llama, hidden 128, 2 layers, 4 heads.
+const model = {
+  vocab_size: tokenizer.vocabSize,
+  hidden_size: 128,
+  intermediate_size: 512,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 4,
+  head_dim: 32,
+  max_position_embeddings: 256,
+};
+await trainer.init({
+  policy: { kind: 'hf', path: join(dir, 'hf-model'), create: { family: 'llama', seed: 0, config: model } },
+  device: 'cpu',
+  seed: 0,
+});
 const exported = await trainer.exportOnnx(join(dir, 'model.onnx'));
 await trainer.close();
 writeFileSync(

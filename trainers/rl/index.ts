@@ -50,7 +50,6 @@ export {
 } from './worker.ts';
 export {
   TorchTrainer,
-  type BuiltinModelConfig,
   type LossConfig,
   type OptimizerConfig,
   type PolicySpec,

@@ -13,31 +13,22 @@ import {
   type WorkerHello,
 } from './worker.ts';
 
-/** The built-in transformer's shape (trainers/torch/model.py). */
-export interface BuiltinModelConfig {
-  vocab_size: number;
-  d_model: number;
-  n_layers: number;
-  n_heads: number;
-  max_len: number;
-  /** @default 4 */
-  mlp_ratio?: number;
-}
-
 /**
- * What the worker trains: the built-in transformer, or a Hugging Face causal-LM folder (Llama,
- * Qwen2 and Qwen3 natively, in fp32 master weights; other architectures through
- * `transformers`, or always with `native: false`).
+ * What the worker trains: a Hugging Face causal-LM folder (Llama, Qwen2 and Qwen3 natively,
+ * in fp32 master weights; other architectures through `transformers`, or always with
+ * `native: false`).
  */
-export type PolicySpec =
-  | { kind: 'builtin'; config: BuiltinModelConfig }
-  | {
-      kind: 'hf';
-      path: string;
-      native?: boolean;
-      /** Make the folder's model first when it has none (a model trained from scratch). */
-      create?: { family: string; seed: number; config: Record<string, unknown> };
-    };
+export interface PolicySpec {
+  kind: 'hf';
+  path: string;
+  native?: boolean;
+  /**
+   * Make the folder's model first when it has none (a model trained from scratch): a
+   * randomly initialised `family` model (`hf_native.tiny_config` with `config`'s keys,
+   * `vocab_size` required).
+   */
+  create?: { family: string; seed: number; config: Record<string, unknown> };
+}
 
 /** AdamW and the learning-rate schedule. */
 export interface OptimizerConfig {

@@ -6,26 +6,17 @@ On a GPU machine (PyTorch 2.x with CUDA; no Node needed):
 
     python3 trainers/torch/bench.py --device cuda --preset 0.5b
 
-runs a ~0.5B-parameter transformer (random weights) on sequences of 2,048 tokens in bf16
-autocast. Without a GPU, `--device cpu --preset small` runs the same code on a small model
-(the figures then say nothing about GPUs). Prints one JSON object (and `--out FILE` writes
-it).
+runs a Qwen2.5-0.5B-shaped model (random weights, the native implementation of
+hf_native.py) on sequences of 2,048 tokens in bf16 autocast. Without a GPU, `--device cpu
+--preset small` runs the same code on a small Llama (the figures then say nothing about
+GPUs). Prints one JSON object (and `--out FILE` writes it).
 
-Model FLOPs of a step (PaLM's accounting, corrected for causal attention and for the
-positions the loss reads):
-
-    FLOPs = tokens · (6·N_body + 6·L·d·(T + 1)) + trained · 6·d·V
-          (+ with a reference forward, a third of that: tokens · (2·N_body + 2·L·d·(T + 1)) + trained · 2·d·V)
-
-N_body: the parameters the transformer's matmuls use (every weight but the embeddings and
-the head), L layers, d the model width, T the sequence length, V the vocabulary; `tokens`
-are all positions, `trained` the positions whose log-prob the loss reads (mask 1): the
-trainer runs the tied output head (d·V) on those only. Attention: per layer, QKᵀ and A·V
-each cost 2·d FLOPs per (query, key) pair forward; a causal query at position i sees i + 1
-keys, (T + 1)/2 on average, so attention is 2·2·d·(T + 1)/2 = 2·d·(T + 1) FLOPs per token
-forward and 6·d·(T + 1) forward and backward — half of the 12·d·T of non-causal
-attention (the kernels skip the masked half; the explicit CPU path computes it and throws
-it away, which MFU does not count). Recomputation (activation checkpointing, chunked
+Model FLOPs of a step: hf_native.step_flops — 6·N per token for the decoder's matmuls,
+6·d·V per trained token for the head (the trainer runs it on the positions the loss reads
+only), and causal attention, 6·L·(H·d_h)·(T + 1) per token (a causal query at position i
+sees i + 1 keys, (T + 1)/2 on average: half of non-causal attention's 12·L·(H·d_h)·T; the
+explicit CPU path computes the masked half and throws it away, which MFU does not count);
+a reference forward adds a third. Recomputation (activation checkpointing, chunked
 log-probs) is not counted either: MFU counts the model's FLOPs, not the hardware's.
 MFU = achieved FLOP/s ÷ the device's dense bf16 peak (`--peak-tflops`, 989 for an H100 SXM).
 """
@@ -40,33 +31,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
+import hf_native as H  # noqa: E402
 from trainer import Trainer  # noqa: E402
 
 PRESETS = {
-    # ~0.5B parameters: 24 layers of width 1280 (20 heads of 64), a 32k vocabulary.
-    "0.5b": {"d_model": 1280, "n_layers": 24, "n_heads": 20, "vocab_size": 32000, "seq": 2048, "batch": 8, "micro": 2},
-    "small": {"d_model": 256, "n_layers": 4, "n_heads": 4, "vocab_size": 8000, "seq": 512, "batch": 4, "micro": 2},
+    # Qwen2.5-0.5B's shape: 24 layers of width 896 (14 heads of 64, 2 KV heads), MLP 4864,
+    # a 151,936-token vocabulary, tied embeddings (494M parameters).
+    "0.5b": {
+        "family": "qwen2",
+        "config": {"hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+                   "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936},
+        "seq": 2048, "batch": 8, "micro": 2,
+    },
+    "small": {
+        "family": "llama",
+        "config": {"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
+                   "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 64, "vocab_size": 8000},
+        "seq": 512, "batch": 4, "micro": 2,
+    },
 }
 
 # Dense bf16 peaks in TFLOP/s, by substrings of torch.cuda.get_device_name().
 KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
-
-
-def step_flops(cfg, seq, batch, trained_per_seq, reference=False):
-    """Model FLOPs of one step (see the module docstring) and N_body + the head (d·V)."""
-    d, layers, vocab = cfg["d_model"], cfg["n_layers"], cfg["vocab_size"]
-    per_layer = 12 * d * d + 13 * d  # qkv, proj, 4x MLP (weights + biases) and norms
-    n_body = layers * per_layer + 2 * d  # + the final norm
-    head = vocab * d  # the tied output head
-    tokens = batch * seq
-    trained = batch * trained_per_seq
-    # Causal attention: query i attends to i + 1 keys; QKᵀ and A·V, 2·d FLOPs per pair each.
-    attention_fwd = 2 * layers * d * (seq + 1)  # per token: 2·2·d·(T + 1)/2 per layer
-    forward = tokens * (2 * n_body + attention_fwd) + trained * 2 * head
-    flops = 3 * forward  # backward = 2 × forward
-    if reference:
-        flops += forward
-    return flops, n_body + head
 
 
 def main():
@@ -95,16 +81,16 @@ def main():
     seq = args.seq or preset["seq"]
     batch = args.batch or preset["batch"]
     micro = args.micro_batch or preset["micro"]
-    model = {k: preset[k] for k in ("d_model", "n_layers", "n_heads", "vocab_size")}
-    model["max_len"] = seq
-
+    config = H.tiny_config(preset["family"], max_position_embeddings=seq, **preset["config"])
+    model = H.random_model(config, seed=0, device=device)
     trainer = Trainer(
-        {"kind": "builtin", "config": model},
+        {"kind": "hf", "path": f"random-{preset_name}"},
         device=device,
         seed=0,
         bf16=True,
         logprob_chunk=args.logprob_chunk,
         activation_checkpointing=args.activation_checkpointing,
+        policy=H.NativePolicy(model),
     )
     trainer.configure_optimizer({"lr": 1e-5, "total_steps": args.warmup + args.steps})
     reference = args.kl > 0 or args.kl_metric
@@ -114,7 +100,7 @@ def main():
     prompt = min(args.prompt, seq - 1)
     sequences = []
     for i in range(batch):
-        ids = [rng.randrange(model["vocab_size"]) for _ in range(seq)]
+        ids = [rng.randrange(config["vocab_size"]) for _ in range(seq)]
         sequences.append(
             {
                 "ids": ids,
@@ -145,7 +131,9 @@ def main():
     tokens = batch * seq
     # Token i is predicted from position i − 1: the loss reads the sampled positions after the prompt.
     trained_per_seq = seq - max(prompt, 1)
-    flops, n_matmul = step_flops(model, seq, batch, trained_per_seq, reference)
+    cfg = H.NativeConfig(config)
+    flops = H.step_flops(cfg, seq, batch, trained_per_seq, reference)
+    n_matmul = sum(H.count_matmul_params(cfg))
     per_token = flops / tokens
     achieved = flops / median
     peak = args.peak_tflops
@@ -157,6 +145,7 @@ def main():
         "dtype": "bf16-autocast" if trainer.autocast else "fp32",
         "torch": torch.__version__,
         "preset": preset_name,
+        "model": {"family": preset["family"], **preset["config"]},
         "params": sum(p.numel() for p in trainer.model.parameters()),
         "matmul_params": n_matmul,
         "seq_len": seq,

@@ -51,7 +51,7 @@ import torch.utils.checkpoint as torch_checkpoint
 
 import safetensors_io as st
 
-try:  # the built-in model's CPU fast paths (oneDNN convolutions on reference-BLAS builds)
+try:  # model.py's CPU fast paths (oneDNN convolutions on reference-BLAS builds)
     from model import linear as _linear
     from model import matmul as _matmul
 except Exception:  # noqa: BLE001 - any import problem: plain PyTorch
@@ -949,3 +949,17 @@ def count_matmul_params(cfg):
     h, kv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
     per_layer = d * (h * hd) + 2 * d * (kv * hd) + (h * hd) * d + 3 * d * i
     return cfg.num_hidden_layers * per_layer, d * cfg.vocab_size
+
+
+def step_flops(cfg, seq, batch, trained_per_seq, reference=False):
+    """Model FLOPs of one training step (PaLM's accounting, corrected for causal attention
+    and for the positions the loss reads): 6·N_layers per token, 6·N_head per trained token
+    (the head runs on those only), and causal attention — QKᵀ and A·V, 2·(H·d_h) FLOPs per
+    (query, key) pair each, (T + 1)/2 keys per query on average — 6·L·(H·d_h)·(T + 1) per
+    token forward and backward. A reference forward adds a third (one more forward)."""
+    n_layers, n_head = count_matmul_params(cfg)
+    tokens = batch * seq
+    trained = batch * trained_per_seq
+    attention = 6 * cfg.num_hidden_layers * cfg.num_attention_heads * cfg.head_dim * (seq + 1) * tokens
+    flops = 6 * n_layers * tokens + 6 * n_head * trained + attention
+    return flops + flops // 3 if reference else flops

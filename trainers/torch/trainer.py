@@ -115,7 +115,10 @@ class Trainer:
         logprob_chunk=1024,
         activation_checkpointing=False,
         lora=None,
+        policy=None,
     ):
+        """`policy`: an already built policy of `policy_spec` (benchmarks that build their
+        model themselves); by default it is built from the spec."""
         if threads:
             torch.set_num_threads(int(threads))
         self.device = pick_device(device)
@@ -123,7 +126,7 @@ class Trainer:
         random.seed(self.seed)
         torch.manual_seed(self.seed)
         self.policy_spec = policy_spec
-        self.policy = build_policy(policy_spec, device=self.device)
+        self.policy = policy if policy is not None else build_policy(policy_spec, device=self.device)
         self.model = self.policy.module.to(self.device)
         # LoRA (PEFT's definition, lora.py): adapters on the target modules, the rest frozen.
         self.lora = None

@@ -7,6 +7,9 @@
  * interpreter with torch).
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_PYTHON, TorchTrainer, lossConfig, parseTrainConfig } from '../../../trainers/rl/index.ts';
@@ -34,8 +37,21 @@ describe('the algorithm options through the protocol', () => {
     try {
       const info = await trainer.init({
         policy: {
-          kind: 'builtin',
-          config: { vocab_size: 40, d_model: 16, n_layers: 1, n_heads: 2, max_len: 32 },
+          kind: 'hf',
+          path: join(mkdtempSync(join(tmpdir(), 'paddock-units-')), 'model'),
+          create: {
+            family: 'llama',
+            seed: 1,
+            config: {
+              vocab_size: 40,
+              hidden_size: 16,
+              num_hidden_layers: 1,
+              num_attention_heads: 2,
+              num_key_value_heads: 2,
+              head_dim: 8,
+              max_position_embeddings: 32,
+            },
+          },
         },
         device: 'cpu',
         seed: 1,

@@ -11,9 +11,24 @@ import { isPaddockError, type PaddockError } from '../../../harness/index.ts';
 import { TRAINER_FAILED, TorchTrainer, type PolicySpec } from '../../../trainers/rl/index.ts';
 
 const tokenizer = buildPieceTokenizer(['look up the key and submit the answer', 'look up the key'], {});
+/** A tiny Llama made from scratch (the first worker to start writes it; the others load it). */
 const policy: PolicySpec = {
-  kind: 'builtin',
-  config: { vocab_size: tokenizer.vocabSize, d_model: 32, n_layers: 2, n_heads: 4, max_len: 64 },
+  kind: 'hf',
+  path: join(mkdtempSync(join(tmpdir(), 'paddock-worker-model-')), 'model'),
+  create: {
+    family: 'llama',
+    seed: 3,
+    config: {
+      vocab_size: tokenizer.vocabSize,
+      hidden_size: 32,
+      intermediate_size: 64,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      num_key_value_heads: 2,
+      head_dim: 8,
+      max_position_embeddings: 64,
+    },
+  },
 };
 
 async function failure(promise: Promise<unknown>): Promise<PaddockError> {
