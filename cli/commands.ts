@@ -346,6 +346,8 @@ export async function exportCommand(runId: string, flags: ExportFlags): Promise<
 
 export interface TrainFlags {
   resume?: string;
+  seed?: number;
+  output?: string;
   json?: boolean;
   sandbox?: string;
   plugin?: string[];
@@ -359,6 +361,8 @@ export async function trainCommand(
   if (!flags.resume && !config)
     throw new UsageError('a train.yaml is required, or --resume <dir> to continue a training run');
   if (flags.resume && config) throw new UsageError('give a train.yaml or --resume <dir>, not both');
+  if (flags.resume && (flags.seed !== undefined || flags.output !== undefined))
+    throw new UsageError('--seed and --output change a train.yaml; a resumed run keeps its own');
   const { resumeTrainingRun, trainFromConfig } = await import('./train.ts');
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const trainWith = {
@@ -369,7 +373,10 @@ export async function trainCommand(
   };
   const result = flags.resume
     ? await resumeTrainingRun(flags.resume, trainWith)
-    : await trainFromConfig(config!, trainWith);
+    : await trainFromConfig(config!, trainWith, {
+        ...(flags.seed === undefined ? {} : { seed: flags.seed }),
+        ...(flags.output === undefined ? {} : { output: flags.output }),
+      });
   if (flags.json === true) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else {
     const success = (summary?: { success: number }): string => (summary ? summary.success.toFixed(3) : '-');

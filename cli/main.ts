@@ -360,12 +360,18 @@ function buildProgram(state: CommandState, exit: (code: number) => void): Comman
   command(program, 'train', 'train a policy: SFT warm start, then RL rounds of rollouts and updates')
     .argument('[config]', 'a train.yaml')
     .option('--resume <dir>', 'continue the training run in DIR from its last checkpoint')
+    .addOption(new Option('--seed <n>', "the run's seed instead of the file's").argParser(integer(0)))
+    .option('--output <dir>', "the output folder instead of the file's")
     .addOption(sandboxOption(false))
     .addOption(pluginOption())
     .option('--json', 'print the result as JSON on stdout')
     .addHelpText(
       'after',
-      examples('paddock train tasks/toy/train.yaml', 'paddock train --resume runs/train-toy'),
+      examples(
+        'paddock train tasks/toy/train.yaml',
+        'paddock train tasks/toy/train.yaml --seed 2 --output runs/train-toy-2',
+        'paddock train --resume runs/train-toy',
+      ),
     )
     .action(act((config: string | undefined, flags: TrainFlags) => trainCommand(config, flags, state)));
 

@@ -3,7 +3,9 @@
  * PyTorch policy-gradient update, a new ONNX policy, and again — wired with the plug-ins
  * of a `Paddock` (every built-in one unless told otherwise).
  */
+import { resolve } from 'node:path';
 import {
+  loadTrainConfig,
   train as runTraining,
   resumeTraining,
   type TrainOptions,
@@ -49,8 +51,22 @@ async function withPlugins(
 }
 
 /** Trains from a `train.yaml`. Rejects with CONFIG_INVALID naming the file and field. */
-export function trainFromConfig(configPath: string, options: TrainCommandOptions = {}): Promise<TrainResult> {
-  return withPlugins(options, (trainOptions) => runTraining(configPath, trainOptions));
+export function trainFromConfig(
+  configPath: string,
+  options: TrainCommandOptions = {},
+  overrides: TrainOverrides = {},
+): Promise<TrainResult> {
+  const config = loadTrainConfig(configPath);
+  if (overrides.seed !== undefined) config.seed = overrides.seed;
+  if (overrides.output !== undefined) config.output = resolve(overrides.output);
+  return withPlugins(options, (trainOptions) => runTraining(config, trainOptions));
+}
+
+/** What `paddock train --seed --output` change of the file's config. */
+export interface TrainOverrides {
+  seed?: number;
+  /** Relative to the working folder (the file's `output` is relative to the file). */
+  output?: string;
 }
 
 /** Continues a training run from its last checkpoint (after a crash or kill -9). */

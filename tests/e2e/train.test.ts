@@ -42,16 +42,19 @@ describe('paddock train', () => {
         '',
       ].join('\n'),
     );
-    const trained = paddock(['train', config]);
+    // --seed and --output override the file's (the output relative to the working folder).
+    const trained = paddock(['train', config, '--seed', '5', '--output', join(dir, 'run-5')]);
     expect(trained.stderr).not.toMatch(/paddock: /);
     expect(trained.code).toBe(0);
     expect(trained.stdout).toMatch(/trained 2 step\(s\) in \d+ s — held-out success [\d.]+ → [\d.]+/);
-    const output = join(dir, 'run');
+    expect(existsSync(join(dir, 'run'))).toBe(false);
+    const output = join(dir, 'run-5');
     const summary = JSON.parse(readFileSync(join(output, 'summary.json'), 'utf8')) as {
       steps: number;
       runsDir: string;
     };
     expect(summary.steps).toBe(2);
+    expect(JSON.parse(readFileSync(join(output, 'config.json'), 'utf8'))).toMatchObject({ seed: 5, output });
     expect(existsSync(join(output, 'policy', 'model.onnx'))).toBe(true);
 
     // The training run's episodes are runs that paddock view reads: 2 tasks × 4 episodes at step 2.
