@@ -14,8 +14,12 @@ import traceback
 
 PROTOCOL_VERSION = 1
 
-# The protocol owns the real stdout; anything else printed goes to stderr.
+# The protocol owns the real stdout; anything else printed goes to stderr — Python's prints,
+# and what native code (torch's C++, the ONNX exporter) writes to file descriptor 1, which
+# is pointed at stderr's file.
 _PROTOCOL_OUT = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+sys.stdout.flush()
+os.dup2(sys.stderr.fileno(), 1)
 sys.stdout = sys.stderr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -60,7 +64,8 @@ def send(message):
 
 
 def fault(cmd):
-    """Test hook: PADDOCK_WORKER_FAULT=exit:<cmd> or hang:<cmd> crashes or hangs on <cmd>."""
+    """Test hook: PADDOCK_WORKER_FAULT=exit:<cmd>, hang:<cmd> or print:<cmd> crashes, hangs
+    or writes a line straight to file descriptor 1 (as native code does) on <cmd>."""
     spec = os.environ.get("PADDOCK_WORKER_FAULT", "")
     if ":" not in spec:
         return
@@ -74,6 +79,8 @@ def fault(cmd):
     if kind == "hang":
         while True:
             time.sleep(3600)
+    if kind == "print":
+        os.write(1, f"native code writing to fd 1 while handling {cmd}\n".encode())
 
 
 class Worker:

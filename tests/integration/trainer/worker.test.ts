@@ -132,6 +132,22 @@ describe('torch worker supervision', () => {
     await trainer.close();
   });
 
+  it('keeps what native code writes to stdout out of the protocol stream (it goes to stderr)', async () => {
+    let stderr = '';
+    const trainer = await TorchTrainer.start({
+      env: { PADDOCK_WORKER_FAULT: 'print:state_hash' },
+      onStderr: (text) => (stderr += text),
+    });
+    try {
+      await trainer.init({ policy, device: 'cpu' });
+      expect((await trainer.stateHash()).sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect((await trainer.stateHash()).sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(stderr).toContain('native code writing to fd 1 while handling state_hash');
+    } finally {
+      await trainer.close();
+    }
+  });
+
   it('kills a worker that does not answer in time', async () => {
     const trainer = await TorchTrainer.start({
       env: { PADDOCK_WORKER_FAULT: 'hang:state_hash' },
