@@ -104,7 +104,7 @@ for (let round = 0; round < 20; round++) {
 await policy.close();
 const prefillTokensPerS = (PROMPT / percentile(prefillTimes, 50)) * 1000;
 console.log(
-  `ONNX policy (toy shape: d_model 128, 2 layers, ${model.vocab_size} tokens), onnxruntime-node on 1 thread:`,
+  `ONNX policy (the toy suite's Llama: hidden 128, 2 layers, ${model.vocab_size} tokens), onnxruntime-node on 1 thread:`,
 );
 console.log(
   `  prefill of ${PROMPT} tokens: p50 ${ms(percentile(prefillTimes, 50))} (${prefillTokensPerS.toFixed(0)} tokens/s)`,
