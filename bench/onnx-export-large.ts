@@ -13,6 +13,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { logSoftmax } from '../agents/onnx/index.ts';
 import { TorchTrainer } from '../trainers/rl/index.ts';
 import { writeResults } from './stats.ts';
 
@@ -63,12 +64,7 @@ async function exportAndCompare(layers: number): Promise<Record<string, number |
     const logits = (await session.run(feeds)).logits!.data as Float32Array;
     let maxDiff = 0;
     for (let t = 0; t + 1 < ids.length; t++) {
-      const row = logits.subarray(t * VOCAB, (t + 1) * VOCAB);
-      let max = -Infinity;
-      for (const value of row) max = Math.max(max, value);
-      let sum = 0;
-      for (const value of row) sum += Math.exp(value - max);
-      const logprob = row[ids[t + 1]!]! - max - Math.log(sum);
+      const logprob = logSoftmax(logits, t * VOCAB, VOCAB)[ids[t + 1]!]!;
       maxDiff = Math.max(maxDiff, Math.abs(logprob - expected![t]!));
     }
     await session.release();
