@@ -156,7 +156,7 @@ function scratchModel(
   scratch: NonNullable<TrainConfig['policy']['scratch']>,
   tokenizer: Tokenizer,
   seed: number,
-): NonNullable<Extract<PolicySpec, { kind: 'hf' }>['create']> {
+): NonNullable<PolicySpec['create']> {
   const hf = tokenizer as Tokenizer & { eosIds?: readonly number[]; padId?: number | null };
   return {
     family: scratch.family,
