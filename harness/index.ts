@@ -138,6 +138,7 @@ export {
   formatTokens,
   formatUsd,
   isErrorEpisode,
+  suiteOf,
   summariseRun,
   type EpisodeFigures,
   type RunSummary,

@@ -261,11 +261,19 @@ function summarise(name: string, all: readonly EpisodeFigures[]): TaskSummary {
  * `RunStore.episodes()` gives them) or their figures (`RunIndex.latest()` entries). The
  * same episodes in the same order give the same summary either way.
  */
+/**
+ * The task a run's summary groups an episode under: its task id without the dataset row
+ * (`toy/lookup-heldout@h0001` → `toy/lookup-heldout`).
+ */
+export function suiteOf(taskId: string): string {
+  return taskId.split('@')[0]!;
+}
+
 export function summariseRun(episodes: readonly (RecordedEpisode | EpisodeFigures)[]): RunSummary {
   const figures = episodes.map(figuresOf);
   const groups = new Map<string, EpisodeFigures[]>();
   for (const episode of figures) {
-    const key = episode.taskId.split('@')[0]!;
+    const key = suiteOf(episode.taskId);
     let group = groups.get(key);
     if (!group) groups.set(key, (group = []));
     group.push(episode);

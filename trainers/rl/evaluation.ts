@@ -4,7 +4,14 @@
  * with `eval.greedy`, decoded greedily (run `eval-N-greedy`). The episodes' seeds are the
  * same at every evaluation, so evaluations differ only by the policy.
  */
-import { isAgentOutcome, planEpisodes, runEpisodes, type Agent, type Task } from '../../harness/index.ts';
+import {
+  isAgentOutcome,
+  planEpisodes,
+  runEpisodes,
+  suiteOf,
+  type Agent,
+  type Task,
+} from '../../harness/index.ts';
 import { mean, passRate, type TrainingContext } from './context.ts';
 import { mixSeed } from './random.ts';
 import type { MetricRow } from './run-folder.ts';
@@ -80,12 +87,13 @@ export async function evaluate(
           names.map((name) => {
             const of = (episodes: typeof sampled) =>
               episodes.filter((episode) => episode.suite === name).map((episode) => episode.reward);
+            const suiteRewards = of(sampled);
             return [
               name,
               {
-                success: passRate(of(sampled), cfg.pass_threshold),
+                success: passRate(suiteRewards, cfg.pass_threshold),
                 ...(greedy ? { successGreedy: passRate(of(greedy), cfg.pass_threshold) } : {}),
-                episodes: of(sampled).length,
+                episodes: suiteRewards.length,
               },
             ];
           }),
@@ -130,11 +138,6 @@ export async function evaluate(
       ` over ${summary.episodes} episodes${perSuite}`,
   );
   return summary;
-}
-
-/** The suite a task id belongs to: the id before its row (`toy/lookup-heldout@h0001` → `toy/lookup-heldout`). */
-function suiteOf(taskId: string): string {
-  return taskId.split('@')[0]!;
 }
 
 /** The summary an `eval` row of metrics.jsonl records. */
