@@ -87,6 +87,7 @@ export {
   SCRATCH_SPECIAL_TOKENS,
   scratchTokenizerFiles,
   trainByteLevelBpe,
+  type ByteLevelBpeJson,
   type ByteLevelBpeOptions,
   type ScratchTokenizerOptions,
   type ScratchTokenizerSample,

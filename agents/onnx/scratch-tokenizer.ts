@@ -90,28 +90,32 @@ function byteCharacters(): string[] {
 export interface ByteLevelBpeOptions {
   /** How many merges to learn (at most: learning stops when no pair occurs twice). */
   merges: number;
-  /** Texts are cut at these (they are added tokens, never merged into). @default the ChatML tokens */
-  specialTokens?: readonly string[];
+}
+
+/** The parts of the `tokenizer.json` value `trainByteLevelBpe` returns that its callers read. */
+export interface ByteLevelBpeJson {
+  added_tokens: { id: number; content: string; special: boolean }[];
+  model: { vocab: Record<string, number>; merges: [string, string][]; [key: string]: unknown };
+  [key: string]: unknown;
 }
 
 /**
  * Learns a byte-level BPE from `texts` and returns it as a `tokenizer.json` value (BPE
  * model, Qwen2's pre-tokenizer, byte-level decoder) with {@link SCRATCH_SPECIAL_TOKENS}
- * added after the merges. Each step merges the most frequent adjacent pair within the
+ * added after the merges (texts are cut at them: they are never merged into). Each step merges the most frequent adjacent pair within the
  * pre-tokens (ties: the first in code-unit order), as the BPE of the `tokenizers` library
  * does; deterministic.
  */
-export function trainByteLevelBpe(texts: readonly string[], options: ByteLevelBpeOptions): object {
-  const specials = options.specialTokens ?? SCRATCH_SPECIAL_TOKENS.map((token) => token.content);
+export function trainByteLevelBpe(texts: readonly string[], options: ByteLevelBpeOptions): ByteLevelBpeJson {
   const chars = byteCharacters();
   const encoder = new TextEncoder();
   const pattern = new RegExp(PRE_TOKENIZER_PATTERN, 'gu');
-  const cut = specials.length > 0 ? new RegExp(specials.map(escapeRegExp).join('|'), 'g') : undefined;
+  const cut = new RegExp(SCRATCH_SPECIAL_TOKENS.map((token) => escapeRegExp(token.content)).join('|'), 'g');
 
   // Pre-tokens (as byte characters) and how often each occurs.
   const counts = new Map<string, number>();
   for (const text of texts) {
-    for (const part of cut ? text.split(cut) : [text]) {
+    for (const part of text.split(cut)) {
       for (const match of part.matchAll(pattern)) {
         const word = Array.from(encoder.encode(match[0]), (byte) => chars[byte]).join('');
         counts.set(word, (counts.get(word) ?? 0) + 1);
@@ -239,9 +243,7 @@ export function scratchTokenizerFiles(
     ...sample.texts,
     ...sample.conversations.map(({ messages, tools }) => template.renderText(messages, tools)),
   ];
-  const tokenizer = trainByteLevelBpe(texts, { merges: options.merges }) as {
-    added_tokens: { id: number; content: string }[];
-  };
+  const tokenizer = trainByteLevelBpe(texts, { merges: options.merges });
   const idOf = (content: string) => tokenizer.added_tokens.find((token) => token.content === content)!.id;
   return {
     tokenizer,

@@ -150,14 +150,14 @@ export async function resumeTraining(dir: string, options: TrainOptions): Promis
 
 /**
  * What the worker makes a model trained from scratch from: `policy.scratch` as a Hugging
- * Face config of its family, sized to the tokenizer, initialised from `seed`.
+ * Face config of its family, sized to the tokenizer, initialised from `seed` (its special
+ * ids come from the folder's generation_config.json, written with the tokenizer).
  */
 function scratchModel(
   scratch: NonNullable<TrainConfig['policy']['scratch']>,
   tokenizer: Tokenizer,
   seed: number,
 ): NonNullable<PolicySpec['create']> {
-  const hf = tokenizer as Tokenizer & { eosIds?: readonly number[]; padId?: number | null };
   return {
     family: scratch.family,
     seed,
@@ -172,9 +172,6 @@ function scratchModel(
       max_position_embeddings: scratch.max_len,
       rope_theta: scratch.rope_theta,
       tie_word_embeddings: scratch.tie_embeddings,
-      bos_token_id: null,
-      eos_token_id: hf.eosIds?.[0] ?? null,
-      pad_token_id: hf.padId ?? null,
     },
   };
 }

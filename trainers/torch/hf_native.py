@@ -798,15 +798,24 @@ def create_pretrained(folder, spec):
     """Writes a randomly initialised model into `folder` (config.json, model.safetensors):
     `spec` = {"family": llama | qwen2 | qwen3, "seed": int, "config": {overrides of
     tiny_config}}. The folder's tokenizer and generation_config.json, if any, are left as
-    they are. Deterministic: the same spec gives the same weights."""
+    they are; the config takes its BOS, EOS (the first) and padding ids from the latter
+    unless `config` gives them. Deterministic: the same spec gives the same weights."""
     family = spec.get("family", "llama")
-    overrides = dict(spec.get("config") or {})
+    overrides = {}
+    generation = os.path.join(folder, "generation_config.json")
+    if os.path.exists(generation):
+        with open(generation, encoding="utf-8") as handle:
+            ids = json.load(handle)
+        eos = ids.get("eos_token_id")
+        overrides.update({"bos_token_id": ids.get("bos_token_id"),
+                          "eos_token_id": eos[0] if isinstance(eos, list) and eos else eos,
+                          "pad_token_id": ids.get("pad_token_id")})
+    overrides.update(spec.get("config") or {})
     vocab_size = overrides.pop("vocab_size", None)
     if vocab_size is None:
         raise ValueError("create: config.vocab_size is required")
     cfg = tiny_config(family, vocab_size, **overrides)
     model = random_model(cfg, seed=int(spec.get("seed", 0)))
-    model.generation_config = None
     save_pretrained(model, folder, copy_tokenizer=False)
     return folder
 
