@@ -9,7 +9,7 @@
  *
  * Needs ~10 GB of memory and a few minutes of CPU. Run: node --import tsx bench/onnx-export-large.ts
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -44,7 +44,6 @@ async function exportAndCompare(layers: number): Promise<Record<string, number |
       seed: 0,
     });
     const policyDir = join(dir, 'policy');
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(policyDir);
     const started = performance.now();
     const exported = await trainer.exportOnnx(join(policyDir, 'model.onnx'));
