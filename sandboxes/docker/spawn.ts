@@ -179,28 +179,35 @@ async function runQuiet(container: Docker.Container, cmd: string[]): Promise<voi
  * list the container's processes before this one exists.
  */
 async function started(exec: Docker.Exec): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (let delay = 2; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
-    try {
-      const info = await exec.inspect();
-      if (info.Running || info.ExitCode !== null || (info.Pid ?? 0) > 0) return;
-    } catch {
-      return; // the container is gone: the stream's end says the rest
-    }
-    await new Promise((resolve) => setTimeout(resolve, delay));
-  }
+  await inspectUntil(exec, (info) => info.Running || info.ExitCode !== null || (info.Pid ?? 0) > 0, 10_000);
 }
 
 /** The exec's exit code, once the engine reports it as finished; -1 when it cannot say. */
 async function exitCode(exec: Docker.Exec): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
+  const info = await inspectUntil(exec, (candidate) => !candidate.Running, 500);
+  return typeof info?.ExitCode === 'number' ? info.ExitCode : -1;
+}
+
+/**
+ * Inspects the exec until `done` holds of what the engine says (backing off from 2 ms to
+ * 50 ms between calls) or `timeoutMs` has passed; `undefined` then, or when the engine
+ * cannot say (the container is gone).
+ */
+async function inspectUntil(
+  exec: Docker.Exec,
+  done: (info: Docker.ExecInspectInfo) => boolean,
+  timeoutMs: number,
+): Promise<Docker.ExecInspectInfo | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    let info: Docker.ExecInspectInfo;
     try {
-      const info = await exec.inspect();
-      if (!info.Running) return typeof info.ExitCode === 'number' ? info.ExitCode : -1;
+      info = await exec.inspect();
     } catch {
-      return -1; // the container is gone
+      return undefined;
     }
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    if (done(info)) return info;
+    if (Date.now() >= deadline) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, delay));
   }
-  return -1;
 }
