@@ -265,6 +265,23 @@ export const TrainConfigSchema = z
         python: z.string().min(1).optional(),
         /** Limit of one worker request. @default 1800 */
         timeout_sec: z.number().positive().default(1800),
+        /**
+         * Run the update on several processes through torchrun (data parallel: each rank
+         * takes a share of the batch, gradients are summed across ranks; checkpoints and
+         * resume unchanged). Absent: one process.
+         */
+        torchrun: z
+          .object({
+            nproc_per_node: positiveInt,
+            nnodes: positiveInt.default(1),
+            node_rank: z.number().int().min(0).default(0),
+            master_addr: z.string().min(1).default('127.0.0.1'),
+            master_port: z.number().int().min(1).max(65_535).optional(),
+            /** @default auto: nccl with CUDA, else gloo */
+            backend: z.enum(['auto', 'gloo', 'nccl']).default('auto'),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .prefault({}),

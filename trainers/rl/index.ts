@@ -46,6 +46,7 @@ export {
   encodeInt32,
   type EncodedArray,
   type TorchWorkerOptions,
+  type DistributedOptions,
   type WorkerHello,
 } from './worker.ts';
 export {

@@ -222,6 +222,18 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       signal,
       onStderr: (text) => appendFileSync(folder.path('worker.log'), text),
       ...(options.workerEnv ? { env: options.workerEnv } : {}),
+      ...(cfg.worker.torchrun
+        ? {
+            distributed: {
+              nprocPerNode: cfg.worker.torchrun.nproc_per_node,
+              nnodes: cfg.worker.torchrun.nnodes,
+              nodeRank: cfg.worker.torchrun.node_rank,
+              masterAddr: cfg.worker.torchrun.master_addr,
+              ...(cfg.worker.torchrun.master_port ? { masterPort: cfg.worker.torchrun.master_port } : {}),
+              backend: cfg.worker.torchrun.backend,
+            },
+          }
+        : {}),
     });
     worker = trainer;
     const policySpec: PolicySpec = {

@@ -36,6 +36,29 @@ export interface TorchWorkerOptions {
   onStderr?: (text: string) => void;
   /** Aborting kills the worker and fails pending requests with ABORTED. */
   signal?: AbortSignal;
+  /**
+   * Run the worker under torchrun (`python -m torch.distributed.run`): `nprocPerNode` ranks
+   * on this machine (and `nnodes` machines in all, the others started by hand with the same
+   * rendezvous), gradients averaged across ranks. Rank 0 speaks the protocol; the others
+   * take each request from it. Absent: one process, as before.
+   */
+  distributed?: DistributedOptions;
+}
+
+/** torchrun's settings (see `TorchWorkerOptions.distributed`). */
+export interface DistributedOptions {
+  /** Ranks on this machine (torchrun `--nproc_per_node`). */
+  nprocPerNode: number;
+  /** Machines in all (`--nnodes`). @default 1 */
+  nnodes?: number;
+  /** This machine's index (`--node_rank`); the protocol is spoken by node 0's rank 0. @default 0 */
+  nodeRank?: number;
+  /** Rendezvous host of a multi-node run (`--master_addr`). @default 127.0.0.1 */
+  masterAddr?: string;
+  /** Rendezvous port (`--master_port`). @default a free port on one machine, 29500 on several */
+  masterPort?: number;
+  /** `gloo` (CPU), `nccl` (CUDA) or `auto` (nccl when CUDA is present). @default auto */
+  backend?: 'auto' | 'gloo' | 'nccl';
 }
 
 const ReadySchema = z.object({

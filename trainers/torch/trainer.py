@@ -101,6 +101,7 @@ def _chunks(items, size):
 
 
 KL_ESTIMATORS = ("k3", "k2", "k1-reward")
+ROLLOUT_CORRECTIONS = ("none", "tis", "mask")
 LOSS_AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
 
@@ -314,6 +315,12 @@ class Trainer:
         use_reference = self.reference is not None and (cfg.kl_coef > 0 or cfg.kl_metric)
         self.model.train()
         totals = _Totals()
+        # Rollouts from another engine or an older policy (asynchronous steps): the PPO ratio is
+        # taken against the trainer's own log-probs under the weights this step starts from
+        # (one no-grad pass before any update), and each token's loss is weighted by
+        # min(π_old / π_rollout, is_cap) (tis) or kept only where that ratio lies within
+        # [1 / is_cap, is_cap] (mask).
+        trainer_old = self._old_logprobs(sequences, micro_batch, cfg) if cfg.rollout_correction != "none" else None
         first_diff = None
         grad_norms = []
         losses = []
@@ -334,6 +341,9 @@ class Trainer:
                     adv = _pad([s["advantages"] for s in micro], 0, self.device, torch.float32)[:, 1:]
                     old = _pad([s["logprobs"] for s in micro], 0, self.device, torch.float32)[:, 1:]
                     sel = mask > 0
+                    rollout_lp = old[sel]
+                    if trainer_old is not None:
+                        old = _pad([trainer_old[id(s)] for s in micro], 0, self.device, torch.float32)[:, 1:]
                     new_lp, entropy = self.token_logprobs(
                         self.model, ids, sel, cfg.temperature, entropy_grad=cfg.entropy_coef > 0
                     )
@@ -346,6 +356,10 @@ class Trainer:
                     if cfg.kl_coef > 0 and cfg.kl_estimator == "k1-reward":
                         a = a - cfg.kl_coef * _k1_to_go(old, ref_lp, sel, cfg.log_ratio_clamp)
                     pg, ratio, is_clipped, dual = policy_loss(new_lp, old_lp, a, cfg)
+                    is_weight = None
+                    if trainer_old is not None:
+                        is_weight, is_cut = rollout_weights(old_lp, rollout_lp, cfg)
+                        pg = pg * is_weight
                     per_token = pg
                     if cfg.entropy_coef > 0:
                         per_token = per_token - cfg.entropy_coef * entropy
@@ -363,7 +377,13 @@ class Trainer:
                     loss.backward()
                     mb_loss += loss.item()
                     with torch.no_grad():
-                        diff = (new_lp - old_lp).abs()
+                        diff = (new_lp - rollout_lp).abs()
+                        if is_weight is not None and epoch == 0:
+                            totals.add("is_weight_mean", is_weight.sum().item(), is_weight.numel())
+                            totals.add("is_cut_frac", is_cut.float().sum().item(), is_cut.numel())
+                            totals.add(
+                                "rollout_kl", (0.5 * (old_lp - rollout_lp) ** 2).sum().item(), rollout_lp.numel()
+                            )
                         if epoch == 0 and mb_index == 0 and diff.numel() > 0:
                             first_diff = diff.max().item() if first_diff is None else max(first_diff, diff.max().item())
                         totals.add("pg_loss", pg.sum().item(), pg.numel())
@@ -394,6 +414,24 @@ class Trainer:
         metrics["opt_step"] = self.opt_step
         metrics["time_ms"] = (time.time() - started) * 1000
         return metrics
+
+    @torch.no_grad()
+    def _old_logprobs(self, sequences, micro_batch, cfg):
+        """The trainer's log-probs of each sequence's tokens under the current weights (before
+        the step's first update), as full-length arrays (0 where the mask is 0), keyed by the
+        sequence's id(): what the PPO ratio compares with when rollouts may be off-policy."""
+        self.model.eval()
+        out = {}
+        for micro in _chunks(sorted(sequences, key=lambda s: len(s["ids"])), micro_batch):
+            ids = _pad([s["ids"] for s in micro], 0, self.device, torch.long)
+            sel = _pad([s["mask"] for s in micro], 0, self.device, torch.float32)[:, 1:] > 0
+            lp, _ = self.token_logprobs(self.model, ids, sel, cfg.temperature)
+            full = torch.zeros(sel.shape, dtype=torch.float32, device=self.device)
+            full[sel] = lp
+            for row, s in enumerate(micro):
+                out[id(s)] = [0.0] + full[row, : len(s["ids"]) - 1].cpu().tolist()
+        self.model.train()
+        return out
 
     def sft_step(self, sequences, micro_batch=8, label_smoothing=0.0):
         """One supervised step: cross-entropy (optionally label-smoothed) on tokens whose
@@ -596,6 +634,14 @@ class LossConfig:
         self.temperature = float(data.get("temperature", 1.0)) or 1.0
         self.agg = data.get("agg", "token-mean")
         self.norm_tokens = data.get("norm_tokens")
+        self.rollout_correction = data.get("rollout_correction", "none")
+        self.is_cap = float(data.get("is_cap", 2.0))
+        if self.rollout_correction not in ROLLOUT_CORRECTIONS:
+            raise ValueError(
+                f"unknown rollout_correction {self.rollout_correction!r}; expected one of {', '.join(ROLLOUT_CORRECTIONS)}"
+            )
+        if not self.is_cap > 1:
+            raise ValueError(f"is_cap must be above 1, got {self.is_cap}")
         if self.agg not in LOSS_AGGREGATIONS:
             raise ValueError(f"unknown loss aggregation {self.agg!r}; expected one of {', '.join(LOSS_AGGREGATIONS)}")
         if self.kl_estimator not in KL_ESTIMATORS:
@@ -633,6 +679,25 @@ def policy_loss(new_lp, old_lp, advantages, cfg):
             dual = negative & (pg > -cfg.dual_clip * advantages)
         pg = torch.where(negative, capped, pg)
     return pg, ratio, is_clipped, dual
+
+
+def rollout_weights(trainer_lp, rollout_lp, cfg):
+    """Per-token weights correcting for rollouts sampled by another policy than the one the
+    step starts from (an older version, in asynchronous training, or an inference engine whose
+    numerics differ): w = π_old / π_rollout, with log w clamped to ±log_ratio_clamp.
+
+    - `tis` (truncated importance sampling; Yao et al. 2025, "Your Efficient RL Framework
+      Secretly Brings You Off-Policy RL Training"; verl's `tis_imp_ratio_cap`): min(w, is_cap);
+    - `mask`: 1 where 1/is_cap ≤ w ≤ is_cap, else 0 (tokens too far off-policy leave the loss).
+
+    Returns (weights, where the cap cut), detached."""
+    with torch.no_grad():
+        w = torch.exp(torch.clamp(trainer_lp - rollout_lp, -cfg.log_ratio_clamp, cfg.log_ratio_clamp))
+        if cfg.rollout_correction == "tis":
+            cut = w > cfg.is_cap
+            return torch.clamp(w, max=cfg.is_cap), cut
+        cut = (w > cfg.is_cap) | (w < 1.0 / cfg.is_cap)
+        return (~cut).float(), cut
 
 
 def kl_penalty(new_lp, ref_lp, estimator, clamp=20.0):
