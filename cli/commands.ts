@@ -382,7 +382,8 @@ export async function trainCommand(
     const success = (summary?: { success: number }): string => (summary ? summary.success.toFixed(3) : '-');
     process.stdout.write(
       `trained ${result.steps} step(s) in ${(result.wallMs / 1000).toFixed(0)} s — held-out success ` +
-        `${success(result.before)} → ${success(result.after)}\npolicy: onnx:${result.policyDir}\n` +
+        `${success(result.before)} → ${success(result.after)}\n` +
+        (result.policyDir ? `policy: onnx:${result.policyDir}\n` : '') +
         (result.modelDir ? `model (Hugging Face folder): ${result.modelDir}\n` : '') +
         `episodes: paddock view --runs-dir ${result.runsDir}\n`,
     );

@@ -94,6 +94,11 @@ export interface TokenRecord {
    */
   promptSource?: 'rendered' | 'token-in';
   /**
+   * The version of the policy that sampled the tokens, when the agent serves a training
+   * run's policy: the step whose update it held (0: the warm-started policy).
+   */
+  policyVersion?: number;
+  /**
    * Retokenisation drift: the index in `promptIds` of the first id that differs from the
    * previous turn's `promptIds` + `completionIds` (its length when the prompt is shorter).
    * Absent on the first turn and when the previous ids are an exact prefix.

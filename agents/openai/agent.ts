@@ -335,7 +335,7 @@ export type ModelTurnInput = AgentInput & { seed?: number };
 
 export class OpenAIAgent implements Agent {
   readonly name: string;
-  readonly model: string;
+  private modelName: string;
   readonly baseUrl: string;
   /** The server family whose defaults apply. */
   readonly family: ServerFamily;
@@ -356,10 +356,24 @@ export class OpenAIAgent implements Agent {
   private recorded: { samplingParams: Record<string, unknown>; serverDefaultParams: string[] } | undefined;
   private askTokens: boolean;
 
+  /** The model name requests carry. */
+  get model(): string {
+    return this.modelName;
+  }
+
+  /**
+   * Makes later requests, of new and open episodes alike, carry `model`: what an inference
+   * server's LoRA adapter loaded at run time is asked by (vLLM: its `lora_name`). The
+   * agent's `name` in records stays.
+   */
+  setModel(model: string): void {
+    this.modelName = model;
+  }
+
   constructor(options: OpenAIAgentOptions) {
     const env = options.env ?? process.env;
     this.options = options;
-    this.model = options.model;
+    this.modelName = options.model;
     this.baseUrl = options.baseUrl ?? (env.OPENAI_BASE_URL || DEFAULT_OPENAI_BASE_URL);
     this.apiKey = options.apiKey ?? (env.OPENAI_API_KEY || undefined);
     this.name = options.name ?? `openai:${options.model}`;

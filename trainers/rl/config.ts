@@ -67,6 +67,46 @@ export const ScratchPolicySchema = z
     path: ['kv_heads'],
   });
 
+/**
+ * An inference server as the rollout engine (`rollout.engine: server`). After each update
+ * the trainer writes the new weights (a Hugging Face folder) or the LoRA adapter (a PEFT
+ * folder) under `<output>/served/` and tells the server to load them through its own
+ * endpoint (trainers/rl/server-engine.ts names each one and the source it was read from).
+ */
+export const ServerEngineSchema = z
+  .object({
+    /** `vllm` or `sglang`: which update endpoints it has. */
+    kind: z.enum(['vllm', 'sglang']),
+    /** The server's root URL (its OpenAI API is `<url>/v1`). */
+    url: z.string().url(),
+    /**
+     * A shell command that starts the server, run by paddock (and stopped at the end) when
+     * the URL does not answer yet; `{model}` is replaced by the policy's Hugging Face folder.
+     * Absent: the server runs already.
+     */
+    command: z.string().min(1).optional(),
+    /** How long the server may take to answer its health endpoint. @default 900 */
+    start_timeout_sec: z.number().positive().default(900),
+    /** The served model's name in requests. @default the first of `<url>/v1/models` */
+    model: z.string().min(1).optional(),
+    /**
+     * How the new policy reaches it: `weights` (the full weights from disk: SGLang
+     * `/update_weights_from_disk`, vLLM `/collective_rpc` with `reload_weights`), `lora`
+     * (the adapter loaded at run time: `/load_lora_adapter`; needs `policy.lora`).
+     * @default lora with policy.lora, else weights
+     */
+    sync: z.enum(['weights', 'lora']).optional(),
+    /** The dtype of the weights written for it. @default the checkpoint's */
+    dtype: z.enum(['float32', 'bfloat16', 'float16']).optional(),
+    /** Token-in/token-out mode of the rollout agent (agents/openai `tito`). @default off */
+    tito: z.enum(['off', 'chat', 'completions']).default('off'),
+    /** Bearer token of the server. @default none */
+    api_key: z.string().min(1).optional(),
+    /** Limit of one model call, in seconds. @default 600 */
+    timeout_sec: z.number().positive().default(600),
+  })
+  .strict();
+
 export const TrainConfigSchema = z
   .object({
     tasks: z
@@ -188,6 +228,19 @@ export const TrainConfigSchema = z
         epochs: positiveInt.default(1),
         /** Optimiser steps per pass. @default 1 */
         mini_batches: positiveInt.default(1),
+        /**
+         * Correction for rollouts the policy being updated did not sample itself (an older
+         * version, with `rollout.max_off_policy_steps`; an inference server's numerics): the
+         * PPO ratio is taken against the trainer's own log-probs before the update, and each
+         * token's loss is weighted by w = π_old/π_rollout truncated at `is_cap` (`tis`,
+         * truncated importance sampling), or kept only where 1/is_cap ≤ w ≤ is_cap (`mask`).
+         * `auto`: `tis` when rollouts may be off-policy (asynchronous steps or a server
+         * engine), `none` for synchronous in-process rollouts (the ratio against the
+         * rollout's logprobs, as PPO has it). @default auto
+         */
+        rollout_correction: z.enum(['auto', 'none', 'tis', 'mask']).default('auto'),
+        /** The cap C of `rollout_correction` (verl's `tis_imp_ratio_cap`). @default 2 */
+        is_cap: z.number().gt(1).default(2),
         /** Keep a frozen reference (checkpointed; what `kl` and `kl_metric` compare with). @default true */
         reference: z.boolean().default(true),
         /**
@@ -248,8 +301,30 @@ export const TrainConfigSchema = z
       .strict()
       .prefault({}),
     rollout: z
-      .object({ concurrency: positiveInt.default(8) })
+      .object({
+        /** Episodes played at once. @default 8 */
+        concurrency: positiveInt.default(8),
+        /**
+         * Who samples the rollouts: `onnx` (the policy exported after each update, run
+         * in-process by onnxruntime) or `server` (an OpenAI-compatible inference server with
+         * token ids — vLLM or SGLang — that receives the new weights after each update; see
+         * `server`). @default onnx
+         */
+        engine: z.enum(['onnx', 'server']).default('onnx'),
+        /**
+         * Asynchronous steps: the rollouts of step k + 1 may run while step k trains, with
+         * every sampled turn at most this many updates behind the policy being updated (its
+         * version is recorded per turn). 0 is synchronous, strictly on-policy training.
+         * @default 0
+         */
+        max_off_policy_steps: z.number().int().min(0).default(0),
+        server: ServerEngineSchema.optional(),
+      })
       .strict()
+      .refine((rollout) => (rollout.engine === 'server') === (rollout.server !== undefined), {
+        message: 'rollout.engine: server needs rollout.server (and rollout.server needs engine: server)',
+        path: ['server'],
+      })
       .prefault({}),
     /** An episode passes when its reward is at least this. @default 1 */
     pass_threshold: z.number().default(1),

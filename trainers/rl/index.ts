@@ -36,7 +36,10 @@ export {
 /** Per-turn advantages of a step's groups (estimators from rewards/credit). */
 export { computeAdvantages, groupsWithSignal, type AdvantageSettings } from './advantages.ts';
 /** The worker's loss settings (`train_step`'s `loss`) of a config. */
-export { lossConfig } from './rl-step.ts';
+export { lossConfig, rolloutCorrection } from './rl-step.ts';
+/** Policy versions: the gate every rollout turn goes through, and the agent wrapper that records them. */
+export { PolicyGate, versionedAgent } from './policy-versions.ts';
+export type { RolloutEngine } from './rollout-engine.ts';
 /** The torch worker: process supervision and typed protocol calls. */
 export {
   DEFAULT_PYTHON,

@@ -1,23 +1,28 @@
 /**
- * The policy the rollouts sample from: after each update the worker's weights are exported
- * into a policy folder (`policies/step-N/`, through the policy contract's format), loaded,
- * and swapped into the agents — the rollout agent, the evaluation agent and the greedy
- * one — so that the next episodes run the new policy. The previous folder is removed.
+ * The in-process rollout engine (`rollout.engine: onnx`): after each update the worker's
+ * weights are exported into a policy folder (`policies/step-N/`, through the policy
+ * contract's format) and loaded; then, through the policy gate (no turn in flight), swapped
+ * into the agents — the rollout agent, the evaluation agent and the greedy one — so that the
+ * next turns run the new policy and record its version. The previous folder is removed.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PolicyFormat, Tokenizer } from '../../harness/index.ts';
+import type { Agent, PolicyFormat, Tokenizer } from '../../harness/index.ts';
 import { OnnxPolicyAgent, type OnnxPolicy } from '../../agents/onnx/index.ts';
 import type { TrainConfig } from './config.ts';
 import { trainerError } from './errors.ts';
+import { PolicyGate, versionedAgent } from './policy-versions.ts';
+import type { RolloutEngine } from './rollout-engine.ts';
 import type { RunFolder } from './run-folder.ts';
 import type { TorchTrainer } from './torch-trainer.ts';
 
-export class LivePolicy {
+export class LivePolicy implements RolloutEngine {
+  readonly gate = new PolicyGate();
   private current: OnnxPolicy | undefined;
   private rollout: OnnxPolicyAgent | undefined;
   private sampled: OnnxPolicyAgent | undefined;
   private greedy: OnnxPolicyAgent | undefined;
+  private agents: { rollout: Agent; sampled: Agent; greedy?: Agent } | undefined;
 
   constructor(
     private readonly cfg: TrainConfig,
@@ -34,15 +39,16 @@ export class LivePolicy {
   }
 
   /** The agent of the rollouts (the config's sampling). */
-  get agent(): OnnxPolicyAgent {
+  get agent(): Agent {
     this.policy();
-    return this.rollout!;
+    return this.agents!.rollout;
   }
 
   /** The agents of evaluations: sampled at `eval.temperature`, and greedy with `eval.greedy`. */
-  get evalAgents(): { sampled: OnnxPolicyAgent; greedy?: OnnxPolicyAgent } {
+  get evalAgents(): { sampled: Agent; greedy?: Agent } {
     this.policy();
-    return { sampled: this.sampled!, ...(this.greedy ? { greedy: this.greedy } : {}) };
+    const { sampled, greedy } = this.agents!;
+    return { sampled, ...(greedy ? { greedy } : {}) };
   }
 
   /** Exports the worker's policy as `step`'s, loads it, and makes the agents sample from it. Returns ms spent. */
@@ -75,7 +81,6 @@ export class LivePolicy {
     });
     const policy = await this.format.load(dir);
     const previous = this.current;
-    this.current = policy;
     if (!this.rollout) {
       this.rollout = new OnnxPolicyAgent(policy, { name: 'onnx:train' });
       this.sampled = new OnnxPolicyAgent(policy, {
@@ -83,11 +88,18 @@ export class LivePolicy {
         ...(cfg.eval.temperature === undefined ? {} : { temperature: cfg.eval.temperature }),
       });
       if (cfg.eval.greedy) this.greedy = new OnnxPolicyAgent(policy, { name: 'onnx:greedy', temperature: 0 });
-    } else {
-      this.rollout.setPolicy(policy);
+      this.agents = {
+        rollout: versionedAgent(this.rollout, this.gate),
+        sampled: versionedAgent(this.sampled, this.gate),
+        ...(this.greedy ? { greedy: versionedAgent(this.greedy, this.gate) } : {}),
+      };
+    }
+    await this.gate.swap(step, async () => {
+      this.current = policy;
+      this.rollout!.setPolicy(policy);
       this.sampled!.setPolicy(policy);
       this.greedy?.setPolicy(policy);
-    }
+    });
     if (previous) {
       await previous.close();
       rmSync(previous.dir, { recursive: true, force: true });

@@ -1,9 +1,10 @@
 /**
- * One RL step: sample `tasks.per_step` train tasks, run `group_size` episodes of each with
- * the current policy (recorded as run `step-N` of the training run), score the finished
- * groups with the tasks' group rewards, compute advantages, build token sequences from the
- * recorded ids, and update the policy through the worker; then the caller's `publish`
- * exports it for the next rollouts.
+ * One RL step, in two parts that asynchronous training overlaps: `playStep` samples
+ * `tasks.per_step` train tasks, runs `group_size` episodes of each with the rollout agent
+ * (recorded as run `step-N` of the training run) and scores the finished groups with the
+ * tasks' group rewards; `trainOnRollouts` computes advantages, builds token sequences from
+ * the recorded ids, updates the policy through the worker, and the caller's `publish`
+ * makes it the policy of the next rollouts.
  *
  * The tasks and episode seeds are functions of `seed` and the step only.
  */
@@ -32,10 +33,25 @@ export interface RlStepDeps {
   trainer: TorchTrainer;
   /** The policy's longest context (longer sequences are dropped, and counted). */
   maxLen: number;
-  /** The agent sampling from the current policy. */
-  agent: Agent;
   /** Exports the updated policy as `step`'s and makes the agents sample from it; returns ms spent. */
   publish: (step: number) => Promise<number>;
+  /** The off-policy correction of the loss (`rolloutCorrection`). */
+  correction: Pick<LossConfig, 'rollout_correction' | 'is_cap'>;
+  /** When the trainer began waiting for this step's rollouts (performance.now()). */
+  waitStartedAt?: number;
+}
+
+/**
+ * The loss's correction for rollouts the trainer's policy did not sample itself:
+ * `algorithm.rollout_correction`, where `auto` is truncated importance sampling when
+ * rollouts may be off-policy (asynchronous steps, or an inference server whose numerics
+ * differ from the trainer's) and none for synchronous in-process rollouts.
+ */
+export function rolloutCorrection(cfg: TrainConfig): RlStepDeps['correction'] {
+  const choice = cfg.algorithm.rollout_correction;
+  const offPolicy = cfg.rollout.max_off_policy_steps > 0 || cfg.rollout.engine !== 'onnx';
+  const kind = choice === 'auto' ? (offPolicy ? 'tis' : 'none') : choice;
+  return kind === 'none' ? { rollout_correction: 'none' } : { rollout_correction: kind, is_cap: cfg.algorithm.is_cap };
 }
 
 /** The optimiser of the RL phase (its schedule spans every optimiser step of the run). */
@@ -132,37 +148,54 @@ function finishedGroups(tasks: readonly Task[], episodes: readonly EpisodeRecord
   return finished;
 }
 
-/** Runs RL step `step`, writes its metrics row and returns it. */
-export async function rlStep(
+/** A step's rollouts, played and scored, not yet trained on. */
+export interface StepRollouts {
+  step: number;
+  /** The finished groups, scored (group rewards applied), in task order. */
+  groups: EpisodeRecord[][];
+  /** Every episode played, the errored ones included. */
+  episodes: EpisodeRecord[];
+  /** When the rollouts started and how long they and the group rewards took, in ms. */
+  startedAt: number;
+  rolloutMs: number;
+  groupMs: number;
+  /** The policy version the rollouts could start with (the trainer's step then). */
+  startVersion: number;
+}
+
+/**
+ * Plays step `step`'s rollouts with `agent` (recorded as run `step-N`), scores the finished
+ * groups with the tasks' group rewards, and commits the run.
+ */
+export async function playStep(
   context: TrainingContext,
   step: number,
   trainTasks: readonly Task[],
   taskMap: ReadonlyMap<string, Task>,
-  deps: RlStepDeps,
-): Promise<MetricRow> {
-  const { cfg, folder, signal } = context;
-  const algorithm = cfg.algorithm;
-  const stepStarted = performance.now();
-
-  const { tasks, plan } = planStep(cfg, step, trainTasks);
+  agent: Agent,
+  startVersion: number,
+): Promise<StepRollouts> {
+  const { folder, signal } = context;
+  const { tasks, plan } = planStep(context.cfg, step, trainTasks);
   const runId = TRAINING_RUN_IDS.step(step);
-  const rolloutStarted = performance.now();
+  const startedAt = performance.now();
   const staged = await folder.runs.stage(
-    { runId, plan, config: { agent: deps.agent.name, purpose: 'rollout', step, training: folder.dir } },
+    { runId, plan, config: { agent: agent.name, purpose: 'rollout', step, training: folder.dir } },
     (store) =>
       runEpisodes({
         runId,
         tasks,
         plan,
-        agent: deps.agent,
+        agent,
         ...context.episodes,
+        signal,
         maxAttempts: 2,
         retryDelayMs: 100,
         store,
       }),
   );
   const episodes = staged.records;
-  const rolloutMs = performance.now() - rolloutStarted;
+  const rolloutMs = performance.now() - startedAt;
 
   const groupStarted = performance.now();
   const groups = await scoreGroups(
@@ -172,10 +205,38 @@ export async function rlStep(
     signal,
   );
   const groupMs = performance.now() - groupStarted;
-  const usable = groups.flat();
   // The run holds what the update uses: scored records, and the errored ones as they ended.
-  const scored = new Map(usable.map((episode) => [episode.episodeId, episode]));
+  const scored = new Map(groups.flat().map((episode) => [episode.episodeId, episode]));
   await staged.commit(episodes.map((episode) => scored.get(episode.episodeId) ?? episode));
+  return { step, groups, episodes, startedAt, rolloutMs, groupMs, startVersion };
+}
+
+/** The policy versions of the sampled turns of `episodes` (turns without a recorded one left out). */
+function turnVersions(episodes: readonly EpisodeRecord[]): number[] {
+  return episodes.flatMap((episode) =>
+    episode.turns.flatMap((turn) =>
+      turn.tokens?.policyVersion === undefined ? [] : [turn.tokens.policyVersion],
+    ),
+  );
+}
+
+/**
+ * Trains on a step's rollouts: advantages, token sequences from the recorded ids, the
+ * worker's update, then `publish`. Writes the step's metrics row and returns it. The
+ * policy's version before this update is `step - 1`; a turn sampled by version v is
+ * `step - 1 - v` updates stale.
+ */
+export async function trainOnRollouts(
+  context: TrainingContext,
+  rollouts: StepRollouts,
+  taskMap: ReadonlyMap<string, Task>,
+  deps: RlStepDeps,
+): Promise<MetricRow> {
+  const { cfg, signal } = context;
+  const algorithm = cfg.algorithm;
+  const { step, groups, episodes, rolloutMs, groupMs } = rollouts;
+  const stepStarted = performance.now();
+  const usable = groups.flat();
 
   const advantages = computeAdvantages(groups, taskMap, {
     estimator: algorithm.name,
@@ -204,7 +265,7 @@ export async function rlStep(
   if (sequences.length > 0 && (anySignal || algorithm.kl > 0 || algorithm.entropy > 0)) {
     const updateStarted = performance.now();
     metrics = await deps.trainer.trainStep(sequences, {
-      loss: lossConfig(cfg, deps.maxLen),
+      loss: { ...lossConfig(cfg, deps.maxLen), ...deps.correction },
       microBatch: algorithm.micro_batch,
       epochs: algorithm.epochs,
       miniBatches: algorithm.mini_batches,
@@ -215,6 +276,8 @@ export async function rlStep(
   const exportMs = metrics.optimizer_steps ? await deps.publish(step) : 0;
 
   const { time_ms: _workerMs, ...workerMetrics } = metrics;
+  const versions = turnVersions(usable);
+  const staleness = versions.map((version) => step - 1 - version);
   const trainedTokens = sequences.reduce((sum, s) => sum + s.mask.reduce((a, b) => a + b, 0), 0);
   const totalTokens = sequences.reduce((sum, s) => sum + s.ids.length, 0);
   const row: MetricRow = {
@@ -236,16 +299,26 @@ export async function rlStep(
     dropped_sequences: built.length - sequences.length,
     trained_tokens: trainedTokens,
     skipped_update: metrics.optimizer_steps ? 0 : 1,
+    ...(versions.length > 0
+      ? {
+          policy_version_min: Math.min(...versions),
+          staleness_max: Math.max(...staleness),
+          staleness_mean: mean(staleness),
+        }
+      : {}),
     ...workerMetrics,
     rollout_ms: rolloutMs,
     group_reward_ms: groupMs,
     update_ms: updateMs,
     export_ms: exportMs,
-    step_ms: performance.now() - stepStarted,
+    step_ms: performance.now() - (deps.waitStartedAt ?? stepStarted),
+    // Asynchronous steps: the rollouts ran (partly) during earlier updates; what the update
+    // waited for them is the part that did not overlap.
+    rollout_wait_ms: Math.max(0, stepStarted - (deps.waitStartedAt ?? stepStarted)),
     rollout_tokens_per_s: rolloutMs > 0 ? (completionTokens / rolloutMs) * 1000 : 0,
     train_tokens_per_s: updateMs > 0 ? (totalTokens / updateMs) * 1000 : 0,
   };
-  folder.writeRow(row);
+  context.folder.writeRow(row);
   context.log(
     `step ${step}/${cfg.steps}: reward ${mean(rewards).toFixed(3)} pass ${(row.pass_rate as number).toFixed(3)} ` +
       `entropy ${(metrics.entropy ?? 0).toFixed(3)} kl ${(metrics.kl ?? 0).toFixed(4)} ` +

@@ -73,6 +73,14 @@ export interface LossConfig {
   agg?: 'token-mean' | 'seq-mean-token-mean' | 'seq-mean-token-sum-norm';
   /** `seq-mean-token-sum-norm`'s constant divisor, in tokens (required with it). */
   norm_tokens?: number;
+  /**
+   * Off-policy rollouts: the ratio against the trainer's own log-probs before the update,
+   * tokens weighted by min(π_old/π_rollout, is_cap) (`tis`) or masked outside
+   * [1/is_cap, is_cap] (`mask`). @default 'none'
+   */
+  rollout_correction?: 'none' | 'tis' | 'mask';
+  /** The cap of `rollout_correction`. @default 2 */
+  is_cap?: number;
 }
 
 /** LoRA as PEFT defines it (trainers/torch/lora.py). */

@@ -33,7 +33,9 @@ import { loadTrainConfig, parseTrainConfig, type TrainConfig, type TrainConfigIn
 import { checkAborted, type TrainingContext } from './context.ts';
 import { evaluate, evalSummaryOf, type EvalSummary } from './evaluation.ts';
 import { LivePolicy } from './live-policy.ts';
-import { rlOptimizer, rlStep } from './rl-step.ts';
+import { playStep, rlOptimizer, rolloutCorrection, trainOnRollouts, type StepRollouts } from './rl-step.ts';
+import type { RolloutEngine } from './rollout-engine.ts';
+import { ServerEngine } from './server-engine.ts';
 import { RunFolder, readJson, writeJsonAtomic, type MetricRow } from './run-folder.ts';
 import { TorchTrainer, type PolicySpec } from './torch-trainer.ts';
 import {
@@ -89,8 +91,8 @@ export interface TrainResult {
   after?: EvalSummary;
   /** Wall time of this call, in ms. */
   wallMs: number;
-  /** The final ONNX policy folder (`onnx:<policyDir>`). */
-  policyDir: string;
+  /** The final ONNX policy folder (`onnx:<policyDir>`), with the in-process (`onnx`) rollout engine. */
+  policyDir?: string;
   /**
    * With a Hugging Face `policy.model` of a native architecture (Llama, Qwen2, Qwen3): the
    * final weights as a Hugging Face folder (`<output>/model`: config.json, safetensors,
@@ -195,7 +197,7 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
   };
   // What the run started, closed whatever happens.
   let worker: TorchTrainer | undefined;
-  let live: LivePolicy | undefined;
+  let live: RolloutEngine | undefined;
   try {
     // --- tasks, and every task's rewards built before the warm start (a judge without a
     // key, a missing model stop the run now, not minutes later) ---------------------------
@@ -283,7 +285,10 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       await folder.checkpoint(0, cfg.checkpoint.keep, (path) => trainer.save(path, { step: 0 }));
     }
 
-    const policy = new LivePolicy(cfg, folder, trainer, tokenizer, format);
+    const policy: RolloutEngine =
+      cfg.rollout.engine === 'server'
+        ? await ServerEngine.start({ cfg, folder, trainer, signal, log: context.log })
+        : new LivePolicy(cfg, folder, trainer, tokenizer, format);
     live = policy;
     await policy.publish(step);
     const evaluationAt = (at: number): EvalSummary | undefined => {
@@ -298,27 +303,68 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       before = await evaluate(context, heldout, 0, policy.evalAgents);
 
     // --- the RL steps ---------------------------------------------------------------------
-    for (step = step + 1; step <= cfg.steps; step++) {
-      checkAborted(signal);
-      await rlStep(context, step, trainTasks, taskMap, {
-        trainer,
-        maxLen: info.policy.max_len,
-        agent: policy.agent,
-        publish: (at) => policy.publish(at),
+    // Rollouts are played one step after another; step t's may start once the policy is at
+    // version t − 1 − max_off_policy_steps, so with 0 each step's rollouts follow the previous
+    // update (synchronous), and with k > 0 they run during the k updates before theirs.
+    const offPolicy = cfg.rollout.max_off_policy_steps;
+    const correction = rolloutCorrection(cfg);
+    const rolloutsAbort = new AbortController();
+    const stopRollouts = (): void => rolloutsAbort.abort();
+    signal.addEventListener('abort', stopRollouts, { once: true });
+    const rolloutContext: TrainingContext = {
+      ...context,
+      signal: rolloutsAbort.signal,
+      episodes: { ...context.episodes, signal: rolloutsAbort.signal },
+    };
+    const scheduled = new Map<number, Promise<StepRollouts>>();
+    let played: Promise<unknown> = Promise.resolve();
+    let nextToSchedule = step + 1;
+    const schedule = (at: number): void => {
+      const rollouts = played.then(async () => {
+        await policy.gate.reached(at - 1 - offPolicy, rolloutsAbort.signal);
+        return playStep(rolloutContext, at, trainTasks, taskMap, policy.agent, policy.gate.version);
       });
-      if (heldout.length > 0 && (step % cfg.eval.every === 0 || step === cfg.steps))
-        await evaluate(context, heldout, step, policy.evalAgents);
-      if (step % cfg.checkpoint.every === 0 || step === cfg.steps) {
-        const at = step;
-        await folder.checkpoint(at, cfg.checkpoint.keep, (path) => trainer.save(path, { step: at }));
+      rollouts.catch(() => undefined); // awaited by its step; a failure is reported there
+      played = rollouts;
+      scheduled.set(at, rollouts);
+    };
+    try {
+      for (step = step + 1; step <= cfg.steps; step++) {
+        checkAborted(signal);
+        for (; nextToSchedule <= Math.min(step + offPolicy, cfg.steps); nextToSchedule++) schedule(nextToSchedule);
+        const waitStartedAt = performance.now();
+        const rollouts = await scheduled.get(step)!;
+        scheduled.delete(step);
+        await trainOnRollouts(context, rollouts, taskMap, {
+          trainer,
+          maxLen: info.policy.max_len,
+          publish: (at) => policy.publish(at),
+          correction,
+          waitStartedAt,
+        });
+        // A skipped update leaves the weights as they were: they are this step's version too.
+        if (policy.gate.version < step) await policy.gate.swap(step, async () => undefined);
+        if (heldout.length > 0 && (step % cfg.eval.every === 0 || step === cfg.steps))
+          await evaluate(context, heldout, step, policy.evalAgents);
+        if (step % cfg.checkpoint.every === 0 || step === cfg.steps) {
+          const at = step;
+          await folder.checkpoint(at, cfg.checkpoint.keep, (path) => trainer.save(path, { step: at }));
+        }
       }
+    } finally {
+      signal.removeEventListener('abort', stopRollouts);
+      rolloutsAbort.abort();
+      await Promise.allSettled(scheduled.values());
     }
 
     // --- the result -----------------------------------------------------------------------
     const after = heldout.length > 0 ? evaluationAt(cfg.steps) : undefined;
-    const policyDir = folder.path('policy');
-    rmSync(policyDir, { recursive: true, force: true });
-    cpSync(policy.dir, policyDir, { recursive: true });
+    let policyDir: string | undefined;
+    if (policy instanceof LivePolicy) {
+      policyDir = folder.path('policy');
+      rmSync(policyDir, { recursive: true, force: true });
+      cpSync(policy.dir, policyDir, { recursive: true });
+    }
     let modelDir: string | undefined;
     if (info.policy.kind === 'hf-native') {
       modelDir = folder.path('model');
@@ -338,7 +384,7 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
       ...(before ? { before } : {}),
       ...(after ? { after } : {}),
       wallMs: performance.now() - started,
-      policyDir,
+      ...(policyDir ? { policyDir } : {}),
       ...(modelDir ? { modelDir } : {}),
       ...(adapterDir ? { adapterDir } : {}),
       runsDir: folder.runs.dir,

@@ -54,12 +54,12 @@ describe('paddock train with a Hugging Face folder as the policy', () => {
 
     // The policy folder: the hf template, the model's tokenizer files.
     const config = PolicyConfigSchema.parse(
-      JSON.parse(readFileSync(join(result.policyDir, 'config.json'), 'utf8')),
+      JSON.parse(readFileSync(join(result.policyDir!, 'config.json'), 'utf8')),
     );
     expect(config.chat.template).toBe('hf');
     expect(config.vocab_size).toBe(tokenizer.vocabSize);
     expect(config.kv_cache).toEqual({ layers: 2, heads: 2, head_dim: 32 });
-    expect(existsSync(join(result.policyDir, 'tokenizer_config.json'))).toBe(true);
+    expect(existsSync(join(result.policyDir!, 'tokenizer_config.json'))).toBe(true);
 
     // The rollouts: rendered with Qwen3's template, token-exact.
     const template = new HfChatTemplate(tokenizer);
