@@ -38,6 +38,8 @@ export interface ScriptedServerOptions {
   script: ScriptedResponse[] | Responder;
   /** Delay added to every answer, in ms (simulated model latency). @default 0 */
   latencyMs?: number;
+  /** The port to listen on. @default a free one */
+  port?: number;
 }
 
 export interface ScriptedServer {
@@ -115,7 +117,7 @@ export async function startScriptedServer(options: ScriptedServerOptions): Promi
     req.on('end', () => handle(req, res, Buffer.concat(chunks).toString('utf8')));
   });
   server.keepAliveTimeout = 30_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   let closed: Promise<void> | undefined;
   return {

@@ -21,6 +21,7 @@ import {
   startTemplateServer,
   type Engine,
   type TemplateServer,
+  type TemplateServerExtras,
   type TemplateServerOptions,
 } from './template-server.ts';
 
@@ -146,7 +147,7 @@ function chat(request: RecordedRequest, engine: Engine): ScriptedResponse {
 }
 
 /** Starts an SGLang-shaped server; its API base URL is `baseUrl` (`…/v1`). */
-export function startSglangServer(options: TemplateServerOptions): Promise<TemplateServer> {
+export function startSglangServer(options: TemplateServerOptions & TemplateServerExtras): Promise<TemplateServer> {
   return startTemplateServer(options, {
     handle(request, engine) {
       if (request.path === '/v1/chat/completions') return chat(request, engine);

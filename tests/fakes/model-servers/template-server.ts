@@ -133,7 +133,8 @@ export function parseOutput(text: string): {
   }
   let n = 0;
   const toolCalls: { id: string; type: 'function'; function: { name: string; arguments: string } }[] = [];
-  rest = rest.replace(/<tool_call>\n([\s\S]*?)\n<\/tool_call>/g, (_m, json: string) => {
+  // The hermes parser's pattern: the call's JSON between the tags, whitespace stripped.
+  rest = rest.replace(/<tool_call>\s*([\s\S]*?)\s*<\/tool_call>/g, (_m, json: string) => {
     const call = JSON.parse(json) as { name: string; arguments: unknown };
     toolCalls.push({
       id: `call_${++n}`,
@@ -155,6 +156,18 @@ export interface TemplateServerOptions {
   stripReasoning?: boolean;
   /** Context window, in tokens. @default 32_768 */
   maxModelLen?: number;
+}
+
+/** What a server built on the template server may change besides the script. */
+export interface TemplateServerExtras {
+  /** Another model: its own rendering and sampling instead of the toy tokenizer's and the script's. */
+  engine?: Pick<Engine, 'renderIds' | 'sample'>;
+  /** Answers a request before the flavour does (administrative endpoints, checks); undefined: the flavour's turn. */
+  routes?: (request: RecordedRequest) => ScriptedResponse | undefined;
+  /** Delay of every answer, in ms. @default 0 */
+  latencyMs?: number;
+  /** The port to listen on. @default a free one */
+  port?: number;
 }
 
 export interface TemplateServer extends ScriptedServer {
@@ -189,10 +202,14 @@ export function errorBody(status: number, message: string, type = 'BadRequestErr
 }
 
 export async function startTemplateServer(
-  options: TemplateServerOptions,
+  options: TemplateServerOptions & TemplateServerExtras,
   flavour: Flavour,
 ): Promise<TemplateServer> {
-  const full: Required<TemplateServerOptions> = { stripReasoning: false, maxModelLen: 32_768, ...options };
+  const full: Required<TemplateServerOptions> = {
+    turns: options.turns,
+    stripReasoning: options.stripReasoning ?? false,
+    maxModelLen: options.maxModelLen ?? 32_768,
+  };
   const ignoredFields = new Map<number, string[]>();
   const engine: Engine = {
     options: full,
@@ -216,6 +233,18 @@ export async function startTemplateServer(
       return { ids, logprobs: ids.map((_, i) => logprobAt(i)), finish, text: decode(ids, true) };
     },
   };
-  const server = await startScriptedServer({ script: (request) => flavour.handle(request, engine) });
+  if (options.engine) Object.assign(engine, options.engine);
+  const server = await startScriptedServer({
+    script: (request) => {
+      try {
+        return options.routes?.(request) ?? flavour.handle(request, engine);
+      } catch (error) {
+        // A server answers its own failure with a 500, never a hung request.
+        return errorBody(500, `internal error: ${String(error)}`, 'InternalServerError');
+      }
+    },
+    latencyMs: options.latencyMs ?? 0,
+    ...(options.port === undefined ? {} : { port: options.port }),
+  });
   return Object.assign(server, { baseUrl: `${server.url}/v1`, ignoredFields });
 }

@@ -22,6 +22,7 @@ import {
   startTemplateServer,
   type Engine,
   type TemplateServer,
+  type TemplateServerExtras,
   type TemplateServerOptions,
 } from './template-server.ts';
 
@@ -91,7 +92,7 @@ const COMPLETION_FIELDS = new Set([
   'frequency_penalty',
 ]);
 
-export interface VllmServerOptions extends TemplateServerOptions {
+export interface VllmServerOptions extends TemplateServerOptions, TemplateServerExtras {
   /** The reply's reasoning field: `reasoning` (current) or `reasoning_content` (before the rename). @default 'reasoning' */
   reasoningField?: 'reasoning' | 'reasoning_content';
 }
