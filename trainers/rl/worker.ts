@@ -4,9 +4,15 @@
  * it. A worker that exits, is killed, breaks the protocol or does not answer in time
  * fails every pending request with TRAINER_FAILED carrying the tail of its stderr —
  * never a hang.
+ *
+ * With `distributed`, the worker runs under torchrun (`python -m torch.distributed.run`),
+ * one process per rank, in a process group of its own: stopping or killing the worker
+ * signals the whole group, so no rank outlives it.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
@@ -39,8 +45,10 @@ export interface TorchWorkerOptions {
   /**
    * Run the worker under torchrun (`python -m torch.distributed.run`): `nprocPerNode` ranks
    * on this machine (and `nnodes` machines in all, the others started by hand with the same
-   * rendezvous), gradients averaged across ranks. Rank 0 speaks the protocol; the others
-   * take each request from it. Absent: one process, as before.
+   * rendezvous), data parallel: each rank takes a share of a step's micro-batches and the
+   * gradients are summed across ranks, so a step equals one process's (to float rounding).
+   * Rank 0 speaks the protocol; the others take each request from it. Absent: one
+   * process, as before. See trainers/torch/PROTOCOL.md, "Several processes (torchrun)".
    */
   distributed?: DistributedOptions;
 }
@@ -68,6 +76,8 @@ const ReadySchema = z.object({
   torch: z.string(),
   cuda: z.boolean(),
   python: z.string(),
+  /** Ranks in all, under torchrun. */
+  world_size: z.number().optional(),
 });
 
 export type WorkerHello = z.infer<typeof ReadySchema>;
@@ -80,6 +90,124 @@ const ResponseSchema = z.union([
     error: z.object({ type: z.string(), message: z.string(), traceback: z.string().optional() }),
   }),
 ]);
+
+/** How the worker runs under torchrun (absent: one process). */
+interface DistributedRun {
+  /** Ranks in all (`nprocPerNode × nnodes`). */
+  worldSize: number;
+  /** torchrun's `--log_dir` (each rank's stderr file), removed when the worker exits. */
+  logDir: string;
+}
+
+/** A free TCP port on 127.0.0.1 (for a one-machine rendezvous). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function integerAtLeast(value: number | undefined, name: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < min)
+    throw trainerError(`distributed.${name} must be an integer of at least ${min}, not ${value}`);
+  return value;
+}
+
+/**
+ * torchrun's command line for `distributed` (after the interpreter). The rank processes'
+ * stderr goes to files under `logDir` and is copied to torchrun's stderr line by line,
+ * prefixed with `[default<local rank>]:` (`--redirects 2 --tee 2`; also needed because
+ * PyTorch 1.13 on Python 3.11 cannot parse torchrun's default `--redirects 0`); rank 0's
+ * stdout is the protocol stream.
+ */
+export async function torchrunArgs(
+  distributed: DistributedOptions,
+  script: string,
+  logDir: string,
+): Promise<{ args: string[]; worldSize: number }> {
+  const nproc = integerAtLeast(distributed.nprocPerNode, 'nprocPerNode', 1)!;
+  const nnodes = integerAtLeast(distributed.nnodes, 'nnodes', 1) ?? 1;
+  const nodeRank = integerAtLeast(distributed.nodeRank, 'nodeRank', 0) ?? 0;
+  if (nodeRank >= nnodes)
+    throw trainerError(`distributed.nodeRank ${nodeRank} is not below nnodes ${nnodes}`);
+  const port =
+    integerAtLeast(distributed.masterPort, 'masterPort', 1) ?? (nnodes === 1 ? await freePort() : 29_500);
+  const rendezvous =
+    nnodes === 1
+      ? // One machine: a static rendezvous on a free local port (`--standalone` would always
+        // take port 29400, so two workers on one machine would meet each other).
+        ['--nnodes', '1', '--node_rank', '0', '--master_addr', distributed.masterAddr ?? '127.0.0.1']
+      : [
+          '--nnodes',
+          String(nnodes),
+          '--node_rank',
+          String(nodeRank),
+          '--master_addr',
+          distributed.masterAddr ?? '127.0.0.1',
+        ];
+  return {
+    worldSize: nproc * nnodes,
+    args: [
+      '-u',
+      '-m',
+      'torch.distributed.run',
+      '--nproc_per_node',
+      String(nproc),
+      ...rendezvous,
+      '--master_port',
+      String(port),
+      '--max_restarts',
+      '0',
+      '--monitor_interval',
+      '0.5',
+      '--redirects',
+      '2',
+      '--tee',
+      '2',
+      '--log_dir',
+      logDir,
+      script,
+    ],
+  };
+}
+
+const SIGNAL_NAMES = new Map<number, string>(
+  Object.entries(osConstants.signals).map(([name, value]) => [value, name]),
+);
+
+/**
+ * What torchrun's failure report (`ChildFailedError`: `rank : 1 (local_rank: 1)` then
+ * `exitcode : -9 (pid: …)`) says about the ranks that failed, killed ones first, e.g.
+ * "rank 1 of 2 was killed (signal 9, SIGKILL)"; undefined when it has none.
+ */
+export function describeRankFailures(stderr: string, worldSize: number): string | undefined {
+  const failures = new Map<number, number>();
+  for (const match of stderr.matchAll(/rank\s*:\s*(\d+)[^\n]*\n\s*exitcode\s*:\s*(-?\d+)/g))
+    failures.set(Number(match[1]), Number(match[2]));
+  if (failures.size === 0) return undefined;
+  return [...failures]
+    .sort(([rankA, codeA], [rankB, codeB]) => Number(codeB < 0) - Number(codeA < 0) || rankA - rankB)
+    .map(([rank, code]) => {
+      if (code >= 0) return `rank ${rank} of ${worldSize} exited with code ${code}`;
+      const name = SIGNAL_NAMES.get(-code);
+      return `rank ${rank} of ${worldSize} was killed (signal ${-code}${name ? `, ${name}` : ''})`;
+    })
+    .join('; ');
+}
+
+/** What ranks that gave up wrote before exiting (`paddock worker: rank R of N: …; exiting`). */
+function rankReports(stderr: string): string {
+  const reports = new Set<string>();
+  for (const match of stderr.matchAll(/paddock worker: (rank \d+ of \d+: [^\n]*?); exiting/g))
+    reports.add(match[1]!);
+  return reports.size === 0 ? '' : `; the ranks said: ${[...reports].slice(0, 4).join(' | ')}`;
+}
 
 interface Pending {
   cmd: string;
@@ -117,13 +245,30 @@ export class TorchWorker {
   private constructor(
     private readonly child: ChildProcessWithoutNullStreams,
     private readonly options: TorchWorkerOptions,
+    private readonly distributed?: DistributedRun,
   ) {
-    this.exitPromise = new Promise((resolve) => child.once('exit', () => resolve()));
+    this.exitPromise = new Promise((resolve) =>
+      child.once('exit', () => {
+        if (distributed) {
+          // torchrun is gone: make sure no rank outlives it, whatever ended it.
+          this.signalGroup('SIGKILL');
+          rmSync(distributed.logDir, { recursive: true, force: true });
+        }
+        resolve();
+      }),
+    );
+    // An interpreter that cannot start never exits.
+    if (distributed) child.once('error', () => rmSync(distributed.logDir, { recursive: true, force: true }));
   }
 
-  /** The worker's process id. */
+  /** The worker's process id (torchrun's, under torchrun). */
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** Ranks in all: 1, or torchrun's world size. */
+  get worldSize(): number {
+    return this.distributed?.worldSize ?? 1;
   }
 
   /** The last bytes the worker wrote to stderr. */
@@ -139,17 +284,38 @@ export class TorchWorker {
     const python = options.python ?? process.env.PADDOCK_PYTHON ?? DEFAULT_PYTHON;
     const script = options.script ?? WORKER_SCRIPT;
     if (!existsSync(script)) throw trainerError(`the worker script ${script} does not exist`);
-    const child = spawn(python, ['-u', script], {
+    let args = ['-u', script];
+    let distributed: DistributedRun | undefined;
+    const env: Record<string, string | undefined> = { ...process.env, PYTHONUNBUFFERED: '1' };
+    if (options.distributed) {
+      const logDir = mkdtempSync(join(tmpdir(), 'paddock-torchrun-'));
+      try {
+        const run = await torchrunArgs(options.distributed, script, logDir);
+        args = run.args;
+        distributed = { worldSize: run.worldSize, logDir };
+      } catch (error) {
+        rmSync(logDir, { recursive: true, force: true });
+        throw error;
+      }
+      env.PADDOCK_DIST_BACKEND = options.distributed.backend ?? 'auto';
+    }
+    // Under torchrun, a process group of its own (detached), so that signalling the group
+    // reaches torchrun and every rank.
+    const child = spawn(python, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, PYTHONUNBUFFERED: '1', ...options.env },
+      env: { ...env, ...options.env },
+      detached: distributed !== undefined,
     });
-    const worker = new TorchWorker(child, options);
+    const worker = new TorchWorker(child, options, distributed);
     const hello = await worker.attach(python);
     return { worker, hello };
   }
 
   private attach(python: string): Promise<WorkerHello> {
     const tailBytes = this.options.stderrTailBytes ?? 8_192;
+    // Writing to a worker that is gone fails the write (handled where it is written) and
+    // emits an error on the stream, which must not become an uncaught exception.
+    this.child.stdin.on('error', () => {});
     this.child.stderr.setEncoding('utf8');
     this.child.stderr.on('data', (text: string) => {
       this.stderrTail = (this.stderrTail + text).slice(-tailBytes);
@@ -179,15 +345,30 @@ export class TorchWorker {
       });
       this.child.once('exit', (code, signal) => {
         this.exited = { code, signal };
-        // Give stderr a moment to drain so that the message shows the worker's last words.
-        setTimeout(() => {
-          fail(
-            trainerError(
-              `the torch worker exited (${signal ? `signal ${signal}` : `code ${code}`})${this.stderrSuffix()}`,
-              { details: { exitCode: code, signal, stderr: this.stderrTail } },
-            ),
-          );
-        }, 50);
+        // Let stderr drain (bounded) so that the message shows the worker's last words.
+        const drained = new Promise<void>((resolve) => {
+          if (this.child.stderr.readableEnded || this.child.stderr.destroyed) resolve();
+          else this.child.stderr.once('close', () => resolve());
+        });
+        void Promise.race([drained, new Promise<void>((resolve) => setTimeout(resolve, 1_000).unref())]).then(
+          () => {
+            const how = signal ? `signal ${signal}` : `code ${code}`;
+            const ranks = this.distributed
+              ? describeRankFailures(this.stderrTail, this.distributed.worldSize)
+              : undefined;
+            const reports = this.distributed ? rankReports(this.stderrTail) : '';
+            const what = this.distributed
+              ? ranks
+                ? `the torch worker's ${ranks}; torchrun stopped the other ranks and exited (${how})${reports}`
+                : `the torch worker (torchrun, ${this.distributed.worldSize} ranks) exited (${how})${reports}`
+              : `the torch worker exited (${how})`;
+            fail(
+              trainerError(`${what}${this.stderrSuffix()}`, {
+                details: { exitCode: code, signal, stderr: this.stderrTail, ...(ranks ? { ranks } : {}) },
+              }),
+            );
+          },
+        );
       });
       const signal = this.options.signal;
       if (signal) {
@@ -285,7 +466,22 @@ export class TorchWorker {
 
   private kill(): void {
     if (!this.exited && this.child.exitCode === null && this.child.signalCode === null)
-      this.child.kill('SIGKILL');
+      this.signal('SIGKILL');
+  }
+
+  /** Signals the worker: under torchrun, its whole process group (torchrun and every rank). */
+  private signal(signal: NodeJS.Signals): void {
+    if (this.distributed) this.signalGroup(signal);
+    else this.child.kill(signal);
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
+    if (this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, signal);
+    } catch {
+      // ESRCH: the group has no process left.
+    }
   }
 
   /**
@@ -334,17 +530,24 @@ export class TorchWorker {
         return;
       }
       this.child.stdin.write(`${JSON.stringify({ id, cmd, ...args })}\n`, (error) => {
-        if (error)
+        if (!error) return;
+        // A broken pipe mostly means that the worker is exiting: its exit, reported within a
+        // second, says why (e.g. which rank died); this message is the fallback.
+        setTimeout(() => {
           this.failAll(
-            trainerError(`cannot write to the torch worker: ${describeError(error)}${this.stderrSuffix()}`),
+            trainerError(`cannot write to the torch worker: ${describeError(error)}${this.stderrSuffix()}`, {
+              cause: error,
+            }),
           );
+        }, 1_500);
       });
     });
   }
 
   /**
    * Stops the worker in stages: `shutdown`, then closing its stdin, SIGTERM, SIGKILL,
-   * with bounded waits. Idempotent; never rejects.
+   * with bounded waits (under torchrun the signals go to its process group: torchrun and
+   * every rank). Idempotent; never rejects.
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -362,9 +565,9 @@ export class TorchWorker {
       }
       this.child.stdin.end();
       if (await waitExit(5_000)) return;
-      this.child.kill('SIGTERM');
+      this.signal('SIGTERM');
       if (await waitExit(2_000)) return;
-      this.child.kill('SIGKILL');
+      this.signal('SIGKILL');
       await waitExit(2_000);
     })();
     return this.closing;

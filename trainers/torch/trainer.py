@@ -117,12 +117,19 @@ class Trainer:
         activation_checkpointing=False,
         lora=None,
         policy=None,
+        dist=None,
     ):
         """`policy`: an already built policy of `policy_spec` (benchmarks that build their
-        model themselves); by default it is built from the spec."""
+        model themselves); by default it is built from the spec. `dist`: this process's
+        distributed.Group when torchrun runs several (data parallel), else None."""
         if threads:
             torch.set_num_threads(int(threads))
+        self.dist = dist
         self.device = pick_device(device)
+        if dist is not None:
+            if dist.backend == "nccl" and self.device.type != "cuda":
+                raise ValueError(f"device {self.device.type} cannot use the nccl backend; run torchrun with backend gloo")
+            self.device = dist.device(self.device.type)
         self.seed = int(seed)
         random.seed(self.seed)
         torch.manual_seed(self.seed)
@@ -290,9 +297,44 @@ class Trainer:
             parts.append(torch_checkpoint.checkpoint(run, x, t, use_reentrant=False) if recompute else run(x, t))
         return tuple(torch.cat(column) for column in zip(*parts))
 
+    # -- data parallel (several processes under torchrun; see distributed.py) ------------
+    #
+    # Every rank gets the whole batch and runs the micro-batches i with
+    # i % world_size == rank, over the same deterministic order as one process. The per-token
+    # weights are normalised by the whole mini-batch's counts, so the gradients of all ranks'
+    # micro-batches SUM to one process's gradient: they are all-reduced (summed) before the
+    # clipping and the optimiser step, which then runs identically on every rank. The torch
+    # DistributedDataParallel wrapper does not fit: its reducer hooks the module's forward,
+    # and a step calls the model's pieces (the features, then a chunked, checkpointed head)
+    # rather than its forward. The explicit all-reduce at the end of the backward passes is
+    # what DDP's reducer does (in one bucket, without overlapping the backward).
+    def _mine(self, index):
+        """Whether micro-batch `index` is this rank's (always, in one process)."""
+        return self.dist is None or index % self.dist.world_size == self.dist.rank
+
+    def _reduce_gradients(self):
+        if self.dist is not None:
+            self.dist.all_reduce_gradients([p for p in self.model.parameters() if p.requires_grad])
+
+    def _validated(self, sequences):
+        """With several ranks: the checks that would otherwise fail mid-step (on the rank that
+        holds the offending micro-batch, or after the collectives), made before any work on
+        every rank alike; from here on an error is fatal (see distributed.py)."""
+        if self.dist is None:
+            return
+        if self.optimizer is None:
+            raise ValueError("no optimiser: send configure_optimizer first")
+        vocab = self.policy.describe().get("vocab_size")
+        for index, s in enumerate(sequences):
+            ids = s["ids"]
+            if vocab and ids and (min(ids) < 0 or max(ids) >= vocab):
+                raise ValueError(f"sequences[{index}] has token ids outside the vocabulary [0, {vocab})")
+        self.dist.commit()
+
     def _optimizer_step(self):
         if self.optimizer is None:
             raise ValueError("no optimiser: send configure_optimizer first")
+        self._reduce_gradients()
         lr = self.optim_cfg.lr * self.optim_cfg.factor(self.opt_step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -313,6 +355,7 @@ class Trainer:
             raise ValueError("kl_coef > 0 needs a reference: send set_reference first")
         # The reference's forward pass only runs when its result is used.
         use_reference = self.reference is not None and (cfg.kl_coef > 0 or cfg.kl_metric)
+        self._validated(sequences)
         self.model.train()
         totals = _Totals()
         # Rollouts from another engine or an older policy (asynchronous steps): the PPO ratio is
@@ -335,7 +378,9 @@ class Trainer:
                 # Micro-batches of similar lengths pad less; the order is a function of the
                 # batch only, so results stay deterministic.
                 by_length = sorted(minibatch, key=lambda s: len(s["ids"]))
-                for micro in _chunks(by_length, micro_batch):
+                for micro_index, micro in enumerate(_chunks(by_length, micro_batch)):
+                    if not self._mine(micro_index):
+                        continue  # another rank's
                     ids = _pad([s["ids"] for s in micro], 0, self.device, torch.long)
                     mask = _pad([s["mask"] for s in micro], 0, self.device, torch.float32)[:, 1:]
                     adv = _pad([s["advantages"] for s in micro], 0, self.device, torch.float32)[:, 1:]
@@ -403,6 +448,8 @@ class Trainer:
                 grad_norm, lr = self._optimizer_step()
                 grad_norms.append(grad_norm)
                 losses.append(mb_loss)
+        if self.dist is not None:
+            totals, losses, first_diff = self._combined(totals, losses, first_diff)
         metrics = totals.means()
         metrics["loss"] = sum(losses) / len(losses) if losses else 0.0
         metrics["tokens"] = totals.counts.get("tokens", 0)
@@ -414,6 +461,22 @@ class Trainer:
         metrics["opt_step"] = self.opt_step
         metrics["time_ms"] = (time.time() - started) * 1000
         return metrics
+
+    def _combined(self, totals, losses, first_diff):
+        """Every rank's metrics of its micro-batches, combined into one process's: sums and
+        counts added, maxima and the first-mini-batch difference maximised, each
+        mini-batch's loss summed."""
+        parts = self.dist.all_gather_object(
+            {"sums": totals.sums, "counts": totals.counts, "maxima": totals.maxima, "first_diff": first_diff, "losses": losses}
+        )
+        merged = _Totals()
+        for part in parts:
+            for key, value in part["sums"].items():
+                merged.add(key, value, part["counts"].get(key, 0))
+            for key, value in part["maxima"].items():
+                merged.max(key, value)
+        diffs = [part["first_diff"] for part in parts if part["first_diff"] is not None]
+        return merged, [sum(values) for values in zip(*(part["losses"] for part in parts))], max(diffs) if diffs else None
 
     @torch.no_grad()
     def _old_logprobs(self, sequences, micro_batch, cfg):
@@ -442,9 +505,12 @@ class Trainer:
         n_tokens = sum(sum(1 for m in s["mask"][1:] if m) for s in sequences)
         if n_tokens == 0:
             raise ValueError("the SFT batch has no token with mask 1")
+        self._validated(sequences)
         total_loss = 0.0
         correct = 0
-        for micro in _chunks(sequences, micro_batch):
+        for micro_index, micro in enumerate(_chunks(sequences, micro_batch)):
+            if not self._mine(micro_index):
+                continue  # another rank's
             ids = _pad([s["ids"] for s in micro], 0, self.device, torch.long)
             mask = _pad([s["mask"] for s in micro], 0, self.device, torch.float32)[:, 1:]
             lp, mean_lp, hit = self._sft_token_stats(self.model, ids, mask > 0)
@@ -455,6 +521,9 @@ class Trainer:
             (loss_sum / n_tokens).backward()
             total_loss += nll.item()
             correct += hit.sum().item()
+        if self.dist is not None:
+            parts = self.dist.all_gather_object((total_loss, correct))
+            total_loss, correct = sum(p[0] for p in parts), sum(p[1] for p in parts)
         grad_norm, lr = self._optimizer_step()
         return {
             "loss": total_loss / n_tokens,
