@@ -11,6 +11,7 @@ const BENCHMARKS = [
   'mcp.ts',
   'browser.ts',
   'trainer.ts',
+  'async-rollouts.ts',
   'cli-start.ts',
   'view-scale.ts',
   'viewer.ts',

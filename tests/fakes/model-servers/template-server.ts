@@ -164,7 +164,7 @@ export interface TemplateServerExtras {
   engine?: Pick<Engine, 'renderIds' | 'sample'>;
   /** Answers a request before the flavour does (administrative endpoints, checks); undefined: the flavour's turn. */
   routes?: (request: RecordedRequest) => ScriptedResponse | undefined;
-  /** Delay of every answer, in ms. @default 0 */
+  /** Delay of every model call's answer (chat and completions), in ms. @default 0 */
   latencyMs?: number;
   /** The port to listen on. @default a free one */
   port?: number;
@@ -234,16 +234,22 @@ export async function startTemplateServer(
     },
   };
   if (options.engine) Object.assign(engine, options.engine);
+  const latency = options.latencyMs ?? 0;
   const server = await startScriptedServer({
     script: (request) => {
       try {
-        return options.routes?.(request) ?? flavour.handle(request, engine);
+        const routed = options.routes?.(request);
+        if (routed) return routed;
+        const answer = flavour.handle(request, engine);
+        const modelCall = request.path.endsWith('/completions');
+        return modelCall && latency > 0 && !('hang' in answer)
+          ? { ...answer, delayMs: (answer.delayMs ?? 0) + latency }
+          : answer;
       } catch (error) {
         // A server answers its own failure with a 500, never a hung request.
         return errorBody(500, `internal error: ${String(error)}`, 'InternalServerError');
       }
     },
-    latencyMs: options.latencyMs ?? 0,
     ...(options.port === undefined ? {} : { port: options.port }),
   });
   return Object.assign(server, { baseUrl: `${server.url}/v1`, ignoredFields });

@@ -66,7 +66,7 @@ export interface TrainingEngineOptions {
   lora?: boolean;
   /** --max-lora-rank. @default 16 */
   maxLoraRank?: number;
-  /** Delay of every answer, in ms. @default 0 */
+  /** Delay of every model call's answer, in ms. @default 0 */
   latencyMs?: number;
   /** The port to listen on. @default a free one */
   port?: number;
