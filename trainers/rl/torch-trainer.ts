@@ -112,6 +112,10 @@ const InfoSchema = z.object({
   trainable_params: z.number().optional(),
   /** The LoRA adapters' PEFT config, when the policy trains with LoRA. */
   lora: z.record(z.string(), z.unknown()).nullish(),
+  /** Processes the update runs on (torchrun ranks; 1 without torchrun). */
+  world_size: z.number().optional(),
+  /** Under torchrun: each rank's process id and device. */
+  ranks: z.array(z.object({ rank: z.number(), pid: z.number(), device: z.string() })).optional(),
 });
 
 export type WorkerInfo = z.infer<typeof InfoSchema>;

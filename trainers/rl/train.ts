@@ -263,7 +263,10 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
     });
     context.log(
       `worker: torch ${info.torch} on ${info.device} (${info.dtype}), ${info.params} parameters` +
-        (info.lora ? `, ${info.trainable_params} of them in LoRA adapters` : ''),
+        (info.lora ? `, ${info.trainable_params} of them in LoRA adapters` : '') +
+        (info.ranks && info.ranks.length > 1
+          ? `, ${info.ranks.length} ranks (pids ${info.ranks.map((rank) => rank.pid).join(', ')})`
+          : ''),
     );
 
     // --- step 0: warm start, or the checkpoint resumed from ------------------------------

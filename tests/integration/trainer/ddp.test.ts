@@ -4,18 +4,22 @@
  * after close, after a rank is killed, after an abort. Needs Debian's python3-torch (or
  * PADDOCK_PYTHON naming an interpreter with torch).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPaddockError, type PaddockError } from '../../../harness/index.ts';
+import { isPaddockError, type GroupRewardFunction, type PaddockError } from '../../../harness/index.ts';
 import {
   TRAINER_FAILED,
   TorchTrainer,
+  resumeTraining,
+  train,
   type PolicySpec,
+  type TrainConfigInput,
   type StepMetrics,
   type TorchWorkerOptions,
 } from '../../../trainers/rl/index.ts';
+import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const VOCAB = 48;
 const env = { OMP_NUM_THREADS: '1', CUDA_VISIBLE_DEVICES: '' };
@@ -233,3 +237,60 @@ describe('a 2-rank worker whose rank dies', () => {
     }
   });
 });
+
+describe('a training run on 2 ranks', () => {
+  it('fails clearly when a rank is killed, and resumes from its last checkpoint', async () => {
+    const output = join(mkdtempSync(join(tmpdir(), 'paddock-ddp-train-')), 'run');
+    const config: TrainConfigInput = {
+      tasks: { train: [join(TOY_DIR, 'lookup-train')], per_step: 2 },
+      policy: { scratch: { hidden_size: 32, layers: 1, heads: 2, max_len: 512 } },
+      algorithm: { name: 'grpo', group_size: 3, lr: 1e-3, micro_batch: 2 },
+      sampling: { temperature: 1, max_new_tokens: 16 },
+      sft: { data: 'oracle', episodes: 4, steps: 2, batch_size: 4, micro_batch: 2 },
+      steps: 3,
+      checkpoint: { every: 1 },
+      device: 'cpu',
+      threads: 1,
+      seed: 2,
+      output,
+      worker: { torchrun: { nproc_per_node: 2, backend: 'gloo' } },
+    };
+    let pids: number[] = [];
+    const options = {
+      loadTasks: loadToyTasks,
+      toolProviders: TOY_TOOLS,
+      rewardsFor: () => ({ group: [firstBest] }),
+      workerEnv: env,
+    };
+    const killed = await train(config, {
+      ...options,
+      log: (line: string) => {
+        const match = /(\d+) ranks \(pids ([\d, ]+)\)/.exec(line);
+        if (match) pids = match[2]!.split(', ').map(Number);
+      },
+      // Step 2's row is written before its checkpoint: kill rank 1 then.
+      onStep: (row) => {
+        if (row.type === 'train' && row.step === 2) process.kill(pids[1]!, 'SIGKILL');
+      },
+    }).catch((error: unknown) => error);
+    expect(pids.length).toBe(2);
+    expect(isPaddockError(killed, TRAINER_FAILED)).toBe(true);
+    expect((killed as Error).message).toMatch(/rank 1 of 2 was killed \(signal 9/);
+
+    const resumed = await resumeTraining(output, options);
+    expect(resumed.steps).toBe(3);
+    const rows = readFileSync(join(output, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; step: number });
+    // Step 1 was kept; steps 2 and 3 were trained after the resume, once each.
+    expect(rows.filter((row) => row.type === 'train').map((row) => row.step)).toEqual([1, 2, 3]);
+  });
+});
+
+/** Ranks the first episode of each group above the others, so that every step updates. */
+const firstBest: GroupRewardFunction = {
+  name: 'rank',
+  weight: 1,
+  score: async ({ episodes }) => episodes.map((_, index) => (index === 0 ? 1 : 0)),
+};
