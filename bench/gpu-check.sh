@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check of the native Hugging Face path (see bench/gpu_check.py): training throughput
 # and MFU of a Qwen2.5-0.5B-shaped model, logit parity with transformers, the fp32-master
-# update check and a LoRA step. Python only; run from the repository root:
+# update check, a LoRA step, and the worker itself under torchrun (1–2 GPU ranks). Python only;
+# run from the repository root:
 #
 #   bash bench/gpu-check.sh               # GPU machine (PyTorch 2.x + CUDA), ≤ 8 minutes
 #   bash bench/gpu-check.sh --cpu-smoke   # anywhere with PyTorch: tiny sizes, the same code

@@ -20,6 +20,8 @@ and biases too, so that every tensor matters) is saved as a bf16 Hugging Face fo
             parameter (fp32 master), against the same step on bf16 parameters in place.
 (d) lora    LoRA (r 16, all 7 projections) steps through the trainer: only adapters move,
             merged == adapter logits, PEFT folder saved (and loaded by peft when importable).
+(e) torchrun the worker under torchrun (1–2 GPU ranks, nccl; the smoke: 2 CPU ranks, gloo),
+            driven over its protocol on (a)'s batch: step time and MFU, all-reduce included.
 
 Model FLOPs of a training step (PaLM's 6·N rule for the dense part, causal attention
 counted as computed by a causal kernel, the head only where the loss reads it):
@@ -425,7 +427,84 @@ def release_memory(device):
         torch.cuda.empty_cache()
 
 
-PARTS = {"train": part_train, "parity": part_parity, "fp32_master": part_fp32_master, "lora": part_lora}
+def part_torchrun(ctx):
+    """(e) The worker itself under torchrun (trainers/torch/worker.py, data parallel): ranks =
+    the GPUs there are, up to 2 (the CPU smoke: 2 gloo ranks), driven over its JSON protocol
+    as the TypeScript side does — init on the same folder, train_step on the same batch as
+    (a) — so the figure includes the gradient all-reduce. MFU over all ranks' peak."""
+    import subprocess
+
+    args, device, cfg = ctx["args"], ctx["device"], ctx["cfg"]
+    ranks = 2 if device.type == "cpu" else max(1, min(2, torch.cuda.device_count()))
+    seq, batch, micro, prompt = args.seq, args.batch, args.micro_batch, min(args.prompt, args.seq - 1)
+    env = {**os.environ, "PADDOCK_DIST_BACKEND": "gloo" if device.type == "cpu" else "nccl"}
+    if device.type == "cpu":
+        env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, "-u", "-m", "torch.distributed.run", f"--nproc_per_node={ranks}", "--nnodes=1",
+               "--node_rank=0", "--master_addr=127.0.0.1", f"--master_port={29_600 + os.getpid() % 1000}",
+               "--max_restarts=0", "--redirects=2", "--tee=2", os.path.join(ROOT, "trainers", "torch", "worker.py")]
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
+    counter = [0]
+
+    def request(cmd, **fields):
+        counter[0] += 1
+        child.stdin.write(json.dumps({"id": counter[0], "cmd": cmd, **fields}) + "\n")
+        child.stdin.flush()
+        while True:
+            line = child.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the worker exited (code {child.wait()}) during {cmd}")
+            message = json.loads(line)
+            if message.get("id") == counter[0]:
+                if not message["ok"]:
+                    raise RuntimeError(f"{cmd}: {message['error']['message']}")
+                return message["result"]
+
+    try:
+        ready = json.loads(child.stdout.readline())
+        info = request("init", policy={"kind": "hf", "path": ctx["folder"]}, device=device.type, seed=0,
+                       logprob_chunk=args.logprob_chunk, activation_checkpointing=args.activation_checkpointing)
+        request("configure_optimizer", optim={"lr": 1e-6, "total_steps": 1000, "grad_clip": 1.0})
+        sequences = make_sequences(cfg.vocab_size, seq, batch, prompt)
+        loss = {"clip_low": 0.2}
+        for _ in range(max(1, args.warmup)):
+            first = request("train_step", sequences=sequences, loss=loss, micro_batch=micro)
+        times = []
+        for _ in range(args.steps):
+            t0 = time.perf_counter()
+            metrics = request("train_step", sequences=sequences, loss=loss, micro_batch=micro)
+            times.append(time.perf_counter() - t0)
+        request("shutdown")
+    finally:
+        if child.poll() is None:
+            try:
+                child.stdin.close()
+                child.wait(timeout=60)
+            except Exception:  # noqa: BLE001
+                child.kill()
+    times.sort()
+    median = times[len(times) // 2]
+    flops = H.step_flops(cfg, seq, batch, seq - max(prompt, 1))
+    peak, peak_note = detect_peak(device, args.peak_tflops)
+    achieved = flops / median
+    result = {
+        "world_size": info.get("world_size", ready.get("world_size")),
+        "ranks": info.get("ranks"),
+        "seq_len": seq, "batch": batch, "micro_batch": micro,
+        "step_s_median": median, "step_s_all": times,
+        "tokens_per_s": batch * seq / median,
+        "achieved_tflops": achieved / 1e12,
+        "mfu": achieved / (peak * 1e12 * ranks) if peak else None,
+        "peak_source": peak_note,
+        "loss_first": first["loss"], "loss_last": metrics["loss"],
+        "finite": all(math.isfinite(x) for x in (first["loss"], metrics["loss"], metrics["grad_norm"])),
+    }
+    result["ok"] = result["finite"] and result["world_size"] == ranks
+    return result
+
+
+PARTS = {"train": part_train, "parity": part_parity, "fp32_master": part_fp32_master, "lora": part_lora,
+         "torchrun": part_torchrun}
 
 
 def main(argv=None):
