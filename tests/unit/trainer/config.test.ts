@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isPaddockError, type PaddockError } from '../../../harness/index.ts';
-import { loadTrainConfig, lossConfig, parseTrainConfig } from '../../../trainers/rl/index.ts';
+import { loadTrainConfig, lossConfig, parseTrainConfig, rolloutCorrection } from '../../../trainers/rl/index.ts';
 
 const minimal = {
   tasks: { train: ['tasks/a'] },
@@ -157,5 +157,63 @@ describe('train.yaml', () => {
     const error = failure(() => loadTrainConfig(file));
     expect(error.code).toBe('CONFIG_INVALID');
     expect(error.message).toContain(file);
+  });
+
+  it('validates the rollout engine, the staleness bound, the correction and torchrun', () => {
+    const defaults = parseTrainConfig(minimal, { baseDir: '/base' });
+    expect(defaults.rollout).toMatchObject({ engine: 'onnx', max_off_policy_steps: 0 });
+    expect(defaults.algorithm).toMatchObject({ rollout_correction: 'auto', is_cap: 2 });
+    // auto: none for synchronous in-process rollouts, tis once they may be off-policy.
+    expect(rolloutCorrection(defaults)).toEqual({ rollout_correction: 'none' });
+    const async_ = parseTrainConfig({ ...minimal, rollout: { max_off_policy_steps: 2 } });
+    expect(rolloutCorrection(async_)).toEqual({ rollout_correction: 'tis', is_cap: 2 });
+    const server = parseTrainConfig({
+      ...minimal,
+      rollout: { engine: 'server', server: { kind: 'sglang', url: 'http://127.0.0.1:30000' } },
+      algorithm: { rollout_correction: 'mask', is_cap: 3 },
+    });
+    expect(rolloutCorrection(server)).toEqual({ rollout_correction: 'mask', is_cap: 3 });
+    expect(server.rollout.server).toMatchObject({ tito: 'off', start_timeout_sec: 900, timeout_sec: 600 });
+
+    expect(failure(() => parseTrainConfig({ ...minimal, rollout: { engine: 'server' } }, { file: 't.yaml' })).message).toMatch(
+      /t\.yaml: rollout\.server: rollout\.engine: server needs rollout\.server/,
+    );
+    const bad = failure(() =>
+      parseTrainConfig(
+        {
+          ...minimal,
+          rollout: { engine: 'server', max_off_policy_steps: -1, server: { kind: 'tgi', url: 'nowhere' } },
+          algorithm: { is_cap: 1 },
+          worker: { torchrun: { nproc_per_node: 0 } },
+        },
+        { file: 't.yaml' },
+      ),
+    );
+    for (const field of [
+      'rollout.max_off_policy_steps',
+      'rollout.server.kind',
+      'rollout.server.url',
+      'algorithm.is_cap',
+      'worker.torchrun.nproc_per_node',
+    ])
+      expect(bad.message).toContain(`t.yaml: ${field}`);
+    const torchrun = parseTrainConfig({ ...minimal, worker: { torchrun: { nproc_per_node: 2 } } });
+    expect(torchrun.worker.torchrun).toEqual({
+      nproc_per_node: 2,
+      nnodes: 1,
+      node_rank: 0,
+      master_addr: '127.0.0.1',
+      backend: 'auto',
+    });
+  });
+
+  it('reads every train.yaml of the toy suite', () => {
+    const toy = join(import.meta.dirname, '..', '..', '..', 'tasks', 'toy');
+    const files = readdirSync(toy).filter((file) => file.endsWith('.yaml'));
+    expect(files).toEqual(
+      expect.arrayContaining(['train.yaml', 'train-async.yaml', 'train-torchrun.yaml', 'train-vllm.yaml']),
+    );
+    for (const file of files) expect(() => loadTrainConfig(join(toy, file))).not.toThrow();
+    expect(loadTrainConfig(join(toy, 'train-vllm.yaml')).rollout.server?.command).toContain('{model}');
   });
 });
