@@ -10,7 +10,13 @@
  * versions, and its recorded version is exact — also while asynchronous rollouts run during
  * an update, or an episode spans a version change (later turns then carry the newer one).
  */
-import { ERROR_CODES, PaddockError, type Agent, type AgentSession, type AssistantTurn } from '../../harness/index.ts';
+import {
+  ERROR_CODES,
+  PaddockError,
+  type Agent,
+  type AgentSession,
+  type AssistantTurn,
+} from '../../harness/index.ts';
 
 export class PolicyGate {
   private current: number;
@@ -94,7 +100,8 @@ export function versionedAgent(agent: Agent, gate: PolicyGate): Agent {
     async open(episode) {
       const session: AgentSession = await agent.open(episode);
       return {
-        act: (input, options) => gate.run(async (version) => mark(await session.act(input, options), version)),
+        act: (input, options) =>
+          gate.run(async (version) => mark(await session.act(input, options), version)),
         ...(session.close ? { close: () => session.close!() } : {}),
       };
     },

@@ -51,7 +51,9 @@ export function rolloutCorrection(cfg: TrainConfig): RlStepDeps['correction'] {
   const choice = cfg.algorithm.rollout_correction;
   const offPolicy = cfg.rollout.max_off_policy_steps > 0 || cfg.rollout.engine !== 'onnx';
   const kind = choice === 'auto' ? (offPolicy ? 'tis' : 'none') : choice;
-  return kind === 'none' ? { rollout_correction: 'none' } : { rollout_correction: kind, is_cap: cfg.algorithm.is_cap };
+  return kind === 'none'
+    ? { rollout_correction: 'none' }
+    : { rollout_correction: kind, is_cap: cfg.algorithm.is_cap };
 }
 
 /** The optimiser of the RL phase (its schedule spans every optimiser step of the run). */

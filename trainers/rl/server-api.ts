@@ -102,8 +102,8 @@ async function call(
 function messageOf(answer: Answer): string {
   const body = answer.json as Record<string, unknown> | undefined;
   const nested = body?.error as Record<string, unknown> | undefined;
-  const message = body?.message ?? body?.error_message ?? nested?.message ?? answer.text;
-  return String(message).slice(0, 2000);
+  const message = [body?.message, body?.error_message, nested?.message].find((m) => typeof m === 'string');
+  return (typeof message === 'string' ? message : answer.text).slice(0, 2000);
 }
 
 export function serverApi(kind: 'vllm' | 'sglang', rootUrl: string, apiKey?: string): ServerApi {
@@ -111,7 +111,11 @@ export function serverApi(kind: 'vllm' | 'sglang', rootUrl: string, apiKey?: str
   const post = async (path: string, body: unknown, signal: AbortSignal, what: string): Promise<Answer> => {
     let answer: Answer;
     try {
-      answer = await call(`${url}${path}`, { method: 'POST', body, apiKey, timeoutMs: ADMIN_TIMEOUT_MS }, signal);
+      answer = await call(
+        `${url}${path}`,
+        { method: 'POST', body, apiKey, timeoutMs: ADMIN_TIMEOUT_MS },
+        signal,
+      );
     } catch (error) {
       throw trainerError(`${what}: POST ${url}${path} failed: ${describeError(error)}`, { cause: error });
     }
@@ -120,7 +124,12 @@ export function serverApi(kind: 'vllm' | 'sglang', rootUrl: string, apiKey?: str
         `${what}: vLLM does not serve POST ${path} (404): its development API is mounted only when the server runs with VLLM_SERVER_DEV_MODE=1`,
       );
     }
-    if (answer.status === 404 && kind === 'vllm' && path.includes('lora_adapter') && answer.json === undefined) {
+    if (
+      answer.status === 404 &&
+      kind === 'vllm' &&
+      path.includes('lora_adapter') &&
+      answer.json === undefined
+    ) {
       throw trainerError(
         `${what}: vLLM does not serve POST ${path} (404): start it with VLLM_ALLOW_RUNTIME_LORA_UPDATING=true and --enable-lora`,
       );
@@ -136,7 +145,9 @@ export function serverApi(kind: 'vllm' | 'sglang', rootUrl: string, apiKey?: str
     healthPath: '/health',
     async healthy(signal: AbortSignal): Promise<boolean> {
       try {
-        return (await call(`${url}/health`, { method: 'GET', apiKey, timeoutMs: 10_000 }, signal)).status === 200;
+        return (
+          (await call(`${url}/health`, { method: 'GET', apiKey, timeoutMs: 10_000 }, signal)).status === 200
+        );
       } catch {
         return false;
       }
@@ -169,10 +180,20 @@ export function serverApi(kind: 'vllm' | 'sglang', rootUrl: string, apiKey?: str
         );
       },
       async loadAdapter(name, dir, signal) {
-        await post('/load_lora_adapter', { lora_name: name, lora_path: dir }, signal, `loading adapter ${name} into SGLang`);
+        await post(
+          '/load_lora_adapter',
+          { lora_name: name, lora_path: dir },
+          signal,
+          `loading adapter ${name} into SGLang`,
+        );
       },
       async unloadAdapter(name, signal) {
-        await post('/unload_lora_adapter', { lora_name: name }, signal, `unloading adapter ${name} from SGLang`);
+        await post(
+          '/unload_lora_adapter',
+          { lora_name: name },
+          signal,
+          `unloading adapter ${name} from SGLang`,
+        );
       },
       adapterModel: (base, name) => `${base}:${name}`,
     };
@@ -196,10 +217,20 @@ export function serverApi(kind: 'vllm' | 'sglang', rootUrl: string, apiKey?: str
       }
     },
     async loadAdapter(name, dir, signal) {
-      await post('/v1/load_lora_adapter', { lora_name: name, lora_path: dir }, signal, `loading adapter ${name} into vLLM`);
+      await post(
+        '/v1/load_lora_adapter',
+        { lora_name: name, lora_path: dir },
+        signal,
+        `loading adapter ${name} into vLLM`,
+      );
     },
     async unloadAdapter(name, signal) {
-      await post('/v1/unload_lora_adapter', { lora_name: name }, signal, `unloading adapter ${name} from vLLM`);
+      await post(
+        '/v1/unload_lora_adapter',
+        { lora_name: name },
+        signal,
+        `unloading adapter ${name} from vLLM`,
+      );
     },
     adapterModel: (_base, name) => name,
   };

@@ -109,7 +109,7 @@ export class ServerEngine implements RolloutEngine {
       try {
         await waitUntilHealthy(api, child, server, folder.path('server.log'), signal);
       } catch (error) {
-        stopServer(child);
+        await stopServer(child);
         throw error;
       }
     }
@@ -118,7 +118,7 @@ export class ServerEngine implements RolloutEngine {
       try {
         model = await api.firstModel(signal);
       } catch (error) {
-        if (child) stopServer(child);
+        if (child) await stopServer(child);
         throw error;
       }
     }
@@ -185,9 +185,11 @@ function startServer(server: ServerConfig, modelDir: string, logFile: string): C
     env: { ...process.env, PADDOCK_MODEL: modelDir },
   });
   const append = (chunk: Buffer): void => appendFileSync(logFile, chunk);
-  child.stdout!.on('data', append);
-  child.stderr!.on('data', append);
-  child.on('error', (error) => appendFileSync(logFile, `paddock: cannot start the server: ${describeError(error)}\n`));
+  child.stdout.on('data', append);
+  child.stderr.on('data', append);
+  child.on('error', (error) =>
+    appendFileSync(logFile, `paddock: cannot start the server: ${describeError(error)}\n`),
+  );
   return child;
 }
 
@@ -224,7 +226,8 @@ async function waitUntilHealthy(
 ): Promise<void> {
   const deadline = performance.now() + server.start_timeout_sec * 1000;
   for (;;) {
-    if (signal.aborted) throw new PaddockError(ERROR_CODES.ABORTED, 'aborted while the inference server started');
+    if (signal.aborted)
+      throw new PaddockError(ERROR_CODES.ABORTED, 'aborted while the inference server started');
     if (child.exitCode !== null || child.signalCode !== null) {
       throw trainerError(
         `the inference server command exited (${child.signalCode ? `signal ${child.signalCode}` : `code ${child.exitCode}`}) before ${server.url} answered; its output is in ${logFile}`,

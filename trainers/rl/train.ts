@@ -290,7 +290,7 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
 
     const policy: RolloutEngine =
       cfg.rollout.engine === 'server'
-        ? await ServerEngine.start({ cfg, folder, trainer, signal, log: context.log })
+        ? await ServerEngine.start({ cfg, folder, trainer, signal, log: (line) => context.log(line) })
         : new LivePolicy(cfg, folder, trainer, tokenizer, format);
     live = policy;
     await policy.publish(step);
@@ -334,7 +334,8 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
     try {
       for (step = step + 1; step <= cfg.steps; step++) {
         checkAborted(signal);
-        for (; nextToSchedule <= Math.min(step + offPolicy, cfg.steps); nextToSchedule++) schedule(nextToSchedule);
+        for (; nextToSchedule <= Math.min(step + offPolicy, cfg.steps); nextToSchedule++)
+          schedule(nextToSchedule);
         const waitStartedAt = performance.now();
         const rollouts = await scheduled.get(step)!;
         scheduled.delete(step);

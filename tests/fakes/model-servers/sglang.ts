@@ -147,7 +147,9 @@ function chat(request: RecordedRequest, engine: Engine): ScriptedResponse {
 }
 
 /** Starts an SGLang-shaped server; its API base URL is `baseUrl` (`…/v1`). */
-export function startSglangServer(options: TemplateServerOptions & TemplateServerExtras): Promise<TemplateServer> {
+export function startSglangServer(
+  options: TemplateServerOptions & TemplateServerExtras,
+): Promise<TemplateServer> {
   return startTemplateServer(options, {
     handle(request, engine) {
       if (request.path === '/v1/chat/completions') return chat(request, engine);

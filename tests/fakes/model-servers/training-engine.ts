@@ -129,7 +129,12 @@ function adapterProblem(dir: string, maxRank: number): string | undefined {
 function harnessMessages(messages: readonly WireMessage[]): Message[] {
   return messages.map((m): Message => {
     if (m.role === 'tool') {
-      return { role: 'tool', content: String(m.content), toolCallId: String(m.tool_call_id), name: String(m.name ?? '') };
+      return {
+        role: 'tool',
+        content: String(m.content),
+        toolCallId: String(m.tool_call_id),
+        name: String(m.name ?? ''),
+      };
     }
     if (m.role === 'assistant') {
       const calls = (m.tool_calls ?? []) as { id: string; function: { name: string; arguments: string } }[];
@@ -160,7 +165,8 @@ const text = (body: string, status = 200): ScriptedResponse => ({ status, raw: b
 export async function startTrainingEngine(options: TrainingEngineOptions): Promise<TrainingEngine> {
   // The folder is read when first needed: a training run writes a new model's folder
   // after the engine has started listening.
-  let model: { tokenizer: HfTokenizer; template: HfChatTemplate; config: Record<string, unknown> } | undefined;
+  let model:
+    { tokenizer: HfTokenizer; template: HfChatTemplate; config: Record<string, unknown> } | undefined;
   const loaded = (): NonNullable<typeof model> => {
     if (!model) {
       const tokenizer = HfTokenizer.fromDir(options.modelDir);
@@ -189,7 +195,7 @@ export async function startTrainingEngine(options: TrainingEngineOptions): Promi
 
   /** The adapter a chat request names, or the error the server gives. */
   const adapterOf = (model: unknown): { adapter?: string } | ScriptedResponse => {
-    const name = String(model ?? '');
+    const name = typeof model === 'string' ? model : '';
     if (options.flavour === 'vllm') {
       if (name === servedName) return {};
       if (adapters.has(name)) return { adapter: name };
@@ -199,8 +205,12 @@ export async function startTrainingEngine(options: TrainingEngineOptions): Promi
     if (colon < 0) return {};
     const adapter = name.slice(colon + 1);
     if (!options.lora)
-      return errorBody(400, `LoRA adapter '${adapter}' was requested, but LoRA is not enabled. Please launch the server with --enable-lora.`);
-    if (!adapters.has(adapter)) return errorBody(400, `Got LoRA adapter that has never been loaded: ${adapter}`);
+      return errorBody(
+        400,
+        `LoRA adapter '${adapter}' was requested, but LoRA is not enabled. Please launch the server with --enable-lora.`,
+      );
+    if (!adapters.has(adapter))
+      return errorBody(400, `Got LoRA adapter that has never been loaded: ${adapter}`);
     return { adapter };
   };
 
@@ -209,14 +219,27 @@ export async function startTrainingEngine(options: TrainingEngineOptions): Promi
     switch (request.path) {
       case '/update_weights_from_disk': {
         if (typeof body.model_path !== 'string')
-          return json({ object: 'error', message: 'model_path: Field required', type: 'Bad Request', code: 400 }, 400);
+          return json(
+            { object: 'error', message: 'model_path: Field required', type: 'Bad Request', code: 400 },
+            400,
+          );
         const problem = weightsProblem(body.model_path, loaded().config);
         if (problem)
-          return json({ success: false, message: `Failed to update weights: ${problem}. Rolling back to original weights.` }, 400);
+          return json(
+            {
+              success: false,
+              message: `Failed to update weights: ${problem}. Rolling back to original weights.`,
+            },
+            400,
+          );
         weights = body.model_path;
         servedName = body.model_path;
         version = body.weight_version ?? version;
-        loads.push({ kind: 'weights', path: weights, ...(body.weight_version ? { version: body.weight_version } : {}) });
+        loads.push({
+          kind: 'weights',
+          path: weights,
+          ...(body.weight_version ? { version: body.weight_version } : {}),
+        });
         return json({ success: true, message: 'Succeeded to update model weights.', num_paused_requests: 0 });
       }
       case '/load_lora_adapter':
@@ -231,7 +254,9 @@ export async function startTrainingEngine(options: TrainingEngineOptions): Promi
         } else {
           if (typeof body.lora_path !== 'string') return fail('lora_path: Field required');
           if (adapters.has(body.lora_name))
-            return fail(`The LoRA adapter name ${body.lora_name} is already loaded: ${adapters.get(body.lora_name)}`);
+            return fail(
+              `The LoRA adapter name ${body.lora_name} is already loaded: ${adapters.get(body.lora_name)}`,
+            );
           const problem = adapterProblem(body.lora_path, maxRank);
           if (problem) return fail(problem);
           adapters.set(body.lora_name, body.lora_path);
@@ -278,14 +303,16 @@ export async function startTrainingEngine(options: TrainingEngineOptions): Promi
         if (!options.lora) return json({ detail: 'Not Found' }, 404);
         const error = (message: string, status: number, type: string): ScriptedResponse =>
           json({ error: { message, type, code: status } }, status);
-        if (!body.lora_name) return error('Both lora_name and lora_path must be provided.', 400, 'InvalidUserInput');
+        if (!body.lora_name)
+          return error('Both lora_name and lora_path must be provided.', 400, 'InvalidUserInput');
         if (path === '/v1/unload_lora_adapter') {
           if (!adapters.delete(body.lora_name))
             return error(`The lora adapter '${body.lora_name}' cannot be found.`, 404, 'NotFoundError');
           loads.push({ kind: 'unload', name: body.lora_name });
           return text(`Success: LoRA adapter '${body.lora_name}' removed successfully.`);
         }
-        if (!body.lora_path) return error('Both lora_name and lora_path must be provided.', 400, 'InvalidUserInput');
+        if (!body.lora_path)
+          return error('Both lora_name and lora_path must be provided.', 400, 'InvalidUserInput');
         if (adapters.has(body.lora_name) && !body.load_inplace) {
           return error(
             `The lora adapter '${body.lora_name}' has already been loaded. If you want to load the adapter in place, set 'load_inplace' to True.`,
@@ -321,8 +348,8 @@ export async function startTrainingEngine(options: TrainingEngineOptions): Promi
     if (path === '/v1/chat/completions' || path === '/v1/completions') {
       if (paused) return errorBody(503, 'the engine is paused', 'ServiceUnavailableError');
       const chosen = adapterOf(bodyOf(request).model);
-      if ('status' in chosen || 'json' in chosen) return chosen as ScriptedResponse;
-      served.push({ weights, version, adapter: (chosen as { adapter?: string }).adapter });
+      if ('json' in chosen) return chosen;
+      served.push({ weights, version, adapter: 'adapter' in chosen ? chosen.adapter : undefined });
     }
     return undefined;
   };
@@ -350,7 +377,8 @@ export async function startTrainingEngine(options: TrainingEngineOptions): Promi
     engine,
     routes: (request) => {
       const answer = routes(request);
-      if (answer === undefined && Array.isArray(bodyOf(request).messages)) conversation = bodyOf(request).messages;
+      if (answer === undefined && Array.isArray(bodyOf(request).messages))
+        conversation = bodyOf(request).messages;
       return answer;
     },
     latencyMs: options.latencyMs ?? 0,

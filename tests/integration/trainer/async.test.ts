@@ -10,7 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunStore, type EpisodeRecord, type GroupRewardFunction } from '../../../harness/index.ts';
-import { TRAINING_RUN_IDS, train, type MetricRow, type TrainConfigInput } from '../../../trainers/rl/index.ts';
+import {
+  TRAINING_RUN_IDS,
+  train,
+  type MetricRow,
+  type TrainConfigInput,
+} from '../../../trainers/rl/index.ts';
 import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const STEPS = 4;
@@ -39,7 +44,10 @@ const firstBest: GroupRewardFunction = {
   score: async ({ episodes }) => episodes.map((_, index) => (index === 0 ? 1 : 0)),
 };
 
-async function run(output: string, maxOffPolicySteps: number): Promise<{ rows: MetricRow[]; steps: EpisodeRecord[][] }> {
+async function run(
+  output: string,
+  maxOffPolicySteps: number,
+): Promise<{ rows: MetricRow[]; steps: EpisodeRecord[][] }> {
   const rows: MetricRow[] = [];
   const result = await train(config(output, maxOffPolicySteps), {
     loadTasks: loadToyTasks,
@@ -47,8 +55,10 @@ async function run(output: string, maxOffPolicySteps: number): Promise<{ rows: M
     rewardsFor: () => ({ group: [firstBest] }),
     onStep: (row) => rows.push(row),
   });
-  const steps = Array.from({ length: STEPS }, (_, i) =>
-    RunStore.open(result.runsDir, TRAINING_RUN_IDS.step(i + 1)).records() as unknown as EpisodeRecord[],
+  const steps = Array.from(
+    { length: STEPS },
+    (_, i) =>
+      RunStore.open(result.runsDir, TRAINING_RUN_IDS.step(i + 1)).records() as unknown as EpisodeRecord[],
   );
   return { rows: rows.filter((row) => row.type === 'train'), steps };
 }

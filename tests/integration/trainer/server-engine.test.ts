@@ -14,8 +14,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunStore, type EpisodeRecord, type GroupRewardFunction } from '../../../harness/index.ts';
-import { TRAINING_RUN_IDS, train, type MetricRow, type TrainConfigInput } from '../../../trainers/rl/index.ts';
-import { startTrainingEngine, toyReply, type TrainingEngine } from '../../fakes/model-servers/training-engine.ts';
+import {
+  TRAINING_RUN_IDS,
+  train,
+  type MetricRow,
+  type TrainConfigInput,
+} from '../../../trainers/rl/index.ts';
+import {
+  startTrainingEngine,
+  toyReply,
+  type TrainingEngine,
+} from '../../fakes/model-servers/training-engine.ts';
 import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const STEPS = 2;
@@ -70,7 +79,8 @@ async function trainOn(
     expect(result.policyDir).toBeUndefined();
     const steps = Array.from(
       { length: STEPS },
-      (_, i) => RunStore.open(result.runsDir, TRAINING_RUN_IDS.step(i + 1)).records() as unknown as EpisodeRecord[],
+      (_, i) =>
+        RunStore.open(result.runsDir, TRAINING_RUN_IDS.step(i + 1)).records() as unknown as EpisodeRecord[],
     );
     return { engine, rows: rows.filter((row) => row.type === 'train'), steps, output };
   } finally {
@@ -117,7 +127,9 @@ describe('rollouts on an inference server', () => {
       '/resume',
     ]);
     // Each rollout request was served by the weights of the version its turn records.
-    const versions = steps.flat().flatMap((episode) => episode.turns.map((turn) => String(turn.tokens!.policyVersion)));
+    const versions = steps
+      .flat()
+      .flatMap((episode) => episode.turns.map((turn) => String(turn.tokens!.policyVersion)));
     const servedVersions = engine.served.map((served) => served.version);
     expect(servedVersions.sort()).toEqual(versions.sort());
     expectVersionsRecorded(steps, rows);
@@ -136,7 +148,9 @@ describe('rollouts on an inference server', () => {
       'unload paddock-step-1',
     ]);
     // Each turn's version is the adapter that served it.
-    const byVersion = steps.flat().flatMap((episode) => episode.turns.map((turn) => `paddock-step-${turn.tokens!.policyVersion}`));
+    const byVersion = steps
+      .flat()
+      .flatMap((episode) => episode.turns.map((turn) => `paddock-step-${turn.tokens!.policyVersion}`));
     expect(engine.served.map((served) => served.adapter).sort()).toEqual(byVersion.sort());
     expectVersionsRecorded(steps, rows);
   });
@@ -156,7 +170,11 @@ const MAIN = fileURLToPath(new URL('../../fakes/model-servers/training-engine-ma
 describe('the inference server paddock starts itself', () => {
   const root = mkdtempSync(join(tmpdir(), 'paddock-server-command-'));
   afterAll(() => rmSync(root, { recursive: true, force: true }));
-  const options = { loadTasks: loadToyTasks, toolProviders: TOY_TOOLS, rewardsFor: () => ({ group: [firstBest] }) };
+  const options = {
+    loadTasks: loadToyTasks,
+    toolProviders: TOY_TOOLS,
+    rewardsFor: () => ({ group: [firstBest] }),
+  };
 
   it('starts `command` on a folder of the current weights, trains through it, and stops it at the end', async () => {
     const port = await freePort();
@@ -169,14 +187,19 @@ describe('the inference server paddock starts itself', () => {
     expect(log).toContain(`serving ${join(result.dir, 'served', 'model')} at ${url}`);
     // Stopped with the run: nothing answers any more.
     await expect(fetch(`${url}/health`)).rejects.toThrow();
-    const records = RunStore.open(result.runsDir, TRAINING_RUN_IDS.step(1)).records() as unknown as EpisodeRecord[];
+    const records = RunStore.open(
+      result.runsDir,
+      TRAINING_RUN_IDS.step(1),
+    ).records() as unknown as EpisodeRecord[];
     expect(records.every((record) => record.status === 'completed')).toBe(true);
   });
 
   it('says what went wrong when the server cannot be reached or started', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const none = config(join(root, 'none'), url, 'vllm', false);
-    await expect(train(none, options)).rejects.toThrow(/does not answer .*rollout\.server\.command is not set/);
+    await expect(train(none, options)).rejects.toThrow(
+      /does not answer .*rollout\.server\.command is not set/,
+    );
 
     const failing = config(join(root, 'failing'), url, 'sglang', false);
     failing.rollout!.server!.command = 'echo no GPU here >&2; exit 3';

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isPaddockError, type PaddockError } from '../../../harness/index.ts';
-import { loadTrainConfig, lossConfig, parseTrainConfig, rolloutCorrection } from '../../../trainers/rl/index.ts';
+import {
+  loadTrainConfig,
+  lossConfig,
+  parseTrainConfig,
+  rolloutCorrection,
+} from '../../../trainers/rl/index.ts';
 
 const minimal = {
   tasks: { train: ['tasks/a'] },
@@ -175,9 +180,10 @@ describe('train.yaml', () => {
     expect(rolloutCorrection(server)).toEqual({ rollout_correction: 'mask', is_cap: 3 });
     expect(server.rollout.server).toMatchObject({ tito: 'off', start_timeout_sec: 900, timeout_sec: 600 });
 
-    expect(failure(() => parseTrainConfig({ ...minimal, rollout: { engine: 'server' } }, { file: 't.yaml' })).message).toMatch(
-      /t\.yaml: rollout\.server: rollout\.engine: server needs rollout\.server/,
-    );
+    expect(
+      failure(() => parseTrainConfig({ ...minimal, rollout: { engine: 'server' } }, { file: 't.yaml' }))
+        .message,
+    ).toMatch(/t\.yaml: rollout\.server: rollout\.engine: server needs rollout\.server/);
     const bad = failure(() =>
       parseTrainConfig(
         {
