@@ -184,6 +184,8 @@ export interface ExportRow {
   turn_prompt_source?: (string | null)[] | null;
   /** Per turn: where its prompt ids first differ from the previous turn's ids (retokenisation drift), else null. */
   turn_drift_at?: (number | null)[] | null;
+  /** Per turn: the version of a training run's policy that sampled it (its step), else null. */
+  turn_policy_version?: (number | null)[] | null;
   /**
    * How many of the row's images (the first ones of `messages`, in order; the first of
    * `images` with `images: 'files'`) the token sequence's prompt holds: those shown before
@@ -209,6 +211,7 @@ export const TOKEN_COLUMNS = [
   'turn_server_default_params',
   'turn_prompt_source',
   'turn_drift_at',
+  'turn_policy_version',
   'token_images',
 ] as const;
 
@@ -454,6 +457,7 @@ export function episodeRow(
           turn_server_default_params: episode.turns.map((turn) => turn.tokens?.serverDefaultParams ?? null),
           turn_prompt_source: episode.turns.map((turn) => turn.tokens?.promptSource ?? null),
           turn_drift_at: episode.turns.map((turn) => turn.tokens?.driftAt ?? null),
+          turn_policy_version: episode.turns.map((turn) => turn.tokens?.policyVersion ?? null),
         }
       : {
           turn_logprobs_mode: null,
@@ -461,6 +465,7 @@ export function episodeRow(
           turn_server_default_params: null,
           turn_prompt_source: null,
           turn_drift_at: null,
+          turn_policy_version: null,
         }),
     token_images: tokens ? (tokenImages(episode) ?? null) : null,
   };
@@ -560,6 +565,7 @@ export function exportParquetColumns(
     { name: 'turn_server_default_params', type: { list: { list: 'string' } } },
     { name: 'turn_prompt_source', type: { list: 'string' } },
     { name: 'turn_drift_at', type: ints },
+    { name: 'turn_policy_version', type: ints },
     { name: 'token_images', type: 'int64' },
   ];
 }

@@ -120,11 +120,21 @@ describe('a training run in the run store', () => {
       const lines = readFileSync(out, 'utf8')
         .trim()
         .split('\n')
-        .map((line) => JSON.parse(line) as { episode_id: string; reward: number; input_ids?: number[] });
+        .map(
+          (line) =>
+            JSON.parse(line) as {
+              episode_id: string;
+              reward: number;
+              input_ids?: number[];
+              turn_policy_version: number[];
+            },
+        );
       expect(lines.map((line) => [line.episode_id, line.reward])).toEqual(
         episodes.map((episode) => [episode.episodeId, episode.reward.total]),
       );
       expect(lines.every((line) => Array.isArray(line.input_ids))).toBe(true);
+      // Every turn of step N was sampled by the policy of step N − 1 (synchronous training).
+      for (const line of lines) expect(new Set(line.turn_policy_version)).toEqual(new Set([step - 1]));
     }
 
     for (let step = 0; step <= STEPS; step++) {
