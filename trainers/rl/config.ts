@@ -98,6 +98,14 @@ export const ServerEngineSchema = z
     sync: z.enum(['weights', 'lora']).optional(),
     /** The dtype of the weights written for it. @default the checkpoint's */
     dtype: z.enum(['float32', 'bfloat16', 'float16']).optional(),
+    /**
+     * Which distribution the server's logprobs come from, as it was started (vLLM
+     * `--logprobs-mode`: `raw` by default, `processed` with `processed_logprobs`; SGLang:
+     * `temperature-scaled`). The loss needs the sampling distribution's, so with a
+     * temperature other than 1, vLLM must run with `--logprobs-mode processed_logprobs` and
+     * this say `processed`. @default the server's default
+     */
+    logprobs_mode: z.enum(['raw', 'temperature-scaled', 'processed']).optional(),
     /** Token-in/token-out mode of the rollout agent (agents/openai `tito`). @default off */
     tito: z.enum(['off', 'chat', 'completions']).default('off'),
     /** Bearer token of the server. @default none */
@@ -361,7 +369,27 @@ export const TrainConfigSchema = z
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((config, context) => {
+    const server = config.rollout.server;
+    if (!server) return;
+    // The loss needs the sampling distribution's logprobs; vLLM's default is the raw softmax.
+    const mode = server.logprobs_mode ?? (server.kind === 'vllm' ? 'raw' : 'temperature-scaled');
+    if (mode === 'raw' && config.sampling.temperature !== 1) {
+      context.addIssue({
+        code: 'custom',
+        path: ['rollout', 'server', 'logprobs_mode'],
+        message: `sampling.temperature is ${config.sampling.temperature}, but ${server.kind} gives raw logprobs (before temperature) and the loss needs the sampling distribution's: start vLLM with --logprobs-mode processed_logprobs and set logprobs_mode: processed`,
+      });
+    }
+    if (server.sync === 'lora' && !config.policy.lora) {
+      context.addIssue({
+        code: 'custom',
+        path: ['rollout', 'server', 'sync'],
+        message: 'sync: lora needs policy.lora (the adapter is what the server loads); use sync: weights',
+      });
+    }
+  });
 
 /** A train.yaml as written. */
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;

@@ -61,6 +61,7 @@ export class ServerEngine implements RolloutEngine {
         seed: 'episode',
         tokenExact: true,
         tito: server.tito,
+        ...(server.logprobs_mode ? { logprobsMode: server.logprobs_mode } : {}),
         timeoutMs: server.timeout_sec * 1000,
         name,
       });
@@ -83,14 +84,8 @@ export class ServerEngine implements RolloutEngine {
   static async start(options: ServerEngineOptions): Promise<ServerEngine> {
     const { cfg, folder, trainer, signal, log } = options;
     const server = cfg.rollout.server!;
+    // (train.yaml's schema refuses sync: lora without policy.lora.)
     const sync = server.sync ?? (cfg.policy.lora ? 'lora' : 'weights');
-    if (sync === 'lora' && !cfg.policy.lora) {
-      throw new PaddockError(
-        ERROR_CODES.CONFIG_INVALID,
-        'rollout.server.sync: lora needs policy.lora (the adapter is what the server loads); use sync: weights',
-        { details: { field: 'rollout.server.sync' } },
-      );
-    }
     const api = serverApi(server.kind, server.url, server.api_key);
     let child: ChildProcess | undefined;
     if (!(await api.healthy(signal))) {

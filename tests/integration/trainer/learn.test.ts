@@ -3,8 +3,11 @@
  * one, on three seeds in trainers/rl/README.md): a tiny Llama trained from scratch in
  * Hugging Face's format (its own byte-level BPE and ChatML template), SFT on oracle
  * demonstrations, then GRPO with its ONNX export in the loop, must raise held-out success —
- * on two seeds, each on its own (the two runs go side by side: each worker takes a core).
- * Every step's rollout logprobs must match the worker's.
+ * on two seeds, each on its own (the two runs go side by side: each worker takes a core):
+ * seed 1 synchronous, seed 2 asynchronous (tasks/toy/train-async.yaml's
+ * `max_off_policy_steps: 1`, truncated importance sampling; both modes' three-seed proofs
+ * are in trainers/rl/README.md). Every synchronous step's rollout logprobs must match the
+ * worker's; asynchronous turns must stay within one update of the policy being updated.
  */
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +19,10 @@ import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const STEPS = 15;
 
-async function run(seed: number): Promise<{ result: TrainResult; rows: MetricRow[]; output: string }> {
+async function run(
+  seed: number,
+  maxOffPolicySteps: number,
+): Promise<{ result: TrainResult; rows: MetricRow[]; output: string }> {
   const output = join(mkdtempSync(join(tmpdir(), `paddock-learn-${seed}-`)), 'run');
   const rows: MetricRow[] = [];
   const result = await train(
@@ -29,6 +35,7 @@ async function run(seed: number): Promise<{ result: TrainResult; rows: MetricRow
       policy: { scratch: { family: 'llama', hidden_size: 128, layers: 2, heads: 4, max_len: 256 } },
       algorithm: { name: 'grpo', group_size: 8, lr: 2e-4, micro_batch: 16 },
       sampling: { temperature: 1, max_new_tokens: 24 },
+      rollout: { max_off_policy_steps: maxOffPolicySteps },
       sft: {
         data: 'oracle',
         episodes: 160,
@@ -53,23 +60,33 @@ async function run(seed: number): Promise<{ result: TrainResult; rows: MetricRow
 }
 
 describe('training on the toy suite', () => {
-  it('raises held-out success over the warm-started policy, on each of two seeds', async () => {
-    const runs = await Promise.all([1, 2].map((seed) => run(seed)));
+  it('raises held-out success over the warm-started policy, synchronously on seed 1 and asynchronously on seed 2', async () => {
+    const runs = await Promise.all([run(1, 0), run(2, 1)]);
     for (const [index, { result, rows, output }] of runs.entries()) {
+      const mode = index === 0 ? 'synchronous' : 'asynchronous';
       const before = result.before!.success;
       const after = result.after!.success;
       console.log(
-        `seed ${index + 1}: held-out success ${before.toFixed(3)} → ${after.toFixed(3)} in ${(result.wallMs / 1000).toFixed(0)} s`,
+        `seed ${index + 1} (${mode}): held-out success ${before.toFixed(3)} → ${after.toFixed(3)} in ${(result.wallMs / 1000).toFixed(0)} s`,
       );
       expect(after - before, `seed ${index + 1}`).toBeGreaterThanOrEqual(0.1);
 
       const trainRows = rows.filter((row) => row.type === 'train');
       expect(trainRows).toHaveLength(STEPS);
-      for (const row of trainRows) {
-        if (row.rollout_logprob_diff_max !== undefined)
-          expect(row.rollout_logprob_diff_max).toBeLessThan(1e-3);
+      if (index === 0) {
+        for (const row of trainRows) {
+          expect(row.staleness_max).toBe(0);
+          if (row.rollout_logprob_diff_max !== undefined)
+            expect(row.rollout_logprob_diff_max).toBeLessThan(1e-3);
+        }
+        expect(trainRows.some((row) => row.rollout_logprob_diff_max !== undefined)).toBe(true);
+      } else {
+        for (const row of trainRows) expect(row.staleness_max).toBeLessThanOrEqual(1);
+        expect(trainRows.some((row) => row.staleness_max === 1)).toBe(true);
+        expect(trainRows.every((row) => row.is_weight_mean !== undefined || row.skipped_update === 1)).toBe(
+          true,
+        );
       }
-      expect(trainRows.some((row) => row.rollout_logprob_diff_max !== undefined)).toBe(true);
       expect(existsSync(join(output, 'learning-curve.svg'))).toBe(true);
       expect(readFileSync(join(output, 'metrics.jsonl'), 'utf8').trim().split('\n').length).toBe(rows.length);
 

@@ -203,6 +203,30 @@ describe('train.yaml', () => {
       'worker.torchrun.nproc_per_node',
     ])
       expect(bad.message).toContain(`t.yaml: ${field}`);
+    const serverAt = { engine: 'server', server: { kind: 'vllm', url: 'http://127.0.0.1:8000' } } as const;
+    expect(
+      failure(() =>
+        parseTrainConfig(
+          { ...minimal, rollout: serverAt, sampling: { temperature: 0.7 } },
+          { file: 't.yaml' },
+        ),
+      ).message,
+    ).toMatch(/t\.yaml: rollout\.server\.logprobs_mode: .*--logprobs-mode processed_logprobs/);
+    expect(() =>
+      parseTrainConfig({
+        ...minimal,
+        rollout: { ...serverAt, server: { ...serverAt.server, logprobs_mode: 'processed' } },
+        sampling: { temperature: 0.7 },
+      }),
+    ).not.toThrow();
+    expect(
+      failure(() =>
+        parseTrainConfig({
+          ...minimal,
+          rollout: { ...serverAt, server: { ...serverAt.server, sync: 'lora' } },
+        }),
+      ).message,
+    ).toMatch(/rollout\.server\.sync: sync: lora needs policy\.lora/);
     const torchrun = parseTrainConfig({ ...minimal, worker: { torchrun: { nproc_per_node: 2 } } });
     expect(torchrun.worker.torchrun).toEqual({
       nproc_per_node: 2,
