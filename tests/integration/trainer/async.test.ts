@@ -9,14 +9,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RunStore, type EpisodeRecord, type GroupRewardFunction } from '../../../harness/index.ts';
+import { RunStore, type EpisodeRecord } from '../../../harness/index.ts';
 import {
   TRAINING_RUN_IDS,
   train,
   type MetricRow,
   type TrainConfigInput,
 } from '../../../trainers/rl/index.ts';
-import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
+import { FIRST_BEST, TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const STEPS = 4;
 
@@ -37,13 +37,6 @@ function config(output: string, maxOffPolicySteps: number): TrainConfigInput {
   };
 }
 
-/** Ranks the first episode of each group above the others, so that every step updates. */
-const firstBest: GroupRewardFunction = {
-  name: 'rank',
-  weight: 1,
-  score: async ({ episodes }) => episodes.map((_, index) => (index === 0 ? 1 : 0)),
-};
-
 async function run(
   output: string,
   maxOffPolicySteps: number,
@@ -52,7 +45,7 @@ async function run(
   const result = await train(config(output, maxOffPolicySteps), {
     loadTasks: loadToyTasks,
     toolProviders: TOY_TOOLS,
-    rewardsFor: () => ({ group: [firstBest] }),
+    rewardsFor: () => ({ group: [FIRST_BEST] }),
     onStep: (row) => rows.push(row),
   });
   const steps = Array.from(

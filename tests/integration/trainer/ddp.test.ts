@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPaddockError, type GroupRewardFunction, type PaddockError } from '../../../harness/index.ts';
+import { isPaddockError, type PaddockError } from '../../../harness/index.ts';
 import {
   TRAINER_FAILED,
   TorchTrainer,
@@ -19,7 +19,7 @@ import {
   type StepMetrics,
   type TorchWorkerOptions,
 } from '../../../trainers/rl/index.ts';
-import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
+import { FIRST_BEST, TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const VOCAB = 48;
 const env = { OMP_NUM_THREADS: '1', CUDA_VISIBLE_DEVICES: '' };
@@ -259,7 +259,7 @@ describe('a training run on 2 ranks', () => {
     const options = {
       loadTasks: loadToyTasks,
       toolProviders: TOY_TOOLS,
-      rewardsFor: () => ({ group: [firstBest] }),
+      rewardsFor: () => ({ group: [FIRST_BEST] }),
       workerEnv: env,
     };
     const killed = await train(config, {
@@ -287,10 +287,3 @@ describe('a training run on 2 ranks', () => {
     expect(rows.filter((row) => row.type === 'train').map((row) => row.step)).toEqual([1, 2, 3]);
   });
 });
-
-/** Ranks the first episode of each group above the others, so that every step updates. */
-const firstBest: GroupRewardFunction = {
-  name: 'rank',
-  weight: 1,
-  score: async ({ episodes }) => episodes.map((_, index) => (index === 0 ? 1 : 0)),
-};

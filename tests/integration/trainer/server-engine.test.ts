@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RunStore, type EpisodeRecord, type GroupRewardFunction } from '../../../harness/index.ts';
+import { RunStore, type EpisodeRecord } from '../../../harness/index.ts';
 import {
   TRAINING_RUN_IDS,
   train,
@@ -25,16 +25,9 @@ import {
   toyReply,
   type TrainingEngine,
 } from '../../fakes/model-servers/training-engine.ts';
-import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
+import { FIRST_BEST, TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const STEPS = 2;
-
-/** Ranks the first episode of each group above the others, so that every step updates. */
-const firstBest: GroupRewardFunction = {
-  name: 'rank',
-  weight: 1,
-  score: async ({ episodes }) => episodes.map((_, index) => (index === 0 ? 1 : 0)),
-};
 
 function config(output: string, url: string, kind: 'vllm' | 'sglang', lora: boolean): TrainConfigInput {
   return {
@@ -73,7 +66,7 @@ async function trainOn(
     const result = await train(config(output, engine.url, kind, lora), {
       loadTasks: loadToyTasks,
       toolProviders: TOY_TOOLS,
-      rewardsFor: () => ({ group: [firstBest] }),
+      rewardsFor: () => ({ group: [FIRST_BEST] }),
       onStep: (row) => rows.push(row),
     });
     expect(result.policyDir).toBeUndefined();
@@ -173,7 +166,7 @@ describe('the inference server paddock starts itself', () => {
   const options = {
     loadTasks: loadToyTasks,
     toolProviders: TOY_TOOLS,
-    rewardsFor: () => ({ group: [firstBest] }),
+    rewardsFor: () => ({ group: [FIRST_BEST] }),
   };
 
   it('starts `command` on a folder of the current weights, trains through it, and stops it at the end', async () => {

@@ -12,12 +12,11 @@ import {
   RunStore,
   isAgentOutcome,
   type EpisodeRecord,
-  type GroupRewardFunction,
   type RecordedEpisode,
 } from '../../../harness/index.ts';
 import { exportRun } from '../../../export/index.ts';
 import { train, type TrainConfigInput } from '../../../trainers/rl/index.ts';
-import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
+import { FIRST_BEST, TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const GROUP = 4;
 const PER_STEP = 2;
@@ -44,13 +43,6 @@ function config(output: string): TrainConfigInput {
   };
 }
 
-/** Ranks the first episode of each group above the others: rewards that only group scoring gives. */
-const firstBest: GroupRewardFunction = {
-  name: 'rank',
-  weight: 1,
-  score: async ({ episodes }) => episodes.map((_, index) => (index === 0 ? 1 : 0)),
-};
-
 const mean = (values: readonly number[]): number =>
   values.reduce((sum, value) => sum + value, 0) / values.length;
 
@@ -62,7 +54,7 @@ describe('a training run in the run store', () => {
       loadTasks: loadToyTasks,
       toolProviders: TOY_TOOLS,
       rewardsFor: () => ({
-        group: [firstBest],
+        group: [FIRST_BEST],
         assignReturns: (episode: EpisodeRecord) => episode.turns.map(() => episode.reward.total),
       }),
     });
