@@ -157,12 +157,9 @@ export interface StepRollouts {
   groups: EpisodeRecord[][];
   /** Every episode played, the errored ones included. */
   episodes: EpisodeRecord[];
-  /** When the rollouts started and how long they and the group rewards took, in ms. */
-  startedAt: number;
+  /** How long the rollouts and the group rewards took, in ms. */
   rolloutMs: number;
   groupMs: number;
-  /** The policy version the rollouts could start with (the trainer's step then). */
-  startVersion: number;
 }
 
 /**
@@ -175,7 +172,6 @@ export async function playStep(
   trainTasks: readonly Task[],
   taskMap: ReadonlyMap<string, Task>,
   agent: Agent,
-  startVersion: number,
 ): Promise<StepRollouts> {
   const { folder, signal } = context;
   const { tasks, plan } = planStep(context.cfg, step, trainTasks);
@@ -210,7 +206,7 @@ export async function playStep(
   // The run holds what the update uses: scored records, and the errored ones as they ended.
   const scored = new Map(groups.flat().map((episode) => [episode.episodeId, episode]));
   await staged.commit(episodes.map((episode) => scored.get(episode.episodeId) ?? episode));
-  return { step, groups, episodes, startedAt, rolloutMs, groupMs, startVersion };
+  return { step, groups, episodes, rolloutMs, groupMs };
 }
 
 /** The policy versions of the sampled turns of `episodes` (turns without a recorded one left out). */

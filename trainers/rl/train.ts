@@ -2,19 +2,23 @@
  * The rollout → train loop, composed of its parts:
  *
  *   load tasks → warm start (warm-start.ts: demonstrations, tokenizer, SFT through the
- *   torch worker) → checkpoint "step 0" → publish the ONNX policy (live-policy.ts) →
- *   evaluate held-out (evaluation.ts)
- *   → for each step (rl-step.ts): rollouts → group rewards → advantages → token batches →
- *     worker update → publish; evaluate and checkpoint on their cadence
- *   → final evaluation, summary.json, policy/ (the trained policy folder)
+ *   torch worker, on one process or several under torchrun) → checkpoint "step 0" →
+ *   publish the policy to the rollout engine (rollout-engine.ts: the ONNX policy in process,
+ *   live-policy.ts, or an inference server, server-engine.ts) → evaluate held-out
+ *   (evaluation.ts)
+ *   → for each step (rl-step.ts): rollouts → group rewards (`playStep`, scheduled up to
+ *     `rollout.max_off_policy_steps` steps ahead) → advantages → token batches → worker
+ *     update → publish (`trainOnRollouts`); evaluate and checkpoint on their cadence
+ *   → final evaluation, summary.json, policy/ (the trained ONNX policy) and model/
  *
  * The output folder and resuming from it are run-folder.ts; every episode played is a
  * record in the run store under `<output>/runs` (runs.ts).
  *
  * Determinism: task sampling, episode seeds and the worker's initialisation derive from
- * `seed` and the step number only, so a run resumed from a checkpoint (after a crash or a
- * kill -9) continues exactly as the uninterrupted run would have (on the same machine and
- * thread count: CPU results are bit-identical, CUDA results close).
+ * `seed` and the step number only, so a synchronous run resumed from a checkpoint (after a
+ * crash or a kill -9) continues exactly as the uninterrupted run would have (on the same
+ * machine and thread count: CPU results are bit-identical, CUDA results close). An
+ * asynchronous run resumes with the same tasks and seeds, sampled by the checkpoint's policy.
  */
 import { appendFileSync, cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -325,7 +329,7 @@ async function runTraining(cfg: TrainConfig, options: TrainOptions, resume: bool
     const schedule = (at: number): void => {
       const rollouts = played.then(async () => {
         await policy.gate.reached(at - 1 - offPolicy, rolloutsAbort.signal);
-        return playStep(rolloutContext, at, trainTasks, taskMap, policy.agent, policy.gate.version);
+        return playStep(rolloutContext, at, trainTasks, taskMap, policy.agent);
       });
       rollouts.catch(() => undefined); // awaited by its step; a failure is reported there
       played = rollouts;
