@@ -38,6 +38,8 @@ export class ServerEngine implements RolloutEngine {
   private readonly agents: { rollout: Agent; sampled: Agent; greedy?: Agent };
   private readonly openai: OpenAIAgent[];
   private served: { dir: string; adapter?: string } | undefined;
+  /** Tells this engine's adapter names from those of an earlier run on the same server. */
+  private readonly session = Date.now().toString(36);
   private closed = false;
 
   private constructor(
@@ -149,7 +151,8 @@ export class ServerEngine implements RolloutEngine {
       const dir = folder.path('served', `adapter-${pad(step)}`);
       rmSync(dir, { recursive: true, force: true });
       await trainer.saveAdapter(dir);
-      const adapter = `paddock-step-${step}`;
+      // Named per engine session too: a server that outlived a killed run may hold its names.
+      const adapter = `paddock-${this.session}-step-${step}`;
       await this.gate.swap(step, async () => {
         await this.api.loadAdapter(adapter, dir, signal);
         const model = this.api.adapterModel(this.baseModel, adapter);

@@ -133,17 +133,22 @@ describe('rollouts on an inference server', () => {
 
   it('SGLang: every version is a LoRA adapter loaded at run time, requests name it, the previous is unloaded', async () => {
     const { engine, rows, steps } = await trainOn(root, 'sglang', true);
+    // Adapter names: paddock-<engine session>-step-<version>.
+    const session = /^paddock-(\w+)-step-0$/.exec((engine.loads[0] as { name: string }).name)?.[1];
+    expect(session).toBeDefined();
     expect(engine.loads.map((load) => `${load.kind} ${'name' in load ? load.name : ''}`)).toEqual([
-      'adapter paddock-step-0',
-      'adapter paddock-step-1',
-      'unload paddock-step-0',
-      'adapter paddock-step-2',
-      'unload paddock-step-1',
+      `adapter paddock-${session}-step-0`,
+      `adapter paddock-${session}-step-1`,
+      `unload paddock-${session}-step-0`,
+      `adapter paddock-${session}-step-2`,
+      `unload paddock-${session}-step-1`,
     ]);
     // Each turn's version is the adapter that served it.
     const byVersion = steps
       .flat()
-      .flatMap((episode) => episode.turns.map((turn) => `paddock-step-${turn.tokens!.policyVersion}`));
+      .flatMap((episode) =>
+        episode.turns.map((turn) => `paddock-${session}-step-${turn.tokens!.policyVersion}`),
+      );
     expect(engine.served.map((served) => served.adapter).sort()).toEqual(byVersion.sort());
     expectVersionsRecorded(steps, rows);
   });
