@@ -40,7 +40,13 @@ const DEPS: Record<string, string[]> = {
   export: ['harness'],
   testing: ['harness'],
   viewer: ['harness'],
-  trainers: ['harness', 'rewards', 'agents/onnx/index.ts', 'agents/oracle/index.ts'],
+  trainers: [
+    'harness',
+    'rewards',
+    'agents/onnx/index.ts',
+    'agents/openai/index.ts',
+    'agents/oracle/index.ts',
+  ],
   // Evaluation never imports training; only `paddock train` does.
   cli: ['harness', 'tasks', 'agents', 'sandboxes', 'rewards', 'export', 'viewer'],
   'cli/train.ts': ['harness', 'trainers'],
