@@ -55,6 +55,12 @@ async function exportAndCompare(layers: number): Promise<Record<string, number |
     const kv = exported.describe.kv_cache!;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, ids.length]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
+      position_ids: new ort.Tensor(
+        'int64',
+        BigInt64Array.from(ids, (_, t) => BigInt(t)),
+        [1, ids.length],
+      ),
     };
     for (let i = 0; i < kv.layers; i++) {
       for (const name of ['past_key', 'past_value'])

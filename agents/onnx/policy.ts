@@ -5,7 +5,11 @@
  *   graph has a KV cache, `past_key_<i>` / `past_value_<i>` (float32 [batch, heads,
  *   past_seq, head_dim], `past_seq` may be 0); outputs `logits` (float32 [batch, seq,
  *   vocab]) and `present_key_<i>` / `present_value_<i>` (past + new positions). Without a
- *   cache the graph takes `input_ids` only and every step recomputes the prefix.
+ *   cache the graph takes `input_ids` only and every step recomputes the prefix. A graph
+ *   may also take `attention_mask` (int64 [batch, past_seq + seq], 1: a real position, 0:
+ *   padding) and `position_ids` (int64 [batch, seq]) — the trainer's Hugging Face exports
+ *   do; they are fed whenever the graph declares them, and they are what batched decoding
+ *   (`batchDecode`) needs.
  * - `tokenizer.json` — see tokenizer.ts; or, with `chat.template: "hf"`, a Hugging Face
  *   tokenizer folder's files (`tokenizer.json`, `tokenizer_config.json`, and
  *   `generation_config.json` and `chat_template.jinja` when the model has them), read by
@@ -18,6 +22,15 @@
  * and `OnnxPolicy.load` reads the folder back. `hfOnnxPolicyFormat(source)` is the same
  * folder for a model trained from the Hugging Face folder `source`: its tokenizer files are
  * copied from there.
+ *
+ * Batched decoding (`batchDecode`, `setBatching`): single-token `extend` calls of different
+ * states pending at the same moment (concurrent episodes) are coalesced into one
+ * onnxruntime call: their caches are left-padded to the longest (attention_mask 0 on the
+ * pads, position_ids each state's own position), and each state gets back its logits row
+ * and its own cache with the padding cut off. Results equal one-by-one decoding to float
+ * rounding (~1e-6), not bit for bit, so a sample can differ where a draw sits on a boundary:
+ * batched decoding is not bit-reproducible across batch compositions, hence opt-in. Only for
+ * graphs with a KV cache, `attention_mask` and `position_ids`; other graphs decode alone.
  */
 import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -104,10 +117,33 @@ export interface PolicyState {
 export interface LoadPolicyOptions {
   /** Threads onnxruntime uses inside one call. @default 1 */
   intraOpThreads?: number;
+  /**
+   * Coalesce the single-token `extend` calls of different states pending at the same
+   * moment into one onnxruntime call (see setBatching). @default false
+   */
+  batchDecode?: boolean;
+  /** Most states in one batched call. @default 64 */
+  maxBatch?: number;
+}
+
+/** A single-token `extend` waiting for the next batched call. */
+interface PendingDecode {
+  state: PolicyState;
+  id: number;
+  resolve: (logits: Float32Array) => void;
+  reject: (error: unknown) => void;
 }
 
 export class OnnxPolicy implements LoadedPolicy {
   private closed = false;
+  /** Whether the graph takes `attention_mask` and `position_ids`. */
+  private readonly masked: boolean;
+  private batching = false;
+  private maxBatch = 64;
+  private pending: PendingDecode[] = [];
+  private flushScheduled = false;
+  /** Batched calls made and states decoded in them (for tests and benchmarks). */
+  readonly batchStats = { calls: 0, decoded: 0 };
 
   private constructor(
     /** The folder it was loaded from. */
@@ -115,7 +151,37 @@ export class OnnxPolicy implements LoadedPolicy {
     readonly config: PolicyConfig,
     readonly tokenizer: PieceTokenizer | HfTokenizer,
     private readonly session: ort.InferenceSession,
-  ) {}
+  ) {
+    this.masked =
+      session.inputNames.includes('attention_mask') && session.inputNames.includes('position_ids');
+  }
+
+  /** Whether batched decoding can run on this graph (a KV cache, attention_mask, position_ids). */
+  get canBatch(): boolean {
+    return this.masked && this.config.kv_cache !== null;
+  }
+
+  /** Whether batched decoding is on (asked for, and the graph can). */
+  get batchDecode(): boolean {
+    return this.batching && this.canBatch;
+  }
+
+  /**
+   * Turns batched decoding on or off: while on, single-token `extend` calls of different
+   * states pending at the same moment run as one onnxruntime call (of at most `maxBatch`
+   * states), flushed once the current turn of the event loop has queued its calls. A graph
+   * without `attention_mask` / `position_ids` or without a KV cache keeps decoding alone.
+   */
+  setBatching(on: boolean, maxBatch = this.maxBatch): void {
+    if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+      throw new PaddockError(
+        ERROR_CODES.CONFIG_INVALID,
+        `maxBatch must be a positive integer, got ${maxBatch}`,
+      );
+    }
+    this.batching = on;
+    this.maxBatch = maxBatch;
+  }
 
   /**
    * The folder's chat template over its tokenizer: paddock-v1, or (`chat.template: "hf"`)
@@ -184,6 +250,7 @@ export class OnnxPolicy implements LoadedPolicy {
     }
     const policy = new OnnxPolicy(dir, parsed.data, tokenizer, session);
     policy.checkGraph();
+    if (options.batchDecode) policy.setBatching(true, options.maxBatch);
     return policy;
   }
 
@@ -226,14 +293,17 @@ export class OnnxPolicy implements LoadedPolicy {
         `context of ${state.ids.length + ids.length} tokens exceeds the policy's ${this.maxLen}`,
       );
     }
+    if (ids.length === 1 && this.batchDecode) return this.enqueue(state, ids[0]!);
     const kv = this.config.kv_cache;
     const fed = kv ? ids : [...state.ids, ...ids];
+    const past = kv ? state.ids.length : 0;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor(
         'int64',
         BigInt64Array.from(fed, (id) => BigInt(id)),
         [1, fed.length],
       ),
+      ...this.maskFeeds(past, fed.length),
     };
     if (kv) {
       const empty = (): ort.Tensor =>
@@ -243,14 +313,7 @@ export class OnnxPolicy implements LoadedPolicy {
         feeds[`past_value_${i}`] = state.kv?.[2 * i + 1] ?? empty();
       }
     }
-    let outputs: ort.InferenceSession.OnnxValueMapType;
-    try {
-      outputs = await this.session.run(feeds);
-    } catch (error) {
-      throw new PaddockError(ERROR_CODES.MODEL_CALL_FAILED, `onnxruntime failed: ${describeError(error)}`, {
-        cause: error,
-      });
-    }
+    const outputs = await this.run(feeds);
     const logits = outputs.logits!.data as Float32Array;
     const vocab = this.config.vocab_size;
     const last = logits.slice((fed.length - 1) * vocab, fed.length * vocab);
@@ -262,6 +325,132 @@ export class OnnxPolicy implements LoadedPolicy {
     }
     state.ids.push(...ids);
     return last;
+  }
+
+  /** `attention_mask` (all ones) and `position_ids` for one sequence, when the graph takes them. */
+  private maskFeeds(past: number, seq: number): Record<string, ort.Tensor> {
+    if (!this.masked) return {};
+    return {
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(past + seq).fill(1n), [1, past + seq]),
+      position_ids: new ort.Tensor(
+        'int64',
+        BigInt64Array.from({ length: seq }, (_, t) => BigInt(past + t)),
+        [1, seq],
+      ),
+    };
+  }
+
+  private async run(feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
+    try {
+      return await this.session.run(feeds);
+    } catch (error) {
+      throw new PaddockError(ERROR_CODES.MODEL_CALL_FAILED, `onnxruntime failed: ${describeError(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** Queues a single-token extend for the next batched call. */
+  private enqueue(state: PolicyState, id: number): Promise<Float32Array> {
+    return new Promise<Float32Array>((resolve, reject) => {
+      this.pending.push({ state, id, resolve, reject });
+      if (this.pending.length >= this.maxBatch) {
+        this.flush();
+      } else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          this.flush();
+        });
+      }
+    });
+  }
+
+  /** Runs the queued single-token extends (at most maxBatch per call). */
+  private flush(): void {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, this.maxBatch);
+      this.decodeBatch(batch).catch((error: unknown) => {
+        for (const request of batch) request.reject(error);
+      });
+    }
+  }
+
+  /**
+   * One onnxruntime call for `batch`: each state's cache left-padded to the longest
+   * (attention_mask 0 on the pads), position_ids its own past length; then each state gets
+   * its logits row and its own present cache, the padding cut off.
+   */
+  private async decodeBatch(batch: PendingDecode[]): Promise<void> {
+    if (this.closed)
+      throw new PaddockError(ERROR_CODES.MODEL_CALL_FAILED, `the policy ${this.dir} is closed`);
+    const kv = this.config.kv_cache!;
+    const { heads, head_dim: dim, layers } = kv;
+    const rows = batch.length;
+    const pasts = batch.map((request) => request.state.ids.length);
+    const width = Math.max(...pasts);
+    const mask = new BigInt64Array(rows * (width + 1));
+    for (let b = 0; b < rows; b++) mask.fill(1n, b * (width + 1) + width - pasts[b]!, (b + 1) * (width + 1));
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor(
+        'int64',
+        BigInt64Array.from(batch, (request) => BigInt(request.id)),
+        [rows, 1],
+      ),
+      attention_mask: new ort.Tensor('int64', mask, [rows, width + 1]),
+      position_ids: new ort.Tensor(
+        'int64',
+        BigInt64Array.from(pasts, (past) => BigInt(past)),
+        [rows, 1],
+      ),
+    };
+    for (let j = 0; j < 2 * layers; j++) {
+      const padded = new Float32Array(rows * heads * width * dim);
+      for (let b = 0; b < rows; b++) {
+        const past = pasts[b]!;
+        if (past === 0) continue;
+        const own = batch[b]!.state.kv![j]!.data as Float32Array;
+        for (let h = 0; h < heads; h++) {
+          padded.set(
+            own.subarray(h * past * dim, (h + 1) * past * dim),
+            ((b * heads + h) * width + width - past) * dim,
+          );
+        }
+      }
+      feeds[`past_${j % 2 === 0 ? 'key' : 'value'}_${j >> 1}`] = new ort.Tensor('float32', padded, [
+        rows,
+        heads,
+        width,
+        dim,
+      ]);
+    }
+    const outputs = await this.run(feeds);
+    this.batchStats.calls += 1;
+    this.batchStats.decoded += rows;
+    const logits = outputs.logits!.data as Float32Array;
+    const vocab = this.config.vocab_size;
+    const presents: Float32Array[] = [];
+    for (let i = 0; i < layers; i++) {
+      presents.push(
+        outputs[`present_key_${i}`]!.data as Float32Array,
+        outputs[`present_value_${i}`]!.data as Float32Array,
+      );
+    }
+    const total = width + 1;
+    for (let b = 0; b < rows; b++) {
+      const { state, id, resolve } = batch[b]!;
+      const length = pasts[b]! + 1;
+      state.kv = presents.map((present) => {
+        const own = new Float32Array(heads * length * dim);
+        for (let h = 0; h < heads; h++) {
+          const from = ((b * heads + h) * total + total - length) * dim;
+          own.set(present.subarray(from, from + length * dim), h * length * dim);
+        }
+        return new ort.Tensor('float32', own, [1, heads, length, dim]);
+      });
+      state.ids.push(id);
+      resolve(logits.slice(b * vocab, (b + 1) * vocab));
+    }
   }
 
   /**
@@ -278,6 +467,7 @@ export class OnnxPolicy implements LoadedPolicy {
         BigInt64Array.from(ids, (id) => BigInt(id)),
         [1, ids.length],
       ),
+      ...this.maskFeeds(0, ids.length),
     };
     if (kv) {
       for (let i = 0; i < kv.layers; i++) {

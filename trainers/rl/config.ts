@@ -326,12 +326,26 @@ export const TrainConfigSchema = z
          * @default 0
          */
         max_off_policy_steps: z.number().int().min(0).default(0),
+        /**
+         * `engine: onnx` only: the next-token calls of concurrent episodes (rollouts and
+         * evaluations, which share the loaded policy) that are pending at the same moment run
+         * as one batched onnxruntime call, on left-padded KV caches. Logits equal one-by-one
+         * decoding to float rounding, not bit for bit, so a sample may differ where a draw
+         * sits on a boundary: rollouts are then not bit-reproducible across batch
+         * compositions. Needs a policy exported with `attention_mask` / `position_ids` (the
+         * Hugging Face models); others decode one episode per call. @default false
+         */
+        batch_decode: z.boolean().default(false),
         server: ServerEngineSchema.optional(),
       })
       .strict()
       .refine((rollout) => (rollout.engine === 'server') === (rollout.server !== undefined), {
         message: 'rollout.engine: server needs rollout.server (and rollout.server needs engine: server)',
         path: ['server'],
+      })
+      .refine((rollout) => !rollout.batch_decode || rollout.engine === 'onnx', {
+        message: 'rollout.batch_decode batches the in-process engine (engine: onnx); a server batches itself',
+        path: ['batch_decode'],
       })
       .prefault({}),
     /** An episode passes when its reward is at least this. @default 1 */

@@ -4,6 +4,8 @@
  * contract's format) and loaded; then, through the policy gate (no turn in flight), swapped
  * into the agents — the rollout agent, the evaluation agent and the greedy one — so that the
  * next turns run the new policy and record its version. The previous folder is removed.
+ * With `rollout.batch_decode`, the loaded policy batches the next-token calls of concurrent
+ * episodes; the three agents share it, so batches span rollouts and evaluations.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -80,6 +82,7 @@ export class LivePolicy implements RolloutEngine {
       step,
     });
     const policy = await this.format.load(dir);
+    if (cfg.rollout.batch_decode) policy.setBatching(true);
     const previous = this.current;
     if (!this.rollout) {
       this.rollout = new OnnxPolicyAgent(policy, { name: 'onnx:train' });

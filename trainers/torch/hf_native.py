@@ -914,17 +914,25 @@ class NativePolicy:
 
 
 class _NativeOnnx(nn.Module):
-    """Export wrapper with a KV cache: (input_ids, past_key_i, past_value_i …) ->
-    (logits, present_key_i, present_value_i …); positions continue from the past length."""
+    """Export wrapper with a KV cache: (input_ids, attention_mask, position_ids, past_key_i,
+    past_value_i …) -> (logits, present_key_i, present_value_i …). `attention_mask` [batch,
+    past + seq] (1: a real position, 0: padding) and `position_ids` [batch, seq] let one call
+    decode a left-padded batch of sequences of different lengths."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, *past):
+    def forward(self, input_ids, attention_mask, position_ids, *past):
         n = self.model.config.num_hidden_layers
         pasts = [(past[2 * i], past[2 * i + 1]) for i in range(n)]
-        out = self.model(input_ids, past_key_values=pasts, use_cache=True)
+        out = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=pasts,
+            use_cache=True,
+        )
         flat = []
         for k, v in out.past_key_values:
             flat.extend([k, v])
@@ -932,23 +940,32 @@ class _NativeOnnx(nn.Module):
 
 
 def onnx_export_spec(model, device="cpu"):
-    """(wrapper, example args, input names, output names, dynamic axes) for torch.onnx.export,
-    with past_key_<i>/past_value_<i> [batch, kv_heads, past_seq, head_dim] inputs."""
+    """(wrapper, example args, input names, output names, dynamic axes) for torch.onnx.export:
+    inputs input_ids [batch, seq], attention_mask [batch, past_seq + seq], position_ids
+    [batch, seq] (int64) and past_key_<i>/past_value_<i> [batch, kv_heads, past_seq,
+    head_dim]."""
     cfg = model.config
-    ids = torch.zeros((1, 3), dtype=torch.long, device=device)
+    ids = torch.zeros((2, 3), dtype=torch.long, device=device)
+    attention_mask = torch.ones((2, 5), dtype=torch.long, device=device)
+    position_ids = (torch.arange(3, dtype=torch.long, device=device) + 2)[None].expand(2, 3).contiguous()
     past = []
     for _ in range(cfg.num_hidden_layers):
         for _kind in ("key", "value"):
-            past.append(torch.zeros((1, cfg.num_key_value_heads, 2, cfg.head_dim), device=device))
-    input_names, output_names = ["input_ids"], ["logits"]
-    axes = {"input_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"}}
+            past.append(torch.zeros((2, cfg.num_key_value_heads, 2, cfg.head_dim), device=device))
+    input_names, output_names = ["input_ids", "attention_mask", "position_ids"], ["logits"]
+    axes = {
+        "input_ids": {0: "batch", 1: "seq"},
+        "attention_mask": {0: "batch", 1: "total_seq"},
+        "position_ids": {0: "batch", 1: "seq"},
+        "logits": {0: "batch", 1: "seq"},
+    }
     for i in range(cfg.num_hidden_layers):
         for kind in ("key", "value"):
             input_names.append(f"past_{kind}_{i}")
             output_names.append(f"present_{kind}_{i}")
             axes[f"past_{kind}_{i}"] = {0: "batch", 2: "past_seq"}
             axes[f"present_{kind}_{i}"] = {0: "batch", 2: "total_seq"}
-    return _NativeOnnx(model), (ids, *past), input_names, output_names, axes
+    return _NativeOnnx(model), (ids, attention_mask, position_ids, *past), input_names, output_names, axes
 
 
 def count_matmul_params(cfg):

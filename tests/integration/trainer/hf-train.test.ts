@@ -50,7 +50,8 @@ describe('paddock train with a Hugging Face folder as the policy', () => {
     expect(made.status, `${made.stdout}${made.stderr}`).toBe(0);
 
     const output = join(root, 'run');
-    const result = await oneStep(output, { policy: { model } });
+    // Its two episodes decode batched (rollout.batch_decode): the recorded tokens stay exact.
+    const result = await oneStep(output, { policy: { model }, rollout: { batch_decode: true } });
 
     // The policy folder: the hf template, the model's tokenizer files.
     const config = PolicyConfigSchema.parse(
@@ -126,7 +127,7 @@ describe('paddock train with a Hugging Face folder as the policy', () => {
 /** One RL step of two episodes on one toy task, with `policy` (and `sft`) as given. */
 async function oneStep(
   output: string,
-  config: Pick<TrainConfigInput, 'policy' | 'sft'>,
+  config: Pick<TrainConfigInput, 'policy' | 'sft' | 'rollout'>,
 ): Promise<TrainResult> {
   const result = await train(
     {

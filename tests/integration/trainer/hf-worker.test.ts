@@ -91,10 +91,20 @@ describe('the torch worker on a Hugging Face folder (native Qwen3, no transforme
       const vocab = 151669;
       const cut = 5;
       const feeds = (part: number[], past: ort.Tensor[] | null): Record<string, ort.Tensor> => {
+        const pastLen = past?.[0]?.dims[2] ?? 0;
         const out: Record<string, ort.Tensor> = {
           input_ids: new ort.Tensor(
             'int64',
             BigInt64Array.from(part, (id) => BigInt(id)),
+            [1, part.length],
+          ),
+          attention_mask: new ort.Tensor('int64', new BigInt64Array(pastLen + part.length).fill(1n), [
+            1,
+            pastLen + part.length,
+          ]),
+          position_ids: new ort.Tensor(
+            'int64',
+            BigInt64Array.from(part, (_, t) => BigInt(pastLen + t)),
             [1, part.length],
           ),
         };

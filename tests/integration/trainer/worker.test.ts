@@ -97,6 +97,80 @@ describe('torch worker', () => {
     expect(maxDiff).toBeLessThan(1e-4);
   });
 
+  it('decodes concurrent states in one batched onnxruntime call with the logits of one-by-one decoding', async () => {
+    const policyDir = join(dir, 'policy-batched');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(policyDir, { recursive: true });
+    const exported = await trainer.exportOnnx(join(policyDir, 'model.onnx'));
+    writeFileSync(
+      join(policyDir, 'config.json'),
+      JSON.stringify({
+        format: 'paddock-onnx-policy',
+        version: 1,
+        vocab_size: exported.describe.vocab_size,
+        max_len: exported.describe.max_len,
+        kv_cache: exported.describe.kv_cache,
+      }),
+    );
+    writeFileSync(join(policyDir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+    const onnx = await loadOnnxPolicy(policyDir, { batchDecode: true });
+    try {
+      expect(onnx.batchDecode).toBe(true);
+      const vocab = exported.describe.vocab_size;
+      const prompts = [
+        'look up',
+        'look up the key and submit',
+        'the key',
+        'look up the key and submit the answer',
+      ].map((text) => tokenizer.encode(text));
+      expect(new Set(prompts.map((prompt) => prompt.length)).size).toBe(4);
+      const steps = 6;
+      const next = (step: number, b: number): number => (step * 7 + b * 3 + 1) % vocab;
+      /** Logits of every decoded token, per state, and the final caches. */
+      const decode = async (batched: boolean) => {
+        onnx.setBatching(batched);
+        const states = prompts.map(() => onnx.newState());
+        for (const [b, prompt] of prompts.entries()) await onnx.extend(states[b]!, prompt);
+        const logits: Float32Array[][] = prompts.map(() => []);
+        for (let step = 0; step < steps; step++) {
+          // The last state joins two steps late: the batch changes composition.
+          const active = prompts.map((_, b) => b).filter((b) => b < 3 || step >= 2);
+          const run = (b: number) => onnx.extend(states[b]!, [next(step, b)]);
+          const rows = batched ? await Promise.all(active.map(run)) : [];
+          if (!batched) for (const b of active) rows.push(await run(b));
+          active.forEach((b, k) => logits[b]!.push(rows[k]!));
+        }
+        return { logits, states };
+      };
+      const before = { ...onnx.batchStats };
+      const together = await decode(true);
+      expect(onnx.batchStats.calls - before.calls).toBe(steps);
+      expect(onnx.batchStats.decoded - before.decoded).toBe(3 * steps + steps - 2);
+      const alone = await decode(false);
+      expect(onnx.batchStats.calls - before.calls).toBe(steps);
+      let worst = 0;
+      for (const [b, rows] of alone.logits.entries()) {
+        expect(together.logits[b]).toHaveLength(rows.length);
+        rows.forEach((row, k) =>
+          row.forEach((x, j) => (worst = Math.max(worst, Math.abs(x - together.logits[b]![k]![j]!)))),
+        );
+        const a = alone.states[b]!;
+        const t = together.states[b]!;
+        expect(t.ids).toEqual(a.ids);
+        for (const [j, tensor] of a.kv!.entries()) {
+          expect(t.kv![j]!.dims).toEqual(tensor.dims);
+          const x = tensor.data as Float32Array;
+          const y = t.kv![j]!.data as Float32Array;
+          for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
+        }
+      }
+      console.log(`batched vs one-by-one decoding: max abs difference ${worst.toExponential(2)}`);
+      expect(worst).toBeLessThan(1e-4);
+    } finally {
+      await onnx.close();
+    }
+  });
+
   it('takes a policy-gradient step and reports its metrics', async () => {
     const metrics = await trainer.trainStep(sequences(4), {
       loss: { kl_coef: 0, entropy_coef: 0.01 },

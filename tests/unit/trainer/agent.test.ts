@@ -172,6 +172,24 @@ describe('OnnxPolicyAgent', () => {
     });
   });
 
+  it('decodes alone, with the same turns, when batching is asked of a graph without attention_mask', async () => {
+    const batched = await loadOnnxPolicy(DIR, { batchDecode: true });
+    try {
+      expect(batched.canBatch).toBe(false);
+      expect(batched.batchDecode).toBe(false);
+      const seeds = [5, 6, 7];
+      const plays = (p: OnnxPolicy) =>
+        Promise.all(seeds.map((seed) => play(new OnnxPolicyAgent(p, { maxNewTokens: 6 }), 2, seed)));
+      const [together, alone] = [await plays(batched), await plays(policy)];
+      expect(together.map((r) => r.replies.map((reply) => reply.tokens))).toEqual(
+        alone.map((r) => r.replies.map((reply) => reply.tokens)),
+      );
+      expect(batched.batchStats.calls).toBe(0);
+    } finally {
+      await batched.close();
+    }
+  });
+
   it('refuses a policy folder without a valid config', async () => {
     await expect(loadOnnxPolicy(join(import.meta.dirname, 'fixtures'))).rejects.toMatchObject({
       code: 'CONFIG_INVALID',

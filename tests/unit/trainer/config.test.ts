@@ -166,7 +166,23 @@ describe('train.yaml', () => {
 
   it('validates the rollout engine, the staleness bound, the correction and torchrun', () => {
     const defaults = parseTrainConfig(minimal, { baseDir: '/base' });
-    expect(defaults.rollout).toMatchObject({ engine: 'onnx', max_off_policy_steps: 0 });
+    expect(defaults.rollout).toMatchObject({ engine: 'onnx', max_off_policy_steps: 0, batch_decode: false });
+    expect(parseTrainConfig({ ...minimal, rollout: { batch_decode: true } }).rollout.batch_decode).toBe(true);
+    expect(
+      failure(() =>
+        parseTrainConfig(
+          {
+            ...minimal,
+            rollout: {
+              engine: 'server',
+              batch_decode: true,
+              server: { kind: 'vllm', url: 'http://127.0.0.1:8000' },
+            },
+          },
+          { file: 't.yaml' },
+        ),
+      ).message,
+    ).toMatch(/t\.yaml: rollout\.batch_decode: .*engine: onnx/);
     expect(defaults.algorithm).toMatchObject({ rollout_correction: 'auto', is_cap: 2 });
     // auto: none for synchronous in-process rollouts, tis once they may be off-policy.
     expect(rolloutCorrection(defaults)).toEqual({ rollout_correction: 'none' });
