@@ -12,6 +12,7 @@ const BENCHMARKS = [
   'browser.ts',
   'trainer.ts',
   'async-rollouts.ts',
+  'onnx-batch-decode.ts',
   'cli-start.ts',
   'view-scale.ts',
   'viewer.ts',
