@@ -1,8 +1,9 @@
 /**
  * The short version of the trainer's learning proof (tasks/toy/train.yaml runs the long
- * one, on three seeds in trainers/rl/README.md): a tiny Llama trained from scratch in
- * Hugging Face's format (its own byte-level BPE and ChatML template), SFT on oracle
- * demonstrations, then GRPO with its ONNX export in the loop, must raise held-out success —
+ * one, on three seeds in trainers/rl/README.md): from the proof's warm start — a tiny Llama
+ * made from scratch in Hugging Face's format (its own byte-level BPE and ChatML template)
+ * after its SFT on oracle demonstrations, kept as fixtures/warm-start-<seed>/ by
+ * fixtures/make-warm-starts.ts — GRPO with its ONNX export in the loop must raise held-out success —
  * on two seeds, each on its own (the two runs go side by side: each worker takes a core):
  * seed 1 synchronous, seed 2 asynchronous (tasks/toy/train-async.yaml's
  * `max_off_policy_steps: 1`, truncated importance sampling; both modes' three-seed proofs
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createOnnxAgent } from '../../../agents/onnx/index.ts';
 import { train, type MetricRow, type TrainResult } from '../../../trainers/rl/index.ts';
+import { warmStartConfig, warmStartDir } from './fixtures/make-warm-starts.ts';
 import { TOY_DIR, TOY_TOOLS, loadToyTasks } from './fixtures/toy.ts';
 
 const STEPS = 15;
@@ -25,27 +27,15 @@ async function run(
 ): Promise<{ result: TrainResult; rows: MetricRow[]; output: string }> {
   const output = join(mkdtempSync(join(tmpdir(), `paddock-learn-${seed}-`)), 'run');
   const rows: MetricRow[] = [];
+  const { tasks, sampling } = warmStartConfig(seed, output);
   const result = await train(
     {
-      tasks: {
-        train: [join(TOY_DIR, 'lookup-train')],
-        heldout: [join(TOY_DIR, 'lookup-heldout')],
-        per_step: 8,
-      },
-      policy: { scratch: { family: 'llama', hidden_size: 128, layers: 2, heads: 4, max_len: 256 } },
+      tasks: { ...tasks, heldout: [join(TOY_DIR, 'lookup-heldout')] },
+      // The proof's warm start (fixtures/make-warm-starts.ts: its model after its SFT).
+      policy: { model: warmStartDir(seed) },
       algorithm: { name: 'grpo', group_size: 8, lr: 2e-4, micro_batch: 16 },
-      sampling: { temperature: 1, max_new_tokens: 24 },
+      sampling,
       rollout: { max_off_policy_steps: maxOffPolicySteps },
-      sft: {
-        data: 'oracle',
-        episodes: 160,
-        steps: 500,
-        batch_size: 16,
-        lr: 1e-3,
-        warmup_steps: 10,
-        schedule: 'cosine',
-        label_smoothing: 0.02,
-      },
       steps: STEPS,
       eval: { every: STEPS },
       checkpoint: { every: STEPS },
