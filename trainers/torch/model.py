@@ -208,6 +208,18 @@ def hf_model_type(path):
     return model_type
 
 
+def create_if_missing(spec):
+    """Makes an `hf` spec's `create` model (hf_native.create_pretrained) when its folder has
+    none (config.json); anything else is left as it is. build_policy does this first; under
+    torchrun rank 0 does it alone before every rank builds the policy."""
+    if not isinstance(spec, dict) or spec.get("kind") != "hf" or spec.get("create") is None:
+        return
+    if not os.path.exists(os.path.join(spec["path"], "config.json")):
+        import hf_native
+
+        hf_native.create_pretrained(spec["path"], spec["create"])
+
+
 def build_policy(spec, device=None):
     """spec: {"kind": "hf", "path": "<Hugging Face folder>"}.
 
@@ -227,11 +239,7 @@ def build_policy(spec, device=None):
         )
     if kind == "hf":
         path = spec["path"]
-        create = spec.get("create")
-        if create is not None and not os.path.exists(os.path.join(path, "config.json")):
-            import hf_native
-
-            hf_native.create_pretrained(path, create)
+        create_if_missing(spec)
         if not os.path.exists(os.path.join(path, "config.json")):
             raise ValueError(f"{path} is not a Hugging Face folder (no config.json)")
         import hf_native

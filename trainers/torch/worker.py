@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 import distributed  # noqa: E402
+from model import create_if_missing  # noqa: E402
 from trainer import Trainer  # noqa: E402
 
 _DTYPES = {"int32": ("i", 4), "float32": ("f", 4), "float64": ("d", 8)}
@@ -100,17 +101,6 @@ def fault(cmd):
 RANK0_ONLY = frozenset({"info", "logprobs", "state_hash", "save", "save_hf", "save_adapter", "export_onnx"})
 
 
-def prepare_policy_folder(spec):
-    """Makes an `hf` spec's `create` model when its folder has none (what build_policy does
-    first), so that under torchrun rank 0 writes it once before the other ranks read it."""
-    if isinstance(spec, dict) and spec.get("kind") == "hf" and spec.get("create") is not None:
-        path = spec["path"]
-        if not os.path.exists(os.path.join(path, "config.json")):
-            import hf_native
-
-            hf_native.create_pretrained(path, spec["create"])
-
-
 class Worker:
     def __init__(self, group=None):
         self.trainer = None
@@ -143,7 +133,7 @@ class Worker:
             # Rank 0 writes a `create` model first; every rank then builds the policy, and
             # takes rank 0's weights (as DistributedDataParallel does when it wraps a model).
             group = self.group
-            group.rank0_first(lambda: prepare_policy_folder(req["policy"]))
+            group.rank0_first(lambda: create_if_missing(req["policy"]))
             trainer = group.agreed(make)
             group.broadcast_module(trainer.model)
             self.trainer = trainer
