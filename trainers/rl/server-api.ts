@@ -140,6 +140,9 @@ export function serverApi(kind: 'vllm' | 'sglang', rootUrl: string, apiKey?: str
     if (failed) throw trainerError(`${what}: the server answered ${answer.status}: ${messageOf(answer)}`);
     return answer;
   };
+  const name = kind === 'vllm' ? 'vLLM' : 'SGLang';
+  // The LoRA routes: vLLM's under /v1, SGLang's at the root; the bodies are the same.
+  const lora = kind === 'vllm' ? '/v1' : '';
   const common = {
     url,
     healthPath: '/health',
@@ -167,6 +170,22 @@ export function serverApi(kind: 'vllm' | 'sglang', rootUrl: string, apiKey?: str
       }
       return id;
     },
+    async loadAdapter(adapter: string, dir: string, signal: AbortSignal): Promise<void> {
+      await post(
+        `${lora}/load_lora_adapter`,
+        { lora_name: adapter, lora_path: dir },
+        signal,
+        `loading adapter ${adapter} into ${name}`,
+      );
+    },
+    async unloadAdapter(adapter: string, signal: AbortSignal): Promise<void> {
+      await post(
+        `${lora}/unload_lora_adapter`,
+        { lora_name: adapter },
+        signal,
+        `unloading adapter ${adapter} from ${name}`,
+      );
+    },
   };
   if (kind === 'sglang') {
     return {
@@ -179,23 +198,7 @@ export function serverApi(kind: 'vllm' | 'sglang', rootUrl: string, apiKey?: str
           `loading the weights of version ${version} into SGLang`,
         );
       },
-      async loadAdapter(name, dir, signal) {
-        await post(
-          '/load_lora_adapter',
-          { lora_name: name, lora_path: dir },
-          signal,
-          `loading adapter ${name} into SGLang`,
-        );
-      },
-      async unloadAdapter(name, signal) {
-        await post(
-          '/unload_lora_adapter',
-          { lora_name: name },
-          signal,
-          `unloading adapter ${name} from SGLang`,
-        );
-      },
-      adapterModel: (base, name) => `${base}:${name}`,
+      adapterModel: (base, adapter) => `${base}:${adapter}`,
     };
   }
   return {
@@ -216,22 +219,6 @@ export function serverApi(kind: 'vllm' | 'sglang', rootUrl: string, apiKey?: str
         await post('/resume', undefined, signal, `resuming vLLM after ${what}`);
       }
     },
-    async loadAdapter(name, dir, signal) {
-      await post(
-        '/v1/load_lora_adapter',
-        { lora_name: name, lora_path: dir },
-        signal,
-        `loading adapter ${name} into vLLM`,
-      );
-    },
-    async unloadAdapter(name, signal) {
-      await post(
-        '/v1/unload_lora_adapter',
-        { lora_name: name },
-        signal,
-        `unloading adapter ${name} from vLLM`,
-      );
-    },
-    adapterModel: (_base, name) => name,
+    adapterModel: (_base, adapter) => adapter,
   };
 }
