@@ -16,10 +16,15 @@
  * Run: `node --import tsx bench/onnx-batch-decode.ts`. Prints decoded tokens per second of
  * each mode and the speedup, and writes bench/results/onnx-batch-decode.json.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildPieceTokenizer, loadOnnxPolicy, type OnnxPolicy } from '../agents/onnx/index.ts';
+import {
+  buildPieceTokenizer,
+  loadOnnxPolicy,
+  writeOnnxPolicyFolder,
+  type OnnxPolicy,
+} from '../agents/onnx/index.ts';
 import { TorchTrainer } from '../trainers/rl/index.ts';
 import { writeResults } from './stats.ts';
 
@@ -50,18 +55,16 @@ async function exportPolicy(dir: string): Promise<void> {
     const policyDir = join(dir, 'policy');
     mkdirSync(policyDir);
     const exported = await trainer.exportOnnx(join(policyDir, 'model.onnx'));
-    writeFileSync(
-      join(policyDir, 'config.json'),
-      JSON.stringify({
-        format: 'paddock-onnx-policy',
-        version: 1,
-        vocab_size: exported.describe.vocab_size,
-        max_len: exported.describe.max_len,
-        kv_cache: exported.describe.kv_cache,
-      }),
-    );
-    const tokenizer = buildPieceTokenizer(['decode the next token'], {});
-    writeFileSync(join(policyDir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+    const { vocab_size: vocabSize, max_len: maxLen, kv_cache: kv } = exported.describe;
+    writeOnnxPolicyFolder(policyDir, {
+      model: {
+        vocabSize,
+        maxLen,
+        kvCache: kv && { layers: kv.layers, heads: kv.heads, headDim: kv.head_dim },
+      },
+      tokenizer: buildPieceTokenizer(['decode the next token'], {}),
+      sampling: {},
+    });
   } finally {
     await trainer.close();
   }

@@ -2,11 +2,11 @@
  * The torch worker as the trainer uses it: a real Python process speaking the protocol.
  * Needs Debian's python3-torch (or PADDOCK_PYTHON naming an interpreter with torch).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPieceTokenizer, loadOnnxPolicy } from '../../../agents/onnx/index.ts';
+import { buildPieceTokenizer, loadOnnxPolicy, writeOnnxPolicyFolder } from '../../../agents/onnx/index.ts';
 import { isPaddockError, type PaddockError } from '../../../harness/index.ts';
 import { TRAINER_FAILED, TorchTrainer, type PolicySpec } from '../../../trainers/rl/index.ts';
 
@@ -68,22 +68,26 @@ describe('torch worker', () => {
     await trainer.close();
   });
 
-  it('exports an ONNX policy whose logprobs match the worker on the same tokens', async () => {
-    const policyDir = join(dir, 'policy');
-    const { mkdirSync } = await import('node:fs');
+  /** The worker's policy exported to `policyDir` as an ONNX policy folder with the test tokenizer. */
+  async function exportPolicy(policyDir: string): Promise<Awaited<ReturnType<TorchTrainer['exportOnnx']>>> {
     mkdirSync(policyDir, { recursive: true });
     const exported = await trainer.exportOnnx(join(policyDir, 'model.onnx'));
-    writeFileSync(
-      join(policyDir, 'config.json'),
-      JSON.stringify({
-        format: 'paddock-onnx-policy',
-        version: 1,
-        vocab_size: exported.describe.vocab_size,
-        max_len: exported.describe.max_len,
-        kv_cache: exported.describe.kv_cache,
-      }),
-    );
-    writeFileSync(join(policyDir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+    const { vocab_size: vocabSize, max_len: maxLen, kv_cache: kv } = exported.describe;
+    writeOnnxPolicyFolder(policyDir, {
+      model: {
+        vocabSize,
+        maxLen,
+        kvCache: kv && { layers: kv.layers, heads: kv.heads, headDim: kv.head_dim },
+      },
+      tokenizer,
+      sampling: {},
+    });
+    return exported;
+  }
+
+  it('exports an ONNX policy whose logprobs match the worker on the same tokens', async () => {
+    const policyDir = join(dir, 'policy');
+    await exportPolicy(policyDir);
     const onnx = await loadOnnxPolicy(policyDir);
     const ids = sequences(3).map((sequence) => sequence.ids);
     const expected = await trainer.logprobs(ids, 0.7);
@@ -99,20 +103,7 @@ describe('torch worker', () => {
 
   it('decodes concurrent states in one batched onnxruntime call with the logits of one-by-one decoding', async () => {
     const policyDir = join(dir, 'policy-batched');
-    const { mkdirSync } = await import('node:fs');
-    mkdirSync(policyDir, { recursive: true });
-    const exported = await trainer.exportOnnx(join(policyDir, 'model.onnx'));
-    writeFileSync(
-      join(policyDir, 'config.json'),
-      JSON.stringify({
-        format: 'paddock-onnx-policy',
-        version: 1,
-        vocab_size: exported.describe.vocab_size,
-        max_len: exported.describe.max_len,
-        kv_cache: exported.describe.kv_cache,
-      }),
-    );
-    writeFileSync(join(policyDir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+    const exported = await exportPolicy(policyDir);
     const onnx = await loadOnnxPolicy(policyDir, { batchDecode: true });
     try {
       expect(onnx.batchDecode).toBe(true);
