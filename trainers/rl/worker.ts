@@ -352,16 +352,7 @@ export class TorchWorker {
         });
         void Promise.race([drained, new Promise<void>((resolve) => setTimeout(resolve, 1_000).unref())]).then(
           () => {
-            const how = signal ? `signal ${signal}` : `code ${code}`;
-            const ranks = this.distributed
-              ? describeRankFailures(this.stderrTail, this.distributed.worldSize)
-              : undefined;
-            const reports = this.distributed ? rankReports(this.stderrTail) : '';
-            const what = this.distributed
-              ? ranks
-                ? `the torch worker's ${ranks}; torchrun stopped the other ranks and exited (${how})${reports}`
-                : `the torch worker (torchrun, ${this.distributed.worldSize} ranks) exited (${how})${reports}`
-              : `the torch worker exited (${how})`;
+            const { what, ranks } = this.exitReport(code, signal);
             fail(
               trainerError(`${what}${this.stderrSuffix()}`, {
                 details: { exitCode: code, signal, stderr: this.stderrTail, ...(ranks ? { ranks } : {}) },
@@ -462,6 +453,23 @@ export class TorchWorker {
       pending.cleanup();
       pending.reject(error);
     }
+  }
+
+  /** What the worker's exit says: under torchrun, which ranks failed and what they wrote. */
+  private exitReport(code: number | null, signal: NodeJS.Signals | null): { what: string; ranks?: string } {
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    if (!this.distributed) return { what: `the torch worker exited (${how})` };
+    const ranks = describeRankFailures(this.stderrTail, this.distributed.worldSize);
+    const reports = rankReports(this.stderrTail);
+    if (!ranks) {
+      return {
+        what: `the torch worker (torchrun, ${this.distributed.worldSize} ranks) exited (${how})${reports}`,
+      };
+    }
+    return {
+      what: `the torch worker's ${ranks}; torchrun stopped the other ranks and exited (${how})${reports}`,
+      ranks,
+    };
   }
 
   private kill(): void {
