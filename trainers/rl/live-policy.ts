@@ -13,7 +13,7 @@ import type { Agent, PolicyFormat, Tokenizer } from '../../harness/index.ts';
 import { OnnxPolicyAgent, type OnnxPolicy } from '../../agents/onnx/index.ts';
 import type { TrainConfig } from './config.ts';
 import { trainerError } from './errors.ts';
-import { PolicyGate, versionedAgent } from './policy-versions.ts';
+import { PolicyGate, versionedAgents, type EngineAgents } from './policy-versions.ts';
 import type { RolloutEngine } from './rollout-engine.ts';
 import type { RunFolder } from './run-folder.ts';
 import type { TorchTrainer } from './torch-trainer.ts';
@@ -24,7 +24,7 @@ export class LivePolicy implements RolloutEngine {
   private rollout: OnnxPolicyAgent | undefined;
   private sampled: OnnxPolicyAgent | undefined;
   private greedy: OnnxPolicyAgent | undefined;
-  private agents: { rollout: Agent; sampled: Agent; greedy?: Agent } | undefined;
+  private agents: EngineAgents | undefined;
 
   constructor(
     private readonly cfg: TrainConfig,
@@ -91,11 +91,10 @@ export class LivePolicy implements RolloutEngine {
         ...(cfg.eval.temperature === undefined ? {} : { temperature: cfg.eval.temperature }),
       });
       if (cfg.eval.greedy) this.greedy = new OnnxPolicyAgent(policy, { name: 'onnx:greedy', temperature: 0 });
-      this.agents = {
-        rollout: versionedAgent(this.rollout, this.gate),
-        sampled: versionedAgent(this.sampled, this.gate),
-        ...(this.greedy ? { greedy: versionedAgent(this.greedy, this.gate) } : {}),
-      };
+      this.agents = versionedAgents(
+        { rollout: this.rollout, sampled: this.sampled, ...(this.greedy ? { greedy: this.greedy } : {}) },
+        this.gate,
+      );
     }
     await this.gate.swap(step, async () => {
       this.current = policy;

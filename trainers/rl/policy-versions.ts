@@ -110,3 +110,19 @@ export function versionedAgent(agent: Agent, gate: PolicyGate): Agent {
     },
   };
 }
+
+/** A rollout engine's agents: the rollouts', and the evaluations' (sampled, and greedy). */
+export interface EngineAgents {
+  rollout: Agent;
+  sampled: Agent;
+  greedy?: Agent;
+}
+
+/** Each of an engine's agents through `gate` (versionedAgent). */
+export function versionedAgents(agents: EngineAgents, gate: PolicyGate): EngineAgents {
+  return {
+    rollout: versionedAgent(agents.rollout, gate),
+    sampled: versionedAgent(agents.sampled, gate),
+    ...(agents.greedy ? { greedy: versionedAgent(agents.greedy, gate) } : {}),
+  };
+}

@@ -16,7 +16,7 @@ import { OpenAIAgent } from '../../agents/openai/index.ts';
 import { ERROR_CODES, PaddockError, describeError, type Agent } from '../../harness/index.ts';
 import type { TrainConfig } from './config.ts';
 import { trainerError } from './errors.ts';
-import { PolicyGate, versionedAgent } from './policy-versions.ts';
+import { PolicyGate, versionedAgents, type EngineAgents } from './policy-versions.ts';
 import type { RolloutEngine } from './rollout-engine.ts';
 import type { RunFolder } from './run-folder.ts';
 import { pad } from './runs.ts';
@@ -35,7 +35,7 @@ export interface ServerEngineOptions {
 
 export class ServerEngine implements RolloutEngine {
   readonly gate = new PolicyGate();
-  private readonly agents: { rollout: Agent; sampled: Agent; greedy?: Agent };
+  private readonly agents: EngineAgents;
   private readonly openai: OpenAIAgent[];
   private served: { dir: string; adapter?: string } | undefined;
   /** Tells this engine's adapter names from those of an earlier run on the same server. */
@@ -71,11 +71,7 @@ export class ServerEngine implements RolloutEngine {
     const sampled = agent(`${server.kind}:eval`, cfg.eval.temperature ?? cfg.sampling.temperature);
     const greedy = cfg.eval.greedy ? agent(`${server.kind}:greedy`, 0) : undefined;
     this.openai = [rollout, sampled, ...(greedy ? [greedy] : [])];
-    this.agents = {
-      rollout: versionedAgent(rollout, this.gate),
-      sampled: versionedAgent(sampled, this.gate),
-      ...(greedy ? { greedy: versionedAgent(greedy, this.gate) } : {}),
-    };
+    this.agents = versionedAgents({ rollout, sampled, ...(greedy ? { greedy } : {}) }, this.gate);
   }
 
   /**
